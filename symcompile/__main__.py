@@ -1,0 +1,3 @@
+from symcompile.cli import main
+
+raise SystemExit(main())

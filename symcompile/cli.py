@@ -1,0 +1,108 @@
+"""`python -m symcompile build|train`: the command line.
+
+Every user-facing failure is a SymcompileError, printed as one line
+(`symcompile: error: ...`) with exit status 2; argparse does the same for bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from symcompile.errors import SymcompileError
+from symcompile.pipeline import DEFAULT_OUT_DIR, build
+from symcompile.seed import seed_model
+from symcompile.writer import load_module
+
+
+def resolve_model(spec):
+    """The model a command works on: the built-in seed when no spec is given."""
+    if spec is None:
+        return seed_model(), "python -m symcompile build"
+    raise SymcompileError(f"{spec}: spec files are not supported yet")
+
+
+def module_path(model, out_dir):
+    return Path(out_dir) / f"{model.name}.py"
+
+
+def command_build(args):
+    model, rebuild_command = resolve_model(args.spec)
+    describe = f"{len(model.params)} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
+    print(f"symcompile build: {model.name} ({describe}, {model.X.shape[0]} default samples)")
+    report = build(model, args.out_dir, gradient=args.gradient, rebuild_command=rebuild_command)
+    notes = {
+        "rewrite": ", ".join(report.rewrites) or "nothing to rewrite",
+        "differentiate": f"gradient by {args.gradient}",
+        "optimize": f"{report.ops_before} -> {report.ops_after} operations after CSE",
+        "write": f"{report.path} ({'written' if report.changed else 'unchanged'})",
+    }
+    for stage, seconds in report.stage_seconds.items():
+        print(f"  {stage:<14} {seconds:8.3f} s  {notes.get(stage, '')}".rstrip())
+    print(f"  {'total':<14} {sum(report.stage_seconds.values()):8.3f} s")
+    return 0
+
+
+def command_train(args):
+    model, rebuild_command = resolve_model(args.spec)
+    path = module_path(model, args.out_dir)
+    if not path.is_file():
+        print(f"{path} not built yet; building it")
+        build(model, args.out_dir, rebuild_command=rebuild_command)
+    module = load_module(path)
+    settings = dict(module.DEFAULTS)
+    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
+    print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    start = time.perf_counter()
+    result = module.train(module.INIT, module.X, module.Y, **settings)
+    first_call = time.perf_counter() - start
+    start = time.perf_counter()
+    module.train(module.INIT, module.X, module.Y, **settings)
+    loop = time.perf_counter() - start
+    _print_state(module, "initial", module.INIT, result.loss_history[0])
+    _print_state(module, "final", result.w, result.loss_history[-1])
+    print(f"  iterations {result.iterations} ({result.status})")
+    print("  weights    " + ", ".join(f"{n}={v:.10g}" for n, v in zip(module.PARAMS, result.w)))
+    print(f"  wall time  {loop * 1e3:.3f} ms for the loop; first call {first_call:.3f} s (Numba compile or cache load)")
+    return 0
+
+
+def _print_state(module, label, w, loss):
+    line = f"  {label:<10} loss {loss:.15g}"
+    outputs = module.forward(w, module.X)
+    if outputs.size == 1:
+        line += f", output {float(outputs.ravel()[0]):.15g}"
+    print(line)
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="python -m symcompile", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    build_cmd = commands.add_parser("build", help="compile a model into a Python/Numba module")
+    build_cmd.set_defaults(run=command_build)
+    build_cmd.add_argument("--gradient", choices=["diff"], default="diff", help="how the gradient is derived")
+
+    train_cmd = commands.add_parser("train", help="run the compiled training loop (builds first if needed)")
+    train_cmd.set_defaults(run=command_train)
+    train_cmd.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    train_cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations at most")
+    train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
+    train_cmd.add_argument("--update", choices=["sequential", "simultaneous"], help="update rule")
+
+    for cmd in (build_cmd, train_cmd):
+        cmd.add_argument("spec", nargs="?", help="model spec file (default: the built-in seed network)")
+        cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (SymcompileError, ValueError, TypeError) as exc:  # the latter two: the generated module's input checks
+        print(f"symcompile: error: {exc}", file=sys.stderr)
+        return 2

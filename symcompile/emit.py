@@ -1,0 +1,107 @@
+"""Stage 5, emit: `Kernel` -> Python source text.
+
+Expressions are printed by `KernelPrinter` (SymPy's Python printer with safe
+names); the module's layout lives in the Jinja templates `header.py.j2` and
+`module.py.j2`. The header carries provenance and a digest of the body, and no
+timestamp, so the same model always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from dataclasses import dataclass
+from importlib import metadata, resources
+
+import jinja2
+import numpy as np
+import sympy as sp
+
+from symcompile.names import NameTable
+from symcompile.optimize import Kernel
+from symcompile.printer import KernelPrinter
+
+
+@dataclass(frozen=True)
+class Block:
+    """One straight-line program as the template needs it: printed lines plus what it loads."""
+
+    param_loads: list[str]  # weights into locals, before the sample loop
+    sample_lines: list[str]  # one sample's inputs and targets, then the straight-line code
+    results: list[str]
+    param_name: str = ""
+
+
+def template_environment():
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.files("symcompile.templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def versions():
+    return {pkg: metadata.version(pkg) for pkg in ("symcompile", "sympy", "numba", "numpy")}
+
+
+def _loads(symbols, used, names, array):
+    """`name = array[...]` for each symbol the block uses."""
+    return [f"{names.code[s]} = {array}{i}]" for i, s in enumerate(symbols) if s in used]
+
+
+def render_block(code, model, names, printer, param_name=""):
+    used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
+    return Block(
+        param_loads=_loads(model.params, used, names, "w["),
+        sample_lines=_loads(model.inputs, used, names, "X[n, ")
+        + _loads(model.targets, used, names, "Y[n, ")
+        + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
+        results=[printer.doprint(r) for r in code.results],
+        param_name=param_name,
+    )
+
+
+def _float_list(array):
+    return "[" + ", ".join(repr(float(v)) for v in np.asarray(array).ravel()) + "]"
+
+
+def formula_lines(model, width=100):
+    """The training function as comment text, wrapped."""
+    lines = []
+    for i, output in enumerate(model.outputs):
+        label = f"output[{i}]" if len(model.outputs) > 1 else "output"
+        lines += textwrap.wrap(f"{label} = {sp.sstr(output)}", width, subsequent_indent="    ")
+    lines += textwrap.wrap(f"loss = {sp.sstr(model.loss)}", width, subsequent_indent="    ")
+    return lines
+
+
+def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) -> str:
+    model = kernel.program.model
+    printer = KernelPrinter(names.code)
+    env = template_environment()
+    body = env.get_template("module.py.j2").render(
+        params=repr(tuple(p.name for p in model.params)),
+        inputs=repr(tuple(s.name for s in model.inputs)),
+        targets=repr(tuple(s.name for s in model.targets)),
+        init=_float_list(model.init),
+        X=_float_list(model.X),
+        Y=_float_list(model.Y),
+        X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
+        Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
+        defaults=repr(vars(model.training)),
+        forward=render_block(kernel.forward, model, names, printer),
+        loss_and_grad=render_block(kernel.loss_and_grad, model, names, printer),
+        sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+    )
+    header = env.get_template("header.py.j2").render(
+        name=model.name,
+        description=textwrap.fill(model.description, 100) if model.description else "",
+        rebuild_command=rebuild_command,
+        formula=formula_lines(model),
+        versions=versions(),
+        options=", ".join(f"{k}={v}" for k, v in options.items()),
+        digest=hashlib.sha256(body.encode()).hexdigest(),
+    )
+    return header + body

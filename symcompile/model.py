@@ -1,0 +1,165 @@
+"""Stage 1, model: what the user wrote, checked and frozen.
+
+A `Model` holds everything the later stages need: the ordered parameters, the
+per-sample inputs and targets, the training function's output expression(s),
+the per-sample loss, and the defaults the generated module ships with (initial
+weights, data, training settings). `make_model` is the only constructor and
+the place where user input is validated, so every later stage may trust it.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from symcompile.errors import SymcompileError
+
+UPDATE_RULES = ("sequential", "simultaneous")
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    lr: float = 0.1
+    max_iter: int = 1000
+    tol: float = 0.0
+    update: str = "simultaneous"
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    name: str
+    params: tuple[sp.Symbol, ...]
+    inputs: tuple[sp.Symbol, ...]
+    targets: tuple[sp.Symbol, ...]
+    outputs: tuple[sp.Expr, ...]
+    loss: sp.Expr
+    init: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    training: TrainingDefaults = field(default_factory=TrainingDefaults)
+    description: str = ""
+
+
+def make_model(
+    name,
+    output,
+    loss,
+    params,
+    inputs,
+    targets,
+    *,
+    init=None,
+    X=None,
+    Y=None,
+    training=None,
+    description="",
+) -> Model:
+    """Validate user input and return a `Model`; raise SymcompileError on bad input."""
+    _check_module_name(name)
+    params = _symbol_tuple(params, "params")
+    inputs = _symbol_tuple(inputs, "inputs")
+    targets = _symbol_tuple(targets, "targets")
+    _check_distinct(params + inputs + targets)
+    if not params:
+        raise SymcompileError("model has no parameters to train")
+    outputs = tuple(_as_expr(o, "output") for o in (output if isinstance(output, (list, tuple)) else [output]))
+    loss = _as_expr(loss, "loss")
+    for expr in outputs:
+        _check_free_symbols(expr, set(params + inputs), "output")
+    _check_free_symbols(loss, set(params + inputs + targets), "loss")
+    init = _init_array(init, len(params))
+    X, Y = _data_arrays(X, Y, len(inputs), len(targets))
+    training = _check_training(training or TrainingDefaults())
+    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
+
+
+def _check_module_name(name):
+    if not (isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
+        raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
+
+
+def _symbol_tuple(symbols, what):
+    symbols = tuple(symbols)
+    for s in symbols:
+        if not isinstance(s, sp.Symbol):
+            raise SymcompileError(f"{what}: {s!r} is not a SymPy Symbol")
+    return symbols
+
+
+def _check_distinct(symbols):
+    seen = set()
+    for s in symbols:
+        if s.name in seen:
+            raise SymcompileError(f"symbol {s.name!r} is declared more than once among params, inputs and targets")
+        seen.add(s.name)
+
+
+def _as_expr(value, what):
+    try:
+        expr = sp.sympify(value, strict=True)
+    except (sp.SympifyError, TypeError) as exc:
+        raise SymcompileError(f"{what} is not a SymPy expression: {value!r}") from exc
+    if not isinstance(expr, sp.Expr):
+        raise SymcompileError(f"{what} is not a scalar SymPy expression: {value!r}")
+    return expr
+
+
+def _check_free_symbols(expr, allowed, what):
+    unknown = sorted(s.name for s in expr.free_symbols if s not in allowed)
+    if unknown:
+        raise SymcompileError(f"{what} uses undeclared name(s) {', '.join(unknown)}")
+
+
+def _float_array(value, what):
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SymcompileError(f"{what} must be numbers: {exc}") from exc
+    if not np.all(np.isfinite(array)):
+        raise SymcompileError(f"{what} contains NaN or infinity")
+    return array
+
+
+def _init_array(init, n_params):
+    if init is None:
+        return np.zeros(n_params)
+    init = _float_array(init, "init")
+    if init.shape != (n_params,):
+        raise SymcompileError(f"init has shape {init.shape}, expected ({n_params},): one value per parameter")
+    return init
+
+
+def _data_arrays(X, Y, n_inputs, n_targets):
+    """Default data; X is (N, n_inputs), Y is (N, n_targets); no data means no defaults."""
+    if X is None and Y is None:
+        return np.zeros((0, n_inputs)), np.zeros((0, n_targets))
+    if X is None or Y is None:
+        raise SymcompileError("give both X and Y, or neither")
+    X = _float_array(X, "X")
+    Y = _float_array(Y, "Y")
+    if X.ndim == 1 and n_inputs == 1:
+        X = X[:, None]
+    if Y.ndim == 1 and n_targets == 1:
+        Y = Y[:, None]
+    if X.ndim != 2 or X.shape[1] != n_inputs:
+        raise SymcompileError(f"X has shape {X.shape}, expected (N, {n_inputs}): one column per input")
+    if Y.ndim != 2 or Y.shape[1] != n_targets:
+        raise SymcompileError(f"Y has shape {Y.shape}, expected (N, {n_targets}): one column per target")
+    if X.shape[0] != Y.shape[0]:
+        raise SymcompileError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}")
+    return X, Y
+
+
+def _check_training(training):
+    if training.update not in UPDATE_RULES:
+        raise SymcompileError(f"update must be one of {', '.join(UPDATE_RULES)}, not {training.update!r}")
+    if not (isinstance(training.max_iter, int) and training.max_iter >= 0):
+        raise SymcompileError(f"max_iter must be a non-negative integer, not {training.max_iter!r}")
+    for key in ("lr", "tol"):
+        value = getattr(training, key)
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+            raise SymcompileError(f"{key} must be a non-negative number, not {value!r}")
+    return TrainingDefaults(float(training.lr), training.max_iter, float(training.tol), training.update)

@@ -1,0 +1,65 @@
+"""Identifiers for generated code.
+
+User symbols may be called anything SymPy accepts: `lambda`, `w_{1,2}`, `β`,
+or `np`. Generated code gives each one a safe ASCII identifier that is not a
+Python keyword, not a builtin, and not one of the module's own names, keeping
+the original where it already is one (so the seed's code reads `w13`, not
+`p2`). The original names survive in `PARAMS`, `INPUTS` and `TARGETS`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import keyword
+import re
+
+import sympy as sp
+
+# Names the generated module and its kernels use for themselves.
+MODULE_NAMES = {
+    "math", "np", "numba", "NamedTuple",
+    "w", "X", "Y", "out", "grad", "steps", "n", "j", "loss", "scale", "lr", "tol", "max_iter",
+    "sequential", "history", "status", "iteration", "previous", "slope",
+    "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "TrainResult",
+    "forward", "loss_and_grad", "train",
+}  # fmt: skip
+TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
+
+
+def _identifier_like(name: str) -> str:
+    """An ASCII identifier resembling `name`; not yet checked for clashes."""
+    candidate = re.sub(r"[^0-9A-Za-z_]", "_", name).strip("_") or "v"
+    if candidate[0].isdigit():
+        candidate = "v" + candidate
+    return candidate
+
+
+class NameTable:
+    """Maps model symbols to code identifiers and hands out fresh internal names."""
+
+    def __init__(self, symbols):
+        self.taken = set(TAKEN) | {s.name for s in symbols}
+        self.code = {}
+        for symbol in symbols:
+            if symbol.name.isidentifier() and symbol.name.isascii() and symbol.name not in TAKEN:
+                self.code[symbol] = symbol.name
+        claimed = set(self.code.values())
+        for symbol in symbols:
+            if symbol not in self.code:
+                self.code[symbol] = self._unique(_identifier_like(symbol.name), claimed)
+                claimed.add(self.code[symbol])
+        self.taken |= claimed
+
+    def _unique(self, base, claimed):
+        for suffix in itertools.chain([""], (f"_{k}" for k in itertools.count(1))):
+            name = base + suffix
+            if name not in self.taken and name not in claimed:
+                return name
+
+    def fresh(self, prefix):
+        """Endless names prefix0, prefix1, ... that clash with nothing in the model or module."""
+        return (f"{prefix}{k}" for k in itertools.count() if f"{prefix}{k}" not in self.taken)
+
+    def new_temporaries(self):
+        return (sp.Symbol(name) for name in self.fresh("t"))
