@@ -4,6 +4,8 @@ Stages (one module each): model -> rewrite -> differentiate -> optimize -> emit 
 `pipeline` chains them, `cli` is `python -m symcompile`.
 """
 
+__version__ = "0.1.0"
+
 from symcompile.errors import SymcompileError
 from symcompile.model import Model, TrainingDefaults, make_model
 from symcompile.pipeline import build, compile_model

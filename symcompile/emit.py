@@ -9,9 +9,11 @@ timestamp, so the same model always gives the same bytes.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import textwrap
 from dataclasses import dataclass
 from importlib import metadata, resources
+from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -32,9 +34,20 @@ class Block:
     param_name: str = ""
 
 
+def template_folder() -> Path:
+    """The templates: package data when installed; the checkout's templates/ when run from source.
+
+    Run from a source checkout, `symcompile` is the checkout's own folder,
+    which has no `templates` subpackage; the folder beside it is the one.
+    """
+    if importlib.util.find_spec("symcompile.templates") is not None:
+        return Path(str(resources.files("symcompile.templates")))
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
 def template_environment():
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("symcompile.templates"))),
+        loader=jinja2.FileSystemLoader(template_folder()),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -43,7 +56,9 @@ def template_environment():
 
 
 def versions():
-    return {pkg: metadata.version(pkg) for pkg in ("symcompile", "sympy", "numba", "numpy")}
+    from symcompile import __version__
+
+    return {"symcompile": __version__} | {pkg: metadata.version(pkg) for pkg in ("sympy", "numba", "numpy")}
 
 
 def _loads(symbols, used, names, array):

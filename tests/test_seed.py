@@ -124,3 +124,19 @@ def test_many_samples_average_the_per_sample_loss(seed_module, blog):
 def test_wrappers_reject_bad_input(seed_module, call, error, words):
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
         call(seed_module)
+
+
+def test_mlp_builder_with_shared_bias_is_the_seed_network(seed_module):
+    """The generic MLP builder, in the blog's bias scheme, computes the same loss and gradient."""
+    from symcompile.mlp import mlp_model
+    from symcompile.pipeline import build
+    from symcompile.writer import load_module
+
+    model = mlp_model("mlp_221", [2, 2, 1], bias="shared", X=[[0.35, 0.9]], Y=[1])
+    assert [p.name for p in model.params] == ["w0", "w1_3", "w1_4", "w2_3", "w2_4", "w3_5", "w4_5"]
+    module = load_module(build(model, seed_module.__file__.rsplit("/", 1)[0]).path)
+    w = np.random.default_rng(11).normal(size=7)
+    loss, grad = module.loss_and_grad(w)
+    expected_loss, expected_grad = seed_module.loss_and_grad(w)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12)
