@@ -9,7 +9,6 @@ timestamp, so the same model always gives the same bytes.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import textwrap
 from dataclasses import dataclass
 from importlib import metadata, resources
@@ -35,14 +34,15 @@ class Block:
 
 
 def template_folder() -> Path:
-    """The templates: package data when installed; the checkout's templates/ when run from source.
+    """The templates: the checkout's templates/ when run from source, else the installed package data.
 
-    Run from a source checkout, `symcompile` is the checkout's own folder,
-    which has no `templates` subpackage; the folder beside it is the one.
+    The checkout is tried first so that a source tree never renders with the
+    templates of some other installed copy of symcompile.
     """
-    if importlib.util.find_spec("symcompile.templates") is not None:
-        return Path(str(resources.files("symcompile.templates")))
-    return Path(__file__).resolve().parent.parent / "templates"
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "templates" / "module.py.j2").is_file():
+        return checkout / "templates"
+    return Path(str(resources.files("symcompile.templates")))
 
 
 def template_environment():
