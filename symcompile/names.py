@@ -20,7 +20,7 @@ import sympy as sp
 MODULE_NAMES = {
     "math", "np", "numba", "NamedTuple",
     "w", "X", "Y", "out", "grad", "steps", "n", "j", "loss", "scale", "lr", "tol", "max_iter",
-    "sequential", "history", "status", "iteration", "previous", "slope",
+    "sequential", "history", "status", "iteration", "previous", "slope", "value", "t", "k",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "TrainResult",
     "forward", "loss_and_grad", "train",
 }  # fmt: skip

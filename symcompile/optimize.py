@@ -3,7 +3,9 @@
 Common-subexpression elimination over each straight-line program, so that the
 loss and all partial derivatives share their work in one fused pass. For the
 sequential (Gauss-Seidel) update each partial derivative also gets a program
-of its own, since there each one is evaluated at different weights.
+of its own, since there each one is evaluated at different weights; that is
+P programs for P parameters, so it is done only for small models (the seed),
+and larger ones run the sweep through the fused kernel instead.
 Operation counts before and after are kept for the build report.
 """
 
@@ -23,7 +25,10 @@ class Kernel:
     loss_and_grad: StraightLine
     # One program per parameter for the sequential sweep: sweep[j].results is
     # (dloss/dparam_j,), and sweep[0] also yields the loss, since it runs at
-    # the weights the iteration started from.
+    # the weights the iteration started from. Empty when the model has more
+    # than UNROLLED_SWEEP_MAX_PARAMS parameters: the sweep then calls the
+    # fused kernel once per parameter (same values, code that does not grow
+    # with the square of the model).
     sweep: tuple[StraightLine, ...]
     ops_before: int
     ops_after: int
@@ -68,19 +73,52 @@ def in_dependency_order(definitions):
     return tuple(ordered)
 
 
+# Above this many parameters the sweep calls the fused kernel instead of unrolling one program per
+# parameter: the unrolled sweep's code grows as P * (program size) and Numba compiles it for seconds.
+UNROLLED_SWEEP_MAX_PARAMS = 16
+
+
 def optimize(program: Program, new_temporaries) -> Kernel:
     code = program.loss_and_grad
-    loss, grads = code.results[0], code.results[1:]
-    fused = eliminate_common_subexpressions(code, new_temporaries)
-    sweep = tuple(
-        eliminate_common_subexpressions(StraightLine(code.assignments, (g, loss) if j == 0 else (g,)), new_temporaries)
-        for j, g in enumerate(grads)
-    )
+    fused = optimized(code, new_temporaries)
+    unrolled = len(program.model.params) <= UNROLLED_SWEEP_MAX_PARAMS
     return Kernel(
         program=program,
-        forward=eliminate_common_subexpressions(program.forward, new_temporaries),
+        forward=optimized(program.forward, new_temporaries),
         loss_and_grad=fused,
-        sweep=sweep,
+        sweep=per_parameter_programs(code, new_temporaries) if unrolled else (),
         ops_before=count_ops(code),
         ops_after=count_ops(fused),
+    )
+
+
+def optimized(code: StraightLine, new_temporaries) -> StraightLine:
+    return numbered(eliminate_common_subexpressions(code, new_temporaries), new_temporaries())
+
+
+def per_parameter_programs(code: StraightLine, new_temporaries) -> tuple[StraightLine, ...]:
+    loss, grads = code.results[0], code.results[1:]
+    return tuple(
+        optimized(without_unused(StraightLine(code.assignments, (g, loss) if j == 0 else (g,))), new_temporaries)
+        for j, g in enumerate(grads)
+    )
+
+
+def without_unused(code: StraightLine) -> StraightLine:
+    """Drop the assignments that no result depends on."""
+    needed = set().union(*(r.free_symbols for r in code.results))
+    kept = []
+    for sym, expr in reversed(code.assignments):
+        if sym in needed:
+            kept.append((sym, expr))
+            needed |= expr.free_symbols
+    return StraightLine(tuple(reversed(kept)), code.results)
+
+
+def numbered(code: StraightLine, temporaries) -> StraightLine:
+    """Rename the assigned symbols to t0, t1, ... in the order they are assigned."""
+    names = {sym: next(temporaries) for sym, _ in code.assignments}
+    return StraightLine(
+        tuple((names[sym], expr.xreplace(names)) for sym, expr in code.assignments),
+        tuple(r.xreplace(names) for r in code.results),
     )

@@ -1,0 +1,30 @@
+"""Expressions as graphs: SymPy shares equal subexpressions, so a tree can be far larger than its graph.
+
+Walking a large model's expression as a tree (as `count_ops`, `free_symbols`
+or printing do) visits a shared node once per path to it; these helpers visit
+each distinct node once.
+"""
+
+from __future__ import annotations
+
+
+def tree_size(expr, sizes=None) -> int:
+    """Nodes of `expr` written out as a tree, counted over its graph.
+
+    `sizes` (a dict) carries counts between calls, so sizing many expressions
+    that share parts costs each distinct node once.
+    """
+    sizes = {} if sizes is None else sizes
+    stack = [expr]
+    while stack:  # iterative post-order: graphs can be deeper than Python's recursion limit
+        node = stack[-1]
+        if node in sizes:
+            stack.pop()
+            continue
+        pending = [arg for arg in node.args if arg not in sizes]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        sizes[node] = 1 + sum(sizes[arg] for arg in node.args)
+    return sizes[expr]
