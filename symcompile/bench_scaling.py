@@ -127,18 +127,28 @@ def skipped(layers, method, layout, limit) -> dict:
 
 
 def run_scaling(
-    sizes=SIZES, methods=METHODS, *, layouts=("auto",), max_params=None, repeats=7, out_dir=None, progress=None
+    sizes=SIZES,
+    methods=METHODS,
+    *,
+    layouts=("auto",),
+    max_params=None,
+    repeats=7,
+    out_dir=None,
+    progress=None,
+    warm_up=True,
 ):
     """Measure every size with every method and layout; a list of row dicts, in that order.
 
     `max_params` maps a method to the most parameters it is run for (default MAX_PARAMS); larger
     networks get a row marked skipped. `out_dir` keeps the generated modules (default: a temporary
-    folder). `progress(row)` is called after each row.
+    folder). `progress(row)` is called after each row. `warm_up` first compiles two tiny modules, so
+    that Numba's one-time start-up is not counted against the first network.
     """
     limits = MAX_PARAMS if max_params is None else max_params
     rows = []
     with tempfile.TemporaryDirectory(prefix="symcompile-scaling-") as scratch:
-        _warm_up_numba(scratch)
+        if warm_up:
+            _warm_up_numba(scratch)
         for layers, method, layout in itertools.product(sizes, methods, layouts):
             limit = limits.get(method)
             if limit is not None and n_params(layers) > limit:

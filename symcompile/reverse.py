@@ -97,6 +97,13 @@ class _Graph:
 def local_partial(node: Node, argument: sp.Expr) -> sp.Expr:
     """d(node.local)/d(argument), written with the node's own value where that saves work."""
     local = node.local
+    # Sums and products of many terms first: `diff` would differentiate every term for every argument,
+    # which is quadratic in a neuron's fan-in. An argument of a node occurs in it once (SymPy gathers
+    # repeats into coefficients and powers, and every other argument is a distinct value or a constant).
+    if local.is_Add and argument in local.args:
+        return sp.S.One
+    if local.is_Mul and argument in local.args:
+        return sp.Mul(*(factor for factor in local.args if factor != argument))
     if local.is_Pow and local.exp == -1:  # d(1/u)/du = -(1/u)**2, not -1/u**2: a square, no division
         return -node.value**2
     return sp.diff(local, argument).xreplace({local: node.value})  # d exp(u)/du = exp(u) is the node itself
