@@ -76,12 +76,12 @@ def build(
 
 def compile_model(
     output, loss, params, inputs, targets, *, name, init=None, X=None, Y=None, out_dir=DEFAULT_OUT_DIR,
-    description="", gradient="auto", **train_defaults,
+    description="", gradient="auto", layout="auto", **train_defaults,
 ):  # fmt: skip
     """Build a model written in SymPy, write its module, and return the imported module."""
     training = TrainingDefaults(**train_defaults) if train_defaults else None
     model = make_model(
         name, output, loss, params, inputs, targets, init=init, X=X, Y=Y, training=training, description=description
     )
-    report = build(model, out_dir, gradient=gradient)
+    report = build(model, out_dir, gradient=gradient, layout=layout)
     return load_module(report.path)

@@ -25,6 +25,7 @@ import sympy as sp
 
 from symcompile.graph import tree_size
 
+
 @dataclass(frozen=True)
 class Node:
     """One operation of the forward pass: `value = local`, whose arguments are other nodes' values."""
@@ -84,8 +85,8 @@ class _Graph:
         self._append(expr, expr.func(*arguments), active)
 
     def _append(self, expr, local, active):
-        if not active:  # constant with respect to the parameters: no adjoint, evaluated as one expression
-            self.value[expr] = local if local.is_Atom else expr
+        if not active:  # constant with respect to the parameters: no adjoint, kept whole in its users
+            self.value[expr] = local
             self.active[expr] = False
             return
         value = self.new_symbol()
