@@ -108,7 +108,9 @@ def formula_lines(model, width=100):
     """The training function as docstring text, wrapped (escaped first, so a line break in a name shows as \\n)."""
     labels = [f"output[{i}]" if len(model.outputs) > 1 else "output" for i in range(len(model.outputs))]
     equations = [f"{label} = {sp.sstr(expr)}" for label, expr in zip(labels + ["loss"], model.outputs + (model.loss,))]
-    return [line for text in equations for line in textwrap.wrap(docstring_text(text), width, subsequent_indent="    ")]
+    # Whole words only: a break inside one could split an escape such as \N across lines.
+    wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+    return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
 def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) -> str:

@@ -10,6 +10,7 @@ the place where user input is validated, so every later stage may trust it.
 from __future__ import annotations
 
 import keyword
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,9 +78,15 @@ def make_model(
     return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
 
 
+# A generated module named like these would import itself for `math` or `numpy`, or shadow them.
+SHADOWED_MODULES = sys.stdlib_module_names | {"numpy", "numba", "sympy", "symcompile"}
+
+
 def _check_module_name(name):
     if not (isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
         raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
+    if name in SHADOWED_MODULES:
+        raise SymcompileError(f"model name {name!r} is the name of a Python module it would shadow; choose another")
 
 
 def _symbol_tuple(symbols, what):

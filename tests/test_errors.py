@@ -27,6 +27,7 @@ BAD_FORMULAS = {
     "derivative not printable": (lambda: _model(sp.sign(a) * x + b), r"cannot generate code for DiracDelta\(a\)"),
     "function not printable": (lambda: _model(sp.besselj(0, a * x) + b), r"cannot generate code for besselj"),
     "not in Numba": (lambda: _model(sp.factorial(a) * x + b), r"cannot generate code for factorial\(a\)"),
+    "model named math": (lambda: make_model("math", a * x, a * x - y, [a], [x], [y]), r"'math' is the name of a Python module"),
 }  # fmt: skip
 
 
@@ -92,3 +93,12 @@ def test_absolute_value_differentiates_as_a_real_function(tmp_path):
     loss, grad = module.loss_and_grad(w)
     assert loss == pytest.approx(np.mean(np.abs(residual)), rel=1e-15)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-15)
+
+
+def test_formula_text_is_never_executed(tmp_path):
+    """Formulas must be SymPy objects: strings are refused, not parsed (SymPy's parser runs eval)."""
+    marker = tmp_path / "executed"
+    text = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    with pytest.raises(SymcompileError, match="is not a SymPy expression"):
+        make_model("bad", text, (a * x - y) ** 2, [a], [x], [y])
+    assert not marker.exists()

@@ -1,14 +1,18 @@
 """Any symbol name works: keywords, non-identifiers, non-ASCII, and the generated module's own names."""
 
 import ast
+import functools
 import re
 
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symcompile
-from symcompile.names import TAKEN
+from symcompile.model import make_model
+from symcompile.names import TAKEN, NameTable
 from symcompile.pipeline import generate
 from symcompile.seed import seed_model
 
@@ -93,3 +97,37 @@ def test_kernels_use_no_name_a_model_symbol_could_take():
         name for name in used - own if not (name in TAKEN or name.startswith("_") or re.fullmatch(r"t\d+", name))
     }
     assert unreserved == set()
+
+
+def _fuzz_model(names):
+    p1, p2, x, y = (sp.Symbol(name) for name in names)
+    output = p1 * x + sp.log(1 + sp.exp(p2 * x))
+    return make_model("fuzzed", output, (output - y) ** 2, [p1, p2], [x], [y], description=" / ".join(names))
+
+
+def _statement_kinds(tree):
+    return [type(node).__name__ for node in tree.body]
+
+
+@functools.cache
+def _plain_statement_kinds():
+    return _statement_kinds(ast.parse(generate(_fuzz_model(["a", "b", "x", "y"]))[0]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=4, max_size=4, unique=True))
+def test_any_names_give_valid_python_that_keeps_them(names):
+    """Any four distinct strings as two params, an input and a target: the source compiles, has the same
+    statements as with plain names (nothing escaped into code), and records the names."""
+    model = _fuzz_model(names)
+    tree = ast.parse(generate(model)[0])  # a SyntaxError if a name broke out of a string or comment
+    assert _statement_kinds(tree) == _plain_statement_kinds()
+    contract = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in ("PARAMS", "INPUTS", "TARGETS")
+    }
+    assert contract == {"PARAMS": tuple(names[:2]), "INPUTS": (names[2],), "TARGETS": (names[3],)}
+    code_names = list(NameTable(model.params + model.inputs + model.targets).code.values())
+    assert all(n.isidentifier() and n.isascii() and n not in TAKEN and not n.startswith("_") for n in code_names)
+    assert len(set(code_names)) == 4
