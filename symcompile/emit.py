@@ -24,6 +24,7 @@ from symcompile.loops import rolled
 from symcompile.names import NameTable
 from symcompile.optimize import Kernel
 from symcompile.printer import KernelPrinter
+from symcompile.stable import helpers_used
 
 
 # The layout switch. "unrolled": one line per temporary, which Numba compiles quickly for small
@@ -32,7 +33,7 @@ from symcompile.printer import KernelPrinter
 # than linearly with the size of a function, so large models compile many times faster this way
 # (BENCHMARKS.md, Scaling). "auto" rolls programs of more than ROLL_ABOVE_NODES expression nodes.
 LAYOUTS = ("auto", "unrolled", "rolled")
-ROLL_ABOVE_NODES = 4000
+ROLL_ABOVE_NODES = 2000
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,23 @@ def chosen_layout(kernel: Kernel, layout: str) -> str:
     return layout
 
 
+def docstring_text(text: str) -> str:
+    """`text` escaped for a triple-quoted docstring: it reads the same, and cannot end the string early.
+
+    Symbol names, descriptions and spec paths are the user's text; a quote, a
+    backslash or a line break in them must never become code.
+    """
+    return "".join(
+        "\\" + char if char in '\\"' else char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def comment_text(text: str) -> str:
+    """`text` for a one-line comment: as it is if printable, else its repr (no line breaks)."""
+    return text if text.isprintable() else repr(text)
+
+
 def render_block(code, model, names, printer, param_name=""):
     """The template's view of a program in the unrolled layout."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
@@ -102,7 +120,7 @@ def render_block(code, model, names, printer, param_name=""):
         + _loads(model.targets, used, names, "Y[n, ")
         + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
         results=[printer.doprint(r) for r in code.results],
-        param_name=param_name,
+        param_name=comment_text(param_name),
     )
 
 
@@ -135,6 +153,10 @@ def kernel_blocks(kernel, names, printer, layout):
     )
 
 
+def _expressions(*blocks):
+    return [expr for code in blocks for expr in (*(rhs for _, rhs in code.assignments), *code.results)]
+
+
 def _float_list(array):
     return "[" + ", ".join(repr(float(v)) for v in np.asarray(array).ravel()) + "]"
 
@@ -143,20 +165,20 @@ def _float_list(array):
 FORMULA_MAX_NODES = 1000
 
 
-def formula_text(label, expr, width):
+def formula_text(label, expr):
     size = tree_size(expr)
     if size > FORMULA_MAX_NODES:
-        return [f"{label} = (an expression of {size} nodes; too long to show)"]
-    return textwrap.wrap(f"{label} = {sp.sstr(expr)}", width, subsequent_indent="    ")
+        return f"{label} = (an expression of {size} nodes; too long to show)"
+    return f"{label} = {sp.sstr(expr)}"
 
 
 def formula_lines(model, width=100):
-    """The training function as comment text, wrapped."""
-    lines = []
-    for i, output in enumerate(model.outputs):
-        lines += formula_text(f"output[{i}]" if len(model.outputs) > 1 else "output", output, width)
-    lines += formula_text("loss", model.loss, width)
-    return lines
+    """The training function as docstring text, wrapped (escaped first, so a line break in a name shows as \\n)."""
+    labels = [f"output[{i}]" if len(model.outputs) > 1 else "output" for i in range(len(model.outputs))]
+    equations = [formula_text(label, expr) for label, expr in zip(labels + ["loss"], model.outputs + (model.loss,))]
+    # Whole words only: a break inside one could split an escape such as \N across lines.
+    wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+    return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
 def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, layout: str = "unrolled") -> str:
@@ -175,14 +197,15 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, 
         X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
+        helpers=helpers_used(_expressions(kernel.forward, kernel.loss_and_grad, *kernel.sweep)),
         forward=forward,
         loss_and_grad=loss_and_grad,
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
     )
     header = env.get_template("header.py.j2").render(
         name=model.name,
-        description=textwrap.fill(model.description, 100) if model.description else "",
-        rebuild_command=rebuild_command,
+        description="\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
+        rebuild_command=docstring_text(rebuild_command),
         formula=formula_lines(model),
         versions=versions(),
         options=", ".join(f"{k}={v}" for k, v in options.items()),

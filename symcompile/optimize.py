@@ -93,7 +93,19 @@ def optimize(program: Program, new_temporaries) -> Kernel:
 
 
 def optimized(code: StraightLine, new_temporaries) -> StraightLine:
-    return numbered(eliminate_common_subexpressions(code, new_temporaries), new_temporaries())
+    return numbered(without_copies(eliminate_common_subexpressions(code, new_temporaries)), new_temporaries())
+
+
+def without_copies(code: StraightLine) -> StraightLine:
+    """Drop assignments `a = b`, reading b for a: CSE leaves them when a whole right-hand side is shared."""
+    copies, kept = {}, []
+    for sym, expr in code.assignments:
+        expr = expr.xreplace(copies)
+        if expr.is_Symbol:
+            copies[sym] = expr
+        else:
+            kept.append((sym, expr))
+    return StraightLine(tuple(kept), tuple(r.xreplace(copies) for r in code.results))
 
 
 def per_parameter_programs(code: StraightLine, new_temporaries) -> tuple[StraightLine, ...]:

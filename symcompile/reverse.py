@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symcompile.errors import SymcompileError
 from symcompile.graph import tree_size
 
 
@@ -63,6 +64,8 @@ class _Graph:
                 continue
             if _is_leaf(expr) or _is_opaque(expr):
                 self._add_leaf(expr)
+            elif expr.is_Add and -expr in self.value:
+                self._add_negation(expr, -expr)
             elif children_done:
                 self._add_operation(expr)
             else:
@@ -83,6 +86,12 @@ class _Graph:
         arguments = [self.value[arg] for arg in expr.args]
         active = tuple(dict.fromkeys(v for arg, v in zip(expr.args, arguments) if self.active[arg]))
         self._append(expr, expr.func(*arguments), active)
+
+    def _add_negation(self, expr, negated):
+        """`expr` is -(a sum already in the graph): SymPy writes `-z` as a new sum with each term negated
+        (the stable rewrites make sigmoid(z) next to sigmoid(-z) common), but it is one negation of z."""
+        value = self.value[negated]
+        self._append(expr, -value, (value,) if self.active[negated] else ())
 
     def _append(self, expr, local, active):
         if not active:  # constant with respect to the parameters: no adjoint, kept whole in its users
@@ -107,7 +116,11 @@ def local_partial(node: Node, argument: sp.Expr) -> sp.Expr:
         return sp.Mul(*(factor for factor in local.args if factor != argument))
     if local.is_Pow and local.exp == -1:  # d(1/u)/du = -(1/u)**2, not -1/u**2: a square, no division
         return -node.value**2
-    return sp.diff(local, argument).xreplace({local: node.value})  # d exp(u)/du = exp(u) is the node itself
+    try:
+        derivative = sp.diff(local, argument)
+    except Exception as exc:  # noqa: BLE001 (SymPy raises many types; the user's formula is the cause)
+        raise SymcompileError(f"cannot differentiate the loss: {type(local).__name__} fails in SymPy: {exc}") from exc
+    return derivative.xreplace({local: node.value})  # d exp(u)/du = exp(u) is the node itself
 
 
 def reverse_gradient(loss, params, new_symbol=sp.Dummy):
