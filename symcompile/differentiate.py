@@ -15,7 +15,7 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.model import Model
-from symcompile.reverse import forward_values, reverse_gradient
+from symcompile.reverse import check_closed_form, forward_values, reverse_gradient
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,6 @@ class _RealSymbols:
         self.params = [self.real[p] for p in params]
 
 
-def _check_closed_form(derivative, what):
-    unevaluated = next(iter(derivative.atoms(sp.Derivative)), None)
-    if unevaluated is not None:
-        raise SymcompileError(
-            f"the loss has no closed-form derivative with respect to {what}: "
-            f"SymPy has no derivative rule for {unevaluated.expr.func}"
-        )
-
-
 def gradient(loss, params) -> tuple[sp.Expr, ...]:
     """The partial derivatives of `loss`, in closed form, or a SymcompileError naming what SymPy cannot differentiate.
 
@@ -99,7 +90,7 @@ def gradient(loss, params) -> tuple[sp.Expr, ...]:
             derivative = sp.diff(real.loss, real_param)
         except Exception as exc:  # noqa: BLE001 (SymPy raises many types; see the docstring)
             raise SymcompileError(f"cannot differentiate the loss with respect to {param.name}: {exc}") from exc
-        _check_closed_form(derivative, param.name)
+        check_closed_form(derivative, param.name)
         grads.append(derivative.xreplace(real.back))
     return tuple(grads)
 
@@ -108,8 +99,6 @@ def reverse_program(loss, params) -> StraightLine:
     """(loss, gradient) by reverse accumulation (symcompile/reverse.py), with the same checks as `gradient`."""
     real = _RealSymbols(loss, params)
     assignments, results = reverse_gradient(real.loss, real.params, new_symbol=lambda: sp.Dummy(real=True))
-    for expr in [rhs for _, rhs in assignments] + list(results):
-        _check_closed_form(expr, "its parameters")
     return StraightLine(
         tuple((sym, rhs.xreplace(real.back)) for sym, rhs in assignments),
         tuple(r.xreplace(real.back) for r in results),

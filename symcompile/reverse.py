@@ -73,6 +73,11 @@ class _Graph:
                 stack.extend((arg, False) for arg in reversed(expr.args) if arg not in self.value)
         return self.value[root]
 
+    def parameters_under(self, value):
+        """The parameters that `value` (a node's value, or a parameter) depends on, for messages."""
+        expr = next((e for e, v in self.value.items() if v == value), value)
+        return sorted(expr.free_symbols & self.params, key=sp.default_sort_key)
+
     def _add_leaf(self, expr):
         if expr.is_Atom:
             self.value[expr] = expr
@@ -120,7 +125,23 @@ def local_partial(node: Node, argument: sp.Expr) -> sp.Expr:
         derivative = sp.diff(local, argument)
     except Exception as exc:  # noqa: BLE001 (SymPy raises many types; the user's formula is the cause)
         raise SymcompileError(f"cannot differentiate the loss: {type(local).__name__} fails in SymPy: {exc}") from exc
+    if derivative.has(sp.Derivative):  # no rule: left for `check_closed_form` to report as written
+        return derivative
     return derivative.xreplace({local: node.value})  # d exp(u)/du = exp(u) is the node itself
+
+
+def check_closed_form(derivative, parameters):
+    """Raise a SymcompileError if `derivative` holds an unevaluated Derivative (SymPy has no rule).
+
+    `parameters` (text, or a function giving it) names what the derivative was taken with respect to.
+    """
+    unevaluated = next(iter(derivative.atoms(sp.Derivative)), None)
+    if unevaluated is not None:
+        what = parameters() if callable(parameters) else parameters
+        raise SymcompileError(
+            f"the loss has no closed-form derivative with respect to {what}: "
+            f"SymPy has no derivative rule for {unevaluated.expr.func}"
+        )
 
 
 def reverse_gradient(loss, params, new_symbol=sp.Dummy):
@@ -142,7 +163,9 @@ def reverse_gradient(loss, params, new_symbol=sp.Dummy):
         adjoint = new_symbol()
         assignments.append((adjoint, sp.Add(*terms)))
         for argument in node.arguments:
-            contributions[argument].append(adjoint * local_partial(node, argument))
+            partial = local_partial(node, argument)
+            check_closed_form(partial, lambda: ", ".join(p.name for p in graph.parameters_under(argument)))
+            contributions[argument].append(adjoint * partial)
     grads = tuple(sp.Add(*contributions.get(p, ())) for p in params)
     return inline_single_uses(assignments, (loss_value,) + grads)
 

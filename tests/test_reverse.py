@@ -10,12 +10,14 @@ import pytest
 import sympy as sp
 
 from symcompile.cli import main
+from symcompile.errors import SymcompileError
 from symcompile.mlp import mlp_model
 from symcompile.model import make_model
 from symcompile.pipeline import build
 from symcompile.seed import seed_model
 from symcompile.writer import load_module
 
+from test_errors import BAD_FORMULAS
 from test_seed import WEIGHTS_SEQUENTIAL_999
 
 
@@ -183,3 +185,11 @@ def test_cli_rejects_unknown_choices(tmp_path, option, capsys):
     assert stop.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
     assert not (tmp_path / "seed_mlp.py").exists()
+
+
+@pytest.mark.parametrize("case", BAD_FORMULAS)
+def test_bad_formula_is_the_same_error_in_reverse_mode(tmp_path, case):
+    make, message = BAD_FORMULAS[case]
+    with pytest.raises(SymcompileError, match=message):
+        build(make(), tmp_path, gradient="reverse")
+    assert list(tmp_path.iterdir()) == []
