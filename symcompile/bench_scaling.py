@@ -185,7 +185,7 @@ def _compare_gradients(rows):
 
 
 HEADER = (
-    "network", "method", "layout", "params", "differentiate s", "optimize s", "emit s", "build s", "lines",
+    "network", "method", "layout", "params", "rewrite s", "differentiate s", "optimize s", "emit s", "build s", "lines",
     "kernel lines", "compile grad s", "compile train s", "us/gradient",
 )  # fmt: skip
 
@@ -199,6 +199,7 @@ def table_row(row) -> list[str]:
         row["method"],
         row["layout"],
         str(row["params"]),
+        f"{stages['rewrite']:.2f}",
         f"{stages['differentiate']:.2f}",
         f"{stages['optimize']:.2f}",
         f"{stages['emit']:.2f}",

@@ -54,52 +54,32 @@ def differentiate(model: Model, method: str = "auto") -> Program:
     method = chosen_method(model, method)
     if method == "reverse":
         forward = StraightLine(*forward_values(model.outputs, model.params))
-        loss_and_grad = reverse_program(model.loss, model.params)
+        loss_and_grad = StraightLine(*reverse_gradient(model.loss, model.params))
     else:
         forward = StraightLine((), model.outputs)
         loss_and_grad = StraightLine((), (model.loss,) + gradient(model.loss, model.params))
     return Program(model=model, forward=forward, loss_and_grad=loss_and_grad, method=method)
 
 
-class _RealSymbols:
-    """The loss with every symbol replaced by a real one, and the way back.
-
-    Every symbol stands for a float, so SymPy is told it is real: with its
-    default complex symbols, d|w|/dw comes out in terms of re(w), im(w) and
-    their unevaluated derivatives.
-    """
-
-    def __init__(self, loss, params):
-        self.real = {s: sp.Dummy(s.name, real=True) for s in loss.free_symbols | set(params)}
-        self.back = {dummy: s for s, dummy in self.real.items()}
-        self.loss = loss.xreplace(self.real)
-        self.params = [self.real[p] for p in params]
-
-
 def gradient(loss, params) -> tuple[sp.Expr, ...]:
     """The partial derivatives of `loss`, in closed form, or a SymcompileError naming what SymPy cannot differentiate.
 
-    The user's formula is the only input here, so whatever SymPy raises while
-    differentiating it (a function without a derivative rule, a bad argument)
-    is reported as a problem with the model.
+    Every symbol stands for a float, so SymPy is told it is real: with its
+    default complex symbols, d|w|/dw comes out in terms of re(w), im(w) and
+    their unevaluated derivatives. The user's formula is the only input here,
+    so whatever SymPy raises while differentiating it (a function without a
+    derivative rule, a bad argument) is reported as a problem with the model.
     """
-    real = _RealSymbols(loss, params)
+    real = {s: sp.Dummy(s.name, real=True) for s in loss.free_symbols | set(params)}
+    back = {dummy: s for s, dummy in real.items()}
+    real_loss = loss.xreplace(real)
     grads = []
-    for param, real_param in zip(params, real.params):
+    for param in params:
         try:
-            derivative = sp.diff(real.loss, real_param)
+            derivative = sp.diff(real_loss, real[param])
         except Exception as exc:  # noqa: BLE001 (SymPy raises many types; see the docstring)
             raise SymcompileError(f"cannot differentiate the loss with respect to {param.name}: {exc}") from exc
         check_closed_form(derivative, param.name)
-        grads.append(derivative.xreplace(real.back))
+        grads.append(derivative.xreplace(back))
     return tuple(grads)
 
-
-def reverse_program(loss, params) -> StraightLine:
-    """(loss, gradient) by reverse accumulation (symcompile/reverse.py), with the same checks as `gradient`."""
-    real = _RealSymbols(loss, params)
-    assignments, results = reverse_gradient(real.loss, real.params, new_symbol=lambda: sp.Dummy(real=True))
-    return StraightLine(
-        tuple((sym, rhs.xreplace(real.back)) for sym, rhs in assignments),
-        tuple(r.xreplace(real.back) for r in results),
-    )

@@ -121,13 +121,26 @@ def local_partial(node: Node, argument: sp.Expr) -> sp.Expr:
         return sp.Mul(*(factor for factor in local.args if factor != argument))
     if local.is_Pow and local.exp == -1:  # d(1/u)/du = -(1/u)**2, not -1/u**2: a square, no division
         return -node.value**2
-    try:
-        derivative = sp.diff(local, argument)
-    except Exception as exc:  # noqa: BLE001 (SymPy raises many types; the user's formula is the cause)
-        raise SymcompileError(f"cannot differentiate the loss: {type(local).__name__} fails in SymPy: {exc}") from exc
+    derivative = real_derivative(local, argument)
     if derivative.has(sp.Derivative):  # no rule: left for `check_closed_form` to report as written
         return derivative
     return derivative.xreplace({local: node.value})  # d exp(u)/du = exp(u) is the node itself
+
+
+def real_derivative(expr, symbol):
+    """d expr/d symbol with every symbol taken as real, as it stands for a float.
+
+    With SymPy's default complex symbols, d|w|/dw comes out in terms of re(w),
+    im(w) and their unevaluated derivatives. The user's formula is the only
+    input here, so whatever SymPy raises (a function without a derivative rule,
+    a bad argument) is reported as a problem with the model.
+    """
+    real = {s: sp.Dummy(s.name, real=True) for s in expr.free_symbols if not s.is_real}
+    try:
+        derivative = sp.diff(expr.xreplace(real), real.get(symbol, symbol))
+    except Exception as exc:  # noqa: BLE001 (SymPy raises many types; see the docstring)
+        raise SymcompileError(f"cannot differentiate the loss: {type(expr).__name__} fails in SymPy: {exc}") from exc
+    return derivative.xreplace({dummy: s for s, dummy in real.items()})
 
 
 def check_closed_form(derivative, parameters):
@@ -144,12 +157,17 @@ def check_closed_form(derivative, parameters):
         )
 
 
-def reverse_gradient(loss, params, new_symbol=sp.Dummy):
+def _new_value():
+    return sp.Dummy(real=True)
+
+
+def reverse_gradient(loss, params, new_symbol=_new_value):
     """Straight-line code computing (loss, dloss/dp for p in params) by reverse accumulation.
 
     Returns (assignments, results): `assignments` is a tuple of (symbol, expression) pairs to run in
-    order, `results` the tuple (loss, gradient...). The symbols are `new_symbol()`s (SymPy Dummies by
-    default), for a later stage to name.
+    order, `results` the tuple (loss, gradient...). The symbols are `new_symbol()`s (real SymPy Dummies
+    by default), for a later stage to name. Each local derivative is taken with real symbols, and a
+    missing derivative rule is a SymcompileError, as with `diff` (symcompile/differentiate.py).
     """
     graph = _Graph(params, new_symbol)
     loss_value = graph.add(loss)
@@ -170,7 +188,7 @@ def reverse_gradient(loss, params, new_symbol=sp.Dummy):
     return inline_single_uses(assignments, (loss_value,) + grads)
 
 
-def forward_values(outputs, params, new_symbol=sp.Dummy):
+def forward_values(outputs, params, new_symbol=_new_value):
     """The outputs as straight-line code over their shared subexpressions: (assignments, results)."""
     graph = _Graph(params, new_symbol)
     results = tuple(graph.add(output) for output in outputs)
