@@ -28,3 +28,29 @@ def tree_size(expr, sizes=None) -> int:
         stack.pop()
         sizes[node] = 1 + sum(sizes[arg] for arg in node.args)
     return sizes[expr]
+
+
+def replace_bottom_up(expr, replacement):
+    """`expr` with each node, once its arguments are replaced, replaced by `replacement(node)` unless that is None.
+
+    The same walk as SymPy's `expr.replace(query, value)` (bottom-up, not
+    descending into a replacement), over the graph: a shared node is rebuilt
+    once and stays shared, where `replace` rebuilds it once per path to it.
+    """
+    done = {}
+    stack = [expr]
+    while stack:
+        node = stack[-1]
+        if node in done:
+            stack.pop()
+            continue
+        pending = [arg for arg in node.args if arg not in done]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        args = tuple(done[arg] for arg in node.args)
+        rebuilt = node.func(*args) if args != node.args else node
+        replaced = replacement(rebuilt)
+        done[node] = rebuilt if replaced is None else replaced
+    return done[expr]
