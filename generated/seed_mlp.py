@@ -17,7 +17,8 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp
-# Digest: sha256:489ee421b818dd7ade1c11369fcd2f900440115bfff13272915a891dffb8f2d4 (of the source below this line)
+# Digest: sha256:cd656698f982aa22ff2ba19faea3e49d8da35eb7326aafe8d27a6f035849882c (of the source below this line)
+
 
 import math
 from typing import NamedTuple
@@ -285,6 +286,108 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
 
 
 @numba.njit(cache=True)
+def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
+    """The same sweep for a single sample, as one straight-line program: each updated weight
+    is a new local, so work that does not depend on it is done once, not once per parameter."""
+    w0 = w[0]
+    w13 = w[1]
+    w14 = w[2]
+    w23 = w[3]
+    w24 = w[4]
+    w35 = w[5]
+    w45 = w[6]
+    x1 = X[0, 0]
+    x2 = X[0, 1]
+    y = Y[0, 0]
+    t0 = 2*w0
+    t1 = w23*x2
+    t2 = t1 + w13*x1
+    t3 = math.exp(-t0 - t2)
+    t4 = t3 + 1
+    t5 = w24*x2
+    t6 = t5 + w14*x1
+    t7 = math.exp(-t0 - t6)
+    t8 = t7 + 1
+    t9 = math.exp(-t0 - w45/t8 - w35/t4)
+    t10 = t9 + 1
+    t11 = 1/t10
+    t12 = t9*(-2*t3*w35/t4**2 - 2*t7*w45/t8**2 - 2)
+    t13 = 1 - y
+    t14 = 1 - t11
+    step_w0 = lr*(t11*t12*y - t12*t13/(t10**2*t14))
+    w0_new = -step_w0 + w0
+    t15 = 2*w0_new
+    t16 = math.exp(-t15 - t2)
+    t17 = t16 + 1
+    t18 = math.exp(-t15 - t6)
+    t19 = t18 + 1
+    t20 = t15 + w45/t19
+    t21 = math.exp(-t20 - w35/t17)
+    t22 = t21 + 1
+    t23 = 1/t22
+    t24 = x1*y
+    t25 = t17**(-2)
+    step_w13 = lr*(t13*t16*t21*t25*w35*x1/(t22**2*(1 - t23)) - t16*t21*t23*t24*t25*w35)
+    w13_new = -step_w13 + w13
+    t26 = w13_new*x1 + t15
+    t27 = math.exp(-t1 - t26)
+    t28 = t27 + 1
+    t29 = w35/t28
+    t30 = math.exp(-t20 - t29)
+    t31 = t30 + 1
+    t32 = 1/t31
+    t33 = t19**(-2)
+    step_w14 = lr*(t13*t18*t30*t33*w45*x1/(t31**2*(1 - t32)) - t18*t24*t30*t32*t33*w45)
+    w14_new = -step_w14 + w14
+    t34 = w14_new*x1 + t15
+    t35 = math.exp(-t34 - t5)
+    t36 = t35 + 1
+    t37 = t15 + w45/t36
+    t38 = math.exp(-t29 - t37)
+    t39 = t38 + 1
+    t40 = 1/t39
+    t41 = x2*y
+    t42 = t28**(-2)
+    step_w23 = lr*(t13*t27*t38*t42*w35*x2/(t39**2*(1 - t40)) - t27*t38*t40*t41*t42*w35)
+    w23_new = -step_w23 + w23
+    t43 = 1/(math.exp(-w23_new*x2 - t26) + 1)
+    t44 = t43*w35
+    t45 = math.exp(-t37 - t44)
+    t46 = t45 + 1
+    t47 = 1/t46
+    t48 = t36**(-2)
+    step_w24 = lr*(t13*t35*t45*t48*w45*x2/(t46**2*(1 - t47)) - t35*t41*t45*t47*t48*w45)
+    w24_new = -step_w24 + w24
+    t49 = 1/(math.exp(-w24_new*x2 - t34) + 1)
+    t50 = t15 + t49*w45
+    t51 = math.exp(-t44 - t50)
+    t52 = t51 + 1
+    t53 = 1/t52
+    step_w35 = lr*(t13*t43*t51/(t52**2*(1 - t53)) - t43*t51*t53*y)
+    w35_new = -step_w35 + w35
+    t54 = math.exp(-w35_new*t43 - t50)
+    t55 = t54 + 1
+    t56 = 1/t55
+    step_w45 = lr*(t13*t49*t54/(t55**2*(1 - t56)) - t49*t54*t56*y)
+    w45_new = -step_w45 + w45
+    steps[0] = step_w0
+    w[0] = w0_new
+    steps[1] = step_w13
+    w[1] = w13_new
+    steps[2] = step_w14
+    w[2] = w14_new
+    steps[3] = step_w23
+    w[3] = w23_new
+    steps[4] = step_w24
+    w[4] = w24_new
+    steps[5] = step_w35
+    w[5] = w35_new
+    steps[6] = step_w45
+    w[6] = w45_new
+    return -t13*math.log(t14) - y*math.log(t11)
+
+
+@numba.njit(cache=True)
 def _all_finite(values):
     for value in values:
         if not np.isfinite(value):
@@ -301,8 +404,8 @@ def _all_below(values, tol):
 
 
 @numba.njit(cache=True)
-def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
-    """Gradient descent in compiled code; returns (iterations run, status code)."""
+def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code)."""
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
@@ -310,13 +413,37 @@ def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
     iteration = 0
     while iteration < max_iter:
         previous[:] = w
-        if sequential:
-            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+        if X.shape[0] == 1:  # one sample, as in the blog: the sweep as one straight-line program
+            loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
         else:
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(w.shape[0]):
-                steps[j] = lr * grad[j]
-                w[j] -= steps[j]
+            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+        if not (np.isfinite(loss) and _all_finite(w)):
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        history[iteration] = loss
+        iteration += 1
+        if _all_below(steps, tol):
+            status = 1
+            break
+    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
+    return iteration, status
+
+
+@numba.njit(cache=True)
+def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code)."""
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    status = 0
+    iteration = 0
+    while iteration < max_iter:
+        previous[:] = w
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        for j in range(w.shape[0]):
+            steps[j] = lr * grad[j]
+            w[j] -= steps[j]
         if not (np.isfinite(loss) and _all_finite(w)):
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -408,5 +535,6 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     if not (np.isfinite(lr) and np.isfinite(tol) and tol >= 0):
         raise ValueError(f"lr must be finite and tol finite and non-negative, got lr={lr!r}, tol={tol!r}")
     history = np.empty(int(max_iter) + 1)
-    iterations, status = _train_kernel(w, X, Y, float(lr), int(max_iter), float(tol), update == "sequential", history)
+    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
+    iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
     return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
