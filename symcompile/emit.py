@@ -110,7 +110,7 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) 
         forward=render_block(kernel.forward, model, names, printer),
         loss_and_grad=render_block(kernel.loss_and_grad, model, names, printer),
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
-        one_sample_sweep=render_block(kernel.one_sample_sweep, model, names, printer, sample="0"),
+        one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
     )
     header = env.get_template("header.py.j2").render(
         name=model.name,
