@@ -17,7 +17,7 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp
-# Digest: sha256:cd656698f982aa22ff2ba19faea3e49d8da35eb7326aafe8d27a6f035849882c (of the source below this line)
+# Digest: sha256:e3b6c6183faa5f292427882177292778126ad7853a62c7e270a8435ec36e230e (of the source below this line)
 
 
 import math
@@ -417,7 +417,8 @@ def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
             loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
         else:
             loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
-        if not (np.isfinite(loss) and _all_finite(w)):
+        finite = np.isfinite(loss) and _all_finite(w)
+        if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
             break
@@ -439,12 +440,14 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
     status = 0
     iteration = 0
     while iteration < max_iter:
-        previous[:] = w
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        for j in range(w.shape[0]):
+        finite = np.isfinite(loss)
+        for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
             steps[j] = lr * grad[j]
+            previous[j] = w[j]
             w[j] -= steps[j]
-        if not (np.isfinite(loss) and _all_finite(w)):
+            finite = finite and np.isfinite(w[j])
+        if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
             break
