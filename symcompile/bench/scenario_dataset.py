@@ -9,6 +9,7 @@ module's after the same number of epochs (the `check` column).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,26 @@ def dataset_model(settings: DatasetSettings):
     return mlp_model(name, layers, X=X, Y=Y, training=training, seed=settings.seed)
 
 
+def _compiled_or_loaded(module):
+    kernels = [k for k in vars(module).values() if hasattr(k, "stats") and hasattr(k.stats, "cache_misses")]
+    misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
+    return f"Numba compiled {misses} kernels" if misses else "loaded from Numba's cache (built before)"
+
+
+def one_blas_thread():
+    """(context, note): NumPy's BLAS limited to one thread, as the compiled module runs on one.
+
+    With one thread per core, OpenBLAS spin-waits for cores other processes
+    hold: on a busy 2-core machine an epoch of the 2-16-16-1 network took
+    12-38 ms instead of 2-4 ms. The limit needs threadpoolctl (in the bench extra).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext(), "BLAS threads: library default (threadpoolctl not installed)"
+    return threadpool_limits(limits=1, user_api="blas"), "1 BLAS thread"
+
+
 class Checker:
     def __init__(self, module, lr):
         self.module, self.lr, self._reference = module, lr, {}
@@ -80,21 +101,23 @@ def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
         return module.train(lr=lr, max_iter=n, tol=0.0, update="simultaneous")
 
     seconds, _ = time_once(compiled)
-    once.add(Row("compiled module: first train() (Numba compile or cache load)", Timing.of([seconds])))
+    once.add(Row("compiled module: first train()", Timing.of([seconds]), note=_compiled_or_loaded(module)))
     baseline = per_epoch.add(Row("compiled module train()", measure(compiled, repeats=settings.repeats, per=n)))
     check = Checker(module, lr)
     layout = numpy_mlp.MlpLayout(settings.layers, module.PARAMS)
 
     m = settings.python_epochs
-    w, _ = numpy_mlp.train(layout.unpack(module.INIT), module.X, module.Y, lr, m)
-    numpy_timing = measure(
-        lambda: numpy_mlp.train(layout.unpack(module.INIT), module.X, module.Y, lr, m), repeats=settings.repeats, per=m
-    )
-    per_epoch.add(Row("hand-written NumPy backprop", numpy_timing, **check(layout.pack(w), m)))
+    blas_threads, blas_note = one_blas_thread()
+    with blas_threads:
+        w, _ = numpy_mlp.train(layout.unpack(module.INIT), module.X, module.Y, lr, m)
+        numpy_timing = measure(
+            lambda: numpy_mlp.train(layout.unpack(module.INIT), module.X, module.Y, lr, m), repeats=settings.repeats, per=m
+        )
+    per_epoch.add(Row("hand-written NumPy backprop", numpy_timing, **check(layout.pack(w), m), note=blas_note))
 
-    for framework, label, epochs in (
-        ("jax", "JAX jit + lax.fori_loop", n),
-        ("torch", "PyTorch autograd (1 thread), Python loop", m),
+    for framework, label, epochs, threads in (
+        ("jax", "JAX jit + lax.fori_loop", n, "XLA's default threads"),
+        ("torch", "PyTorch autograd (1 thread), Python loop", m, ""),
     ):
         peer = optional_peer(framework)
         if peer is None:
@@ -104,7 +127,7 @@ def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
         seconds, (w, _) = time_once(lambda: train(module.INIT))
         once.add(Row(f"{label}: first call", Timing.of([seconds])))
         timing = measure(lambda: train(module.INIT), repeats=settings.repeats, per=epochs, warmup=0)
-        per_epoch.add(Row(label, timing, **check(w, epochs)))
+        per_epoch.add(Row(label, timing, **check(w, epochs), note=threads))
 
     per_epoch.compare_to({"": baseline})
     jax_row = next((r for r in per_epoch.rows if r.name.startswith("JAX") and r.timing), None)
