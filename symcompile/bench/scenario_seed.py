@@ -168,9 +168,9 @@ def _compiled_rows(module, settings):
     }
 
 
-def _numba_rows(model, settings, check, once):
+def _numba_row(model, settings, check, once):
     if not is_seed(model):
-        return [Row("hand-written Numba backprop", None, "simultaneous", note="written for the seed network only")]
+        return Row("hand-written Numba backprop", None, "simultaneous", note="written for the seed network only")
     n, lr = settings.iterations, model.training.lr
     history = np.empty(n + 1)
 
@@ -182,10 +182,11 @@ def _numba_rows(model, settings, check, once):
     seconds, w = time_once(run)
     once.add(Row("hand-written Numba: compile at first use", Timing.of([seconds])))
     timing = measure(run, repeats=settings.repeats, per=n, warmup=0)
-    return [Row("hand-written Numba backprop", timing, "simultaneous", **check(w, "simultaneous", n))]
+    return Row("hand-written Numba backprop", timing, "simultaneous", **check(w, "simultaneous", n))
 
 
 def _framework_rows(rewritten, settings, check, once):
+    """[JAX row, PyTorch row]."""
     lr = rewritten.training.lr
     rows = []
     for name, label, first_call, n, repeats in (
@@ -219,19 +220,17 @@ def run_seed(model: Model, settings: SeedSettings = SeedSettings()) -> Report:
     rewritten, _ = rewrite(model)
 
     subs, subs_total = _subs_row(model, settings, check)
-    per_iteration.add(subs)
     lambdify_sequential, lambdify_simultaneous = _lambdify_rows(rewritten, settings, check, once)
-    per_iteration.add(lambdify_sequential)
     compiled = _compiled_rows(module, settings)
-    per_iteration.add(compiled["sequential"])
-    per_iteration.add(lambdify_simultaneous)
-    for row in _framework_rows(rewritten, settings, check, once) + _numba_rows(model, settings, check, once):
+    jax_row, torch_row = _framework_rows(rewritten, settings, check, once)
+    numba_row = _numba_row(model, settings, check, once)
+    for row in (subs, lambdify_sequential, compiled["sequential"], lambdify_simultaneous, torch_row, jax_row, numba_row):
         per_iteration.add(row)
     per_iteration.add(compiled["simultaneous"])
     per_iteration.compare_to(compiled)
 
     defaults = module.DEFAULTS
-    blog_run = whole.add(
+    default_run = whole.add(
         Row(
             f"compiled train(): {defaults['max_iter']} iterations",
             measure(lambda: module.train(), repeats=settings.repeats),
@@ -240,44 +239,31 @@ def run_seed(model: Model, settings: SeedSettings = SeedSettings()) -> Report:
     )
     if settings.subs_iterations == defaults["max_iter"]:
         whole.add(Row(subs.name, Timing.of([subs_total]), "sequential", subs.difference, subs.compared_after))
-    whole.compare_to({defaults["update"]: blog_run})
+    whole.compare_to({defaults["update"]: default_run})
 
-    for row in first_call_rows(path, settings.fresh_processes):
+    first_call = first_call_rows(path, settings.fresh_processes)
+    for row in first_call:
         once.add(row)
-    report.notes += _target_notes(per_iteration.rows, blog_run, once.rows)
+    warm = next(row for row in first_call if row.name.startswith("fresh process, warm cache"))
+    report.notes += _target_notes(subs, compiled, numba_row, jax_row, default_run if is_seed(model) else None, warm)
     return report.finish()
 
 
-def _target_notes(rows, blog_run, once_rows):
+def _target_notes(subs, compiled, numba_row, jax_row, blog_run, warm):
     """The issue's targets, as measured in this run (targets are measured, never asserted)."""
-    by_name = {(r.name, r.update): r for r in rows}
-    first = {r.name: r for r in once_rows}
-    notes = []
 
     def ratio(a, b):
-        ra, rb = by_name.get(a), by_name.get(b)
-        if ra and rb and ra.timing and rb.timing:
-            return ra.timing.median / rb.timing.median
-        return None
+        return a.timing.median / b.timing.median if a.timing and b.timing else None
 
-    compiled_seq = ("compiled module train()", "sequential")
-    compiled_sim = ("compiled module train()", "simultaneous")
-    for subs_name in ("blog subs loop (SymPy subs)", "subs loop (SymPy subs)"):
-        r = ratio((subs_name, "sequential"), compiled_seq)
-        if r is not None:
-            notes.append(f"target: compiled sequential >= 1e6 x faster than subs per iteration; measured {r:.3g} x")
-    notes.append(f"target: the {blog_run.name.split(': ')[1]} under 1 ms; measured {format_seconds(blog_run.timing.median)}")
-    r = ratio(compiled_sim, ("hand-written Numba backprop", "simultaneous"))
-    if r is not None:
+    notes = [f"target: compiled sequential >= 1e6 x faster than subs per iteration; measured {subs.ratio:.3g} x"]
+    if blog_run:
+        notes.append(f"target: the blog's 999 iterations under 1 ms; measured {format_seconds(blog_run.timing.median)}")
+    if (r := ratio(compiled["simultaneous"], numba_row)) is not None:
         notes.append(f"target: compiled simultaneous within 1.2 x of hand-written Numba; measured {r:.3g} x")
-    r = ratio(("JAX jit + lax.fori_loop", "simultaneous"), compiled_sim)
-    if r is not None:
+    if (r := ratio(jax_row, compiled["simultaneous"])) is not None:
         notes.append(f"target: compiled simultaneous faster than JAX fori_loop; JAX takes {r:.3g} x as long")
-    warm = first.get("fresh process, warm cache: first train()")
-    if warm:
-        notes.append(
-            f"target: first call after import, warm cache, under 50 ms; measured {format_seconds(warm.timing.median)}"
-            f" ({warm.note})"
-        )
+    notes.append(
+        f"target: first call after import, warm cache, under 50 ms; measured {format_seconds(warm.timing.median)}"
+        f" ({warm.note})"
+    )
     return notes
-
