@@ -72,8 +72,8 @@ def command_train(args):
 
 
 def command_bench(args):
-    model, _ = resolve_model(args.spec)
-    return bench.run(model, args)
+    model, rebuild_command = resolve_model(args.spec)
+    return bench.run(model, rebuild_command, args)
 
 
 def _print_state(module, label, w, loss):

@@ -17,7 +17,7 @@ from symcompile.bench.scenario_dataset import synthetic_data
 from symcompile.bench.scenario_seed import LambdifyLoop, SubsLoop, is_seed
 from symcompile.cli import main
 from symcompile.mlp import mlp_model
-from symcompile.pipeline import build
+from symcompile.pipeline import build, generate
 from symcompile.reference import BlogLoop
 from symcompile.rewrite import rewrite
 from symcompile.writer import load_module
@@ -114,6 +114,8 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     assert warm["note"].startswith("recompiled: no")
     for stage in ("rewrite", "differentiate", "optimize", "emit", "write"):
         assert rows[f"build: {stage}", ""]["timing"]["median"] >= 0
+    # The module it measured is the one `build` writes, header included.
+    assert (tmp_path / "seed_mlp.py").read_text() == generate(seed.seed_model(), rebuild_command="python -m symcompile build")[0]
 
 
 def test_bench_dataset_quick_run_compares_every_peer(tmp_path):

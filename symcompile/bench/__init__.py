@@ -15,8 +15,15 @@ light: scenarios are imported only when run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 SCENARIOS = ("seed", "dataset", "scaling")
+# --quick: enough to check that every row runs, far too little to measure.
+QUICK_SEED = {
+    "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
+    "fresh_processes": 1, "build_repeats": 1,
+}  # fmt: skip
+QUICK_DATASET = {"epochs": 3, "python_epochs": 3, "repeats": 2}
 
 
 def _layers(text):
@@ -53,15 +60,12 @@ def add_arguments(parser):
     dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20)")
 
 
-def _run_seed(model, args):
+def _run_seed(model, rebuild_command, args):
     from symcompile.bench.scenario_seed import SeedSettings, run_seed
 
-    settings = SeedSettings(out_dir=args.out_dir)
+    settings = SeedSettings(out_dir=args.out_dir, rebuild_command=rebuild_command)
     if args.quick:
-        settings = SeedSettings(
-            iterations=1000, python_iterations=20, subs_iterations=1, repeats=3, python_repeats=2,
-            fresh_processes=1, build_repeats=1, out_dir=args.out_dir,
-        )  # fmt: skip
+        settings = _replace(settings, QUICK_SEED)
     overrides = {
         "iterations": args.iterations,
         "repeats": args.repeats,
@@ -70,16 +74,16 @@ def _run_seed(model, args):
     return run_seed(model, _replace(settings, overrides))
 
 
-def _run_dataset(model, args):
+def _run_dataset(model, rebuild_command, args):
     from symcompile.bench.scenario_dataset import DatasetSettings, run_dataset
 
     settings = DatasetSettings(layers=args.layers, samples=args.samples, out_dir=args.out_dir)
     if args.quick:
-        settings = _replace(settings, {"epochs": 3, "python_epochs": 3, "repeats": 2})
+        settings = _replace(settings, QUICK_DATASET)
     return run_dataset(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
 
 
-def _run_scaling(model, args):
+def _run_scaling(model, rebuild_command, args):
     from symcompile.bench.report import RecordsReport
     from symcompile.errors import SymcompileError
 
@@ -91,21 +95,31 @@ def _run_scaling(model, args):
 
 
 def _replace(settings, overrides):
-    from dataclasses import replace
-
-    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
 RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling}
 
 
-def run(model, args):
-    """Run the chosen scenario(s) on `model` (the seed scenario's model), print each table, write JSON if asked."""
+def _chosen(scenario):
+    if scenario != "all":
+        return (scenario,)
+    from importlib.util import find_spec
+
+    return tuple(name for name in SCENARIOS if name != "scaling" or find_spec("symcompile.bench_scaling"))
+
+
+def run(model, rebuild_command, args):
+    """Run the chosen scenario(s), print each table, write JSON if asked.
+
+    `model` is the seed scenario's model; its module is built with `rebuild_command` in its header,
+    so that building the seed into generated/ writes the same bytes as `build` does.
+    """
     from symcompile.bench.report import write_json
 
     reports = []
-    for name in SCENARIOS if args.scenario == "all" else (args.scenario,):
-        report = RUNNERS[name](model, args)
+    for name in _chosen(args.scenario):
+        report = RUNNERS[name](model, rebuild_command, args)
         report.print()
         print()
         reports.append(report)

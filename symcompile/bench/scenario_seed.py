@@ -43,6 +43,7 @@ class SeedSettings:
     fresh_processes: int = 5  # fresh-process probes per measurement
     build_repeats: int = 3
     out_dir: str = "generated"
+    rebuild_command: str | None = None  # for the module's header, as `build` writes it
 
 
 def is_seed(model: Model) -> bool:
@@ -123,13 +124,13 @@ class Checker:
         return {"difference": difference, "compared_after": f"{iterations} it."}
 
 
-def _cold_build(model, out_dir):
+def _cold_build(model, settings):
     sp.core.cache.clear_cache()  # else SymPy answers repeated diff() calls from its cache
-    return build(model, out_dir)
+    return build(model, settings.out_dir, rebuild_command=settings.rebuild_command)
 
 
 def _build_stage_rows(model, settings):
-    reports = [_cold_build(model, settings.out_dir) for _ in range(settings.build_repeats)]
+    reports = [_cold_build(model, settings) for _ in range(settings.build_repeats)]
     rows = [
         Row(f"build: {stage}", Timing.of(r.stage_seconds[stage] for r in reports))
         for stage in reports[0].stage_seconds

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 
+from symcompile import __version__
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -91,5 +93,6 @@ def machine():
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "versions": {pkg: _version(pkg) for pkg in ("symcompile", "sympy", "numba", "numpy", "jax", "jaxlib", "torch")},
+        "versions": {"symcompile": __version__}
+        | {pkg: _version(pkg) for pkg in ("sympy", "numba", "numpy", "scipy", "jax", "jaxlib", "torch")},
     }
