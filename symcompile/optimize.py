@@ -35,6 +35,11 @@ class Kernel:
     ops_before: int
     ops_after: int
 
+    def programs(self):
+        """Every straight-line program the module runs."""
+        extra = (self.one_sample_sweep,) if self.one_sample_sweep else ()
+        return (self.forward, self.loss_and_grad, *self.sweep, *extra)
+
 
 def count_ops(code: StraightLine) -> int:
     return sp.count_ops([expr for _, expr in code.assignments] + list(code.results))

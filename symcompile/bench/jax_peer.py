@@ -11,6 +11,7 @@ import jax
 jax.config.update("jax_enable_x64", True)  # the generated module computes in float64; so must its peers
 
 import jax.numpy as jnp  # noqa: E402
+import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 from jax import lax  # noqa: E402
@@ -34,9 +35,18 @@ def _descent(mean_loss, lr, iterations):
     return run
 
 
+# The rewrite stage's stable functions (symcompile.stable), as JAX provides them.
+STABLE_FUNCTIONS = {
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+    "logsumexp": lambda *zs: jax.scipy.special.logsumexp(jnp.stack(zs), axis=0),
+}
+
+
 def model_descent(model, lr, iterations):
     """Simultaneous descent on `model` (a rewritten `Model`) over its default data: numpy weights in and out."""
-    per_sample = sp.lambdify(model.params + model.inputs + model.targets, model.loss, modules="jax")
+    args = model.params + model.inputs + model.targets
+    per_sample = sp.lambdify(args, model.loss, modules=[STABLE_FUNCTIONS, "jax"])
     columns = [jnp.asarray(c) for c in (*model.X.T, *model.Y.T)]
 
     def mean_loss(w):

@@ -14,6 +14,7 @@ same number of iterations (the `check` column), so all rows do the same work.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,25 @@ class SubsLoop:
         return values, None
 
 
+def _sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    return math.exp(z) / (1.0 + math.exp(z))
+
+
+def _logsumexp(*zs):
+    top = max(zs)
+    return top + math.log(sum(math.exp(z - top) for z in zs))
+
+
+# The rewrite stage's stable functions (symcompile.stable) for `math`, as the generated helpers compute them.
+MATH_STABLE_FUNCTIONS = {
+    "sigmoid": _sigmoid,
+    "softplus": lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
+    "logsumexp": _logsumexp,
+}
+
+
 class LambdifyLoop:
     """SymPy `lambdify(cse=True)` to `math` functions, driven from a Python loop over iterations and samples."""
 
@@ -84,8 +104,9 @@ class LambdifyLoop:
         self.model = model
         args = model.params + model.inputs + model.targets
         grads = [sp.diff(model.loss, p) for p in model.params]
-        self.derivatives = [sp.lambdify(args, g, modules="math", cse=True) for g in grads]
-        self.fused = sp.lambdify(args, [model.loss, *grads], modules="math", cse=True)
+        modules = [MATH_STABLE_FUNCTIONS, "math"]
+        self.derivatives = [sp.lambdify(args, g, modules=modules, cse=True) for g in grads]
+        self.fused = sp.lambdify(args, [model.loss, *grads], modules=modules, cse=True)
         self.samples = [(list(x), list(y)) for x, y in zip(model.X.tolist(), model.Y.tolist())]
 
     def sequential(self, values, iterations):
