@@ -16,7 +16,7 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
-# Digest: sha256:c70a9c81710665cf460a3a8715e5209aa978719717c90aa0ccc510de8bd6ce4c (of the source below this line)
+# Digest: sha256:18f09a21b6f222f483265eed6794062efef8a773872be07a6cd4094ba49938c9 (of the source below this line)
 
 
 import math
@@ -39,10 +39,10 @@ _STATUS = ("max_iter", "converged", "non-finite")
 @numba.njit(cache=True)
 def _sigmoid(z):
     """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+    # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
+    # of one z share a single exp (the gradient of a sigmoid network calls all four).
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
 @numba.njit(cache=True)
