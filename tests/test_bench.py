@@ -105,7 +105,7 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
         ("hand-written Numba backprop", "simultaneous"),
     ]:
         assert rows[name, update]["difference"] < 1e-12, name
-    for name in ("JAX jit + lax.fori_loop", "PyTorch autograd (1 thread), Python loop"):
+    for name in ("JAX jit + lax.fori_loop", "  the same, plain exp/log formula", "PyTorch autograd (1 thread), Python loop"):
         row = rows[name, "simultaneous"]
         assert row["note"].endswith("not installed (pip install 'symcompile[bench]')") or row["difference"] < 1e-12
     assert rows["compiled module train()", "sequential"]["ratio"] == 1.0

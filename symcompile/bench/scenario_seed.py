@@ -14,6 +14,7 @@ same number of iterations (the `check` column), so all rows do the same work.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from symcompile.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.model import Model
 from symcompile.pipeline import build
 from symcompile.reference import BlogLoop
-from symcompile.rewrite import rewrite
+from symcompile.rewrite import float_e_powers_to_exp, rewrite
 from symcompile.writer import load_module
 
 
@@ -212,22 +213,31 @@ def _numba_row(model, settings, check, once):
     return Row("hand-written Numba backprop", timing, "simultaneous", **check(w, "simultaneous", n))
 
 
-def _framework_rows(rewritten, settings, check, once):
-    """[JAX row, PyTorch row]."""
-    lr = rewritten.training.lr
+def plain_formula(model: Model) -> Model:
+    """The model in plain exp and log, without the stable rewrites (NumPy's float e read as exp only)."""
+    return dataclasses.replace(
+        model, outputs=tuple(float_e_powers_to_exp(o) for o in model.outputs), loss=float_e_powers_to_exp(model.loss)
+    )
+
+
+def _framework_rows(model, rewritten, settings, check, once):
+    """[JAX row, JAX row on the plain formula, PyTorch row]: the first and last on the compiler's own formula."""
     rows = []
-    for name, label, first_call, n, repeats in (
-        ("jax", "JAX jit + lax.fori_loop", "trace and compile", settings.iterations, settings.repeats),
-        ("torch", "PyTorch autograd (1 thread), Python loop", "warm-up", settings.python_iterations, settings.python_repeats),
-    ):
+    for name, label, formula, first_call, n, repeats in (
+        ("jax", "JAX jit + lax.fori_loop", rewritten, "trace and compile", settings.iterations, settings.repeats),
+        ("jax", "  the same, plain exp/log formula", plain_formula(model), "trace and compile", settings.iterations,
+         settings.repeats),
+        ("torch", "PyTorch autograd (1 thread), Python loop", rewritten, "warm-up", settings.python_iterations,
+         settings.python_repeats),
+    ):  # fmt: skip
         peer = optional_peer(name)
         if peer is None:
             rows.append(Row(label, None, "simultaneous", note=f"{name} not installed (pip install 'symcompile[bench]')"))
             continue
-        train = peer.model_descent(rewritten, lr, n)
-        seconds, (w, _) = time_once(lambda: train(rewritten.init))
-        once.add(Row(f"{label}: first call", Timing.of([seconds]), note=first_call))
-        timing = measure(lambda: train(rewritten.init), repeats=repeats, per=n, warmup=0)
+        train = peer.model_descent(formula, formula.training.lr, n)
+        seconds, (w, _) = time_once(lambda: train(formula.init))
+        once.add(Row(f"{label.strip()}: first call", Timing.of([seconds]), note=first_call))
+        timing = measure(lambda: train(formula.init), repeats=repeats, per=n, warmup=0)
         rows.append(Row(label, timing, "simultaneous", **check(w, "simultaneous", n)))
     return rows
 
@@ -249,10 +259,12 @@ def run_seed(model: Model, settings: SeedSettings = SeedSettings()) -> Report:
     subs, subs_total = _subs_row(model, settings, check)
     lambdify_sequential, lambdify_simultaneous = _lambdify_rows(rewritten, settings, check, once)
     compiled = _compiled_rows(module, settings)
-    jax_row, torch_row = _framework_rows(rewritten, settings, check, once)
+    jax_row, jax_plain_row, torch_row = _framework_rows(model, rewritten, settings, check, once)
     numba_row = _numba_row(model, settings, check, once)
-    for row in (subs, lambdify_sequential, compiled["sequential"], lambdify_simultaneous, torch_row, jax_row, numba_row):
+    for row in (subs, lambdify_sequential, compiled["sequential"], lambdify_simultaneous, torch_row, jax_row):
         per_iteration.add(row)
+    per_iteration.add(jax_plain_row)
+    per_iteration.add(numba_row)
     per_iteration.add(compiled["simultaneous"])
     per_iteration.compare_to(compiled)
 
