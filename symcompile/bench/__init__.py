@@ -53,7 +53,7 @@ def add_arguments(parser):
     seed.add_argument("--subs-iterations", type=_positive, help="subs-loop iterations (default: 3)")
     seed.add_argument("--full-subs", action="store_true", help="run all the model's subs iterations (seed: 999, minutes)")
     seed.add_argument("--iterations", type=_positive, help="iterations per timed compiled-loop call (default: 20000)")
-    seed.add_argument("--repeats", type=_positive, help="timed calls per row (default: 15)")
+    parser.add_argument("--repeats", type=_positive, help="timed calls per row (default: 15 seed, 5 dataset)")
     dataset = parser.add_argument_group("dataset scenario")
     dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
     dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
