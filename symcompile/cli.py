@@ -8,25 +8,44 @@ arguments.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from symcompile.errors import SymcompileError
+from symcompile.metrics import accuracy
+from symcompile.model import model_digest
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
 from symcompile.seed import seed_model
+from symcompile.spec import load_spec
 from symcompile.writer import load_module
 
 
 def resolve_model(spec):
-    """The model a command works on: the built-in seed when no spec is given."""
+    """The model a command works on, and the command that rebuilds it: the built-in seed when no spec is given."""
     if spec is None:
         return seed_model(), "python -m symcompile build"
-    raise SymcompileError(f"{spec}: spec files are not supported yet")
+    return load_spec(spec), f"python -m symcompile build {shlex.quote(spec)}"
 
 
 def module_path(model, out_dir):
     return Path(out_dir) / f"{model.name}.py"
+
+
+def why_rebuild(path, model):
+    """Why the module at `path` must be (re)built for `model`, or None when it is current.
+
+    The header records a digest of the model the module was built from
+    (templates/header.py.j2), so an edited spec or data file is noticed.
+    """
+    if not path.is_file():
+        return "not built yet"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = [next(f, "") for _ in range(100)]
+    if f"# Model: sha256:{model_digest(model)} " not in "".join(header):
+        return "was built from a different model"
+    return None
 
 
 def command_build(args):
@@ -49,8 +68,9 @@ def command_build(args):
 def command_train(args):
     model, rebuild_command = resolve_model(args.spec)
     path = module_path(model, args.out_dir)
-    if not path.is_file():
-        print(f"{path} not built yet; building it")
+    reason = why_rebuild(path, model)
+    if reason:
+        print(f"{path} {reason}; building it")
         build(model, args.out_dir, rebuild_command=rebuild_command)
     module = load_module(path)
     settings = dict(module.DEFAULTS)
@@ -75,6 +95,9 @@ def _print_state(module, label, w, loss):
     outputs = module.forward(w, module.X)
     if outputs.size == 1:
         line += f", output {float(outputs.ravel()[0]):.15g}"
+    right = accuracy(outputs, module.Y)
+    if right is not None and outputs.size > 1:
+        line += f", accuracy {right:.1%} of {len(module.Y)} samples"
     print(line)
 
 
@@ -94,7 +117,7 @@ def parser():
     train_cmd.add_argument("--update", choices=["sequential", "simultaneous"], help="update rule")
 
     for cmd in (build_cmd, train_cmd):
-        cmd.add_argument("spec", nargs="?", help="model spec file (default: the built-in seed network)")
+        cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
     return top
 

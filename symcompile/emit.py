@@ -92,7 +92,7 @@ def formula_lines(model, width=100):
     return lines
 
 
-def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) -> str:
+def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str) -> str:
     model = kernel.program.model
     printer = KernelPrinter(names.code)
     env = template_environment()
@@ -118,5 +118,6 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) 
         versions=versions(),
         options=", ".join(f"{k}={v}" for k, v in options.items()),
         digest=hashlib.sha256(body.encode()).hexdigest(),
+        model_digest=model_digest,
     )
     return header + body
