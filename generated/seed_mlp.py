@@ -18,7 +18,7 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:489ee421b818dd7ade1c11369fcd2f900440115bfff13272915a891dffb8f2d4 (of the source below this line)
+# Digest: sha256:0e03683a466095b821691f597b9b397e94b7393b8f1fada49476d7838c70ee9c (of the source below this line)
 
 import math
 from typing import NamedTuple
@@ -302,8 +302,8 @@ def _all_below(values, tol):
 
 
 @numba.njit(cache=True)
-def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
-    """Gradient descent in compiled code; returns (iterations run, status code)."""
+def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent with sequential updates in compiled code; returns (iterations run, status code)."""
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
@@ -311,13 +311,34 @@ def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
     iteration = 0
     while iteration < max_iter:
         previous[:] = w
-        if sequential:
-            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
-        else:
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(w.shape[0]):
-                steps[j] = lr * grad[j]
-                w[j] -= steps[j]
+        loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+        if not (np.isfinite(loss) and _all_finite(w)):
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        history[iteration] = loss
+        iteration += 1
+        if _all_below(steps, tol):
+            status = 1
+            break
+    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
+    return iteration, status
+
+
+@numba.njit(cache=True)
+def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent with simultaneous updates in compiled code; returns (iterations run, status code)."""
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    status = 0
+    iteration = 0
+    while iteration < max_iter:
+        previous[:] = w
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        for j in range(w.shape[0]):
+            steps[j] = lr * grad[j]
+            w[j] -= steps[j]
         if not (np.isfinite(loss) and _all_finite(w)):
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -409,5 +430,6 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     if not (np.isfinite(lr) and np.isfinite(tol) and tol >= 0):
         raise ValueError(f"lr must be finite and tol finite and non-negative, got lr={lr!r}, tol={tol!r}")
     history = np.empty(int(max_iter) + 1)
-    iterations, status = _train_kernel(w, X, Y, float(lr), int(max_iter), float(tol), update == "sequential", history)
+    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
+    iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
     return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
