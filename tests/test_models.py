@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from references import central_differences, mlp_forward, mlp_mean_loss, sympy_loss_and_grad
 from symcompile import compile_model
 from symcompile.mlp import ACTIVATIONS, BIAS_SCHEMES, mlp_model
+from symcompile.model import make_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
 
@@ -141,8 +142,6 @@ def kinked(out_dir):
 
 
 def test_non_smooth_functions_compile_and_agree_with_references(kinked):
-    from symcompile.model import make_model
-
     model = make_model("kinked", KINKED_OUTPUT, KINKED_LOSS, [a, b, c], [x], [y])
     rng = np.random.default_rng(9)
     for _ in range(3):

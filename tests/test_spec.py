@@ -1,5 +1,6 @@
 """Spec files: what they build, and how bad ones fail (one line naming the file, key and problem; nothing written)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import sympy as sp
 
 from symcompile.cli import main, why_rebuild
 from symcompile.errors import SymcompileError
+from symcompile.mlp import mlp_model
+from symcompile.model import make_model
 from symcompile.pipeline import build, generate
 from symcompile.seed import seed_model
 from symcompile.spec import load_spec
@@ -153,13 +156,9 @@ def test_missing_spec_file(tmp_path, capsys):
 
 def test_api_errors_name_the_problem():
     x, a = sp.symbols("x a")
-    from symcompile.mlp import mlp_model
-
     with pytest.raises(SymcompileError, match="unknown hidden activation 'swish'"):
         mlp_model("m", [1, 1], hidden_activation="swish")
     with pytest.raises(SymcompileError, match="Y has shape"):
-        from symcompile.model import make_model
-
         make_model("m", a * x, a * x, [a], [x], [sp.Symbol("y")], X=[[1.0]], Y=[[1.0, 2.0]])
 
 
@@ -178,3 +177,11 @@ def test_train_rebuilds_a_module_built_from_another_version_of_the_spec(tmp_path
     data = tmp_path / "data" / "decay.csv"
     data.write_text(data.read_text().replace("0,3.06123", "0,3.0"))
     assert why_rebuild(path, load_spec(spec)) == "was built from a different model"
+
+
+def test_readme_shows_the_example_specs_as_they_are():
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    for name, text in zip(["xor", "decay"], shown):
+        in_file = (EXAMPLES / f"{name}.toml").read_text(encoding="utf-8")
+        assert in_file.split("\n", 1)[1] == text  # the file's first line is a comment the README leaves out
