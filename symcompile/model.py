@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,9 +120,16 @@ def make_model(
     return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
 
 
+# The generated module is imported under its own name, so it must not take the place of one it imports
+# (or of the standard library, which those import in turn).
+SHADOWED_MODULES = set(sys.stdlib_module_names) | {"numpy", "numba", "llvmlite", "sympy", "jinja2", "symcompile"}
+
+
 def _check_module_name(name):
     if not (isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
         raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
+    if name in SHADOWED_MODULES:
+        raise SymcompileError(f"model name {name!r} would shadow the module {name!r} that Python or symcompile imports")
 
 
 def _symbol_tuple(symbols, what):

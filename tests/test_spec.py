@@ -105,6 +105,7 @@ BAD_SPECS = {
     "not TOML": (MLP + "layers = [2, 1\n", ["not valid TOML"]),
     "softmax loss without softmax": (MLP + 'loss = "softmax_cross_entropy"\n', ["softmax_cross_entropy needs"]),
     "file name not a module name": (None, ["name:", "'my-model'", 'set name = "..."']),
+    "name shadowing a module": (MLP + 'name = "random"\n', ["model name 'random' would shadow"]),
 }  # fmt: skip
 
 
@@ -162,7 +163,7 @@ def test_api_errors_name_the_problem():
         make_model("m", a * x, a * x, [a], [x], [sp.Symbol("y")], X=[[1.0]], Y=[[1.0, 2.0]])
 
 
-def test_train_rebuilds_a_module_built_from_another_version_of_the_spec(tmp_path):
+def test_train_rebuilds_a_module_built_from_another_version_of_the_spec(tmp_path, capsys):
     shutil.copytree(EXAMPLES / "data", tmp_path / "data")
     spec = tmp_path / "decay.toml"
     spec.write_text((EXAMPLES / "decay.toml").read_text())
@@ -177,6 +178,9 @@ def test_train_rebuilds_a_module_built_from_another_version_of_the_spec(tmp_path
     data = tmp_path / "data" / "decay.csv"
     data.write_text(data.read_text().replace("0,3.06123", "0,3.0"))
     assert why_rebuild(path, load_spec(spec)) == "was built from a different model"
+    assert main(["train", str(spec), "--out-dir", str(out_dir), "--max-iter", "1"]) == 0
+    assert f"{path} was built from a different model; building it" in capsys.readouterr().out
+    assert why_rebuild(path, load_spec(spec)) is None
 
 
 def test_readme_shows_the_example_specs_as_they_are():
