@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import textwrap
 import time
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import numba
 import numpy as np
+
+# Run from a checkout, measure the checkout's symcompile (not some other installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from symcompile.emit import render_block
 from symcompile.mlp import mlp_model
