@@ -5,20 +5,19 @@
 The blog's 2-2-1 sigmoid network with one shared bias w0 and binary cross-entropy loss.
 
 Training function (per sample, after symcompile's rewrites):
-    output = 1/(exp(-2*w0 - w35/(exp(-2*w0 - w13*x1 - w23*x2) + 1) - w45/(exp(-2*w0 - w14*x1 - w24*x2) +
-        1)) + 1)
-    loss = -y*log(1/(exp(-2*w0 - w35/(exp(-2*w0 - w13*x1 - w23*x2) + 1) - w45/(exp(-2*w0 - w14*x1 -
-        w24*x2) + 1)) + 1)) - (1 - y)*log(1 - 1/(exp(-2*w0 - w35/(exp(-2*w0 - w13*x1 - w23*x2) + 1) -
-        w45/(exp(-2*w0 - w14*x1 - w24*x2) + 1)) + 1))
+    output = sigmoid(2*w0 + w35*sigmoid(2*w0 + w13*x1 + w23*x2) + w45*sigmoid(2*w0 + w14*x1 + w24*x2))
+    loss = y*softplus(-2*w0 - w35*sigmoid(2*w0 + w13*x1 + w23*x2) - w45*sigmoid(2*w0 + w14*x1 + w24*x2))
+        + (1 - y)*softplus(2*w0 + w35*sigmoid(2*w0 + w13*x1 + w23*x2) + w45*sigmoid(2*w0 + w14*x1 +
+        w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
 forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
-# Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp
+# Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:0e03683a466095b821691f597b9b397e94b7393b8f1fada49476d7838c70ee9c (of the source below this line)
+# Digest: sha256:53dedafe01978da2a66b88597c37064786a02f74d5152ccdf4ee9915178b8818 (of the source below this line)
 
 import math
 from typing import NamedTuple
@@ -38,6 +37,21 @@ _STATUS = ("max_iter", "converged", "non-finite")
 
 
 @numba.njit(cache=True)
+def _sigmoid(z):
+    """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@numba.njit(cache=True)
+def _softplus(z):
+    """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@numba.njit(cache=True)
 def _forward_kernel(w, X, out):
     w0 = w[0]
     w13 = w[1]
@@ -50,7 +64,7 @@ def _forward_kernel(w, X, out):
         x1 = X[n, 0]
         x2 = X[n, 1]
         t0 = 2*w0
-        out[n, 0] = 1/(math.exp(-t0 - w35/(math.exp(-t0 - w13*x1 - w23*x2) + 1) - w45/(math.exp(-t0 - w14*x1 - w24*x2) + 1)) + 1)
+        out[n, 0] = _sigmoid(t0 + w35*_sigmoid(t0 + w13*x1 + w23*x2) + w45*_sigmoid(t0 + w14*x1 + w24*x2))
 
 
 @numba.njit(cache=True)
@@ -70,36 +84,30 @@ def _loss_and_grad_kernel(w, X, Y, grad):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = math.exp(-t0 - w13*x1 - w23*x2)
-        t2 = t1 + 1
-        t3 = 1/t2
-        t4 = math.exp(-t0 - w14*x1 - w24*x2)
-        t5 = t4 + 1
-        t6 = 1/t5
-        t7 = math.exp(-t0 - t3*w35 - t6*w45)
-        t8 = t7 + 1
-        t9 = 1/t8
-        t10 = 1 - y
-        t11 = 1 - t9
-        t12 = t2**(-2)
-        t13 = t1*t12*w35
-        t14 = t5**(-2)
-        t15 = t14*t4*w45
-        t16 = t7*(-2*t13 - 2*t15 - 2)
-        t17 = t9*y
-        t18 = 1/t11
-        t19 = t8**(-2)
-        t20 = t17*t7
-        t21 = t20*x1
-        t22 = t20*x2
-        loss += -t10*math.log(t11) - y*math.log(t9)
-        grad[0] += -t10*t16*t18*t19 + t16*t17
-        grad[1] += t1*t10*t12*t18*t19*t7*w35*x1 - t13*t21
-        grad[2] += t10*t14*t18*t19*t4*t7*w45*x1 - t15*t21
-        grad[3] += t1*t10*t12*t18*t19*t7*w35*x2 - t13*t22
-        grad[4] += t10*t14*t18*t19*t4*t7*w45*x2 - t15*t22
-        grad[5] += t10*t18*t19*t3*t7 - t20*t3
-        grad[6] += t10*t18*t19*t6*t7 - t20*t6
+        t1 = t0 + w13*x1 + w23*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w35
+        t4 = t0 + w14*x1 + w24*x2
+        t5 = _sigmoid(t4)
+        t6 = t5*w45
+        t7 = t0 + t3 + t6
+        t8 = -t7
+        t9 = 1 - y
+        t10 = _sigmoid(-t1)
+        t11 = t10*t3
+        t12 = _sigmoid(-t4)
+        t13 = t12*t6
+        t14 = 2*t11 + 2*t13 + 2
+        t15 = y*_sigmoid(t8)
+        t16 = _sigmoid(t7)
+        loss += t9*_softplus(t7) + y*_softplus(t8)
+        grad[0] += -t14*t15 + t14*t16*t9
+        grad[1] += t10*t16*t2*t9*w35*x1 - t11*t15*x1
+        grad[2] += t12*t16*t5*t9*w45*x1 - t13*t15*x1
+        grad[3] += t10*t16*t2*t9*w35*x2 - t11*t15*x2
+        grad[4] += t12*t16*t5*t9*w45*x2 - t13*t15*x2
+        grad[5] += -t15*t2 + t16*t2*t9
+        grad[6] += -t15*t5 + t16*t5*t9
     scale = 1.0 / X.shape[0]
     for j in range(grad.shape[0]):
         grad[j] *= scale
@@ -128,18 +136,16 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = math.exp(-t0 - w13*x1 - w23*x2)
-        t2 = t1 + 1
-        t3 = math.exp(-t0 - w14*x1 - w24*x2)
-        t4 = t3 + 1
-        t5 = math.exp(-t0 - w45/t4 - w35/t2)
-        t6 = t5 + 1
-        t7 = 1/t6
-        t8 = t5*(-2*t1*w35/t2**2 - 2*t3*w45/t4**2 - 2)
-        t9 = 1 - y
-        t10 = 1 - t7
-        slope += t7*t8*y - t8*t9/(t10*t6**2)
-        loss += -t9*math.log(t10) - y*math.log(t7)
+        t1 = t0 + w13*x1 + w23*x2
+        t2 = w35*_sigmoid(t1)
+        t3 = t0 + w14*x1 + w24*x2
+        t4 = w45*_sigmoid(t3)
+        t5 = 2*t2*_sigmoid(-t1) + 2*t4*_sigmoid(-t3) + 2
+        t6 = t0 + t2 + t4
+        t7 = -t6
+        t8 = 1 - y
+        slope += t5*t8*_sigmoid(t6) - t5*y*_sigmoid(t7)
+        loss += t8*_softplus(t6) + y*_softplus(t7)
     steps[0] = lr * slope * scale
     w[0] -= steps[0]
 
@@ -157,13 +163,12 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = math.exp(-t0 - w13*x1 - w23*x2)
-        t2 = t1 + 1
-        t3 = math.exp(-t0 - w45/(math.exp(-t0 - w14*x1 - w24*x2) + 1) - w35/t2)
-        t4 = t3 + 1
-        t5 = 1/t4
-        t6 = t2**(-2)
-        slope += -t1*t3*t5*t6*w35*x1*y + t1*t3*t6*w35*x1*(1 - y)/(t4**2*(1 - t5))
+        t1 = t0 + w13*x1 + w23*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w35
+        t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
+        t5 = _sigmoid(-t1)
+        slope += t2*t5*w35*x1*(1 - y)*_sigmoid(t4) - t3*t5*x1*y*_sigmoid(-t4)
     steps[1] = lr * slope * scale
     w[1] -= steps[1]
 
@@ -181,13 +186,12 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = math.exp(-t0 - w14*x1 - w24*x2)
-        t2 = t1 + 1
-        t3 = math.exp(-t0 - w35/(math.exp(-t0 - w13*x1 - w23*x2) + 1) - w45/t2)
-        t4 = t3 + 1
-        t5 = 1/t4
-        t6 = t2**(-2)
-        slope += -t1*t3*t5*t6*w45*x1*y + t1*t3*t6*w45*x1*(1 - y)/(t4**2*(1 - t5))
+        t1 = t0 + w14*x1 + w24*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w45
+        t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
+        t5 = _sigmoid(-t1)
+        slope += t2*t5*w45*x1*(1 - y)*_sigmoid(t4) - t3*t5*x1*y*_sigmoid(-t4)
     steps[2] = lr * slope * scale
     w[2] -= steps[2]
 
@@ -205,13 +209,12 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = math.exp(-t0 - w13*x1 - w23*x2)
-        t2 = t1 + 1
-        t3 = math.exp(-t0 - w45/(math.exp(-t0 - w14*x1 - w24*x2) + 1) - w35/t2)
-        t4 = t3 + 1
-        t5 = 1/t4
-        t6 = t2**(-2)
-        slope += -t1*t3*t5*t6*w35*x2*y + t1*t3*t6*w35*x2*(1 - y)/(t4**2*(1 - t5))
+        t1 = t0 + w13*x1 + w23*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w35
+        t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
+        t5 = _sigmoid(-t1)
+        slope += t2*t5*w35*x2*(1 - y)*_sigmoid(t4) - t3*t5*x2*y*_sigmoid(-t4)
     steps[3] = lr * slope * scale
     w[3] -= steps[3]
 
@@ -229,13 +232,12 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = math.exp(-t0 - w14*x1 - w24*x2)
-        t2 = t1 + 1
-        t3 = math.exp(-t0 - w35/(math.exp(-t0 - w13*x1 - w23*x2) + 1) - w45/t2)
-        t4 = t3 + 1
-        t5 = 1/t4
-        t6 = t2**(-2)
-        slope += -t1*t3*t5*t6*w45*x2*y + t1*t3*t6*w45*x2*(1 - y)/(t4**2*(1 - t5))
+        t1 = t0 + w14*x1 + w24*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w45
+        t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
+        t5 = _sigmoid(-t1)
+        slope += t2*t5*w45*x2*(1 - y)*_sigmoid(t4) - t3*t5*x2*y*_sigmoid(-t4)
     steps[4] = lr * slope * scale
     w[4] -= steps[4]
 
@@ -253,11 +255,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = 1/(math.exp(-t0 - w13*x1 - w23*x2) + 1)
-        t2 = math.exp(-t0 - t1*w35 - w45/(math.exp(-t0 - w14*x1 - w24*x2) + 1))
-        t3 = t2 + 1
-        t4 = 1/t3
-        slope += -t1*t2*t4*y + t1*t2*(1 - y)/(t3**2*(1 - t4))
+        t1 = _sigmoid(t0 + w13*x1 + w23*x2)
+        t2 = t0 + t1*w35 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
+        slope += -t1*y*_sigmoid(-t2) + t1*(1 - y)*_sigmoid(t2)
     steps[5] = lr * slope * scale
     w[5] -= steps[5]
 
@@ -275,11 +275,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         x2 = X[n, 1]
         y = Y[n, 0]
         t0 = 2*w0
-        t1 = 1/(math.exp(-t0 - w14*x1 - w24*x2) + 1)
-        t2 = math.exp(-t0 - t1*w45 - w35/(math.exp(-t0 - w13*x1 - w23*x2) + 1))
-        t3 = t2 + 1
-        t4 = 1/t3
-        slope += -t1*t2*t4*y + t1*t2*(1 - y)/(t3**2*(1 - t4))
+        t1 = _sigmoid(t0 + w14*x1 + w24*x2)
+        t2 = t0 + t1*w45 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
+        slope += -t1*y*_sigmoid(-t2) + t1*(1 - y)*_sigmoid(t2)
     steps[6] = lr * slope * scale
     w[6] -= steps[6]
     return loss * scale
@@ -357,16 +355,32 @@ class TrainResult(NamedTuple):
     iterations: int  # iterations run
     loss_history: np.ndarray  # loss before each iteration, then the final loss
     converged: bool  # stopped because every |step| fell below tol
-    status: str  # "converged", "max_iter", or "non-finite" (stopped early; w is the last finite point)
+    status: str  # "converged", "max_iter", or "non-finite": stopped when the loss or a weight stopped being finite;
+    # w is then the last point with finite weights, and loss_history ends with the loss there (inf if that overflowed)
 
 
-def _real_array(value, what, shape):
-    array = np.asarray(value)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(f"{what} must be an array of real numbers, got dtype {array.dtype}")
+def _shape_text(shape):
+    return "(" + ", ".join("N" if size is None else str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _real_array(value, what, shape, kinds="iuf"):
+    """`value` as a contiguous float64 array of `shape` (None: any length), checked before compiled code sees it.
+
+    Raises TypeError for a dtype not in `kinds` (NumPy kinds: int, unsigned, float; data also
+    takes bool, as 0 and 1) and ValueError for a wrong shape or a NaN or infinity. A 1-D array
+    stands for the single column where `shape` has one.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists, for one
+        raise ValueError(f"{what} must be an array of shape {_shape_text(shape)}: {exc}") from None
+    if array.dtype.kind not in kinds:
+        accepted = "int, float or bool" if "b" in kinds else "int or float"
+        raise TypeError(f"{what} must hold real numbers ({accepted}), got dtype {array.dtype}")
+    if len(shape) == 2 and shape[1] == 1 and array.ndim == 1:
+        array = array.reshape(-1, 1)
     if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
-        expected = "(" + ", ".join("N" if want is None else str(want) for want in shape) + ("," if len(shape) == 1 else "") + ")"
-        raise ValueError(f"{what} must have shape {expected}, got {array.shape}")
+        raise ValueError(f"{what} must have shape {_shape_text(shape)}, got {array.shape}")
     array = np.ascontiguousarray(array, dtype=np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains NaN or infinity")
@@ -378,17 +392,37 @@ def _weights(w):
 
 
 def _inputs(X_):
-    X_ = _real_array(X if X_ is None else X_, f"X (one column per input: {', '.join(INPUTS)})", (None, len(INPUTS)))
+    what = f"X (one row per sample, one column per input: {', '.join(INPUTS)})"
+    X_ = _real_array(X if X_ is None else X_, what, (None, len(INPUTS)), kinds="iufb")
     if X_.shape[0] == 0:
         raise ValueError("X has no samples")
     return X_
 
 
 def _targets(Y_, n_samples):
-    Y_ = Y if Y_ is None else Y_
-    if len(TARGETS) == 1 and np.ndim(Y_) == 1:
-        Y_ = np.reshape(Y_, (-1, 1))
-    return _real_array(Y_, f"Y (one column per target: {', '.join(TARGETS)})", (n_samples, len(TARGETS)))
+    what = f"Y (one row per sample, one column per target: {', '.join(TARGETS)})"
+    return _real_array(Y if Y_ is None else Y_, what, (n_samples, len(TARGETS)), kinds="iufb")
+
+
+def _is_real(value, integer=False):
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    return isinstance(value, kinds) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_settings(lr, max_iter, tol, update):
+    if update not in ("sequential", "simultaneous"):
+        raise ValueError(f"update must be 'sequential' or 'simultaneous', got {update!r}")
+    if not _is_real(max_iter, integer=True):
+        raise TypeError(f"max_iter must be a non-negative integer, got {max_iter!r}")
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
+    for name, value in (("lr", lr), ("tol", tol)):
+        if not _is_real(value):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if tol < 0:
+        raise ValueError(f"tol must be non-negative, got {tol!r}")
 
 
 def forward(w=None, X=None):
@@ -423,12 +457,7 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     """
     w, X = _weights(w).copy(), _inputs(X)
     Y = _targets(Y, X.shape[0])
-    if update not in ("sequential", "simultaneous"):
-        raise ValueError(f"update must be 'sequential' or 'simultaneous', got {update!r}")
-    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 0):
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-    if not (np.isfinite(lr) and np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"lr must be finite and tol finite and non-negative, got lr={lr!r}, tol={tol!r}")
+    _check_settings(lr, max_iter, tol, update)
     history = np.empty(int(max_iter) + 1)
     kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
     iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)

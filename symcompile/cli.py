@@ -2,7 +2,7 @@
 
 Every user-facing failure is a SymcompileError, printed as one line
 (`symcompile: error: ...`) with exit status 2; argparse does the same for bad
-arguments.
+arguments. Settings are checked here, before the generated module sees them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
-from symcompile.model import model_digest
+from symcompile.model import TrainingDefaults, check_training, model_digest
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
 from symcompile.seed import seed_model
 from symcompile.spec import load_spec
@@ -75,6 +75,9 @@ def command_train(args):
     module = load_module(path)
     settings = dict(module.DEFAULTS)
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
+    check_training(TrainingDefaults(**settings))
+    if module.X.shape[0] == 0:
+        raise SymcompileError(f"{model.name} has no default data to train on")
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     start = time.perf_counter()
     result = module.train(module.INIT, module.X, module.Y, **settings)
@@ -126,6 +129,12 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (SymcompileError, ValueError, TypeError) as exc:  # the latter two: the generated module's input checks
-        print(f"symcompile: error: {exc}", file=sys.stderr)
+    except SymcompileError as exc:
+        # Only problems with the user's input are SymcompileErrors (the stages translate what SymPy raises
+        # on a user's formula); anything else is a bug in symcompile and keeps its traceback.
+        print(f"symcompile: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+
+
+def _one_line(message):
+    return " ".join(message.split())

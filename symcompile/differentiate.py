@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symcompile.errors import SymcompileError
 from symcompile.model import Model
 
 
@@ -33,10 +34,38 @@ class Program:
 
 
 def differentiate(model: Model, method: str = "diff") -> Program:
-    grads = tuple(sp.diff(model.loss, p) for p in model.params)
+    grads = gradient(model.loss, model.params)
     return Program(
         model=model,
         forward=StraightLine((), model.outputs),
         loss_and_grad=StraightLine((), (model.loss,) + grads),
         method=method,
     )
+
+
+def gradient(loss, params) -> tuple[sp.Expr, ...]:
+    """The partial derivatives of `loss`, in closed form, or a SymcompileError naming what SymPy cannot differentiate.
+
+    Every symbol stands for a float, so SymPy is told it is real: with its
+    default complex symbols, d|w|/dw comes out in terms of re(w), im(w) and
+    their unevaluated derivatives. The user's formula is the only input here,
+    so whatever SymPy raises while differentiating it (a function without a
+    derivative rule, a bad argument) is reported as a problem with the model.
+    """
+    real = {s: sp.Dummy(s.name, real=True) for s in loss.free_symbols | set(params)}
+    back = {dummy: s for s, dummy in real.items()}
+    real_loss = loss.xreplace(real)
+    grads = []
+    for param in params:
+        try:
+            derivative = sp.diff(real_loss, real[param])
+        except Exception as exc:  # noqa: BLE001 (SymPy raises many types; see the docstring)
+            raise SymcompileError(f"cannot differentiate the loss with respect to {param.name}: {exc}") from exc
+        unevaluated = next(iter(derivative.atoms(sp.Derivative)), None)
+        if unevaluated is not None:
+            raise SymcompileError(
+                f"the loss has no closed-form derivative with respect to {param.name}: "
+                f"SymPy has no derivative rule for {unevaluated.expr.func}"
+            )
+        grads.append(derivative.xreplace(back))
+    return tuple(grads)

@@ -21,6 +21,7 @@ import sympy as sp
 from symcompile.names import NameTable
 from symcompile.optimize import Kernel
 from symcompile.printer import KernelPrinter
+from symcompile.stable import helpers_used
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,23 @@ def _loads(symbols, used, names, array):
     return [f"{names.code[s]} = {array}{i}]" for i, s in enumerate(symbols) if s in used]
 
 
+def docstring_text(text: str) -> str:
+    """`text` escaped for a triple-quoted docstring: it reads the same, and cannot end the string early.
+
+    Symbol names, descriptions and spec paths are the user's text; a quote, a
+    backslash or a line break in them must never become code.
+    """
+    return "".join(
+        "\\" + char if char in '\\"' else char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def comment_text(text: str) -> str:
+    """`text` for a one-line comment: as it is if printable, else its repr (no line breaks)."""
+    return text if text.isprintable() else repr(text)
+
+
 def render_block(code, model, names, printer, param_name=""):
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
     return Block(
@@ -74,8 +92,12 @@ def render_block(code, model, names, printer, param_name=""):
         + _loads(model.targets, used, names, "Y[n, ")
         + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
         results=[printer.doprint(r) for r in code.results],
-        param_name=param_name,
+        param_name=comment_text(param_name),
     )
+
+
+def _expressions(*blocks):
+    return [expr for code in blocks for expr in (*(rhs for _, rhs in code.assignments), *code.results)]
 
 
 def _float_list(array):
@@ -83,13 +105,12 @@ def _float_list(array):
 
 
 def formula_lines(model, width=100):
-    """The training function as comment text, wrapped."""
-    lines = []
-    for i, output in enumerate(model.outputs):
-        label = f"output[{i}]" if len(model.outputs) > 1 else "output"
-        lines += textwrap.wrap(f"{label} = {sp.sstr(output)}", width, subsequent_indent="    ")
-    lines += textwrap.wrap(f"loss = {sp.sstr(model.loss)}", width, subsequent_indent="    ")
-    return lines
+    """The training function as docstring text, wrapped (escaped first, so a line break in a name shows as \\n)."""
+    labels = [f"output[{i}]" if len(model.outputs) > 1 else "output" for i in range(len(model.outputs))]
+    equations = [f"{label} = {sp.sstr(expr)}" for label, expr in zip(labels + ["loss"], model.outputs + (model.loss,))]
+    # Whole words only: a break inside one could split an escape such as \N across lines.
+    wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+    return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
 def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str) -> str:
@@ -106,14 +127,15 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, 
         X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
+        helpers=helpers_used(_expressions(kernel.forward, kernel.loss_and_grad, *kernel.sweep)),
         forward=render_block(kernel.forward, model, names, printer),
         loss_and_grad=render_block(kernel.loss_and_grad, model, names, printer),
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
     )
     header = env.get_template("header.py.j2").render(
         name=model.name,
-        description=textwrap.fill(model.description, 100) if model.description else "",
-        rebuild_command=rebuild_command,
+        description="\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
+        rebuild_command=docstring_text(rebuild_command),
         formula=formula_lines(model),
         versions=versions(),
         options=", ".join(f"{k}={v}" for k, v in options.items()),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from symcompile.errors import SymcompileError
 
@@ -116,20 +117,19 @@ def make_model(
     params, inputs, targets, outputs, loss = _as_real(params, inputs, targets, outputs, loss)
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
-    training = _check_training(training or TrainingDefaults())
+    training = check_training(training or TrainingDefaults())
     return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
 
 
-# The generated module is imported under its own name, so it must not take the place of one it imports
-# (or of the standard library, which those import in turn).
-SHADOWED_MODULES = set(sys.stdlib_module_names) | {"numpy", "numba", "llvmlite", "sympy", "jinja2", "symcompile"}
+# A generated module named like these would import itself for `math` or `numpy`, or shadow them.
+SHADOWED_MODULES = sys.stdlib_module_names | {"numpy", "numba", "sympy", "symcompile"}
 
 
 def _check_module_name(name):
     if not (isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
         raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
     if name in SHADOWED_MODULES:
-        raise SymcompileError(f"model name {name!r} would shadow the module {name!r} that Python or symcompile imports")
+        raise SymcompileError(f"model name {name!r} is the name of a Python module it would shadow; choose another")
 
 
 def _symbol_tuple(symbols, what):
@@ -155,7 +155,27 @@ def _as_expr(value, what):
         raise SymcompileError(f"{what} is not a SymPy expression: {value!r}") from exc
     if not isinstance(expr, sp.Expr):
         raise SymcompileError(f"{what} is not a scalar SymPy expression: {value!r}")
+    _check_computable(expr, what)
     return expr
+
+
+# Objects a formula may hold that have no numeric code: SymPy leaves them unevaluated.
+UNEVALUATED = (sp.Derivative, sp.Integral, sp.Sum, sp.Product, sp.Limit)
+
+
+def _check_computable(expr, what):
+    """Reject what cannot become real floating-point code, naming it, before any stage sees it."""
+    undefined = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
+    if undefined:
+        raise SymcompileError(f"{what} uses undefined function(s) {', '.join(undefined)}: give each a formula")
+    for kind in UNEVALUATED:
+        found = next(iter(expr.atoms(kind)), None)
+        if found is not None:
+            raise SymcompileError(f"{what} contains an unevaluated {kind.__name__}, {found}: evaluate it (.doit()) first")
+    if expr.has(sp.nan, sp.zoo):
+        raise SymcompileError(f"{what} contains an undefined value (nan or zoo, as from a division by zero)")
+    if expr.has(sp.I):
+        raise SymcompileError(f"{what} is complex (contains I); symcompile compiles real-valued models")
 
 
 def _check_free_symbols(expr, allowed, what):
@@ -222,7 +242,8 @@ def _data_arrays(X, Y, n_inputs, n_targets):
     return X, Y
 
 
-def _check_training(training):
+def check_training(training: TrainingDefaults) -> TrainingDefaults:
+    """Validated training settings (the model's defaults, or a command line's overrides)."""
     if training.update not in UPDATE_RULES:
         raise SymcompileError(f"update must be one of {', '.join(UPDATE_RULES)}, not {training.update!r}")
     if not (isinstance(training.max_iter, int) and training.max_iter >= 0):

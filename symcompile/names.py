@@ -5,6 +5,11 @@ or `np`. Generated code gives each one a safe ASCII identifier that is not a
 Python keyword, not a builtin, and not one of the module's own names, keeping
 the original where it already is one (so the seed's code reads `w13`, not
 `p2`). The original names survive in `PARAMS`, `INPUTS` and `TARGETS`.
+
+The module's private globals (kernels, helpers such as `_sigmoid`) all start
+with an underscore, and code names never do, so they cannot collide; the
+public and local names the kernels use are listed in MODULE_NAMES (a test
+checks the list against a generated module).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import builtins
 import itertools
 import keyword
 import re
+import unicodedata
 
 import sympy as sp
 
@@ -27,9 +33,24 @@ MODULE_NAMES = {
 TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 
 
+def is_safe_code_name(name: str) -> bool:
+    """Whether generated code may use `name` as it is."""
+    return name.isidentifier() and name.isascii() and not name.startswith("_") and name not in TAKEN
+
+
+def _ascii_like(char: str) -> str:
+    """`β` -> `beta`, `é` -> `e`; other characters are left for the caller to replace."""
+    if char.isascii():
+        return char
+    words = unicodedata.name(char, "").split()
+    if words[:1] == ["GREEK"] and "LETTER" in words:
+        return "_" + (words[-1].capitalize() if "CAPITAL" in words else words[-1].lower()) + "_"
+    return unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode() or char
+
+
 def _identifier_like(name: str) -> str:
     """An ASCII identifier resembling `name`; not yet checked for clashes."""
-    candidate = re.sub(r"[^0-9A-Za-z_]", "_", name).strip("_") or "v"
+    candidate = re.sub(r"[^0-9A-Za-z]+", "_", "".join(map(_ascii_like, name))).strip("_") or "v"
     if candidate[0].isdigit():
         candidate = "v" + candidate
     return candidate
@@ -42,7 +63,7 @@ class NameTable:
         self.taken = set(TAKEN) | {s.name for s in symbols}
         self.code = {}
         for symbol in symbols:
-            if symbol.name.isidentifier() and symbol.name.isascii() and symbol.name not in TAKEN:
+            if is_safe_code_name(symbol.name):
                 self.code[symbol] = symbol.name
         claimed = set(self.code.values())
         for symbol in symbols:

@@ -1,15 +1,16 @@
 """SymPy expressions to Numba-compatible Python source.
 
 A thin subclass of SymPy's own Python printer: symbols print as their safe
-code names, and floats print with all 17 significant digits (SymPy prints 15,
-which would change the numbers).
+code names, floats print with all 17 significant digits (SymPy prints 15,
+which would change the numbers), and the stable functions of
+`symcompile.stable` print as calls to the generated module's helpers.
 
 Non-smooth functions need nothing extra: with real symbols (the model stage
 declares them so) SymPy prints `Max`/`Min` as `max`/`min`, `Abs` as `abs`,
 `sign` with `math.copysign`, and `Heaviside` and `Piecewise` as conditional
 expressions, all of which Numba compiles. `DiracDelta`, the derivative of a
-step, prints as 0: its value everywhere but at the step itself, the same
-convention gradient-based training uses for the kink of relu or abs.
+step in a parameter, has no printer and is refused: such a parameter's
+gradient is zero wherever it exists, so descent could never move it.
 """
 
 from sympy.printing.pycode import PythonCodePrinter
@@ -22,14 +23,25 @@ class KernelPrinter(PythonCodePrinter):
         super().__init__({"fully_qualified_modules": True, "standard": "python3"})
         self.code_names = code_names
 
+    def _print_not_supported(self, expr):
+        # Reached only for parts of the user's formula that have no Numba form (a Bessel function, say).
+        raise SymcompileError(f"cannot generate code for {expr}: {type(expr).__name__} has no Numba-compatible form")
+
+    _print_factorial = _print_not_supported  # math.factorial exists in Python, not in Numba
+
     def _print_Symbol(self, symbol):
         return self.code_names.get(symbol, symbol.name)
 
     def _print_Float(self, number):
         return repr(float(number))
 
-    def _print_DiracDelta(self, expr):
-        return "0.0"
+    def _print_helper_call(self, call):
+        return f"{call.helper}({', '.join(self._print(arg) for arg in call.args)})"
 
-    def _print_not_supported(self, expr):
-        raise SymcompileError(f"{type(expr).__name__} (in {expr}) cannot be compiled to Python/Numba code")
+    # SymPy dispatches on a function's own class name, not on its base classes.
+    _print_sigmoid = _print_softplus = _print_helper_call
+
+    def _print_logsumexp(self, call):
+        # The helper takes one tuple, of floats: Numba iterates only over tuples of one type.
+        args = [repr(float(arg)) if arg.is_Number else self._print(arg) for arg in call.args]
+        return f"{call.helper}(({', '.join(args)}))"

@@ -3,6 +3,12 @@
 Each rewrite is a small named function from expression to expression; the
 stage applies them in order and reports which ones changed something, so the
 build report shows what was done to the user's formula.
+
+Most of them trade textbook formulas that overflow or cancel in double
+precision for the stable functions of `symcompile.stable`: the logistic
+function becomes `sigmoid`, log(sigmoid) and log(1 - sigmoid) become
+`softplus`, and softmax and its log go through `logsumexp`. The stage runs
+before `differentiate`, so the gradient is derived from the stable forms.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass, replace
 import sympy as sp
 
 from symcompile.model import Model
+from symcompile.stable import logsumexp, sigmoid, softplus
 
 
 def float_e_powers_to_exp(expr):
@@ -27,7 +34,127 @@ def float_e_powers_to_exp(expr):
     )
 
 
-REWRITES = (float_e_powers_to_exp,)
+def _replace_matches(expr, match, build):
+    """Replace, bottom-up, each node where `match(node)` finds parts, by `build(node, parts)`."""
+    return expr.replace(lambda node: match(node) is not None, lambda node: build(node, match(node)))
+
+
+def _one_plus_exp(node):
+    """u when node is 1 + exp(u)."""
+    if node.is_Add and len(node.args) == 2 and node.args[0] == 1 and isinstance(node.args[1], sp.exp):
+        return node.args[1].args[0]
+    return None
+
+
+def _exp_ratio(node):
+    """(u, the factor 1/(1 + exp(u))) when node is exp(u)/(1 + exp(u)) times anything."""
+    if node.is_Mul:
+        for factor in node.args:
+            if factor.is_Pow and factor.exp == -1:
+                u = _one_plus_exp(factor.base)
+                if u is not None and sp.exp(u) in node.args:
+                    return u, factor
+    return None
+
+
+def _logistic(node):
+    """(u, k) when node is 1/(1 + exp(u))**k, k a positive integer."""
+    if node.is_Pow and node.exp.is_Integer and node.exp < 0:
+        u = _one_plus_exp(node.base)
+        if u is not None:
+            return u, -node.exp
+    return None
+
+
+def _one_minus_sigmoid(node):
+    """The term -sigmoid(u) when node is a sum 1 - sigmoid(u) + ..."""
+    if node.is_Add and sp.S.One in node.args:
+        for term in node.args:
+            if term.is_Mul and len(term.args) == 2 and term.args[0] == -1 and isinstance(term.args[1], sigmoid):
+                return term
+    return None
+
+
+def _log_of(kind, node):
+    return node.args[0] if isinstance(node, sp.log) and isinstance(node.args[0], kind) else None
+
+
+def _softmax(node):
+    """For exp(a_1)*...*exp(a_m)*rest/(exp(z_1) + ... + exp(z_n)): (a_1 + ... + a_m, [z_k], rest)."""
+    if node.is_Mul:
+        for factor in node.args:
+            if factor.is_Pow and factor.exp == -1 and factor.base.is_Add:
+                if all(isinstance(t, sp.exp) for t in factor.base.args):
+                    numerator = sp.Add(*(f.args[0] for f in node.args if isinstance(f, sp.exp)))
+                    rest = [f for f in node.args if f is not factor and not isinstance(f, sp.exp)]
+                    return numerator, [t.args[0] for t in factor.base.args], rest
+    return None
+
+
+def _log_softmax(node):
+    parts = _softmax(node.args[0]) if isinstance(node, sp.log) else None
+    return parts if parts is not None and not parts[2] else None
+
+
+def exp_ratio_to_sigmoid(expr):
+    """exp(u)/(1 + exp(u)) -> sigmoid(u) (inf/inf for u > 709 as written)."""
+
+    def to_sigmoid(node, parts):
+        u, denominator = parts
+        return sp.Mul(sigmoid(u), *(f for f in node.args if f not in (denominator, sp.exp(u))))
+
+    return _replace_matches(expr, _exp_ratio, to_sigmoid)
+
+
+def logistic_to_sigmoid(expr):
+    """1/(1 + exp(u))**k -> sigmoid(-u)**k, whose derivative stays finite at any u."""
+    return _replace_matches(expr, _logistic, lambda node, parts: sigmoid(-parts[0]) ** parts[1])
+
+
+def sigmoid_complement(expr):
+    """1 - sigmoid(u) -> sigmoid(-u): no cancellation to 0 once sigmoid(u) rounds to 1 (u > 37)."""
+    return _replace_matches(
+        expr, _one_minus_sigmoid, lambda node, term: node - 1 - term + sigmoid(-term.args[1].args[0])
+    )
+
+
+def log_sigmoid_to_softplus(expr):
+    """log(sigmoid(u)) -> -softplus(-u): finite where sigmoid(u) underflows to 0."""
+    return _replace_matches(expr, lambda node: _log_of(sigmoid, node), lambda node, s: -softplus(-s.args[0]))
+
+
+def log_one_plus_exp_to_softplus(expr):
+    """log(1 + exp(u)) -> softplus(u): finite for u > 709, and exact for u < -37."""
+    return _replace_matches(
+        expr,
+        lambda node: _one_plus_exp(node.args[0]) if isinstance(node, sp.log) else None,
+        lambda node, u: softplus(u),
+    )
+
+
+def log_softmax_to_logsumexp(expr):
+    """log(exp(a)/(exp(z_1) + ... + exp(z_n))) -> a - logsumexp(z_1, ..., z_n): no inf/inf, no log(0)."""
+    return _replace_matches(expr, _log_softmax, lambda node, parts: parts[0] - logsumexp(*parts[1]))
+
+
+def softmax_to_logsumexp(expr):
+    """exp(a)/(exp(z_1) + ... + exp(z_n)) -> exp(a - logsumexp(z_1, ..., z_n)), never inf/inf."""
+    return _replace_matches(
+        expr, _softmax, lambda node, parts: sp.Mul(sp.exp(parts[0] - logsumexp(*parts[1])), *parts[2])
+    )
+
+
+# In order: each rule may rely on the forms the earlier ones produce.
+REWRITES = (
+    float_e_powers_to_exp,
+    exp_ratio_to_sigmoid,
+    logistic_to_sigmoid,
+    sigmoid_complement,
+    log_sigmoid_to_softplus,
+    log_one_plus_exp_to_softplus,
+    log_softmax_to_logsumexp,
+    softmax_to_logsumexp,
+)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,21 @@
 """Stage 6, write and load: source text -> file in the output folder -> imported module.
 
-Writes are atomic: the text goes to a temporary file beside the target, which
-then replaces it with `os.replace`, so a failed or killed build leaves the
-previous module intact and concurrent builds never mix their bytes. A module
-whose bytes have not changed is not rewritten, which keeps Numba's on-disk
-cache (keyed on the file's timestamp) valid across rebuilds.
+Writes are atomic: the text goes to a temporary file beside the target
+(`.<name>.<pid>.<random>.tmp`, which no import or glob for `*.py` picks up), is
+flushed to disk, and then replaces the target with `os.replace`, so a failed
+or killed build leaves the previous module intact and concurrent builds never
+mix their bytes (the last one to finish wins, whole). A module whose bytes
+have not changed is not rewritten, which keeps Numba's on-disk cache (keyed on
+the file's timestamp) valid across rebuilds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 from symcompile.errors import SymcompileError
@@ -22,17 +25,24 @@ def write_module(source: str, out_dir, name: str) -> tuple[Path, bool]:
     """Write `source` to out_dir/name.py; return (path, whether the file changed)."""
     out_dir = Path(out_dir)
     path = out_dir / f"{name}.py"
+    data = source.encode("utf-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.read_text(encoding="utf-8") == source:
+        if path.is_file() and path.read_bytes() == data:
             return path, False
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+        # O_EXCL on a random name: no other build can be writing this file. Mode 0666 leaves
+        # the rest to the umask, as for any file the user creates (mkstemp's 0600 would not).
+        tmp = out_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(source)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
             os.replace(tmp, path)
         except BaseException:
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc

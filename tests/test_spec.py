@@ -105,7 +105,7 @@ BAD_SPECS = {
     "not TOML": (MLP + "layers = [2, 1\n", ["not valid TOML"]),
     "softmax loss without softmax": (MLP + 'loss = "softmax_cross_entropy"\n', ["softmax_cross_entropy needs"]),
     "file name not a module name": (None, ["name:", "'my-model'", 'set name = "..."']),
-    "name shadowing a module": (MLP + 'name = "random"\n', ["model name 'random' would shadow"]),
+    "name shadowing a module": (MLP + 'name = "random"\n', ["model name 'random'", "would shadow"]),
 }  # fmt: skip
 
 
