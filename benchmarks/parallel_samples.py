@@ -29,7 +29,7 @@ import numpy as np
 # Run from a checkout, measure the checkout's symcompile (not some other installed copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from symcompile.emit import render_block
+from symcompile.emit import render_block, template_environment
 from symcompile.mlp import mlp_model
 from symcompile.names import NameTable
 from symcompile.optimize import optimize
@@ -38,6 +38,7 @@ from symcompile.pipeline import build
 from symcompile.printer import KernelPrinter
 from symcompile.rewrite import rewrite
 from symcompile.seed import seed_model
+from symcompile.stable import helpers_used
 from symcompile.writer import load_module
 
 
@@ -54,16 +55,20 @@ def scalar_sums_kernel_source(model, parallel):
     """The fused kernel's straight-line code with one scalar accumulator per result, in a prange or plain loop."""
     rewritten, _ = rewrite(model)
     names = NameTable(model.params + model.inputs + model.targets)
-    kernel = optimize(differentiate(rewritten), names.new_temporaries)
-    block = render_block(kernel.loss_and_grad, rewritten, names, KernelPrinter(names.code))
+    code = optimize(differentiate(rewritten), names.new_temporaries).loss_and_grad
+    block = render_block(code, rewritten, names, KernelPrinter(names.code))
     sums = [f"acc{j}" for j in range(len(block.results))]  # acc0 is the loss, then one per parameter
     loop = "numba.prange" if parallel else "range"
     lines = block.param_loads + [f"{s} = 0.0" for s in sums] + [f"for n in {loop}(X.shape[0]):"]
     lines += ["    " + line for line in block.sample_lines]
     lines += [f"    {s} += {r}" for s, r in zip(sums, block.results)]
     lines += [f"grad[{j}] = {s} / X.shape[0]" for j, s in enumerate(sums[1:])] + [f"return {sums[0]} / X.shape[0]"]
+    # The stable functions (sigmoid, softplus, logsumexp) the code calls, as the generated module defines them.
+    helpers = template_environment().get_template("helpers.py.j2").render(
+        helpers=helpers_used([rhs for _, rhs in code.assignments] + list(code.results))
+    )
     return (
-        f"import math\nimport numba\n\n\n@numba.njit(parallel={parallel})\n"
+        f"import math\nimport numba\n{helpers}\n\n@numba.njit(parallel={parallel})\n"
         "def loss_and_grad(w, X, Y, grad):\n" + textwrap.indent("\n".join(lines), "    ") + "\n"
     )
 
