@@ -108,8 +108,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="symcompile-parallel-"))
-    print(f"numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads; median (min-max) per call of the fused kernel")
-    print(f"{'model':<14} {'N':>8} {'generated':>24} {'scalar sums':>24} {'prange':>24} {'gen/prange':>10} {'drift':>8}")
+    threads = numba.config.NUMBA_NUM_THREADS
+    print(f"numba {numba.__version__}, {threads} threads; median (min-max) per call of the fused kernel")
+    header = ["model", "N", "generated", "scalar sums", "prange", "gen/prange", "drift"]
+    print("{:<14} {:>8} {:>24} {:>24} {:>24} {:>10} {:>8}".format(*header))
     for model in models():
         kernels = variants(model, folder)
         rng = np.random.default_rng(0)

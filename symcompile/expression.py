@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 
 import sympy as sp
 
@@ -93,7 +94,9 @@ class ExpressionParser:
             raise SymcompileError(f"expected an expression string, got {type(text).__name__} {text!r}")
         self.text = text.strip()
         try:
-            tree = ast.parse(self.text, mode="eval")
+            with warnings.catch_warnings():  # "invalid decimal literal" and the like: the error below says enough
+                warnings.simplefilter("ignore")
+                tree = ast.parse(self.text, mode="eval")
         except SyntaxError as exc:
             raise SymcompileError(f"invalid expression {_short(text)}: {exc.msg} at column {exc.offset}") from None
         except (ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting

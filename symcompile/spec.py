@@ -56,7 +56,11 @@ def located(where):
 def load_spec(path) -> Model:
     """Read, check and build the model a spec file describes."""
     path = Path(path)
-    spec = read_toml(path)
+    return spec_model(read_toml(path), path)
+
+
+def spec_model(spec: dict, path: Path) -> Model:
+    """The model of a spec already read from `path` (which locates errors and CSV files)."""
     with located(f"{path}: kind"):
         kind = _choice(spec.get("kind"), KINDS)
     _check_keys(spec, COMMON_KEYS + KIND_KEYS[kind], "at the top level", path)
@@ -316,14 +320,16 @@ def _csv_data(table, inputs, targets, path):
             if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
                 raise SymcompileError(f"must be a list of column names, got {chosen!r}")
             if len(chosen) != len(default):
-                raise SymcompileError(f"names {len(chosen)} columns, but the model has {len(default)} ({', '.join(default)})")
+                wanted = f"{len(default)} ({', '.join(default)})"
+                raise SymcompileError(f"names {len(chosen)} columns, but the model has {wanted}")
             columns[key] = chosen
     with located(f"{path}: data.csv"):
         header, rows = read_csv(csv_path)
         for key, names in columns.items():
             for name in names:
                 if name not in header:
-                    raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {', '.join(header)})")
+                    columns = ", ".join(header)
+                    raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {columns})")
         X = [[row[header.index(c)] for c in columns["X_columns"]] for row in rows]
         Y = [[row[header.index(c)] for c in columns["Y_columns"]] for row in rows]
     return X, Y

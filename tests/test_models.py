@@ -178,7 +178,10 @@ def test_api_compiles_several_outputs(out_dir):
     m = compile_model(outputs, loss, [p, q], [u], [y1, y2], name="two_outputs", init=[1, 1], X=X, Y=Y, out_dir=out_dir)
     w = rng.normal(size=2)
     np.testing.assert_allclose(m.forward(w), np.column_stack([w[0] * X[:, 0] + w[1], w[0] * w[1] * X[:, 0] ** 2]))
-    reference = lambda v: float(np.mean((v[0] * X[:, 0] + v[1] - Y[:, 0]) ** 2 + (v[0] * v[1] * X[:, 0] ** 2 - Y[:, 1]) ** 2))  # noqa: E731
+
+    def reference(v):
+        return float(np.mean((v[0] * X[:, 0] + v[1] - Y[:, 0]) ** 2 + (v[0] * v[1] * X[:, 0] ** 2 - Y[:, 1]) ** 2))
+
     loss_value, grad = m.loss_and_grad(w)
     assert loss_value == pytest.approx(reference(w), rel=1e-12)
     np.testing.assert_allclose(grad, central_differences(reference, w), rtol=1e-7)

@@ -1,12 +1,17 @@
 """Spec files: what they build, and how bad ones fail (one line naming the file, key and problem; nothing written)."""
 
+import copy
+import functools
 import re
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from symcompile.cli import main, why_rebuild
 from symcompile.errors import SymcompileError
@@ -14,7 +19,7 @@ from symcompile.mlp import mlp_model
 from symcompile.model import make_model
 from symcompile.pipeline import build, generate
 from symcompile.seed import seed_model
-from symcompile.spec import load_spec
+from symcompile.spec import load_spec, spec_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -189,3 +194,52 @@ def test_readme_shows_the_example_specs_as_they_are():
     for name, text in zip(["xor", "decay"], shown):
         in_file = (EXAMPLES / f"{name}.toml").read_text(encoding="utf-8")
         assert in_file.split("\n", 1)[1] == text  # the file's first line is a comment the README leaves out
+
+
+# --- fuzzing: examples with parts replaced, removed or added at random --------------------------------------------
+
+_EXAMPLE_SPECS = {path.stem: tomllib.loads(path.read_text()) for path in sorted(EXAMPLES.glob("*.toml"))}
+_SCALARS = st.one_of(
+    st.integers(-3, 5), st.floats(), st.booleans(), st.text(max_size=12),
+    st.sampled_from(["a*x", "exp(", "x1", "y", "w0", "f5", "1e308*10", "tanh", "softmax", "data/decay.csv", "nope.csv"]),
+)  # fmt: skip
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _key_paths(table, prefix=()):
+    for key, value in table.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from _key_paths(value, prefix + (key,))
+
+
+@st.composite
+def mutated_examples(draw):
+    name = draw(st.sampled_from(sorted(_EXAMPLE_SPECS)))
+    spec = copy.deepcopy(_EXAMPLE_SPECS[name])
+    for _ in range(draw(st.integers(1, 3))):
+        paths = list(_key_paths(spec))
+        if not paths or draw(st.booleans()) and draw(st.booleans()):
+            spec[draw(st.text(max_size=6))] = draw(_VALUES)
+            continue
+        *parents, key = draw(st.sampled_from(paths))
+        table = functools.reduce(dict.__getitem__, parents, spec)
+        if draw(st.booleans()):
+            del table[key]
+        else:
+            table[key] = draw(_VALUES)
+    return name, spec
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(case=mutated_examples())
+def test_mutated_specs_give_a_model_or_one_clear_error(case):
+    name, spec = case
+    try:
+        spec_model(spec, EXAMPLES / f"{name}.toml")
+    except SymcompileError as exc:
+        assert str(exc).startswith(str(EXAMPLES / f"{name}.toml")) and "\n" not in str(exc)
