@@ -41,11 +41,14 @@ def why_rebuild(path, model):
     """
     if not path.is_file():
         return "not built yet"
+    recorded = None
     with open(path, encoding="utf-8", errors="replace") as f:
-        header = [next(f, "") for _ in range(100)]
-    if f"# Model: sha256:{model_digest(model)} " not in "".join(header):
-        return "was built from a different model"
-    return None
+        for line in f:  # the header's formula comment can be long; the digests follow it
+            if line.startswith("# Model: sha256:"):
+                recorded = line.split()[2].removeprefix("sha256:")
+            if line.startswith("# Digest:"):
+                break
+    return None if recorded == model_digest(model) else "was built from a different model"
 
 
 def command_build(args):

@@ -177,6 +177,9 @@ def test_train_rebuilds_a_module_built_from_another_version_of_the_spec(tmp_path
     path = build(model, out_dir).path
     assert why_rebuild(path, model) is None
     assert why_rebuild(out_dir / "elsewhere.py", model) == "not built yet"
+    long_formula = out_dir / "long.py"  # a large model's formula comment pushes the digests far down
+    long_formula.write_text(path.read_text().replace("Training function", "Training function\n" + "    ...\n" * 500))
+    assert why_rebuild(long_formula, model) is None
     spec.write_text(spec.read_text().replace("lr = 0.2", "lr = 0.25"))
     assert why_rebuild(path, load_spec(spec)) == "was built from a different model"
     spec.write_text((EXAMPLES / "decay.toml").read_text())
