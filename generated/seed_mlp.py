@@ -16,7 +16,8 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
-# Digest: sha256:1076c3dce4f2d154a5fae6eb70dacb5daca28f860068869d1a42ff72c2efdfcd (of the source below this line)
+# Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
+# Digest: sha256:53dedafe01978da2a66b88597c37064786a02f74d5152ccdf4ee9915178b8818 (of the source below this line)
 
 import math
 from typing import NamedTuple
@@ -299,8 +300,8 @@ def _all_below(values, tol):
 
 
 @numba.njit(cache=True)
-def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
-    """Gradient descent in compiled code; returns (iterations run, status code)."""
+def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent with sequential updates in compiled code; returns (iterations run, status code)."""
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
@@ -308,13 +309,34 @@ def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
     iteration = 0
     while iteration < max_iter:
         previous[:] = w
-        if sequential:
-            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
-        else:
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(w.shape[0]):
-                steps[j] = lr * grad[j]
-                w[j] -= steps[j]
+        loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+        if not (np.isfinite(loss) and _all_finite(w)):
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        history[iteration] = loss
+        iteration += 1
+        if _all_below(steps, tol):
+            status = 1
+            break
+    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
+    return iteration, status
+
+
+@numba.njit(cache=True)
+def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent with simultaneous updates in compiled code; returns (iterations run, status code)."""
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    status = 0
+    iteration = 0
+    while iteration < max_iter:
+        previous[:] = w
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        for j in range(w.shape[0]):
+            steps[j] = lr * grad[j]
+            w[j] -= steps[j]
         if not (np.isfinite(loss) and _all_finite(w)):
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -437,5 +459,6 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     Y = _targets(Y, X.shape[0])
     _check_settings(lr, max_iter, tol, update)
     history = np.empty(int(max_iter) + 1)
-    iterations, status = _train_kernel(w, X, Y, float(lr), int(max_iter), float(tol), update == "sequential", history)
+    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
+    iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
     return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
