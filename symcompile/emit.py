@@ -114,7 +114,7 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
-def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) -> str:
+def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str) -> str:
     model = kernel.program.model
     printer = KernelPrinter(names.code)
     env = template_environment()
@@ -142,5 +142,6 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str) 
         versions=versions(),
         options=", ".join(f"{k}={v}" for k, v in options.items()),
         digest=hashlib.sha256(body.encode()).hexdigest(),
+        model_digest=model_digest,
     )
     return header + body

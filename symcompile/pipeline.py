@@ -12,7 +12,7 @@ from pathlib import Path
 
 from symcompile.differentiate import differentiate
 from symcompile.emit import emit
-from symcompile.model import Model, TrainingDefaults, make_model
+from symcompile.model import Model, TrainingDefaults, make_model, model_digest
 from symcompile.names import NameTable
 from symcompile.optimize import optimize
 from symcompile.rewrite import rewrite
@@ -51,7 +51,7 @@ def generate(model: Model, *, gradient="diff", rebuild_command=None):
     kernel = watch.run("optimize", optimize, program, names)
     options = {"gradient": gradient, "cse": "on", "rewrites": "+".join(rewrites.applied) or "none"}
     command = rebuild_command or f"python -m symcompile build  # model {model.name}"
-    source = watch.run("emit", emit, kernel, names, options, command)
+    source = watch.run("emit", emit, kernel, names, options, command, model_digest(model))
     return source, kernel, rewrites, watch
 
 
