@@ -1,4 +1,4 @@
-"""`python -m symcompile build|train`: the command line.
+"""`python -m symcompile build|train|bench`: the command line.
 
 Every user-facing failure is a SymcompileError, printed as one line
 (`symcompile: error: ...`) with exit status 2; argparse does the same for bad
@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from symcompile import bench
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
 from symcompile.model import TrainingDefaults, check_training, model_digest
@@ -96,6 +97,11 @@ def command_train(args):
     return 0
 
 
+def command_bench(args):
+    model, rebuild_command = resolve_model(args.spec)
+    return bench.run(model, rebuild_command, args)
+
+
 def _print_state(module, label, w, loss):
     line = f"  {label:<10} loss {loss:.15g}"
     outputs = module.forward(w, module.X)
@@ -122,7 +128,11 @@ def parser():
     train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
     train_cmd.add_argument("--update", choices=["sequential", "simultaneous"], help="update rule")
 
-    for cmd in (build_cmd, train_cmd):
+    bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
+    bench_cmd.set_defaults(run=command_bench)
+    bench.add_arguments(bench_cmd)
+
+    for cmd in (build_cmd, train_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
     return top

@@ -84,12 +84,13 @@ def comment_text(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def render_block(code, model, names, printer, param_name=""):
+def render_block(code, model, names, printer, param_name="", sample="n"):
+    """`sample` is the sample's row in X and Y: the loop variable, or 0 for a one-sample kernel."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
     return Block(
         param_loads=_loads(model.params, used, names, "w["),
-        sample_lines=_loads(model.inputs, used, names, "X[n, ")
-        + _loads(model.targets, used, names, "Y[n, ")
+        sample_lines=_loads(model.inputs, used, names, f"X[{sample}, ")
+        + _loads(model.targets, used, names, f"Y[{sample}, ")
         + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
         results=[printer.doprint(r) for r in code.results],
         param_name=comment_text(param_name),
@@ -127,10 +128,11 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, 
         X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
-        helpers=helpers_used(_expressions(kernel.forward, kernel.loss_and_grad, *kernel.sweep)),
+        helpers=helpers_used(_expressions(*kernel.programs())),
         forward=render_block(kernel.forward, model, names, printer),
         loss_and_grad=render_block(kernel.loss_and_grad, model, names, printer),
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
     )
     header = env.get_template("header.py.j2").render(
         name=model.name,

@@ -48,7 +48,7 @@ def generate(model: Model, *, gradient="diff", rebuild_command=None):
     rewritten, rewrites = watch.run("rewrite", rewrite, model)
     program = watch.run("differentiate", differentiate, rewritten, gradient)
     names = NameTable(model.params + model.inputs + model.targets)
-    kernel = watch.run("optimize", optimize, program, names.new_temporaries)
+    kernel = watch.run("optimize", optimize, program, names)
     options = {"gradient": gradient, "cse": "on", "rewrites": "+".join(rewrites.applied) or "none"}
     command = rebuild_command or f"python -m symcompile build  # model {model.name}"
     source = watch.run("emit", emit, kernel, names, options, command, model_digest(model))

@@ -32,6 +32,8 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Symbol(self, symbol):
         return self.code_names.get(symbol, symbol.name)
 
+    _print_Dummy = _print_Symbol  # the compiler's own locals are Dummies with code names
+
     def _print_Float(self, number):
         return repr(float(number))
 
