@@ -16,7 +16,9 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
-# Digest: sha256:1076c3dce4f2d154a5fae6eb70dacb5daca28f860068869d1a42ff72c2efdfcd (of the source below this line)
+# Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
+# Digest: sha256:18f09a21b6f222f483265eed6794062efef8a773872be07a6cd4094ba49938c9 (of the source below this line)
+
 
 import math
 from typing import NamedTuple
@@ -38,10 +40,10 @@ _STATUS = ("max_iter", "converged", "non-finite")
 @numba.njit(cache=True)
 def _sigmoid(z):
     """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+    # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
+    # of one z share a single exp (the gradient of a sigmoid network calls all four).
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
 @numba.njit(cache=True)
@@ -283,6 +285,97 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
 
 
 @numba.njit(cache=True)
+def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
+    """The same sweep for a single sample, as one straight-line program: each updated weight
+    is a new local, so work that does not depend on it is done once, not once per parameter."""
+    w0 = w[0]
+    w13 = w[1]
+    w14 = w[2]
+    w23 = w[3]
+    w24 = w[4]
+    w35 = w[5]
+    w45 = w[6]
+    x1 = X[0, 0]
+    x2 = X[0, 1]
+    y = Y[0, 0]
+    t0 = 2*w0
+    t1 = w23*x2
+    t2 = t1 + w13*x1
+    t3 = t0 + t2
+    t4 = w35*_sigmoid(t3)
+    t5 = w24*x2
+    t6 = t5 + w14*x1
+    t7 = t0 + t6
+    t8 = w45*_sigmoid(t7)
+    t9 = 2*t4*_sigmoid(-t3) + 2*t8*_sigmoid(-t7) + 2
+    t10 = t0 + t4 + t8
+    t11 = -t10
+    t12 = 1 - y
+    step_w0 = lr*(t12*t9*_sigmoid(t10) - t9*y*_sigmoid(t11))
+    w0_new = -step_w0 + w0
+    t13 = 2*w0_new
+    t14 = t13 + t2
+    t15 = _sigmoid(t14)
+    t16 = t15*w35
+    t17 = t13 + t6
+    t18 = _sigmoid(t17)
+    t19 = t18*w45
+    t20 = t13 + t19
+    t21 = t16 + t20
+    t22 = _sigmoid(-t14)
+    t23 = x1*y
+    step_w13 = lr*(t12*t15*t22*w35*x1*_sigmoid(t21) - t16*t22*t23*_sigmoid(-t21))
+    w13_new = -step_w13 + w13
+    t24 = w13_new*x1 + t13
+    t25 = t1 + t24
+    t26 = _sigmoid(t25)
+    t27 = t26*w35
+    t28 = t20 + t27
+    t29 = _sigmoid(-t17)
+    step_w14 = lr*(t12*t18*t29*w45*x1*_sigmoid(t28) - t19*t23*t29*_sigmoid(-t28))
+    w14_new = -step_w14 + w14
+    t30 = w14_new*x1 + t13
+    t31 = t30 + t5
+    t32 = _sigmoid(t31)
+    t33 = t32*w45
+    t34 = t13 + t33
+    t35 = t27 + t34
+    t36 = _sigmoid(-t25)
+    t37 = x2*y
+    step_w23 = lr*(t12*t26*t36*w35*x2*_sigmoid(t35) - t27*t36*t37*_sigmoid(-t35))
+    w23_new = -step_w23 + w23
+    t38 = _sigmoid(w23_new*x2 + t24)
+    t39 = t38*w35
+    t40 = t34 + t39
+    t41 = _sigmoid(-t31)
+    step_w24 = lr*(t12*t32*t41*w45*x2*_sigmoid(t40) - t33*t37*t41*_sigmoid(-t40))
+    w24_new = -step_w24 + w24
+    t42 = _sigmoid(w24_new*x2 + t30)
+    t43 = t13 + t42*w45
+    t44 = t39 + t43
+    step_w35 = lr*(t12*t38*_sigmoid(t44) - t38*y*_sigmoid(-t44))
+    w35_new = -step_w35 + w35
+    t45 = w35_new*t38 + t43
+    step_w45 = lr*(t12*t42*_sigmoid(t45) - t42*y*_sigmoid(-t45))
+    w45_new = -step_w45 + w45
+    steps[0] = step_w0
+    w[0] = w0_new
+    steps[1] = step_w13
+    w[1] = w13_new
+    steps[2] = step_w14
+    w[2] = w14_new
+    steps[3] = step_w23
+    w[3] = w23_new
+    steps[4] = step_w24
+    w[4] = w24_new
+    steps[5] = step_w35
+    w[5] = w35_new
+    steps[6] = step_w45
+    w[6] = w45_new
+    return t12*_softplus(t10) + y*_softplus(t11)
+
+
+@numba.njit(cache=True)
 def _all_finite(values):
     for value in values:
         if not np.isfinite(value):
@@ -299,8 +392,8 @@ def _all_below(values, tol):
 
 
 @numba.njit(cache=True)
-def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
-    """Gradient descent in compiled code; returns (iterations run, status code)."""
+def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code)."""
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
@@ -308,14 +401,41 @@ def _train_kernel(w, X, Y, lr, max_iter, tol, sequential, history):
     iteration = 0
     while iteration < max_iter:
         previous[:] = w
-        if sequential:
-            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+        if X.shape[0] == 1:  # one sample, as in the blog: the sweep as one straight-line program
+            loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
         else:
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(w.shape[0]):
-                steps[j] = lr * grad[j]
-                w[j] -= steps[j]
-        if not (np.isfinite(loss) and _all_finite(w)):
+            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+        finite = np.isfinite(loss) and _all_finite(w)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        history[iteration] = loss
+        iteration += 1
+        if _all_below(steps, tol):
+            status = 1
+            break
+    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
+    return iteration, status
+
+
+@numba.njit(cache=True)
+def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code)."""
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    status = 0
+    iteration = 0
+    while iteration < max_iter:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+            steps[j] = lr * grad[j]
+            previous[j] = w[j]
+            w[j] -= steps[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
             break
@@ -437,5 +557,6 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     Y = _targets(Y, X.shape[0])
     _check_settings(lr, max_iter, tol, update)
     history = np.empty(int(max_iter) + 1)
-    iterations, status = _train_kernel(w, X, Y, float(lr), int(max_iter), float(tol), update == "sequential", history)
+    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
+    iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
     return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])

@@ -1,4 +1,4 @@
-"""`python -m symcompile build|train`: the command line.
+"""`python -m symcompile build|train|bench`: the command line.
 
 Every user-facing failure is a SymcompileError, printed as one line
 (`symcompile: error: ...`) with exit status 2; argparse does the same for bad
@@ -8,28 +8,50 @@ arguments. Settings are checked here, before the generated module sees them.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from symcompile import bench
 from symcompile.differentiate import METHODS
 from symcompile.emit import LAYOUTS
 from symcompile.errors import SymcompileError
-from symcompile.model import TrainingDefaults, check_training
+from symcompile.metrics import accuracy
+from symcompile.model import TrainingDefaults, check_training, model_digest
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
 from symcompile.seed import seed_model
+from symcompile.spec import load_spec
 from symcompile.writer import load_module
 
 
 def resolve_model(spec):
-    """The model a command works on: the built-in seed when no spec is given."""
+    """The model a command works on, and the command that rebuilds it: the built-in seed when no spec is given."""
     if spec is None:
         return seed_model(), "python -m symcompile build"
-    raise SymcompileError(f"{spec}: spec files are not supported yet")
+    return load_spec(spec), f"python -m symcompile build {shlex.quote(spec)}"
 
 
 def module_path(model, out_dir):
     return Path(out_dir) / f"{model.name}.py"
+
+
+def why_rebuild(path, model):
+    """Why the module at `path` must be (re)built for `model`, or None when it is current.
+
+    The header records a digest of the model the module was built from
+    (templates/header.py.j2), so an edited spec or data file is noticed.
+    """
+    if not path.is_file():
+        return "not built yet"
+    recorded = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:  # the header's formula comment can be long; the digests follow it
+            if line.startswith("# Model: sha256:"):
+                recorded = line.split()[2].removeprefix("sha256:")
+            if line.startswith("# Digest:"):
+                break
+    return None if recorded == model_digest(model) else "was built from a different model"
 
 
 def command_build(args):
@@ -53,8 +75,9 @@ def command_build(args):
 def command_train(args):
     model, rebuild_command = resolve_model(args.spec)
     path = module_path(model, args.out_dir)
-    if not path.is_file():
-        print(f"{path} not built yet; building it")
+    reason = why_rebuild(path, model)
+    if reason:
+        print(f"{path} {reason}; building it")
         build(model, args.out_dir, rebuild_command=rebuild_command)
     module = load_module(path)
     settings = dict(module.DEFAULTS)
@@ -77,11 +100,19 @@ def command_train(args):
     return 0
 
 
+def command_bench(args):
+    model, rebuild_command = resolve_model(args.spec)
+    return bench.run(model, rebuild_command, args)
+
+
 def _print_state(module, label, w, loss):
     line = f"  {label:<10} loss {loss:.15g}"
     outputs = module.forward(w, module.X)
     if outputs.size == 1:
         line += f", output {float(outputs.ravel()[0]):.15g}"
+    right = accuracy(outputs, module.Y)
+    if right is not None and outputs.size > 1:
+        line += f", accuracy {right:.1%} of {len(module.Y)} samples"
     print(line)
 
 
@@ -113,8 +144,12 @@ def parser():
     train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
     train_cmd.add_argument("--update", choices=["sequential", "simultaneous"], help="update rule")
 
-    for cmd in (build_cmd, train_cmd):
-        cmd.add_argument("spec", nargs="?", help="model spec file (default: the built-in seed network)")
+    bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
+    bench_cmd.set_defaults(run=command_bench)
+    bench.add_arguments(bench_cmd)
+
+    for cmd in (build_cmd, train_cmd, bench_cmd):
+        cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
     return top
 

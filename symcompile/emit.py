@@ -111,13 +111,14 @@ def comment_text(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def render_block(code, model, names, printer, param_name=""):
-    """The template's view of a program in the unrolled layout."""
+def render_block(code, model, names, printer, param_name="", sample="n"):
+    """The template's view of a program in the unrolled layout; `sample` is the sample's row in X and Y:
+    the loop variable, or 0 for a one-sample kernel."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
     return Block(
         param_loads=_loads(model.params, used, names, "w["),
-        sample_lines=_loads(model.inputs, used, names, "X[n, ")
-        + _loads(model.targets, used, names, "Y[n, ")
+        sample_lines=_loads(model.inputs, used, names, f"X[{sample}, ")
+        + _loads(model.targets, used, names, f"Y[{sample}, ")
         + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
         results=[printer.doprint(r) for r in code.results],
         param_name=comment_text(param_name),
@@ -181,7 +182,9 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
-def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, layout: str = "unrolled") -> str:
+def emit(
+    kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str, layout: str = "unrolled"
+) -> str:
     """The module's source; `layout` is "unrolled" or "rolled" (see `chosen_layout`)."""
     model = kernel.program.model
     printer = KernelPrinter(names.code)
@@ -197,10 +200,11 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, 
         X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
-        helpers=helpers_used(_expressions(kernel.forward, kernel.loss_and_grad, *kernel.sweep)),
+        helpers=helpers_used(_expressions(*kernel.programs())),
         forward=forward,
         loss_and_grad=loss_and_grad,
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
     )
     header = env.get_template("header.py.j2").render(
         name=model.name,
@@ -210,5 +214,6 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, 
         versions=versions(),
         options=", ".join(f"{k}={v}" for k, v in options.items()),
         digest=hashlib.sha256(body.encode()).hexdigest(),
+        model_digest=model_digest,
     )
     return header + body

@@ -4,7 +4,8 @@ Neurons are numbered as in the blog: inputs first, then each layer in turn,
 so the 2-2-1 network has inputs 1-2, hidden neurons 3-4 and output 5.
 Parameters are named after the edge they sit on: `w1_3` joins neuron 1 to
 neuron 3; biases are `b3`, ... (`per-neuron`), or a single `w0` added once per
-incoming edge (`shared`, the blog's scheme).
+incoming edge (`shared`, the blog's scheme). All symbols are created real,
+as `make_model` would make them, so it has nothing to replace in the network.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _choice(value, options, what):
     return value
 
 
-def _check_layers(layers):
+def check_layers(layers):
     if not (isinstance(layers, (list, tuple)) and len(layers) >= 2):
         raise SymcompileError(f"layers must list at least an input and an output size, got {layers!r}")
     for size in layers:
@@ -78,11 +79,22 @@ def _check_loss_fits(loss, output_activation, n_outputs):
         raise SymcompileError("softmax needs at least two outputs")
 
 
+def input_symbols(n_inputs):
+    """x1, x2, ...: the inputs are neurons 1 to n_inputs."""
+    return [sp.Symbol(f"x{j + 1}", real=True) for j in range(n_inputs)]
+
+
+def target_symbols(n_outputs):
+    """`y` for one output, else y1, y2, ... (one per output neuron)."""
+    names = ["y"] if n_outputs == 1 else [f"y{k + 1}" for k in range(n_outputs)]
+    return [sp.Symbol(name, real=True) for name in names]
+
+
 def network(layers, hidden_activation, output_activation, bias):
     """Symbols and expressions of an MLP: (params, inputs, outputs, per-layer weight shapes)."""
     numbers = np.cumsum([0] + layers)  # neuron j of layer l is numbers[l] + j + 1
-    inputs = [sp.Symbol(f"x{j + 1}") for j in range(layers[0])]
-    params = [sp.Symbol("w0")] if bias == "shared" else []
+    inputs = input_symbols(layers[0])
+    params = [sp.Symbol("w0", real=True)] if bias == "shared" else []
     fans = []  # (fan_in, fan_out) of each weight parameter, for initialization
     values = inputs
     for l in range(1, len(layers)):
@@ -90,7 +102,7 @@ def network(layers, hidden_activation, output_activation, bias):
         sources = [numbers[l - 1] + i + 1 for i in range(layers[l - 1])]
         targets = [numbers[l] + j + 1 for j in range(layers[l])]
         # Source-major order, as the blog lists its parameters: w13, w14, w23, w24, ...
-        weights = {(i, j): sp.Symbol(f"w{i}_{j}") for i in sources for j in targets}
+        weights = {(i, j): sp.Symbol(f"w{i}_{j}", real=True) for i in sources for j in targets}
         params += weights.values()
         fans += [(layers[l - 1], layers[l])] * len(weights)
         z = []
@@ -99,7 +111,7 @@ def network(layers, hidden_activation, output_activation, bias):
             if bias == "shared":  # the blog's scheme: w0 added once per incoming edge
                 z.append(sum(v * w + params[0] for v, w in incoming))
             else:
-                params.append(sp.Symbol(f"b{j}"))
+                params.append(sp.Symbol(f"b{j}", real=True))
                 fans.append(None)
                 z.append(sum(v * w for v, w in incoming) + params[-1])
         if activation is None:  # softmax: normalized exponentials of the whole layer
@@ -144,14 +156,14 @@ def mlp_model(
     description="",
 ):
     """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values."""
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     _choice(hidden_activation, tuple(ACTIVATIONS), "hidden activation")
     _choice(output_activation, OUTPUT_ACTIVATIONS, "output activation")
     _choice(loss, tuple(LOSSES), "loss")
     _choice(bias, BIAS_SCHEMES, "bias scheme")
     _check_loss_fits(loss, output_activation, layers[-1])
     params, inputs, outputs, fans = network(layers, hidden_activation, output_activation, bias)
-    targets = [sp.Symbol(f"y{k + 1}") for k in range(layers[-1])] if layers[-1] > 1 else [sp.Symbol("y")]
+    targets = target_symbols(layers[-1])
     if isinstance(init, str):
         init = initial_weights(fans, _choice(init, INIT_SCHEMES, "init scheme"), seed)
     sizes = "-".join(map(str, layers))

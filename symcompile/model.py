@@ -9,6 +9,7 @@ the place where user input is validated, so every later stage may trust it.
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import sys
 from dataclasses import dataclass, field
@@ -45,6 +46,45 @@ class Model:
     description: str = ""
 
 
+def model_digest(model: Model) -> str:
+    """SHA-256 of everything the model holds, so a module can record what it was built from.
+
+    Symbols and numbers go in as `srepr` (names, assumptions, exact values),
+    the arrays with their shapes, so two models share a digest only when they
+    are equal.
+    """
+    from symcompile import __version__
+
+    parts = [
+        __version__, model.name, model.description, repr(vars(model.training)),
+        *_expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
+        *(f"{a.shape}:{a.tobytes().hex()}" for a in (model.init, model.X, model.Y)),
+    ]  # fmt: skip
+    return _sha256("\n".join(parts))
+
+
+def _expression_digests(exprs):
+    """A digest per expression, computed once per distinct subexpression.
+
+    Networks repeat whole layers inside every neuron after them, so the tree
+    (what `srepr` would spell out) can be thousands of times larger than the
+    distinct subexpressions this visits.
+    """
+    memo = {}
+
+    def digest(expr):
+        if expr not in memo:
+            text = f"{type(expr).__name__}({','.join(map(digest, expr.args))})" if expr.args else sp.srepr(expr)
+            memo[expr] = _sha256(text)
+        return memo[expr]
+
+    return [digest(e) for e in exprs]
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def make_model(
     name,
     output,
@@ -68,10 +108,13 @@ def make_model(
     if not params:
         raise SymcompileError("model has no parameters to train")
     outputs = tuple(_as_expr(o, "output") for o in (output if isinstance(output, (list, tuple)) else [output]))
+    if not outputs:
+        raise SymcompileError("model has no output expression")
     loss = _as_expr(loss, "loss")
     for expr in outputs:
         _check_free_symbols(expr, set(params + inputs), "output")
     _check_free_symbols(loss, set(params + inputs + targets), "loss")
+    params, inputs, targets, outputs, loss = _as_real(params, inputs, targets, outputs, loss)
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = check_training(training or TrainingDefaults())
@@ -139,6 +182,24 @@ def _check_free_symbols(expr, allowed, what):
     unknown = sorted(s.name for s in expr.free_symbols if s not in allowed)
     if unknown:
         raise SymcompileError(f"{what} uses undeclared name(s) {', '.join(unknown)}")
+
+
+def _as_real(params, inputs, targets, outputs, loss):
+    """Declare every symbol real, as the numbers it stands for are.
+
+    Without it SymPy differentiates abs(x) and friends as complex functions
+    (re(x), im(x), ...), which have no meaning, and no printer, here.
+    """
+    real = {s: s if s.is_real else sp.Symbol(s.name, real=True) for s in params + inputs + targets}
+    if all(s is r for s, r in real.items()):
+        return params, inputs, targets, outputs, loss  # nothing to replace (xreplace walks the whole tree)
+    return (
+        tuple(real[s] for s in params),
+        tuple(real[s] for s in inputs),
+        tuple(real[s] for s in targets),
+        tuple(o.xreplace(real) for o in outputs),
+        loss.xreplace(real),
+    )
 
 
 def _float_array(value, what):

@@ -26,7 +26,7 @@ import sympy as sp
 MODULE_NAMES = {
     "math", "np", "numba", "NamedTuple",
     "w", "X", "Y", "out", "grad", "steps", "n", "j", "loss", "scale", "lr", "tol", "max_iter",
-    "sequential", "history", "status", "iteration", "previous", "slope", "t", "k",
+    "sequential", "history", "status", "iteration", "previous", "slope", "finite", "t", "k",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "TrainResult",
     "forward", "loss_and_grad", "train",
 }  # fmt: skip
@@ -84,3 +84,24 @@ class NameTable:
 
     def new_temporaries(self):
         return (sp.Symbol(name) for name in self.fresh("t"))
+
+    def code_name(self, symbol):
+        return self.code.get(symbol, symbol.name)
+
+    def module_symbol(self, name):
+        """A symbol for one of the module's own names, such as the kernels' argument `lr`.
+
+        A Dummy, so it never equals a user's symbol of the same name.
+        """
+        assert name in MODULE_NAMES, name
+        symbol = sp.Dummy(name)
+        self.code[symbol] = name
+        return symbol
+
+    def local_symbol(self, base):
+        """A symbol for a new local of generated code, named `base` (or `base_1`, ... if taken)."""
+        name = self._unique(_identifier_like(base), set())
+        self.taken.add(name)
+        symbol = sp.Dummy(name)
+        self.code[symbol] = name
+        return symbol

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from symcompile.differentiate import differentiate
 from symcompile.emit import chosen_layout, emit
-from symcompile.model import Model, TrainingDefaults, make_model
+from symcompile.model import Model, TrainingDefaults, make_model, model_digest
 from symcompile.names import NameTable
 from symcompile.optimize import optimize
 from symcompile.rewrite import rewrite
@@ -50,13 +50,13 @@ def generate(model: Model, *, gradient="auto", layout="auto", rebuild_command=No
     rewritten, rewrites = watch.run("rewrite", rewrite, model)
     program = watch.run("differentiate", differentiate, rewritten, gradient)
     names = NameTable(model.params + model.inputs + model.targets)
-    kernel = watch.run("optimize", optimize, program, names.new_temporaries)
+    kernel = watch.run("optimize", optimize, program, names)
     layout = chosen_layout(kernel, layout)
     options = {"gradient": program.method, "cse": "on", "rewrites": "+".join(rewrites.applied) or "none"}
     if layout != "unrolled":  # the original layout goes unmentioned, so existing modules keep their bytes
         options["layout"] = layout
     command = rebuild_command or f"python -m symcompile build  # model {model.name}"
-    source = watch.run("emit", emit, kernel, names, options, command, layout)
+    source = watch.run("emit", emit, kernel, names, options, command, model_digest(model), layout)
     return source, kernel, rewrites, watch, layout
 
 

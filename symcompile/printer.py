@@ -4,6 +4,13 @@ A thin subclass of SymPy's own Python printer: symbols print as their safe
 code names, floats print with all 17 significant digits (SymPy prints 15,
 which would change the numbers), and the stable functions of
 `symcompile.stable` print as calls to the generated module's helpers.
+
+Non-smooth functions need nothing extra: with real symbols (the model stage
+declares them so) SymPy prints `Max`/`Min` as `max`/`min`, `Abs` as `abs`,
+`sign` with `math.copysign`, and `Heaviside` and `Piecewise` as conditional
+expressions, all of which Numba compiles. `DiracDelta`, the derivative of a
+step in a parameter, has no printer and is refused: such a parameter's
+gradient is zero wherever it exists, so descent could never move it.
 """
 
 from sympy.printing.pycode import PythonCodePrinter
@@ -24,6 +31,8 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_Symbol(self, symbol):
         return self.code_names.get(symbol, symbol.name)
+
+    _print_Dummy = _print_Symbol  # the compiler's own locals are Dummies with code names
 
     def _print_Float(self, number):
         return repr(float(number))

@@ -52,7 +52,7 @@ def test_generated_module_is_standalone_and_cached(tmp_path):
     probe = (
         "import sys, json, seed_mlp as m\n"
         "m.train(max_iter=1); m.loss_and_grad(); m.forward()\n"
-        "kernels = (m._train_kernel, m._loss_and_grad_kernel, m._forward_kernel)\n"
+        "kernels = (m._train_sequential_kernel, m._loss_and_grad_kernel, m._forward_kernel)\n"
         "print(json.dumps({'leaked': sorted(k for k in sys.modules if k.split('.')[0] in ('sympy', 'symcompile')),\n"
         "  'hits': sum(sum(k.stats.cache_hits.values()) for k in kernels),\n"
         "  'misses': sum(sum(k.stats.cache_misses.values()) for k in kernels)}))"

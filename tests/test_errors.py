@@ -64,7 +64,7 @@ def test_cli_does_not_hide_a_bug_as_a_user_error(tmp_path, monkeypatch):
     [
         (["train", "--lr", "nan"], "lr must be a non-negative number"),
         (["train", "--tol", "-1"], "tol must be a non-negative number"),
-        (["build", "model.toml"], "spec files are not supported yet"),
+        (["build", "no-such-model.toml"], "no-such-model.toml: cannot read spec file"),
     ],
 )
 def test_cli_bad_settings_are_one_line(tmp_path, capsys, argv, words):

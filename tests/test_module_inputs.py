@@ -14,7 +14,7 @@ def _forbid_kernels(module, monkeypatch):
     def forbidden(*args):
         raise AssertionError("compiled code ran on bad input")
 
-    for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_train_kernel"):
+    for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_train_sequential_kernel", "_train_simultaneous_kernel"):
         monkeypatch.setattr(module, kernel, forbidden)
 
 

@@ -1,0 +1,129 @@
+"""`python -m symcompile bench`: the compiled loop measured against the subs loop and the alternatives.
+
+Scenarios, one module each:
+    seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
+    dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
+    scaling   build and compile costs as networks grow                             ../bench_scaling.py
+Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
+JSON), `fresh_process` (costs only a new interpreter shows), and the peers
+(`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
+
+Benchmarks measure and print; they never assert a speed. This module stays
+light: scenarios are imported only when run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+SCENARIOS = ("seed", "dataset", "scaling")
+# --quick: enough to check that every row runs, far too little to measure.
+QUICK_SEED = {
+    "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
+    "fresh_processes": 1, "build_repeats": 1,
+}  # fmt: skip
+QUICK_DATASET = {"epochs": 3, "python_epochs": 3, "repeats": 2}
+
+
+def _layers(text):
+    try:
+        layers = [int(size) for size in text.split("-")]
+    except ValueError:
+        layers = []
+    if len(layers) < 2 or min(layers) < 1:
+        raise argparse.ArgumentTypeError(f"layer sizes like 2-16-16-1 expected, got {text!r}")
+    return layers
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a positive integer expected, got {text!r}")
+    return value
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--scenario", choices=SCENARIOS + ("all",), default="seed", help="what to measure (default: %(default)s)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--quick", action="store_true", help="few repeats and iterations: checks the setup only")
+    seed = parser.add_argument_group("seed scenario")
+    seed.add_argument("--subs-iterations", type=_positive, help="subs-loop iterations (default: 3)")
+    seed.add_argument("--full-subs", action="store_true", help="run all the model's subs iterations (seed: 999, minutes)")
+    seed.add_argument("--iterations", type=_positive, help="iterations per timed compiled-loop call (default: 20000)")
+    parser.add_argument("--repeats", type=_positive, help="timed calls per row (default: 15 seed, 5 dataset)")
+    dataset = parser.add_argument_group("dataset scenario")
+    dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
+    dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
+    dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20)")
+
+
+def _run_seed(model, rebuild_command, args):
+    from symcompile.bench.scenario_seed import SeedSettings, run_seed
+
+    settings = SeedSettings(out_dir=args.out_dir, rebuild_command=rebuild_command)
+    if args.quick:
+        settings = _replace(settings, QUICK_SEED)
+    overrides = {
+        "iterations": args.iterations,
+        "repeats": args.repeats,
+        "subs_iterations": model.training.max_iter if args.full_subs else args.subs_iterations,
+    }
+    return run_seed(model, _replace(settings, overrides))
+
+
+def _run_dataset(model, rebuild_command, args):
+    from symcompile.bench.scenario_dataset import DatasetSettings, run_dataset
+
+    settings = DatasetSettings(layers=args.layers, samples=args.samples, out_dir=args.out_dir)
+    if args.quick:
+        settings = _replace(settings, QUICK_DATASET)
+    return run_dataset(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
+
+
+def _run_scaling(model, rebuild_command, args):
+    from symcompile.bench.report import RecordsReport
+    from symcompile.errors import SymcompileError
+
+    try:
+        from symcompile.bench_scaling import run_scaling
+    except ImportError as exc:
+        raise SymcompileError("the scaling scenario is not part of this build (symcompile.bench_scaling)") from exc
+    return RecordsReport("scaling", run_scaling()).finish()
+
+
+def _replace(settings, overrides):
+    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling}
+
+
+def _chosen(scenario):
+    if scenario != "all":
+        return (scenario,)
+    from importlib.util import find_spec
+
+    return tuple(name for name in SCENARIOS if name != "scaling" or find_spec("symcompile.bench_scaling"))
+
+
+def run(model, rebuild_command, args):
+    """Run the chosen scenario(s), print each table, write JSON if asked.
+
+    `model` is the seed scenario's model; its module is built with `rebuild_command` in its header,
+    so that building the seed into generated/ writes the same bytes as `build` does.
+    """
+    from symcompile.bench.report import write_json
+
+    reports = []
+    for name in _chosen(args.scenario):
+        report = RUNNERS[name](model, rebuild_command, args)
+        report.print()
+        print()
+        reports.append(report)
+    if args.json:
+        write_json(reports, args.json)
+        print(f"wrote {args.json}")
+    return 0

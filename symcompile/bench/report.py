@@ -1,0 +1,134 @@
+"""What a benchmark scenario measured: rows of timings in titled tables, printed and as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from symcompile.bench.timing import Timing, format_seconds, load_average, machine
+
+
+@dataclass
+class Row:
+    name: str  # the implementation or the cost measured
+    timing: Timing | None  # None when it did not run; `note` says why
+    update: str = ""  # "sequential" or "simultaneous", where it applies
+    difference: float | None = None  # max |w - compiled w| after the same work (`compared_after`)
+    compared_after: str = ""  # e.g. "20000 it."
+    note: str = ""
+    ratio: float | None = None  # median over the baseline's median (set by Table.compare_to)
+
+    @property
+    def remarks(self):
+        if self.difference is None:
+            return self.note
+        check = f"max |w - compiled w| {self.difference:.1e} after {self.compared_after}"
+        return "; ".join(r for r in (check, self.note) if r)
+
+
+@dataclass
+class Table:
+    title: str
+    unit: str  # "iteration", "epoch", "run" or "" (one-time costs)
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    def compare_to(self, baselines):
+        """Ratios to the baseline row with the same update rule ({update: Row})."""
+        for row in self.rows:
+            base = baselines.get(row.update)
+            if row.timing and base is not None and base.timing:
+                row.ratio = row.timing.median / base.timing.median
+
+    def lines(self):
+        per = f" (per {self.unit})" if self.unit else ""
+        name_width = max([len(r.name) for r in self.rows] + [14])
+        with_update = any(r.update for r in self.rows)
+        with_ratio = any(r.ratio is not None for r in self.rows)
+
+        def line(name, update, median, spread, ratio, remarks):
+            cells = [f"{name:<{name_width}}"] + ([f"{update:<12}"] if with_update else [])
+            cells += [f"{median:>9}", f"{spread:<21}"] + ([f"{ratio:>10}"] if with_ratio else [])
+            return ("  " + "  ".join(cells + [remarks])).rstrip()
+
+        out = [f"{self.title}{per}", line("", "update", "median", "min - max", "x compiled", "check / note")]
+        for row in self.rows:
+            if row.timing is None:
+                out.append(line(row.name, row.update, "-", "", "", row.remarks))
+                continue
+            t = row.timing
+            spread = f"{format_seconds(t.low)} - {format_seconds(t.high)}" if t.repeats > 1 else "(once)"
+            ratio = "" if row.ratio is None else f"{row.ratio:.3g}"
+            out.append(line(row.name, row.update, format_seconds(t.median), spread, ratio, row.remarks))
+        return out
+
+
+@dataclass
+class Report:
+    scenario: str
+    model: str
+    tables: list[Table] = field(default_factory=list)
+    load_start: float | None = field(default_factory=load_average)
+    load_end: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, title, unit="") -> Table:
+        self.tables.append(Table(title, unit))
+        return self.tables[-1]
+
+    def finish(self):
+        self.load_end = load_average()
+        return self
+
+    def print(self, out=print):
+        out(f"symcompile bench {self.scenario}: {self.model}  (load average {self.load_start} at start, {self.load_end} at end)")
+        for table in self.tables:
+            out("")
+            for line in table.lines():
+                out(line)
+        for note in self.notes:
+            out(f"  note: {note}")
+
+    def as_dict(self):
+        return {
+            "scenario": self.scenario,
+            "model": self.model,
+            "load_average": {"start": self.load_start, "end": self.load_end},
+            "tables": [asdict(t) for t in self.tables],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class RecordsReport:
+    """A scenario that measures plain records (one dict per case), printed as columns."""
+
+    scenario: str
+    records: list[dict]
+    load_start: float | None = field(default_factory=load_average)
+    load_end: float | None = None
+
+    def finish(self):
+        self.load_end = load_average()
+        return self
+
+    def print(self, out=print):
+        out(f"symcompile bench {self.scenario}  (load average {self.load_start} at start, {self.load_end} at end)")
+        columns = list(dict.fromkeys(key for record in self.records for key in record))
+        cells = [[str(record.get(c, "")) for c in columns] for record in self.records]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+        for row in [columns] + cells:
+            out("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+    def as_dict(self):
+        load = {"start": self.load_start, "end": self.load_end}
+        return {"scenario": self.scenario, "load_average": load, "records": self.records}
+
+
+def write_json(reports, path):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"machine": machine(), "scenarios": [r.as_dict() for r in reports]}, f, indent=2)
+        f.write("\n")

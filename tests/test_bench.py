@@ -1,0 +1,138 @@
+"""The benchmark's peers compute what the compiled module computes, and `bench` runs end to end.
+
+Speed is never asserted: these tests check that the hand-written peers do the
+same work as the generated module (so the benchmark compares like with like),
+and that a quick `bench` run reports every row with weights that agree.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from symcompile import seed
+from symcompile.bench import numba_seed, numpy_mlp
+from symcompile.bench.scenario_dataset import synthetic_data
+from symcompile.bench.scenario_seed import LambdifyLoop, SubsLoop, is_seed
+from symcompile.cli import main
+from symcompile.mlp import mlp_model
+from symcompile.pipeline import build, generate
+from symcompile.reference import BlogLoop
+from symcompile.rewrite import rewrite
+from symcompile.writer import load_module
+
+
+@pytest.mark.parametrize("seed_value", [0, 1])
+def test_hand_written_numba_backprop_is_the_generated_gradient(seed_module, seed_value):
+    rng = np.random.default_rng(seed_value)
+    w = rng.uniform(-2, 2, 7)
+    X, Y = rng.uniform(-1, 1, (4, 2)), rng.integers(0, 2, (4, 1)).astype(float)
+    grad = np.empty(7)
+    loss = numba_seed.loss_and_grad(w, X, Y, grad)
+    expected_loss, expected_grad = seed_module.loss_and_grad(w, X, Y)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-11, atol=1e-15)
+
+
+def test_hand_written_numba_backprop_matches_the_blog_subs_derivatives():
+    blog = BlogLoop()
+    w = np.array([0.3, -0.7, 1.1, 0.4, -1.5, 0.9, -0.2])
+    grad = np.empty(7)
+    numba_seed.loss_and_grad(w, np.array([[0.35, 0.9]]), np.array([[1.0]]), grad)
+    expected = [float(d.subs(dict(zip(blog.params, w)))) for d in blog.derivatives]
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def small_mlp(tmp_path_factory):
+    """A 2-2-2-1 sigmoid MLP with per-neuron biases on a few samples, compiled."""
+    layers = [2, 2, 2, 1]
+    X, Y = synthetic_data(2, 1, 8, seed=5)
+    model = mlp_model("bench_small_mlp", layers, X=X, Y=Y, init="normal", seed=3)
+    module = load_module(build(model, tmp_path_factory.mktemp("generated")).path)
+    return layers, module
+
+
+def test_hand_written_numpy_backprop_is_the_generated_gradient(small_mlp):
+    layers, module = small_mlp
+    layout = numpy_mlp.MlpLayout(layers, module.PARAMS)
+    w = np.random.default_rng(8).normal(size=len(module.PARAMS))
+    np.testing.assert_array_equal(layout.pack(layout.unpack(w)), w)
+    loss, grads = numpy_mlp.loss_and_grad(layout.unpack(w), module.X, module.Y)
+    expected_loss, expected_grad = module.loss_and_grad(w)
+    assert loss == pytest.approx(expected_loss, rel=1e-13)
+    np.testing.assert_allclose(layout.pack(grads), expected_grad, rtol=1e-10, atol=1e-15)
+
+
+def test_generic_subs_and_lambdify_loops_follow_the_compiled_module(seed_module):
+    """The loops the seed scenario builds for any model, here on two samples (the compiled many-sample path)."""
+    X, Y = np.array([[0.35, 0.9], [-0.4, 0.2]]), np.array([[1.0], [0.0]])
+    model = dataclasses.replace(seed.seed_model(), X=X, Y=Y)
+    assert not is_seed(model)
+
+    def compiled(update, iterations):
+        return seed_module.train(seed_module.INIT, X, Y, max_iter=iterations, update=update).w
+
+    values, _ = SubsLoop(model).iterate(model.init)
+    np.testing.assert_allclose(values, compiled("sequential", 1), rtol=1e-12)
+    loop = LambdifyLoop(rewrite(model)[0])
+    np.testing.assert_allclose(loop.sequential(model.init, 3), compiled("sequential", 3), rtol=1e-12)
+    np.testing.assert_allclose(loop.simultaneous(model.init, 3), compiled("simultaneous", 3), rtol=1e-12)
+
+
+def test_mlp_layout_rejects_parameters_of_another_network(small_mlp):
+    _, module = small_mlp
+    with pytest.raises((ValueError, KeyError)):
+        numpy_mlp.MlpLayout([2, 4, 1], module.PARAMS)
+
+
+def _rows(report):
+    return [row for table in report["tables"] for row in table["rows"]]
+
+
+def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--out-dir", str(tmp_path), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "time per iteration" in printed and "one-time costs" in printed
+    (report,) = json.loads(out.read_text())["scenarios"]
+    rows = {(r["name"], r["update"]): r for r in _rows(report)}
+    for name, update in [
+        ("blog subs loop (SymPy subs)", "sequential"),
+        ("SymPy lambdify(cse=True), Python loop", "sequential"),
+        ("SymPy lambdify(cse=True), Python loop", "simultaneous"),
+        ("hand-written Numba backprop", "simultaneous"),
+    ]:
+        assert rows[name, update]["difference"] < 1e-12, name
+    for name in ("JAX jit + lax.fori_loop", "  the same, plain exp/log formula", "PyTorch autograd (1 thread), Python loop"):
+        row = rows[name, "simultaneous"]
+        assert row["note"].endswith("not installed (pip install 'symcompile[bench]')") or row["difference"] < 1e-12
+    assert rows["compiled module train()", "sequential"]["ratio"] == 1.0
+    assert rows["blog subs loop (SymPy subs)", "sequential"]["ratio"] > 1.0
+    warm = rows["fresh process, warm cache: first train()", ""]
+    assert warm["note"].startswith("recompiled: no")
+    for stage in ("rewrite", "differentiate", "optimize", "emit", "write"):
+        assert rows[f"build: {stage}", ""]["timing"]["median"] >= 0
+    # The module it measured is the one `build` writes, header included.
+    assert (tmp_path / "seed_mlp.py").read_text() == generate(seed.seed_model(), rebuild_command="python -m symcompile build")[0]
+
+
+def test_bench_dataset_quick_run_compares_every_peer(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--quick", "--scenario", "dataset", "--layers", "2-3-1", "--samples", "64"]
+    assert main(argv + ["--out-dir", str(tmp_path), "--json", str(out)]) == 0
+    (report,) = json.loads(out.read_text())["scenarios"]
+    rows = {r["name"]: r for r in _rows(report)}
+    assert rows["hand-written NumPy backprop"]["difference"] < 1e-12
+    for name in ("JAX jit + lax.fori_loop", "PyTorch autograd (1 thread), Python loop"):
+        assert rows[name]["note"].endswith("not installed (pip install 'symcompile[bench]')") or (
+            rows[name]["difference"] < 1e-12
+        )
+
+
+def test_bench_rejects_bad_layer_sizes(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--scenario", "dataset", "--layers", "2-x-1"])
+    assert exit_info.value.code == 2
+    assert "layer sizes like 2-16-16-1 expected" in capsys.readouterr().err
