@@ -8,6 +8,28 @@ each distinct node once.
 from __future__ import annotations
 
 
+def graph_nodes(expr, known=()):
+    """The distinct nodes of `expr` that are not in `known`, each after its arguments.
+
+    Iterative (graphs can be deeper than Python's recursion limit); `known`
+    may be a dict the caller fills as the walk goes.
+    """
+    emitted = set()
+    stack = [expr]
+    while stack:
+        node = stack[-1]
+        if node in emitted or node in known:
+            stack.pop()
+            continue
+        pending = [arg for arg in node.args if arg not in emitted and arg not in known]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        emitted.add(node)
+        yield node
+
+
 def tree_size(expr, sizes=None) -> int:
     """Nodes of `expr` written out as a tree, counted over its graph.
 
@@ -15,17 +37,7 @@ def tree_size(expr, sizes=None) -> int:
     that share parts costs each distinct node once.
     """
     sizes = {} if sizes is None else sizes
-    stack = [expr]
-    while stack:  # iterative post-order: graphs can be deeper than Python's recursion limit
-        node = stack[-1]
-        if node in sizes:
-            stack.pop()
-            continue
-        pending = [arg for arg in node.args if arg not in sizes]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
+    for node in graph_nodes(expr, sizes):
         sizes[node] = 1 + sum(sizes[arg] for arg in node.args)
     return sizes[expr]
 
@@ -38,17 +50,7 @@ def replace_bottom_up(expr, replacement):
     once and stays shared, where `replace` rebuilds it once per path to it.
     """
     done = {}
-    stack = [expr]
-    while stack:
-        node = stack[-1]
-        if node in done:
-            stack.pop()
-            continue
-        pending = [arg for arg in node.args if arg not in done]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
+    for node in graph_nodes(expr):
         args = tuple(done[arg] for arg in node.args)
         rebuilt = node.func(*args) if args != node.args else node
         replaced = replacement(rebuilt)
