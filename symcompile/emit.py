@@ -201,6 +201,7 @@ def emit(
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
         helpers=helpers_used(_expressions(*kernel.programs())),
+        n_outputs=len(model.outputs),
         forward=forward,
         loss_and_grad=loss_and_grad,
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],

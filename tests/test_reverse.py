@@ -152,6 +152,26 @@ def test_wide_network_gradient_agrees_with_central_differences(wide_network):
     assert np.count_nonzero(grad) == len(w)
 
 
+def test_wide_network_forward_gives_the_outputs_the_loss_is_of(wide_network):
+    _, m = wide_network
+    f, y = m.forward(m.INIT, m.X), m.Y[:, 0]
+    assert f.shape == (len(m.X),)
+    np.testing.assert_allclose(np.mean(-y * np.log(f) - (1 - y) * np.log1p(-f)), m.loss(m.INIT), rtol=1e-12)
+
+
+def test_rolled_module_with_several_outputs_compiles_and_matches_diff(tmp_path):
+    X, Y = random_data([2, 3, 3], "softmax_cross_entropy", n_samples=6)
+    model = mlp_model("softmax", [2, 3, 3], output_activation="softmax", loss="softmax_cross_entropy", X=X, Y=Y)
+    rolled = built(model, tmp_path / "rolled", gradient="reverse", layout="rolled")
+    reference = built(model, tmp_path / "diff", gradient="diff", layout="unrolled")
+    w = np.random.default_rng(5).normal(size=len(model.params))
+    outputs = rolled.forward(w, X)
+    assert outputs.shape == (6, 3)
+    assert_close(outputs, python_forward(reference, w, X, 3))
+    loss, grad = rolled.loss_and_grad(w, X, Y)
+    assert_close(np.concatenate([[loss], grad]), python_loss_and_grad(reference, w, X, Y))
+
+
 def test_wide_network_sequential_sweep_updates_one_parameter_at_a_time(wide_network):
     _, m = wide_network
     lr, w = 0.5, m.INIT.copy()
