@@ -88,6 +88,20 @@ def test_reverse_equals_diff_on_small_networks(variant, tmp_path):
         assert_close(python_forward(module, w, X, layers[-1]), python_forward(reference, w, X, layers[-1]))
 
 
+def test_reverse_sequential_sweeps_equal_diff(tmp_path):
+    """The sweep programs built from a reverse-mode program (one per parameter, and one for a single sample)."""
+    X, Y = random_data([2, 3, 1], "binary_cross_entropy")
+    model = mlp_model("net", [2, 3, 1], X=X, Y=Y, init="normal", seed=3)
+    modules = [built(model, tmp_path / method, gradient=method) for method in ("diff", "reverse")]
+    for X_, Y_, kernel in ((X, Y, "_sequential_sweep_kernel"), (X[:1], Y[:1], "_sequential_sweep_one_sample_kernel")):
+        results = []
+        for module in modules:
+            w, steps = module.INIT.copy(), np.empty_like(module.INIT)
+            loss = getattr(module, kernel).py_func(w, X_, Y_, 0.5, steps)
+            results.append(np.concatenate([[loss], steps, w]))
+        assert_close(results[1], results[0])
+
+
 def test_reverse_equals_diff_on_the_seed_and_a_model_with_piecewise_and_clashing_names(tmp_path):
     t, k, c, x, y = sp.symbols("t k c x y", real=True)  # `t`, `k`: also names of the rolled layout
     output = sp.Piecewise((t * sp.exp(-k * x), x > 0), (t + k * x, True)) + c
