@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from symcompile import bench
+from symcompile.differentiate import METHODS
+from symcompile.emit import LAYOUTS
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
 from symcompile.model import TrainingDefaults, check_training, model_digest
@@ -56,11 +58,12 @@ def command_build(args):
     model, rebuild_command = resolve_model(args.spec)
     describe = f"{len(model.params)} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
     print(f"symcompile build: {model.name} ({describe}, {model.X.shape[0]} default samples)")
-    report = build(model, args.out_dir, gradient=args.gradient, rebuild_command=rebuild_command)
+    report = build(model, args.out_dir, gradient=args.gradient, layout=args.layout, rebuild_command=rebuild_command)
     notes = {
         "rewrite": ", ".join(report.rewrites) or "nothing to rewrite",
-        "differentiate": f"gradient by {args.gradient}",
+        "differentiate": f"gradient by {report.gradient}",
         "optimize": f"{report.ops_before} -> {report.ops_after} operations after CSE",
+        "emit": f"{report.layout} layout",
         "write": f"{report.path} ({'written' if report.changed else 'unchanged'})",
     }
     for stage, seconds in report.stage_seconds.items():
@@ -119,7 +122,20 @@ def parser():
 
     build_cmd = commands.add_parser("build", help="compile a model into a Python/Numba module")
     build_cmd.set_defaults(run=command_build)
-    build_cmd.add_argument("--gradient", choices=["diff"], default="diff", help="how the gradient is derived")
+    build_cmd.add_argument(
+        "--gradient",
+        choices=METHODS,
+        default="auto",
+        help="how the gradient is derived: diff (one SymPy derivative per parameter), reverse (reverse mode, "
+        "linear in the model's size), or auto (diff for small models such as the seed, else reverse)",
+    )
+    build_cmd.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="auto",
+        help="kernel code: unrolled (one line per value; fastest to run), rolled (loops over repeated "
+        "statements; fastest to compile for large models), or auto (rolled for large models)",
+    )
 
     train_cmd = commands.add_parser("train", help="run the compiled training loop (builds first if needed)")
     train_cmd.set_defaults(run=command_train)

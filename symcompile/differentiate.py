@@ -15,6 +15,7 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.model import Model
+from symcompile.reverse import check_closed_form, forward_values, reverse_gradient
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,34 @@ class Program:
     model: Model
     forward: StraightLine
     loss_and_grad: StraightLine  # results: (loss, dloss/dparam for each param)
-    method: str
+    method: str  # "diff" or "reverse"
 
 
-def differentiate(model: Model, method: str = "diff") -> Program:
-    grads = gradient(model.loss, model.params)
-    return Program(
-        model=model,
-        forward=StraightLine((), model.outputs),
-        loss_and_grad=StraightLine((), (model.loss,) + grads),
-        method=method,
-    )
+METHODS = ("auto", "diff", "reverse")
+# `auto` differentiates models up to this many parameters with `diff`, whose fused kernel is the most
+# compact for them (the seed's 7), and larger ones in reverse mode, whose build time grows linearly.
+AUTO_DIFF_MAX_PARAMS = 16
+
+
+def chosen_method(model: Model, method: str) -> str:
+    if method == "auto":
+        return "diff" if len(model.params) <= AUTO_DIFF_MAX_PARAMS else "reverse"
+    if method not in METHODS:
+        raise SymcompileError(f"unknown gradient method {method!r}; choose one of {', '.join(METHODS)}")
+    return method
+
+
+def differentiate(model: Model, method: str = "auto") -> Program:
+    """`diff`: one SymPy derivative per parameter; `reverse`: reverse mode over the loss's expression graph;
+    `auto`: `diff` for small models, `reverse` for the others. `Program.method` says which was used."""
+    method = chosen_method(model, method)
+    if method == "reverse":
+        forward = StraightLine(*forward_values(model.outputs, model.params))
+        loss_and_grad = StraightLine(*reverse_gradient(model.loss, model.params))
+    else:
+        forward = StraightLine((), model.outputs)
+        loss_and_grad = StraightLine((), (model.loss,) + gradient(model.loss, model.params))
+    return Program(model=model, forward=forward, loss_and_grad=loss_and_grad, method=method)
 
 
 def gradient(loss, params) -> tuple[sp.Expr, ...]:
@@ -61,11 +79,7 @@ def gradient(loss, params) -> tuple[sp.Expr, ...]:
             derivative = sp.diff(real_loss, real[param])
         except Exception as exc:  # noqa: BLE001 (SymPy raises many types; see the docstring)
             raise SymcompileError(f"cannot differentiate the loss with respect to {param.name}: {exc}") from exc
-        unevaluated = next(iter(derivative.atoms(sp.Derivative)), None)
-        if unevaluated is not None:
-            raise SymcompileError(
-                f"the loss has no closed-form derivative with respect to {param.name}: "
-                f"SymPy has no derivative rule for {unevaluated.expr.func}"
-            )
+        check_closed_form(derivative, param.name)
         grads.append(derivative.xreplace(back))
     return tuple(grads)
+

@@ -18,10 +18,22 @@ import jinja2
 import numpy as np
 import sympy as sp
 
+from symcompile.errors import SymcompileError
+from symcompile.graph import tree_size
+from symcompile.loops import rolled
 from symcompile.names import NameTable
 from symcompile.optimize import Kernel
 from symcompile.printer import KernelPrinter
 from symcompile.stable import helpers_used
+
+
+# The layout switch. "unrolled": one line per temporary, which Numba compiles quickly for small
+# programs and runs fastest. "rolled": runs of repeated statements become loops (symcompile/loops.py),
+# so the code grows with a network's layers, not with its weights; Numba's compile time grows faster
+# than linearly with the size of a function, so large models compile many times faster this way
+# (BENCHMARKS.md, Scaling). "auto" rolls programs of more than ROLL_ABOVE_NODES expression nodes.
+LAYOUTS = ("auto", "unrolled", "rolled")
+ROLL_ABOVE_NODES = 2000
 
 
 @dataclass(frozen=True)
@@ -30,8 +42,9 @@ class Block:
 
     param_loads: list[str]  # weights into locals, before the sample loop
     sample_lines: list[str]  # one sample's inputs and targets, then the straight-line code
-    results: list[str]
+    results: list[str]  # the results' expressions; empty when rolled (sample_lines then write them)
     param_name: str = ""
+    n_temporaries: int = 0  # rolled layout: the size of the temporaries array `t`; 0 when unrolled
 
 
 def template_folder() -> Path:
@@ -67,6 +80,20 @@ def _loads(symbols, used, names, array):
     return [f"{names.code[s]} = {array}{i}]" for i, s in enumerate(symbols) if s in used]
 
 
+def program_size(code) -> int:
+    """Expression nodes in a program, as trees (what the printer writes out)."""
+    sizes = {}
+    return sum(tree_size(expr, sizes) for expr in [e for _, e in code.assignments] + list(code.results))
+
+
+def chosen_layout(kernel: Kernel, layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise SymcompileError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        return "rolled" if program_size(kernel.loss_and_grad) > ROLL_ABOVE_NODES else "unrolled"
+    return layout
+
+
 def docstring_text(text: str) -> str:
     """`text` escaped for a triple-quoted docstring: it reads the same, and cannot end the string early.
 
@@ -85,7 +112,8 @@ def comment_text(text: str) -> str:
 
 
 def render_block(code, model, names, printer, param_name="", sample="n"):
-    """`sample` is the sample's row in X and Y: the loop variable, or 0 for a one-sample kernel."""
+    """The template's view of a program in the unrolled layout; `sample` is the sample's row in X and Y:
+    the loop variable, or 0 for a one-sample kernel."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
     return Block(
         param_loads=_loads(model.params, used, names, "w["),
@@ -97,6 +125,35 @@ def render_block(code, model, names, printer, param_name="", sample="n"):
     )
 
 
+def render_rolled_block(code, model, names, printer, result_destinations):
+    """The template's view of a program in the rolled layout; result i goes to `result_destinations[i]`."""
+    layout = rolled(code, model, printer, result_destinations)
+    return Block(
+        param_loads=_loads(model.params, layout.named, names, "w["),
+        sample_lines=_loads(model.inputs, layout.named, names, "X[n, ")
+        + _loads(model.targets, layout.named, names, "Y[n, ")
+        + layout.lines,
+        results=[],
+        n_temporaries=layout.n_temporaries,
+    )
+
+
+def kernel_blocks(kernel, names, printer, layout):
+    """The forward and loss-and-gradient blocks in the chosen layout."""
+    model = kernel.program.model
+    if layout == "unrolled":
+        return (
+            render_block(kernel.forward, model, names, printer),
+            render_block(kernel.loss_and_grad, model, names, printer),
+        )
+    outputs = [("out[n, {}] =", i) for i in range(len(kernel.forward.results))]
+    loss_and_grad = [("loss +=", None)] + [("grad[{}] +=", j) for j in range(len(model.params))]
+    return (
+        render_rolled_block(kernel.forward, model, names, printer, outputs),
+        render_rolled_block(kernel.loss_and_grad, model, names, printer, loss_and_grad),
+    )
+
+
 def _expressions(*blocks):
     return [expr for code in blocks for expr in (*(rhs for _, rhs in code.assignments), *code.results)]
 
@@ -105,18 +162,33 @@ def _float_list(array):
     return "[" + ", ".join(repr(float(v)) for v in np.asarray(array).ravel()) + "]"
 
 
+# Formulas larger than this (as a tree: about two characters a node) are too long to read in a comment.
+FORMULA_MAX_NODES = 1000
+
+
+def formula_text(label, expr):
+    size = tree_size(expr)
+    if size > FORMULA_MAX_NODES:
+        return f"{label} = (an expression of {size} nodes; too long to show)"
+    return f"{label} = {sp.sstr(expr)}"
+
+
 def formula_lines(model, width=100):
     """The training function as docstring text, wrapped (escaped first, so a line break in a name shows as \\n)."""
     labels = [f"output[{i}]" if len(model.outputs) > 1 else "output" for i in range(len(model.outputs))]
-    equations = [f"{label} = {sp.sstr(expr)}" for label, expr in zip(labels + ["loss"], model.outputs + (model.loss,))]
+    equations = [formula_text(label, expr) for label, expr in zip(labels + ["loss"], model.outputs + (model.loss,))]
     # Whole words only: a break inside one could split an escape such as \N across lines.
     wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
-def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str) -> str:
+def emit(
+    kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str, layout: str = "unrolled"
+) -> str:
+    """The module's source; `layout` is "unrolled" or "rolled" (see `chosen_layout`)."""
     model = kernel.program.model
     printer = KernelPrinter(names.code)
+    forward, loss_and_grad = kernel_blocks(kernel, names, printer, layout)
     env = template_environment()
     body = env.get_template("module.py.j2").render(
         params=repr(tuple(p.name for p in model.params)),
@@ -129,8 +201,9 @@ def emit(kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, 
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
         helpers=helpers_used(_expressions(*kernel.programs())),
-        forward=render_block(kernel.forward, model, names, printer),
-        loss_and_grad=render_block(kernel.loss_and_grad, model, names, printer),
+        n_outputs=len(model.outputs),
+        forward=forward,
+        loss_and_grad=loss_and_grad,
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
         one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
     )

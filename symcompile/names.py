@@ -26,7 +26,7 @@ import sympy as sp
 MODULE_NAMES = {
     "math", "np", "numba", "NamedTuple",
     "w", "X", "Y", "out", "grad", "steps", "n", "j", "loss", "scale", "lr", "tol", "max_iter",
-    "sequential", "history", "status", "iteration", "previous", "slope", "finite",
+    "sequential", "history", "status", "iteration", "previous", "slope", "finite", "t", "k",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "TrainResult",
     "forward", "loss_and_grad", "train",
 }  # fmt: skip

@@ -3,14 +3,17 @@
 Common-subexpression elimination over each straight-line program, so that the
 loss and all partial derivatives share their work in one fused pass. For the
 sequential (Gauss-Seidel) update each partial derivative also gets a program
-of its own, since there each one is evaluated at different weights; and for
-a single sample the whole sweep is also one program, each updated weight a new
-symbol, so that work a weight does not feed is shared rather than recomputed.
+of its own, since there each one is evaluated at different weights: P programs
+for P parameters, so only small models get them, and larger ones run the sweep
+through the fused kernel. For a single sample the whole sweep is also one
+program, each updated weight a new symbol, so that work a weight does not feed
+is shared rather than recomputed.
 Operation counts before and after are kept for the build report.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -26,7 +29,10 @@ class Kernel:
     loss_and_grad: StraightLine
     # One program per parameter for the sequential sweep: sweep[j].results is
     # (dloss/dparam_j,), and sweep[0] also yields the loss, since it runs at
-    # the weights the iteration started from.
+    # the weights the iteration started from. Empty when the model has more
+    # than UNROLLED_SWEEP_MAX_PARAMS parameters: the sweep then calls the
+    # fused kernel once per parameter (same values, code that does not grow
+    # with the square of the model).
     sweep: tuple[StraightLine, ...]
     # The whole sweep over one sample as one program: results are the loss at
     # the starting weights, then each parameter's step and new value in turn.
@@ -80,6 +86,9 @@ def in_dependency_order(definitions):
     return tuple(ordered)
 
 
+# Above this many parameters the sweep calls the fused kernel instead of unrolling one program per
+# parameter: the unrolled sweep's code grows as P * (program size) and Numba compiles it for seconds.
+UNROLLED_SWEEP_MAX_PARAMS = 16
 # Up to this many parameters the single-sample sweep is built. Its CSE runs over
 # every parameter's derivative at once and grows faster than the model: for
 # the 337-parameter 2-16-16-1 network it added 61 s to optimize and 25 s to emit.
@@ -119,24 +128,62 @@ def one_sample_sweep(code: StraightLine, params, names: NameTable) -> StraightLi
 
 
 def optimize(program: Program, names: NameTable) -> Kernel:
-    code = program.loss_and_grad
-    loss, grads = code.results[0], code.results[1:]
+    code = numbered(program.loss_and_grad, (names.local_symbol(f"v{i}") for i in itertools.count()))
     new_temporaries = names.new_temporaries
-    fused = eliminate_common_subexpressions(code, new_temporaries)
-    sweep = tuple(
-        eliminate_common_subexpressions(StraightLine(code.assignments, (g, loss) if j == 0 else (g,)), new_temporaries)
-        for j, g in enumerate(grads)
-    )
+    fused = optimized(code, new_temporaries)
+    n_params = len(program.model.params)
     return Kernel(
         program=program,
-        forward=eliminate_common_subexpressions(program.forward, new_temporaries),
+        forward=optimized(program.forward, new_temporaries),
         loss_and_grad=fused,
-        sweep=sweep,
+        sweep=per_parameter_programs(code, new_temporaries) if n_params <= UNROLLED_SWEEP_MAX_PARAMS else (),
         one_sample_sweep=(
-            one_sample_sweep(code, program.model.params, names)
-            if len(program.model.params) <= ONE_SAMPLE_SWEEP_MAX_PARAMS
-            else None
+            one_sample_sweep(code, program.model.params, names) if n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS else None
         ),
         ops_before=count_ops(code),
         ops_after=count_ops(fused),
+    )
+
+
+def optimized(code: StraightLine, new_temporaries) -> StraightLine:
+    return numbered(without_copies(eliminate_common_subexpressions(code, new_temporaries)), new_temporaries())
+
+
+def without_copies(code: StraightLine) -> StraightLine:
+    """Drop assignments `a = b`, reading b for a: CSE leaves them when a whole right-hand side is shared."""
+    copies, kept = {}, []
+    for sym, expr in code.assignments:
+        expr = expr.xreplace(copies)
+        if expr.is_Symbol:
+            copies[sym] = expr
+        else:
+            kept.append((sym, expr))
+    return StraightLine(tuple(kept), tuple(r.xreplace(copies) for r in code.results))
+
+
+def per_parameter_programs(code: StraightLine, new_temporaries) -> tuple[StraightLine, ...]:
+    loss, grads = code.results[0], code.results[1:]
+    return tuple(
+        optimized(without_unused(StraightLine(code.assignments, (g, loss) if j == 0 else (g,))), new_temporaries)
+        for j, g in enumerate(grads)
+    )
+
+
+def without_unused(code: StraightLine) -> StraightLine:
+    """Drop the assignments that no result depends on."""
+    needed = set().union(*(r.free_symbols for r in code.results))
+    kept = []
+    for sym, expr in reversed(code.assignments):
+        if sym in needed:
+            kept.append((sym, expr))
+            needed |= expr.free_symbols
+    return StraightLine(tuple(reversed(kept)), code.results)
+
+
+def numbered(code: StraightLine, temporaries) -> StraightLine:
+    """Rename the assigned symbols, in the order they are assigned, to the symbols `temporaries` yields."""
+    names = {sym: next(temporaries) for sym, _ in code.assignments}
+    return StraightLine(
+        tuple((names[sym], expr.xreplace(names)) for sym, expr in code.assignments),
+        tuple(r.xreplace(names) for r in code.results),
     )

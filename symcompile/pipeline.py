@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from symcompile.differentiate import differentiate
-from symcompile.emit import emit
+from symcompile.emit import chosen_layout, emit
 from symcompile.model import Model, TrainingDefaults, make_model, model_digest
 from symcompile.names import NameTable
 from symcompile.optimize import optimize
@@ -28,6 +28,8 @@ class BuildReport:
     ops_before: int
     ops_after: int
     rewrites: tuple[str, ...]
+    gradient: str  # the method used: "diff" or "reverse" (`auto` resolved)
+    layout: str  # the kernels' layout: "unrolled" or "rolled" (`auto` resolved)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -42,34 +44,44 @@ class _Stopwatch:
         return result
 
 
-def generate(model: Model, *, gradient="diff", rebuild_command=None):
-    """Every stage but the write: returns (source text, report fields, stage times)."""
+def generate(model: Model, *, gradient="auto", layout="auto", rebuild_command=None):
+    """Every stage but the write: returns (source text, kernel, rewrites, stage times, layout)."""
     watch = _Stopwatch()
     rewritten, rewrites = watch.run("rewrite", rewrite, model)
     program = watch.run("differentiate", differentiate, rewritten, gradient)
     names = NameTable(model.params + model.inputs + model.targets)
     kernel = watch.run("optimize", optimize, program, names)
-    options = {"gradient": gradient, "cse": "on", "rewrites": "+".join(rewrites.applied) or "none"}
+    layout = chosen_layout(kernel, layout)
+    options = {"gradient": program.method, "cse": "on", "rewrites": "+".join(rewrites.applied) or "none"}
+    if layout != "unrolled":  # the original layout goes unmentioned, so existing modules keep their bytes
+        options["layout"] = layout
     command = rebuild_command or f"python -m symcompile build  # model {model.name}"
-    source = watch.run("emit", emit, kernel, names, options, command, model_digest(model))
-    return source, kernel, rewrites, watch
+    source = watch.run("emit", emit, kernel, names, options, command, model_digest(model), layout)
+    return source, kernel, rewrites, watch, layout
 
 
-def build(model: Model, out_dir=DEFAULT_OUT_DIR, *, gradient="diff", rebuild_command=None) -> BuildReport:
+def build(
+    model: Model, out_dir=DEFAULT_OUT_DIR, *, gradient="auto", layout="auto", rebuild_command=None
+) -> BuildReport:
     """Compile `model` into out_dir/<name>.py and report what each stage did."""
-    source, kernel, rewrites, watch = generate(model, gradient=gradient, rebuild_command=rebuild_command)
+    source, kernel, rewrites, watch, layout = generate(
+        model, gradient=gradient, layout=layout, rebuild_command=rebuild_command
+    )
     path, changed = watch.run("write", write_module, source, out_dir, model.name)
-    return BuildReport(path, changed, kernel.ops_before, kernel.ops_after, rewrites.applied, watch.seconds)
+    return BuildReport(
+        path, changed, kernel.ops_before, kernel.ops_after, rewrites.applied, kernel.program.method, layout,
+        watch.seconds,
+    )  # fmt: skip
 
 
 def compile_model(
     output, loss, params, inputs, targets, *, name, init=None, X=None, Y=None, out_dir=DEFAULT_OUT_DIR,
-    description="", **train_defaults,
+    description="", gradient="auto", layout="auto", **train_defaults,
 ):  # fmt: skip
     """Build a model written in SymPy, write its module, and return the imported module."""
     training = TrainingDefaults(**train_defaults) if train_defaults else None
     model = make_model(
         name, output, loss, params, inputs, targets, init=init, X=X, Y=Y, training=training, description=description
     )
-    report = build(model, out_dir)
+    report = build(model, out_dir, gradient=gradient, layout=layout)
     return load_module(report.path)
