@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from symcompile.bench_scaling import format_table, main, n_params, run_scaling, scaling_model
+from symcompile.bench.scenario_scaling import format_table, n_params, run_scaling, scaling_model
+from symcompile.cli import main
 
 
 def test_parameter_count_matches_the_built_network():
@@ -30,6 +31,6 @@ def test_run_scaling_measures_and_skips(tmp_path):
 
 def test_main_rejects_unknown_methods(capsys):
     with pytest.raises(SystemExit) as stop:
-        main(["--methods", "diff,forward"])
+        main(["bench", "--scenario", "scaling", "--methods", "diff,forward"])
     assert stop.value.code == 2
-    assert "unknown method(s) forward" in capsys.readouterr().err
+    assert "unknown method 'forward'" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
     dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
-    scaling   build and compile costs as networks grow                             ../bench_scaling.py
+    scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+
+from symcompile.differentiate import METHODS
+from symcompile.emit import LAYOUTS
 
 SCENARIOS = ("seed", "dataset", "scaling")
 # --quick: enough to check that every row runs, far too little to measure.
@@ -34,6 +37,19 @@ def _layers(text):
     if len(layers) < 2 or min(layers) < 1:
         raise argparse.ArgumentTypeError(f"layer sizes like 2-16-16-1 expected, got {text!r}")
     return layers
+
+
+def _one_of(choices, what):
+    def parse(text):
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; choose from {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _list_of(parse_one):
+    return lambda text: [parse_one(item) for item in text.split(",")]
 
 
 def _positive(text):
@@ -58,6 +74,11 @@ def add_arguments(parser):
     dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
     dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
     dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20)")
+    scaling = parser.add_argument_group("scaling scenario")
+    scaling.add_argument("--sizes", type=_list_of(_layers), help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")
+    scaling.add_argument("--methods", type=_list_of(_one_of(METHODS, "method")), help="gradient methods (default: diff,reverse)")
+    scaling.add_argument("--layouts", type=_list_of(_one_of(LAYOUTS, "layout")), help="kernel layouts: auto, unrolled, rolled (default: auto)")
+    scaling.add_argument("--diff-max-params", type=_positive, help="skip diff above this many parameters (default: 369, that is up to 4-16-16-1)")
 
 
 def _run_seed(model, rebuild_command, args):
@@ -84,14 +105,16 @@ def _run_dataset(model, rebuild_command, args):
 
 
 def _run_scaling(model, rebuild_command, args):
-    from symcompile.bench.report import RecordsReport
-    from symcompile.errors import SymcompileError
+    from symcompile.bench import scenario_scaling as scaling
 
-    try:
-        from symcompile.bench_scaling import run_scaling
-    except ImportError as exc:
-        raise SymcompileError("the scaling scenario is not part of this build (symcompile.bench_scaling)") from exc
-    return RecordsReport("scaling", run_scaling()).finish()
+    report = scaling.ScalingReport()
+    sizes = [tuple(layers) for layers in args.sizes] if args.sizes else scaling.SIZES
+    max_params = {"diff": args.diff_max_params} if args.diff_max_params else None
+    repeats = args.repeats or (1 if args.quick else 7)
+    methods, layouts = args.methods or scaling.METHODS, args.layouts or ("auto",)
+    report.records = scaling.run_scaling(sizes, methods, layouts=layouts, max_params=max_params,
+                                      repeats=repeats, progress=scaling.print_progress)  # fmt: skip
+    return report.finish()
 
 
 def _replace(settings, overrides):
@@ -102,11 +125,7 @@ RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling}
 
 
 def _chosen(scenario):
-    if scenario != "all":
-        return (scenario,)
-    from importlib.util import find_spec
-
-    return tuple(name for name in SCENARIOS if name != "scaling" or find_spec("symcompile.bench_scaling"))
+    return SCENARIOS if scenario == "all" else (scenario,)
 
 
 def run(model, rebuild_command, args):

@@ -7,15 +7,13 @@ the rest of the training loop) and the time per gradient (median of repeats
 over the default data). Plain `diff` swells with the model (about 107 s for
 4-16-16-1), so by default it is skipped above 4-16-16-1; the table says so.
 
-    python -m symcompile.bench_scaling [--sizes 2-4-1,2-8-8-1] [--methods diff,reverse]
+    python -m symcompile bench --scenario scaling [--sizes 2-4-1,2-8-8-1] [--methods diff,reverse]
         [--layouts auto,unrolled,rolled] [--diff-max-params N]
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import os
 import statistics
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from sympy.core.cache import clear_cache
 
-from symcompile.emit import LAYOUTS
+from symcompile.bench.report import RecordsReport
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
@@ -222,50 +220,25 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-def _layers(text):
-    try:
-        return tuple(int(n) for n in text.split("-"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a network size like 2-8-8-1: {text!r}") from None
+class ScalingReport(RecordsReport):
+    """The scaling rows as a Markdown table, with the gradient cross-check; JSON without the gradients."""
+
+    def __init__(self):
+        super().__init__("scaling", [])
+
+    def print(self, out=print):
+        out(f"symcompile bench scaling  (load average {self.load_start} at start, {self.load_end} at end)")
+        out(format_table(self.records))
+        for row in self.records:
+            if "max_rel_diff_vs_diff" in row:
+                out(f"{row['size']} {row['method']} {row['layout']}: gradient differs from diff's by at most "
+                    f"{row['max_rel_diff_vs_diff']:.1e} of its largest component")  # fmt: skip
+
+    def as_dict(self):
+        records = [{k: v for k, v in row.items() if k != "grad"} for row in self.records]
+        return super().as_dict() | {"records": records}
 
 
-def parser():
-    cli = argparse.ArgumentParser(prog="python -m symcompile.bench_scaling", description=__doc__.splitlines()[0])
-    cli.add_argument("--sizes", type=lambda s: [_layers(t) for t in s.split(",")], default=list(SIZES),
-                     help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")  # fmt: skip
-    cli.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS), help="default: diff,reverse")
-    cli.add_argument("--layouts", type=lambda s: s.split(","), default=["auto"],
-                     help="kernel layouts to measure: auto, unrolled, rolled (default: auto)")  # fmt: skip
-    cli.add_argument("--diff-max-params", type=int, default=MAX_PARAMS["diff"],
-                     help="skip diff for larger networks (default: %(default)s, that is up to 4-16-16-1)")  # fmt: skip
-    cli.add_argument("--repeats", type=int, default=7, help="timing repeats for the median (default: %(default)s)")
-    cli.add_argument("--out-dir", help="keep the generated modules here (default: a temporary folder)")
-    return cli
-
-
-def main(argv=None):
-    args = parser().parse_args(argv)
-    for chosen, known, what in ((args.methods, METHODS, "method"), (args.layouts, LAYOUTS, "layout")):
-        unknown = sorted(set(chosen) - set(known))
-        if unknown:
-            parser().error(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-
-    def progress(row):
-        done = row["skipped"] or f"built in {row['build_s']:.2f} s, compiled in {row['compile_grad_s']:.2f} s"
-        print(f"  {row['size']:<10} {row['method']:<8} {row['layout']:<9} {done}", file=sys.stderr, flush=True)
-
-    print(f"symcompile scaling benchmark: sigmoid MLPs, binary cross-entropy, {N_SAMPLES} samples", file=sys.stderr)
-    load_before = os.getloadavg()[0]
-    rows = run_scaling(args.sizes, args.methods, layouts=args.layouts, max_params={"diff": args.diff_max_params},
-                       repeats=args.repeats, out_dir=args.out_dir, progress=progress)  # fmt: skip
-    print(format_table(rows))
-    print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs")
-    for row in rows:
-        if "max_rel_diff_vs_diff" in row:
-            print(f"{row['size']} {row['method']} {row['layout']}: gradient differs from diff's by at most "
-                  f"{row['max_rel_diff_vs_diff']:.1e} of its largest component")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def print_progress(row):
+    done = row["skipped"] or f"built in {row['build_s']:.2f} s, compiled in {row['compile_grad_s']:.2f} s"
+    print(f"  {row['size']:<10} {row['method']:<8} {row['layout']:<9} {done}", file=sys.stderr, flush=True)
