@@ -19,6 +19,8 @@ from symcompile.emit import LAYOUTS
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
 from symcompile.model import TrainingDefaults, check_training, model_digest
+
+TRAINING_KEYS = ("lr", "max_iter", "tol", "update")
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
 from symcompile.seed import seed_model
 from symcompile.spec import load_spec
@@ -72,19 +74,23 @@ def command_build(args):
     return 0
 
 
+def require_data(model):
+    if model.X.shape[0] == 0:
+        raise SymcompileError(f"{model.name} has no default data to train on")
+
+
 def command_train(args):
     model, rebuild_command = resolve_model(args.spec)
+    # Check everything the user gave before building, so bad input never writes a module.
+    require_data(model)
+    settings = vars(model.training) | {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
+    settings = vars(check_training(TrainingDefaults(**settings)))
     path = module_path(model, args.out_dir)
     reason = why_rebuild(path, model)
     if reason:
         print(f"{path} {reason}; building it")
         build(model, args.out_dir, rebuild_command=rebuild_command)
     module = load_module(path)
-    settings = dict(module.DEFAULTS)
-    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
-    check_training(TrainingDefaults(**settings))
-    if module.X.shape[0] == 0:
-        raise SymcompileError(f"{model.name} has no default data to train on")
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     start = time.perf_counter()
     result = module.train(module.INIT, module.X, module.Y, **settings)
@@ -101,8 +107,22 @@ def command_train(args):
 
 
 def command_bench(args):
+    if args.spec and args.scenario not in ("seed", "all"):
+        raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
     model, rebuild_command = resolve_model(args.spec)
+    require_data(model)
+    if args.json:
+        _check_writable(args.json)
     return bench.run(model, rebuild_command, args)
+
+
+def _check_writable(path):
+    """Fail before minutes of measuring, not after, when the JSON cannot be written."""
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _print_state(module, label, w, loss):

@@ -15,7 +15,7 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.model import Model
-from symcompile.reverse import check_closed_form, forward_values, reverse_gradient
+from symcompile.reverse import check_closed_form, forward_values, real_derivative, reverse_gradient
 
 
 @dataclass(frozen=True)
@@ -62,24 +62,11 @@ def differentiate(model: Model, method: str = "auto") -> Program:
 
 
 def gradient(loss, params) -> tuple[sp.Expr, ...]:
-    """The partial derivatives of `loss`, in closed form, or a SymcompileError naming what SymPy cannot differentiate.
-
-    Every symbol stands for a float, so SymPy is told it is real: with its
-    default complex symbols, d|w|/dw comes out in terms of re(w), im(w) and
-    their unevaluated derivatives. The user's formula is the only input here,
-    so whatever SymPy raises while differentiating it (a function without a
-    derivative rule, a bad argument) is reported as a problem with the model.
-    """
-    real = {s: sp.Dummy(s.name, real=True) for s in loss.free_symbols | set(params)}
-    back = {dummy: s for s, dummy in real.items()}
-    real_loss = loss.xreplace(real)
+    """The partial derivatives of `loss`, in closed form, or a SymcompileError naming what SymPy cannot differentiate."""
     grads = []
     for param in params:
-        try:
-            derivative = sp.diff(real_loss, real[param])
-        except Exception as exc:  # noqa: BLE001 (SymPy raises many types; see the docstring)
-            raise SymcompileError(f"cannot differentiate the loss with respect to {param.name}: {exc}") from exc
+        derivative = real_derivative(loss, param)
         check_closed_form(derivative, param.name)
-        grads.append(derivative.xreplace(back))
+        grads.append(derivative)
     return tuple(grads)
 

@@ -20,6 +20,8 @@ from sympy.core.function import AppliedUndef
 
 from symcompile.errors import SymcompileError
 
+# The loop keeps one loss per iteration: 10^8 of them take 800 MB.
+MAX_ITERATIONS = 10**8
 UPDATE_RULES = ("sequential", "simultaneous")
 
 
@@ -246,8 +248,8 @@ def check_training(training: TrainingDefaults) -> TrainingDefaults:
     """Validated training settings (the model's defaults, or a command line's overrides)."""
     if training.update not in UPDATE_RULES:
         raise SymcompileError(f"update must be one of {', '.join(UPDATE_RULES)}, not {training.update!r}")
-    if not (isinstance(training.max_iter, int) and training.max_iter >= 0):
-        raise SymcompileError(f"max_iter must be a non-negative integer, not {training.max_iter!r}")
+    if not (isinstance(training.max_iter, int) and 0 <= training.max_iter <= MAX_ITERATIONS):
+        raise SymcompileError(f"max_iter must be an integer from 0 to {MAX_ITERATIONS:.0e}, not {training.max_iter!r}")
     for key in ("lr", "tol"):
         value = getattr(training, key)
         if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):

@@ -32,7 +32,7 @@ import sympy as sp
 from symcompile import mlp
 from symcompile.errors import SymcompileError
 from symcompile.expression import RESERVED, ExpressionParser
-from symcompile.model import UPDATE_RULES, Model, TrainingDefaults, make_model
+from symcompile.model import UPDATE_RULES, Model, TrainingDefaults, check_training, make_model
 
 KINDS = ("mlp", "expression")
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
@@ -261,7 +261,8 @@ def _training(table, path):
     if "update" in settings:
         with located(f"{path}: training.update"):
             _choice(settings["update"], UPDATE_RULES)
-    return TrainingDefaults(**settings)
+    with located(f"{path}: training"):
+        return check_training(TrainingDefaults(**settings))
 
 
 # --- data ---------------------------------------------------------------------------------------------------------

@@ -64,13 +64,19 @@ def test_cli_does_not_hide_a_bug_as_a_user_error(tmp_path, monkeypatch):
     [
         (["train", "--lr", "nan"], "lr must be a non-negative number"),
         (["train", "--tol", "-1"], "tol must be a non-negative number"),
+        (["train", "--max-iter", "-3"], "max_iter must be an integer"),
+        (["train", "--max-iter", "100000000000000000000"], "max_iter must be an integer"),
         (["build", "no-such-model.toml"], "no-such-model.toml: cannot read spec file"),
+        (["bench", "--scenario", "dataset", "examples/xor.toml"], "applies to the seed scenario only"),
+        (["bench", "--json", "/no/such/folder/out.json"], "cannot write /no/such/folder/out.json"),
     ],
 )
-def test_cli_bad_settings_are_one_line(tmp_path, capsys, argv, words):
-    assert cli.main([*argv, "--out-dir", str(tmp_path)]) == 2
+def test_cli_bad_settings_are_one_line_and_write_nothing(tmp_path, capsys, argv, words):
+    out_dir = tmp_path / "generated"
+    assert cli.main([*argv, "--out-dir", str(out_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("symcompile: error: ") and words in err and err.count("\n") == 1
+    assert not out_dir.exists()
 
 
 def test_cli_unwritable_output_folder_is_one_line(tmp_path, capsys):

@@ -19,6 +19,7 @@ import dataclasses
 
 from symcompile.differentiate import METHODS
 from symcompile.emit import LAYOUTS
+from symcompile.pipeline import DEFAULT_OUT_DIR
 
 SCENARIOS = ("seed", "dataset", "scaling")
 # --quick: enough to check that every row runs, far too little to measure.
@@ -112,8 +113,9 @@ def _run_scaling(model, rebuild_command, args):
     max_params = {"diff": args.diff_max_params} if args.diff_max_params else None
     repeats = args.repeats or (1 if args.quick else 7)
     methods, layouts = args.methods or scaling.METHODS, args.layouts or ("auto",)
+    out_dir = None if args.out_dir == DEFAULT_OUT_DIR else args.out_dir  # by default in a temporary folder
     report.records = scaling.run_scaling(sizes, methods, layouts=layouts, max_params=max_params,
-                                      repeats=repeats, progress=scaling.print_progress)  # fmt: skip
+                                      repeats=repeats, out_dir=out_dir, progress=scaling.print_progress)  # fmt: skip
     return report.finish()
 
 

@@ -29,8 +29,8 @@ def probe(module_path, cache_dir, *, init_numba_first=False):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SymcompileError(f"fresh-process probe of {module_path} failed: {last}")
+        # Not the user's input at fault: a bug or a broken environment, so show the probe's whole traceback.
+        raise RuntimeError(f"fresh-process probe of {module_path} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -4,7 +4,7 @@ For each network, method and layout it builds the module into a fresh folder
 and reports the parameters, the symbolic build time of each stage, the
 generated lines, Numba's compile time (first call of the fused kernel, then
 the rest of the training loop) and the time per gradient (median of repeats
-over the default data). Plain `diff` swells with the model (about 107 s for
+over the default data). Plain `diff` swells with the model (about 40 s for
 4-16-16-1), so by default it is skipped above 4-16-16-1; the table says so.
 
     python -m symcompile bench --scenario scaling [--sizes 2-4-1,2-8-8-1] [--methods diff,reverse]
@@ -101,7 +101,7 @@ def measure(layers, method, layout, out_dir, repeats=7) -> dict:
     _, compile_train = _timed(module.train, max_iter=1)
     return {
         "size": size_label(layers),
-        "method": method,
+        "method": report.gradient,
         "layout": report.layout,
         "params": len(model.params),
         "skipped": "",
