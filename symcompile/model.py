@@ -127,8 +127,13 @@ def make_model(
 SHADOWED_MODULES = sys.stdlib_module_names | {"numpy", "numba", "sympy", "symcompile"}
 
 
+def is_module_name(name) -> bool:
+    """Whether `name` can name a generated module: an ASCII Python identifier, not a keyword."""
+    return isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)
+
+
 def _check_module_name(name):
-    if not (isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
+    if not is_module_name(name):
         raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
     if name in SHADOWED_MODULES:
         raise SymcompileError(f"model name {name!r} is the name of a Python module it would shadow; choose another")

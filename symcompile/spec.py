@@ -32,7 +32,7 @@ import sympy as sp
 from symcompile import mlp
 from symcompile.errors import SymcompileError
 from symcompile.expression import RESERVED, ExpressionParser
-from symcompile.model import UPDATE_RULES, Model, TrainingDefaults, check_training, make_model
+from symcompile.model import UPDATE_RULES, Model, TrainingDefaults, check_training, is_module_name, make_model
 
 KINDS = ("mlp", "expression")
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
@@ -244,7 +244,7 @@ def _model_name(spec, path):
     if "name" in spec:
         return _get(spec, "name", str, "a string", path, default=None)
     name = path.stem
-    if not (name.isidentifier() and name.isascii() and not keyword.iskeyword(name)):
+    if not is_module_name(name):
         raise SymcompileError(
             f"{path}: name: the file name gives module name {name!r}, which is not a Python identifier; "
             'set name = "..." in the spec'

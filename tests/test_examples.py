@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sympy as sp
 
 from references import central_differences, mlp_mean_loss, sympy_loss_and_grad
 from symcompile.cli import main

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from symcompile.bench.report import Row
 from symcompile.bench.timing import Timing
-from symcompile.errors import SymcompileError
 
 PROBE = Path(__file__).with_name("first_call_probe.py")
 

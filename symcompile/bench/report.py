@@ -102,32 +102,6 @@ class Report:
         }
 
 
-@dataclass
-class RecordsReport:
-    """A scenario that measures plain records (one dict per case), printed as columns."""
-
-    scenario: str
-    records: list[dict]
-    load_start: float | None = field(default_factory=load_average)
-    load_end: float | None = None
-
-    def finish(self):
-        self.load_end = load_average()
-        return self
-
-    def print(self, out=print):
-        out(f"symcompile bench {self.scenario}  (load average {self.load_start} at start, {self.load_end} at end)")
-        columns = list(dict.fromkeys(key for record in self.records for key in record))
-        cells = [[str(record.get(c, "")) for c in columns] for record in self.records]
-        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-        for row in [columns] + cells:
-            out("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-    def as_dict(self):
-        load = {"start": self.load_start, "end": self.load_end}
-        return {"scenario": self.scenario, "load_average": load, "records": self.records}
-
-
 def write_json(reports, path):
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"machine": machine(), "scenarios": [r.as_dict() for r in reports]}, f, indent=2)

@@ -18,12 +18,13 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sympy.core.cache import clear_cache
 
-from symcompile.bench.report import RecordsReport
+from symcompile.bench.timing import load_average
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
@@ -220,11 +221,17 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-class ScalingReport(RecordsReport):
+@dataclass
+class ScalingReport:
     """The scaling rows as a Markdown table, with the gradient cross-check; JSON without the gradients."""
 
-    def __init__(self):
-        super().__init__("scaling", [])
+    records: list[dict] = field(default_factory=list)
+    load_start: float | None = field(default_factory=load_average)
+    load_end: float | None = None
+
+    def finish(self):
+        self.load_end = load_average()
+        return self
 
     def print(self, out=print):
         out(f"symcompile bench scaling  (load average {self.load_start} at start, {self.load_end} at end)")
@@ -236,7 +243,8 @@ class ScalingReport(RecordsReport):
 
     def as_dict(self):
         records = [{k: v for k, v in row.items() if k != "grad"} for row in self.records]
-        return super().as_dict() | {"records": records}
+        load = {"start": self.load_start, "end": self.load_end}
+        return {"scenario": "scaling", "load_average": load, "records": records}
 
 
 def print_progress(row):
