@@ -246,3 +246,40 @@ def test_mutated_specs_give_a_model_or_one_clear_error(case):
         spec_model(spec, EXAMPLES / f"{name}.toml")
     except SymcompileError as exc:
         assert str(exc).startswith(str(EXAMPLES / f"{name}.toml")) and "\n" not in str(exc)
+
+
+# --- fuzzing the command line with spec files whose text is damaged at random ------------------------------------
+
+_EXAMPLE_TEXTS = {path.name: path.read_text(encoding="utf-8") for path in sorted(EXAMPLES.glob("*.toml"))}
+
+
+@st.composite
+def damaged_spec_texts(draw):
+    """An example spec's text with a few slices deleted, replaced or inserted: mostly broken TOML or broken models."""
+    name = draw(st.sampled_from(sorted(_EXAMPLE_TEXTS)))
+    text = _EXAMPLE_TEXTS[name]
+    for _ in range(draw(st.integers(1, 3))):
+        start = draw(st.integers(0, len(text)))
+        end = draw(st.integers(start, min(len(text), start + 12)))
+        text = text[:start] + draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=6)) + text[end:]
+    return name, text
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(case=damaged_spec_texts())
+def test_cli_on_damaged_spec_files_builds_or_fails_in_one_line(tmp_path_factory, case):
+    name, text = case
+    folder = tmp_path_factory.mktemp("damaged")
+    shutil.copytree(EXAMPLES / "data", folder / "data")
+    spec = folder / name
+    spec.write_text(text, encoding="utf-8")
+    out_dir = folder / "generated"
+    with pytest.MonkeyPatch.context() as patch:
+        errors = []
+        patch.setattr("sys.stderr", type("Capture", (), {"write": errors.append, "flush": lambda self: None})())
+        status = main(["build", str(spec), "--out-dir", str(out_dir)])
+    message = "".join(errors)
+    assert status in (0, 2)
+    if status == 2:
+        assert message.startswith("symcompile: error: ") and message.count("\n") == 1
+        assert not out_dir.exists()
