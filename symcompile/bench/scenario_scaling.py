@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from sympy.core.cache import clear_cache
 
-from symcompile.bench.timing import load_average
+from symcompile.bench.timing import load_average, time_once
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
@@ -53,12 +53,6 @@ def n_params(layers) -> int:
     return sum((a + 1) * b for a, b in zip(layers, layers[1:]))
 
 
-def _timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
-
-
 def _warm_up_numba(out_dir):
     """Pay Numba's one-time start-up (LLVM, typing of the module's NumPy calls) before anything is measured."""
     for layout in ("unrolled", "rolled"):
@@ -78,7 +72,7 @@ def seconds_per_gradient(module, repeats):
     w, X, Y = module.INIT, module.X, module.Y
     grad = np.empty_like(w)
     kernel = module._loss_and_grad_kernel
-    _, once = _timed(kernel, w, X, Y, grad)
+    once, _ = time_once(lambda: kernel(w, X, Y, grad))
     calls = max(1, int(0.02 / max(once, 1e-7)))  # batches of about 20 ms
     samples = []
     for _ in range(repeats):
@@ -97,9 +91,9 @@ def measure(layers, method, layout, out_dir, repeats=7) -> dict:
     source = report.path.read_text(encoding="utf-8")
     _forget_cached_kernels(report.path)
     module = load_module(report.path)
-    (_, grad), compile_grad = _timed(module.loss_and_grad)
-    _, steady = _timed(module.loss_and_grad)
-    _, compile_train = _timed(module.train, max_iter=1)
+    compile_grad, (_, grad) = time_once(module.loss_and_grad)
+    steady, _ = time_once(module.loss_and_grad)
+    compile_train, _ = time_once(lambda: module.train(max_iter=1))
     return {
         "size": size_label(layers),
         "method": report.gradient,
