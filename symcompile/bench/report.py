@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from symcompile.bench.timing import Timing, format_seconds, load_average, machine
 
 
@@ -100,6 +102,22 @@ class Report:
             "tables": [asdict(t) for t in self.tables],
             "notes": self.notes,
         }
+
+
+class WeightCheck:
+    """Row fields comparing a peer's weights with the compiled module's own train() after the same work."""
+
+    def __init__(self, module, unit, **train_settings):
+        self.module, self.unit, self.train_settings = module, unit, train_settings
+        self._reference = {}  # (count, update) -> the compiled module's weights
+
+    def __call__(self, weights, count, update="simultaneous"):
+        key = (count, update)
+        if key not in self._reference:
+            run = self.module.train(max_iter=count, tol=0.0, update=update, **self.train_settings)
+            self._reference[key] = run.w
+        difference = float(np.max(np.abs(np.asarray(weights, dtype=float) - self._reference[key])))
+        return {"difference": difference, "compared_after": f"{count} {self.unit}"}
 
 
 def write_json(reports, path):

@@ -17,7 +17,7 @@ import sympy as sp
 
 from symcompile.bench import numpy_mlp
 from symcompile.bench.peers import optional_peer
-from symcompile.bench.report import Report, Row
+from symcompile.bench.report import Report, Row, WeightCheck
 from symcompile.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.mlp import mlp_model
 from symcompile.model import TrainingDefaults
@@ -74,17 +74,6 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas"), "1 BLAS thread"
 
 
-class Checker:
-    def __init__(self, module, lr):
-        self.module, self.lr, self._reference = module, lr, {}
-
-    def __call__(self, weights, epochs):
-        if epochs not in self._reference:
-            self._reference[epochs] = self.module.train(lr=self.lr, max_iter=epochs, tol=0.0, update="simultaneous").w
-        difference = float(np.max(np.abs(weights - self._reference[epochs])))
-        return {"difference": difference, "compared_after": f"{epochs} epochs"}
-
-
 def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
     model = dataset_model(settings)
     sizes = "-".join(map(str, settings.layers))
@@ -105,7 +94,7 @@ def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
     seconds, _ = time_once(compiled)
     once.add(Row("compiled module: first train()", Timing.of([seconds]), note=_compiled_or_loaded(module)))
     baseline = per_epoch.add(Row("compiled module train()", measure(compiled, repeats=settings.repeats, per=n)))
-    check = Checker(module, lr)
+    check = WeightCheck(module, "epochs", lr=lr)
     layout = numpy_mlp.MlpLayout(settings.layers, module.PARAMS)
 
     m = settings.python_epochs

@@ -26,7 +26,7 @@ from symcompile import seed
 from symcompile.bench import numba_seed
 from symcompile.bench.fresh_process import first_call_rows
 from symcompile.bench.peers import optional_peer
-from symcompile.bench.report import Report, Row
+from symcompile.bench.report import Report, Row, WeightCheck
 from symcompile.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.model import Model
 from symcompile.pipeline import build
@@ -130,22 +130,6 @@ class LambdifyLoop:
         return values
 
 
-class Checker:
-    """Compares a peer's weights with the compiled module's after the same number of iterations."""
-
-    def __init__(self, module):
-        self.module = module
-        self._reference = {}
-
-    def __call__(self, weights, update, iterations):
-        """Row fields: the largest weight difference, and after how much work."""
-        key = (update, iterations)
-        if key not in self._reference:
-            self._reference[key] = self.module.train(max_iter=iterations, tol=0.0, update=update).w
-        difference = float(np.max(np.abs(np.asarray(weights, dtype=float) - self._reference[key])))
-        return {"difference": difference, "compared_after": f"{iterations} it."}
-
-
 def _cold_build(model, settings):
     sp.core.cache.clear_cache()  # else SymPy answers repeated diff() calls from its cache
     return build(model, settings.out_dir, rebuild_command=settings.rebuild_command)
@@ -168,7 +152,7 @@ def _subs_row(model, settings, check):
     for _ in tqdm(range(settings.subs_iterations), desc=name, unit="it", leave=False):
         seconds, (values, _) = time_once(lambda: loop.iterate(values))
         times.append(seconds)
-    row = Row(name, Timing.of(times), "sequential", **check(values, "sequential", settings.subs_iterations))
+    row = Row(name, Timing.of(times), "sequential", **check(values, settings.subs_iterations, "sequential"))
     return row, sum(times)
 
 
@@ -180,7 +164,7 @@ def _lambdify_rows(model, settings, check, once):
     for update, run in (("sequential", loop.sequential), ("simultaneous", loop.simultaneous)):
         w = run(model.init, n)
         timing = measure(lambda: run(model.init, n), repeats=settings.python_repeats, per=n, warmup=0)
-        rows.append(Row("SymPy lambdify(cse=True), Python loop", timing, update, **check(w, update, n)))
+        rows.append(Row("SymPy lambdify(cse=True), Python loop", timing, update, **check(w, n, update)))
     return rows
 
 
@@ -210,7 +194,7 @@ def _numba_row(model, settings, check, once):
     seconds, w = time_once(run)
     once.add(Row("hand-written Numba: compile at first use", Timing.of([seconds])))
     timing = measure(run, repeats=settings.repeats, per=n, warmup=0)
-    return Row("hand-written Numba backprop", timing, "simultaneous", **check(w, "simultaneous", n))
+    return Row("hand-written Numba backprop", timing, "simultaneous", **check(w, n))
 
 
 def plain_formula(model: Model) -> Model:
@@ -238,7 +222,7 @@ def _framework_rows(model, rewritten, settings, check, once):
         seconds, (w, _) = time_once(lambda: train(formula.init))
         once.add(Row(f"{label.strip()}: first call", Timing.of([seconds]), note=first_call))
         timing = measure(lambda: train(formula.init), repeats=repeats, per=n, warmup=0)
-        rows.append(Row(label, timing, "simultaneous", **check(w, "simultaneous", n)))
+        rows.append(Row(label, timing, "simultaneous", **check(w, n)))
     return rows
 
 
@@ -252,7 +236,7 @@ def run_seed(model: Model, settings: SeedSettings = SeedSettings()) -> Report:
     for row in build_rows:
         once.add(row)
     module = load_module(path)
-    check = Checker(module)
+    check = WeightCheck(module, "it.")
     # Peers other than the subs loop start from the rewritten model: the formula the compiler itself works on.
     rewritten, _ = rewrite(model)
 
