@@ -7,23 +7,25 @@ polynomial, and the exponent bits set or read through a bit cast. Called in a
 loop over float64 arrays they compile to packed AVX instructions.
 
 Accuracy (tests/test_vecmath.py, against mpmath at 50 digits over the whole
-domain): within 1 ulp for exp, log and log1p in the tests, a few ulp for the
-functions built on them; the special values (+-0, +-inf, NaN, overflow,
-underflow to subnormals and 0, log(0), log(negative), log1p(-1)) are those of
-`math` and NumPy.
+domain): below 1 ulp for exp, log and log1p, 2.5 ulp or less for sigmoid and
+softplus, 4 for tanh (README, "Vectorized math"); the special values (+-0,
++-inf, NaN, overflow, underflow to subnormals and 0, log(0), log(negative),
+log1p(-1)) are those of `math` and NumPy.
 
-Constraints on the code that calls them:
-- Each function is its own `@numba.njit` function (Numba-level inlining off),
-  so LLVM inlines it with its own instruction flags: the caller's loop may use
-  `fastmath` (including `reassoc`, for its reductions) without it reaching in
-  here. The range reductions rely on the exact IEEE order of operations
-  (`(t + 1.5*2**52) - 1.5*2**52`, Cody-Waite's split of ln 2), which
-  `reassoc` would fold away; `nnan`/`ninf` would fold away the special cases.
-  Do not copy these bodies into a fastmath function, nor compile them with
-  `inline="always"` (which would give them the caller's flags).
+How they are compiled, and what that asks of the caller:
+- `forceinline=True` (LLVM's alwaysinline), not Numba's `inline="always"`:
+  LLVM inlines each into the calling loop, which it then vectorizes, and the
+  inlined instructions keep their own fast-math flags. Numba-level inlining
+  would compile the body with the caller's flags instead.
+- `fastmath={"contract"}` only (FMA allowed), set explicitly on each. With
+  fastmath=True the body breaks (measured: exp's range reduction collapses,
+  errors to inf; log1p off by 2**52 ulp), and `nnan`/`ninf` alone turn
+  exp(NaN) into inf and log(NaN) into a number. The caller's own loop may use any
+  flags, `reassoc` for its reductions included: results are bit for bit those
+  of a scalar call (tested).
 - `error_model="numpy"`: Numba's default "python" model puts a zero-division
-  branch before each float division, and that stops vectorization (in the
-  caller's loop too, for its own divisions).
+  branch before each float division, and that stops vectorization; the
+  calling loop needs it too for its own divisions.
 
 The emitter pastes the functions into generated modules: `vecmath_source(names)`
 returns their source text, with the functions they call, in dependency
@@ -222,7 +224,9 @@ _PARTS = {
     for name, value in list(globals().items())
     if name.startswith("_v") and isinstance(value, (numba.core.registry.CPUDispatcher, numba.extending._Intrinsic))
 }
-FUNCTIONS = tuple(name for name in _PARTS if not name.startswith(("_vbits", "_vdouble")))
+# What kernels call; the other parts are their pieces.
+FUNCTIONS = ("_vexp", "_vlog", "_vlog1p", "_vsigmoid", "_vsoftplus", "_vtanh",
+             "_vlogaddexp", "_vlogsumexp_finish", "_vlogsumexp")
 
 IMPORTS = "import math\n\nimport numba\nimport numba.extending\n"
 
@@ -239,11 +243,11 @@ def _called_parts(name):
     return {word for word in words if word in _PARTS and word != name}
 
 
-def vecmath_source(names) -> str:
+def vecmath_source(names, imports=True) -> str:
     """The source text of the functions `names` and of every function they call, in dependency order.
 
-    The text starts with the imports it needs and compiles on its own (`import math`,
-    `import numba`, `import numba.extending`); paste it into a module after its imports.
+    With `imports`, the text starts with the imports it needs (`import math`, `import numba`,
+    `import numba.extending`) and compiles on its own; without, the module must have them.
     """
     unknown = sorted(set(names) - set(_PARTS))
     if unknown:
@@ -256,4 +260,4 @@ def vecmath_source(names) -> str:
             needed.add(name)
             pending.extend(_called_parts(name))
     blocks = [_source_of(name) for name in _PARTS if name in needed]
-    return IMPORTS + "\n\n" + "\n\n".join(blocks)
+    return (IMPORTS + "\n\n" if imports else "") + "\n\n".join(blocks)

@@ -138,6 +138,7 @@ def test_source_closes_over_what_it_calls_in_order():
     definitions = re.findall(r"^def (\w+)", text, flags=re.M)
     assert definitions == ["_vbits_to_double", "_vdouble_to_bits", "_vexpm1_reduced", "_vexp", "_vsigmoid"]
     assert "symcompile" not in vecmath.vecmath_source(vecmath.FUNCTIONS)
+    assert vecmath.vecmath_source(["_vexp"], imports=False).startswith("@numba.extending.intrinsic\n")
     with pytest.raises(ValueError, match="no function _vcos"):
         vecmath.vecmath_source(["_vexp", "_vcos"])
 

@@ -65,7 +65,7 @@ def domain_points(name, count, seed=0):
                                    signs[:part - part // 2] * _log_uniform(rng, part - part // 2, -20.0, 0.0)]),
         "_vsigmoid": rng.uniform(-750.0, 750.0, part),
         "_vsoftplus": rng.uniform(-750.0, 750.0, part),
-        "_vtanh": rng.uniform(-20.0, 20.0, part),
+        "_vtanh": np.concatenate([rng.uniform(-20.0, 20.0, part // 2), rng.uniform(-1.0, 1.0, part - part // 2)]),
     }[name]
     points = np.concatenate([signs * magnitudes, near, rng.uniform(-40.0, 40.0, part), EDGES])
     if name == "_vlog":
