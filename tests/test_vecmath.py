@@ -14,6 +14,7 @@ import sys
 
 import llvmlite.binding
 import mpmath
+import numba
 import numpy as np
 import pytest
 
@@ -149,6 +150,26 @@ def test_a_loop_over_an_array_vectorizes(vm, name):
     assert len(packed_fma) >= 4, "no packed FMA on ymm/zmm registers: the loop did not vectorize"
     llvm_ir = loop.inspect_llvm(loop.signatures[0])
     assert not re.search(r"call [^\n]*@(llvm\.)?(exp|log|tanh)[\w.]*\(", llvm_ir), "a libm call is left in the loop"
+
+
+@pytest.mark.skipif(not host_has_avx2(), reason="this CPU has no AVX2/FMA to vectorize with")
+def test_a_sum_vectorizes_when_the_caller_allows_reassociation(vm):
+    """A BCE-like sum of softplus: reassoc on the calling loop vectorizes it and leaves softplus exact."""
+    softplus = vm._vsoftplus
+
+    @numba.njit(error_model="numpy", fastmath={"reassoc", "contract"})
+    def summed_loss(z, y):
+        total = 0.0
+        for i in range(z.shape[0]):
+            total += softplus(z[i]) - y[i] * z[i]
+        return total
+
+    rng = np.random.default_rng(4)
+    z, y = rng.uniform(-30.0, 30.0, 4096), (rng.random(4096) < 0.5) * 1.0
+    exact = math.fsum(softplus(a) - b * a for a, b in zip(z.tolist(), y.tolist()))
+    assert summed_loss(z, y) == pytest.approx(exact, rel=1e-13)
+    asm = summed_loss.inspect_asm(summed_loss.signatures[0])
+    assert len(re.findall(r"vfmadd\w*pd\s[^\n]*%[yz]mm", asm)) >= 4
 
 
 def test_source_closes_over_what_it_calls_in_order():
