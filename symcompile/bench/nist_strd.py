@@ -1,4 +1,4 @@
-"""NIST StRD nonlinear regression problems with certified values (test data).
+"""NIST StRD nonlinear regression problems with certified values: the fitting tests' and bench's data.
 
 Source: NIST/ITL Statistical Reference Datasets, nonlinear regression
 (https://www.itl.nist.gov/div898/strd/nls/nls_main.shtml). The numbers below
