@@ -122,27 +122,30 @@ def _quiet(run):
     return call
 
 
-def bench(settings, repeats):
-    with tempfile.TemporaryDirectory(prefix="symcompile-lm-bench-") as folder:
-        module = build_module(folder)
-        start = time.perf_counter()
-        module.least_squares(np.array(PROBLEMS[0].start1), *problem_data(PROBLEMS[0]))
-        compile_seconds = time.perf_counter() - start
-        cases = []
-        for problem in PROBLEMS:
-            for number, start_values in ((1, problem.start1), (2, problem.start2)):
-                w0 = np.array(start_values, dtype=np.float64)
-                runs = {"compiled": compiled_fit(module, problem, w0, settings), **scipy_fits(problem, w0, settings)}
-                fits = {}
-                for solver in SOLVERS:
-                    if solver not in runs:
-                        fits[solver] = Fit(None, None, None)
-                        continue
-                    run, w, evaluations = runs[solver]
-                    timing = measure(_quiet(run), repeats=repeats)
-                    fits[solver] = Fit(timing.median, digits(w, problem.certified), int(evaluations))
-                cases.append(Case(problem.name, problem.level, number, fits))
-    return compile_seconds, cases
+def compiled_module(folder):
+    """(module, seconds of Numba compile at its first fit) for the NIST fit module built in `folder`."""
+    module = build_module(folder)
+    start = time.perf_counter()
+    module.least_squares(np.array(PROBLEMS[0].start1), *problem_data(PROBLEMS[0]))
+    return module, time.perf_counter() - start
+
+
+def bench_cases(module, settings, repeats, problems=PROBLEMS):
+    cases = []
+    for problem in problems:
+        for number, start_values in ((1, problem.start1), (2, problem.start2)):
+            w0 = np.array(start_values, dtype=np.float64)
+            runs = {"compiled": compiled_fit(module, problem, w0, settings), **scipy_fits(problem, w0, settings)}
+            fits = {}
+            for solver in SOLVERS:
+                if solver not in runs:
+                    fits[solver] = Fit(None, None, None)
+                    continue
+                run, w, evaluations = runs[solver]
+                timing = measure(_quiet(run), repeats=repeats)
+                fits[solver] = Fit(timing.median, digits(w, problem.certified), int(evaluations))
+            cases.append(Case(problem.name, problem.level, number, fits))
+    return cases
 
 
 def table_lines(cases):
@@ -178,12 +181,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
     load_start = load_average()
-    compile_seconds, cases = bench(settings, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="symcompile-lm-bench-") as folder:
+        module, compile_seconds = compiled_module(folder)
+        cases = bench_cases(module, settings, args.repeats)
     print(f"NIST StRD fits, {len(PROBLEMS)} problems x 2 starts; tolerances {args.tol:g}, max_iter {args.max_iter}")
     print(f"compiled module: Numba compile at the first fit {compile_seconds:.1f} s (not in the times below)")
     print("\n".join(table_lines(cases)))
     print(solved_line(cases))
-    print(f"load average {load_start} at start, {load_average()} at end; {machine()}")
+    where = machine()
+    versions = ", ".join(f"{k} {v}" for k, v in where["versions"].items() if k in ("numba", "numpy", "scipy"))
+    print(f"load average {load_start} at start, {load_average()} at end; {where['cpus']} x {where['cpu']}; {versions}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"settings": settings, "compile_seconds": compile_seconds, "cases": [asdict(c) for c in cases]}, f, indent=1)
