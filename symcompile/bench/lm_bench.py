@@ -24,7 +24,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from symcompile.bench.nist_fit_module import build_module, jacobian_function, model_and_derivatives, problem_data
+from symcompile.bench.nist_fit_module import (
+    build_module,
+    jacobian_columns,
+    jacobian_function,
+    numpy_functions,
+    problem_data,
+)
 from symcompile.bench.nist_strd import PROBLEMS
 from symcompile.bench.timing import format_seconds, load_average, machine, measure
 
@@ -67,19 +73,12 @@ def scipy_fits(problem, w0, settings):
         from scipy.optimize import curve_fit, least_squares
     except ImportError:
         return {}
-    import sympy
-
     residuals, jacobian = jacobian_function(problem)
-    x_symbol, params, (model, *derivatives) = model_and_derivatives(problem)
-    model_f = sympy.lambdify([x_symbol, *params], model, "numpy")
-    derivative_fs = [sympy.lambdify([x_symbol, *params], d, "numpy") for d in derivatives]
+    curve, gradient = numpy_functions(problem)
     x, y = np.asarray(problem.x), np.asarray(problem.y)
 
-    def curve(xs, *b):
-        return model_f(xs, *b)
-
     def curve_jac(xs, *b):
-        return np.column_stack([np.broadcast_to(d(xs, *b), xs.shape) for d in derivative_fs])
+        return jacobian_columns(gradient(xs, *b), xs.size)
 
     tol = {"xtol": settings["xtol"], "ftol": settings["ftol"], "gtol": settings["gtol"]}
 

@@ -124,11 +124,18 @@ def build_module(folder, problems=ALL_PROBLEMS, name="nist_fits"):
     return module
 
 
-def jacobian_function(problem: NistProblem):
-    """(residuals(b), jacobian(b)) in NumPy for SciPy: the same SymPy derivatives, lambdified."""
+def numpy_functions(problem: NistProblem):
+    """(model(x, *b), derivatives(x, *b) -> list) in NumPy: the same SymPy derivatives, lambdified
+    with common subexpressions shared (as a careful hand-written Jacobian would share them)."""
     x, params, (model, *derivatives) = model_and_derivatives(problem)
-    value = sympy.lambdify([x, *params], model, "numpy")
-    derivatives = [sympy.lambdify([x, *params], d, "numpy") for d in derivatives]
+    value = sympy.lambdify([x, *params], model, "numpy", cse=True)
+    gradient = sympy.lambdify([x, *params], derivatives, "numpy", cse=True)
+    return value, gradient
+
+
+def jacobian_function(problem: NistProblem):
+    """(residuals(b), jacobian(b)) in NumPy on the problem's data, for SciPy's least_squares."""
+    value, gradient = numpy_functions(problem)
     xs = np.asarray(problem.x, dtype=np.float64)
     ys = np.asarray(problem.y, dtype=np.float64)
 
@@ -136,6 +143,14 @@ def jacobian_function(problem: NistProblem):
         return value(xs, *b) - ys
 
     def jacobian(b):
-        return np.column_stack([np.broadcast_to(d(xs, *b), xs.shape) for d in derivatives])
+        return jacobian_columns(gradient(xs, *b), xs.size)
 
     return residuals, jacobian
+
+
+def jacobian_columns(derivatives, m):
+    """The (m, P) Jacobian from P derivatives, each an array over the samples or a constant."""
+    J = np.empty((m, len(derivatives)))
+    for j, column in enumerate(derivatives):
+        J[:, j] = column
+    return J
