@@ -117,9 +117,9 @@ def test_same_steps_as_scipys_minpack(fits, problem, start):
     """The same algorithm: at the default tolerances, the same evaluations and the same answer as lmder.
 
     Observed (SciPy 1.17): identical nfev and njev, and w equal to 1e-13, on every case but two:
-    BoxBOD from Start 1, where lmder's trial step overflows exp and its NaN sum of squares ends the
-    fit far from the answer (we count a non-finite trial as rejected and go on to the certified
-    values), and MGH09 from Start 1, which both wander for all 200 evaluations (rounding decides
+    BoxBOD from Start 1, where a trial step overflows exp and lmder, misled by the NaN sum of
+    squares, ends on the plateau b2 -> large (model = b1) far from the answer (we count a non-finite
+    trial as an infinite sum of squares and go on to the certified values), and MGH09 from Start 1, which both wander for all 200 evaluations (rounding decides
     the path; both stop with max_iter).
     """
     ours = fits._lm_solve(start_of(problem, start), *problem_data(problem), 200, 1e-10, 1e-10, 1e-10)
