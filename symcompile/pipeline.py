@@ -54,9 +54,9 @@ def stages(model: Model, options: BuildOptions = BuildOptions()):
     yield "emit", emit(kernel, options.layout, rewrites.applied, command, model_digest(model))
 
 
-def generate(model: Model, options: BuildOptions = BuildOptions()) -> ModuleSource:
-    """Every stage but the write: the module's source."""
-    *_, (_, source) = stages(model, options)
+def generate(model: Model, options: BuildOptions | None = None, **choices) -> ModuleSource:
+    """Every stage but the write: the module's source (options as for `build`)."""
+    *_, (_, source) = stages(model, options or BuildOptions(**choices))
     return source
 
 
