@@ -208,32 +208,48 @@ def _update_rule_fields(model):
     }
 
 
-def emit(kernel: Kernel, layout: str, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
-    """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
+def module_fields(kernel: Kernel, layout: str) -> dict:
+    """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
     model = kernel.program.model
-    layout = chosen_layout(kernel, layout)
     printer = KernelPrinter(kernel.code_names)
     forward, loss_and_grad = kernel_blocks(kernel, printer, layout)
-    env = template_environment()
-    body = env.get_template("module.py.j2").render(
-        params=repr(tuple(p.name for p in model.params)),
-        inputs=repr(tuple(s.name for s in model.inputs)),
-        targets=repr(tuple(s.name for s in model.targets)),
-        init=_float_list(model.init),
-        X=_float_list(model.X),
-        Y=_float_list(model.Y),
-        X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
-        Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
-        defaults=repr(vars(model.training)),
-        helpers=helpers_used(_expressions(*kernel.programs())),
-        n_outputs=len(model.outputs),
-        forward=forward,
-        loss_and_grad=loss_and_grad,
-        sweep=[render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
-        one_sample_sweep=kernel.one_sample_sweep
+    return {
+        "params": repr(tuple(p.name for p in model.params)),
+        "inputs": repr(tuple(s.name for s in model.inputs)),
+        "targets": repr(tuple(s.name for s in model.targets)),
+        "init": _float_list(model.init),
+        "X": _float_list(model.X),
+        "Y": _float_list(model.Y),
+        "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
+        "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
+        "defaults": repr(vars(model.training)),
+        "helpers": helpers_used(_expressions(*kernel.programs())),
+        "n_outputs": len(model.outputs),
+        "forward": forward,
+        "loss_and_grad": loss_and_grad,
+        "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
         **_update_rule_fields(model),
-    )
+    }
+
+
+def header_fields(model, provenance: Provenance) -> dict:
+    """Every variable templates/header.py.j2 reads."""
+    return {
+        "name": model.name,
+        "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
+        "rebuild_command": docstring_text(provenance.rebuild_command),
+        "formula": formula_lines(model),
+        **provenance.header_fields(),
+    }
+
+
+def emit(kernel: Kernel, layout: str, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
+    """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
+    layout = chosen_layout(kernel, layout)
+    env = template_environment()
+    body = env.get_template("module.py.j2").render(module_fields(kernel, layout))
     provenance = Provenance(
         versions=versions(),
         gradient=kernel.program.method,
@@ -243,11 +259,5 @@ def emit(kernel: Kernel, layout: str, rewrites: tuple[str, ...], rebuild_command
         body_digest=sha256(body),
         rebuild_command=rebuild_command,
     )
-    header = env.get_template("header.py.j2").render(
-        name=model.name,
-        description="\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
-        rebuild_command=docstring_text(rebuild_command),
-        formula=formula_lines(model),
-        **provenance.header_fields(),
-    )
+    header = env.get_template("header.py.j2").render(header_fields(kernel.program.model, provenance))
     return ModuleSource(header + body, layout, provenance)

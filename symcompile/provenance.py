@@ -115,7 +115,8 @@ def read_header(path) -> Recorded:
         if line.startswith(MODEL_LINE):
             model = line[len(MODEL_LINE) :].split()[0]
         if line.startswith(DIGEST_LINE):
-            digest, body = line[len(DIGEST_LINE) :].split()[0], text[position:]
+            # The header ends with the digest line and one blank line (templates/header.py.j2); the body follows.
+            digest, body = line[len(DIGEST_LINE) :].split()[0], text[position:].removeprefix("\n")
             break  # the header's formula comment can be long; the digests end it
     return Recorded(model, digest, body)
 
