@@ -19,7 +19,7 @@ import sympy as sp
 
 from symcompile import update_rules
 from symcompile.graph import tree_size
-from symcompile.loops import rolled
+from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
 from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
@@ -134,14 +134,38 @@ def render_block(code, model, code_names, printer, param_name="", sample="n"):
     )
 
 
+LOOP_INDEX = "k"
+
+
+def _index_text(index: Index) -> str:
+    """`base + stride*k` as short as it goes: `7`, `k`, `3 + k`, `12 - 2*k`."""
+    base, stride = index.base, index.stride
+    if stride == 0:
+        return str(base)
+    step = LOOP_INDEX if abs(stride) == 1 else f"{abs(stride)}*{LOOP_INDEX}"
+    if base == 0 and stride > 0:
+        return step
+    return f"{base} {'+' if stride > 0 else '-'} {step}"
+
+
+def loop_lines(loop: Loop, printer) -> list[str]:
+    """A rolled loop as Python: one statement, or `for k in range(count):` and its statement."""
+    reads = {symbol: sp.Symbol(array.format(_index_text(index))) for symbol, array, index in loop.reads}
+    index = _index_text(loop.index) if loop.index else None  # "loss +=" has no index
+    line = f"{loop.destination.format(index)} {printer.doprint(loop.expr.xreplace(reads))}"
+    if loop.count == 1:
+        return [line]
+    return [f"for {LOOP_INDEX} in range({loop.count}):", "    " + line]
+
+
 def render_rolled_block(code, model, code_names, printer, result_destinations):
     """The template's view of a program in the rolled layout; result i goes to `result_destinations[i]`."""
-    layout = rolled(code, model, printer, result_destinations)
+    layout = rolled(code, model, result_destinations)
     return Block(
         param_loads=_loads(model.params, layout.named, code_names, "w["),
         sample_lines=_loads(model.inputs, layout.named, code_names, "X[n, ")
         + _loads(model.targets, layout.named, code_names, "Y[n, ")
-        + layout.lines,
+        + [line for loop in layout.loops for line in loop_lines(loop, printer)],
         results=[],
         n_temporaries=layout.n_temporaries,
     )

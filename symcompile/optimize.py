@@ -139,11 +139,12 @@ def optimize(program: Program) -> Kernel:
     fused = optimized(code, new_temporaries)
     n_params = len(model.params)
     sequential = update_rules.needs_sequential_sweep()
+    unrolled_sweep = sequential and n_params <= UNROLLED_SWEEP_MAX_PARAMS
     return Kernel(
         program=program,
         forward=optimized(program.forward, new_temporaries),
         loss_and_grad=fused,
-        sweep=per_parameter_programs(code, new_temporaries) if sequential and n_params <= UNROLLED_SWEEP_MAX_PARAMS else (),
+        sweep=per_parameter_programs(code, new_temporaries) if unrolled_sweep else (),
         one_sample_sweep=(
             one_sample_sweep(code, model.params, names) if sequential and n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS else None
         ),

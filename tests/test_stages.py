@@ -13,9 +13,11 @@ import sympy as sp
 from symcompile import update_rules
 from symcompile.cli import main
 from symcompile.differentiate import StraightLine, differentiate
-from symcompile.emit import chosen_layout, header_fields, module_fields, template_environment, template_folder
+from symcompile.emit import (
+    chosen_layout, header_fields, loop_lines, module_fields, template_environment, template_folder,
+)  # fmt: skip
 from symcompile.errors import SymcompileError
-from symcompile.loops import rolled
+from symcompile.loops import Index, Loop, rolled
 from symcompile.mlp import mlp_model
 from symcompile.model import make_model
 from symcompile.optimize import count_ops, eliminate_common_subexpressions, optimize
@@ -131,16 +133,20 @@ def test_rolled_layout_turns_runs_of_like_statements_into_loops():
     model = mlp_model("net", [2, 8, 1], X=[[0.1, 0.2]], Y=[1])
     kernel = optimize(differentiate(model, "reverse"))
     destinations = [("loss +=", None)] + [("grad[{}] +=", j) for j in range(len(model.params))]
-    code = rolled(kernel.loss_and_grad, model, KernelPrinter(kernel.code_names), destinations)
-    loops = [line for line in code.lines if line.startswith("for k in range(")]
-    assert loops and all(line.endswith("):") for line in loops)
-    # Every statement is still there, once: a loop of n counts n.
-    statements = sum(int(line[len("for k in range(") : -2]) for line in loops) + sum(
-        1 for i, line in enumerate(code.lines) if not line.startswith(("for ", "    ")))
-    assert statements == len(kernel.loss_and_grad.assignments) + len(destinations)
-    assert len(code.lines) < statements
+    code = rolled(kernel.loss_and_grad, model, destinations)
+    # Every statement is still there, once: a loop of n passes stands for n of them.
+    assert sum(loop.count for loop in code.loops) == len(kernel.loss_and_grad.assignments) + len(destinations)
+    assert max(loop.count for loop in code.loops) == 8  # the hidden layer's neurons
     assert code.n_temporaries == len(kernel.loss_and_grad.assignments)
     assert chosen_layout(kernel, "auto") == "unrolled"  # small: the threshold is options.ROLL_ABOVE_NODES
+
+
+def test_a_loop_prints_as_python_with_its_strided_reads():
+    w0, w1, t0 = sp.symbols("w0 w1 t0")
+    loop = Loop(16, "t[{}] =", Index(32, 1), w0 * t0 + w1, ((w0, "w[{}]", Index(0, 2)), (t0, "t[{}]", Index(40, -1))))
+    assert loop_lines(loop, KernelPrinter({w1: "w1"})) == ["for k in range(16):", "    t[32 + k] = t[40 - k]*w[2*k] + w1"]
+    single = Loop(1, "loss +=", None, w1 * 2, ())
+    assert loop_lines(single, KernelPrinter({w1: "w1"})) == ["loss += 2*w1"]
 
 
 # --- emit: the templates read only what emit provides ---------------------------------------------------------------
