@@ -48,7 +48,7 @@ def command_build(args):
     print(f"symcompile build: {model.name} ({describe}, {model.X.shape[0]} default samples)")
     report = build(model, args.out_dir, options, model_seconds=model_seconds)
     notes = {
-        "model": f"{model.name} made",
+        "model": "spec read and model checked" if args.spec else "built-in seed model",
         "rewrite": ", ".join(report.rewrites) or "nothing to rewrite",
         "differentiate": f"gradient by {report.gradient}",
         "optimize": f"{report.ops_before} -> {report.ops_after} operations after CSE",

@@ -269,7 +269,7 @@ def header_fields(model, provenance: Provenance) -> dict:
     }
 
 
-def emit(kernel: Kernel, layout: str, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
+def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
     """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
     layout = chosen_layout(kernel, layout)
     env = template_environment()

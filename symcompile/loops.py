@@ -66,6 +66,9 @@ class Loop:
 
 @dataclass(frozen=True)
 class RolledCode:
+    """A program in the rolled layout: its loops, the size of the temporaries array `t`, and the model symbols
+    read by name."""
+
     loops: tuple[Loop, ...]  # one sample's code, results included, in order
     n_temporaries: int
     named: frozenset  # model symbols read by name: parameters loaded before the sample loop, inputs per sample

@@ -51,7 +51,9 @@ def stages(model: Model, options: BuildOptions = BuildOptions()):
     kernel = optimize(program)
     yield "optimize", kernel
     command = options.rebuild_command or _api_rebuild_command(model)
-    yield "emit", emit(kernel, options.layout, rewrites.applied, command, model_digest(model))
+    yield "emit", emit(
+        kernel, options.layout, rewrites=rewrites.applied, rebuild_command=command, model_digest=model_digest(model)
+    )
 
 
 def generate(model: Model, options: BuildOptions | None = None, **choices) -> ModuleSource:
