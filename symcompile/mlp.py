@@ -15,6 +15,7 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.model import make_model
+from symcompile.options import allowed, choose
 
 
 def _sigmoid(z):
@@ -33,8 +34,8 @@ ACTIVATIONS = {
     "softplus": _softplus,
 }
 OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS) + ("softmax",)
-BIAS_SCHEMES = ("per-neuron", "shared")
-INIT_SCHEMES = ("xavier", "normal", "zeros")
+BIAS_SCHEMES = allowed("bias")
+INIT_SCHEMES = allowed("init")
 
 
 def binary_cross_entropy(outputs, targets):
@@ -55,12 +56,6 @@ LOSSES = {
     "mean_squared_error": mean_squared_error,
     "softmax_cross_entropy": softmax_cross_entropy,
 }
-
-
-def _choice(value, options, what):
-    if value not in options:
-        raise SymcompileError(f"unknown {what} {value!r}; choose one of {', '.join(options)}")
-    return value
 
 
 def check_layers(layers):
@@ -157,15 +152,15 @@ def mlp_model(
 ):
     """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values."""
     layers = check_layers(layers)
-    _choice(hidden_activation, tuple(ACTIVATIONS), "hidden activation")
-    _choice(output_activation, OUTPUT_ACTIVATIONS, "output activation")
-    _choice(loss, tuple(LOSSES), "loss")
-    _choice(bias, BIAS_SCHEMES, "bias scheme")
+    choose("hidden_activation", hidden_activation)
+    choose("output_activation", output_activation)
+    choose("loss", loss)
+    choose("bias", bias)
     _check_loss_fits(loss, output_activation, layers[-1])
     params, inputs, outputs, fans = network(layers, hidden_activation, output_activation, bias)
     targets = target_symbols(layers[-1])
     if isinstance(init, str):
-        init = initial_weights(fans, _choice(init, INIT_SCHEMES, "init scheme"), seed)
+        init = initial_weights(fans, choose("init", init), seed)
     sizes = "-".join(map(str, layers))
     description = description or (
         f"A {sizes} network: {hidden_activation} hidden layers, {output_activation} output, {loss}, {bias} bias."

@@ -9,7 +9,6 @@ the place where user input is validated, so every later stage may trust it.
 
 from __future__ import annotations
 
-import hashlib
 import keyword
 import sys
 from dataclasses import dataclass, field
@@ -19,22 +18,16 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from symcompile.errors import SymcompileError
+from symcompile.options import TrainingSettings, training_settings
 
-# The loop keeps one loss per iteration: 10^8 of them take 800 MB.
-MAX_ITERATIONS = 10**8
-UPDATE_RULES = ("sequential", "simultaneous")
-
-
-@dataclass(frozen=True)
-class TrainingDefaults:
-    lr: float = 0.1
-    max_iter: int = 1000
-    tol: float = 0.0
-    update: str = "simultaneous"
+# The name the public API has always used for a model's training settings.
+TrainingDefaults = TrainingSettings
 
 
 @dataclass(frozen=True, eq=False)
 class Model:
+    """A checked model: what every later stage reads (see the module docstring). Built only by `make_model`."""
+
     name: str
     params: tuple[sp.Symbol, ...]
     inputs: tuple[sp.Symbol, ...]
@@ -44,47 +37,8 @@ class Model:
     init: np.ndarray
     X: np.ndarray
     Y: np.ndarray
-    training: TrainingDefaults = field(default_factory=TrainingDefaults)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
-
-
-def model_digest(model: Model) -> str:
-    """SHA-256 of everything the model holds, so a module can record what it was built from.
-
-    Symbols and numbers go in as `srepr` (names, assumptions, exact values),
-    the arrays with their shapes, so two models share a digest only when they
-    are equal.
-    """
-    from symcompile import __version__
-
-    parts = [
-        __version__, model.name, model.description, repr(vars(model.training)),
-        *_expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
-        *(f"{a.shape}:{a.tobytes().hex()}" for a in (model.init, model.X, model.Y)),
-    ]  # fmt: skip
-    return _sha256("\n".join(parts))
-
-
-def _expression_digests(exprs):
-    """A digest per expression, computed once per distinct subexpression.
-
-    Networks repeat whole layers inside every neuron after them, so the tree
-    (what `srepr` would spell out) can be thousands of times larger than the
-    distinct subexpressions this visits.
-    """
-    memo = {}
-
-    def digest(expr):
-        if expr not in memo:
-            text = f"{type(expr).__name__}({','.join(map(digest, expr.args))})" if expr.args else sp.srepr(expr)
-            memo[expr] = _sha256(text)
-        return memo[expr]
-
-    return [digest(e) for e in exprs]
-
-
-def _sha256(text):
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def make_model(
@@ -119,7 +73,7 @@ def make_model(
     params, inputs, targets, outputs, loss = _as_real(params, inputs, targets, outputs, loss)
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
-    training = check_training(training or TrainingDefaults())
+    training = training_settings(training)
     return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
 
 
@@ -247,16 +201,3 @@ def _data_arrays(X, Y, n_inputs, n_targets):
     if X.shape[0] != Y.shape[0]:
         raise SymcompileError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}")
     return X, Y
-
-
-def check_training(training: TrainingDefaults) -> TrainingDefaults:
-    """Validated training settings (the model's defaults, or a command line's overrides)."""
-    if training.update not in UPDATE_RULES:
-        raise SymcompileError(f"update must be one of {', '.join(UPDATE_RULES)}, not {training.update!r}")
-    if not (isinstance(training.max_iter, int) and 0 <= training.max_iter <= MAX_ITERATIONS):
-        raise SymcompileError(f"max_iter must be an integer from 0 to {MAX_ITERATIONS:.0e}, not {training.max_iter!r}")
-    for key in ("lr", "tol"):
-        value = getattr(training, key)
-        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-            raise SymcompileError(f"{key} must be a non-negative number, not {value!r}")
-    return TrainingDefaults(float(training.lr), training.max_iter, float(training.tol), training.update)

@@ -115,7 +115,7 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     for stage in ("rewrite", "differentiate", "optimize", "emit", "write"):
         assert rows[f"build: {stage}", ""]["timing"]["median"] >= 0
     # The module it measured is the one `build` writes, header included.
-    assert (tmp_path / "seed_mlp.py").read_text() == generate(seed.seed_model(), rebuild_command="python -m symcompile build")[0]
+    assert (tmp_path / "seed_mlp.py").read_text() == generate(seed.seed_model(), rebuild_command="python -m symcompile build").text
 
 
 def test_bench_dataset_quick_run_compares_every_peer(tmp_path):
