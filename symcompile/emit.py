@@ -247,6 +247,8 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
         "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         "defaults": repr(vars(model.training)),
+        "standardization": model.standardization
+        and {"mean": _float_list(model.standardization.mean), "scale": _float_list(model.standardization.scale)},
         "helpers": helpers_used(_expressions(*kernel.programs())),
         "n_outputs": len(model.outputs),
         "forward": forward,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from symcompile.data import check_targets
 from symcompile.errors import SymcompileError
 from symcompile.model import make_model
 from symcompile.options import allowed, choose
@@ -165,7 +166,7 @@ def mlp_model(
     description = description or (
         f"A {sizes} network: {hidden_activation} hidden layers, {output_activation} output, {loss}, {bias} bias."
     )
-    return make_model(
+    model = make_model(
         name,
         outputs,
         LOSSES[loss](outputs, targets),
@@ -178,3 +179,5 @@ def mlp_model(
         training=training,
         description=description,
     )
+    check_targets(loss, model.Y)
+    return model

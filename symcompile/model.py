@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from symcompile.data import Standardization, is_label_vector, one_hot
 from symcompile.errors import SymcompileError
 from symcompile.options import TrainingSettings, training_settings
 
@@ -39,6 +40,7 @@ class Model:
     Y: np.ndarray
     training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
+    standardization: Standardization | None = None  # set by data.standardized(): the formulas scale the inputs
 
 
 def make_model(
@@ -183,13 +185,14 @@ def _init_array(init, n_params):
 
 
 def _data_arrays(X, Y, n_inputs, n_targets):
-    """Default data; X is (N, n_inputs), Y is (N, n_targets); no data means no defaults."""
+    """Default data; X is (N, n_inputs), Y is (N, n_targets) or N integer class labels (made one-hot); no data
+    means no defaults."""
     if X is None and Y is None:
         return np.zeros((0, n_inputs)), np.zeros((0, n_targets))
     if X is None or Y is None:
         raise SymcompileError("give both X and Y, or neither")
     X = _float_array(X, "X")
-    Y = _float_array(Y, "Y")
+    Y = one_hot(Y, n_targets, "Y") if is_label_vector(Y, n_targets) else _float_array(Y, "Y")
     if X.ndim == 1 and n_inputs == 1:
         X = X[:, None]
     if Y.ndim == 1 and n_targets == 1:

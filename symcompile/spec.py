@@ -27,20 +27,22 @@ import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 
 from symcompile import mlp
 from symcompile.errors import SymcompileError
 from symcompile.expression import RESERVED, ExpressionParser
 from symcompile.model import Model, is_module_name, make_model
-from symcompile.options import CHOICES, TRAINING_KEYS, choose, training_settings
+from symcompile.data import one_hot, split_rows, standardization, standardized
+from symcompile.options import CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, run_settings, training_settings
 
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
 KIND_KEYS = {
     "mlp": ("layers", "hidden_activation", "output_activation", "loss", "bias", "seed"),
     "expression": ("params", "inputs", "targets", "definitions", "output", "loss"),
 }
-DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns")
+DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns", "labels", "standardize")
 
 
 @contextmanager
@@ -54,23 +56,31 @@ def located(where):
 
 def load_spec(path) -> Model:
     """Read, check and build the model a spec file describes."""
+    return load_spec_settings(path)[0]
+
+
+def load_spec_settings(path) -> tuple[Model, RunSettings]:
+    """The model a spec file describes, and the run settings of its [training] table (optimizer, batch_size, ...)."""
     path = Path(path)
-    return spec_model(read_toml(path), path)
+    spec = read_toml(path)
+    run = _run_settings(_table(spec, "training", path), path)
+    return spec_model(spec, path, run), run
 
 
-def spec_model(spec: dict, path: Path) -> Model:
-    """The model of a spec already read from `path` (which locates errors and CSV files)."""
+def spec_model(spec: dict, path: Path, run: RunSettings | None = None) -> Model:
+    """The model of a spec already read from `path` (which locates errors and CSV files); `run` (default: the
+    spec's) gives the validation split that standardization leaves out of its means and scales."""
     with located(f"{path}: kind"):
         kind = choose("kind", spec.get("kind"))
     _check_keys(spec, COMMON_KEYS + KIND_KEYS[kind], "at the top level", path)
+    training = _table(spec, "training", path)
     common = {
         "name": _model_name(spec, path),
         "description": _get(spec, "description", str, "a string", path, default=""),
-        "training": _training(_table(spec, "training", path), path),
+        "training": _training({k: v for k, v in training.items() if k in TRAINING_KEYS}, path),
     }
-    if kind == "mlp":
-        return _mlp(spec, path, common)
-    return _expression(spec, path, common)
+    model = _mlp(spec, path, common) if kind == "mlp" else _expression(spec, path, common)
+    return _standardized(model, _table(spec, "data", path), run or _run_settings(training, path), path)
 
 
 def read_toml(path: Path) -> dict:
@@ -202,7 +212,7 @@ def _table(spec, key, path):
     if not isinstance(value, dict):
         raise SymcompileError(f"{path}: {key}: must be a table ([{key}]), got {value!r}")
     if key in ("training", "data"):
-        _check_keys(value, TRAINING_KEYS if key == "training" else DATA_KEYS, f"in [{key}]", path)
+        _check_keys(value, TRAINING_KEYS + RUN_KEYS if key == "training" else DATA_KEYS, f"in [{key}]", path)
     return value
 
 
@@ -245,6 +255,29 @@ def _training(table, path):
     return training_settings(table)
 
 
+def _run_settings(table, path):
+    """The [training] table's run settings (optimizer, batch_size, ...), each checked where it is named."""
+    run = {key: value for key, value in table.items() if key in RUN_KEYS}
+    for key, value in run.items():
+        with located(f"{path}: training.{key}"):
+            run_settings({key: value})
+    with located(f"{path}: [training]"):
+        return run_settings(run)
+
+
+def _standardized(model, data, run, path):
+    """`model` reading its inputs standardized when [data] says `standardize = true`, with the means and scales
+    of the training rows (the validation split's rows left out)."""
+    standardize = data.get("standardize", False)
+    if not isinstance(standardize, bool):
+        raise SymcompileError(f"{path}: data.standardize: must be true or false, got {standardize!r}")
+    if not standardize:
+        return model
+    rows, _ = split_rows(model.X.shape[0], run.validation_split, run.seed)
+    with located(f"{path}: data.standardize"):
+        return standardized(model, standardization(model.X[rows]))
+
+
 # --- data ---------------------------------------------------------------------------------------------------------
 
 
@@ -257,7 +290,7 @@ def _data(table, inputs, targets, path):
         if inline:
             raise SymcompileError(f"{path}: data: give either csv or X and Y, not both (found csv and {inline[0]})")
         return _csv_data(table, inputs, targets, path)
-    for key in ("X_columns", "Y_columns"):
+    for key in ("X_columns", "Y_columns", "labels"):
         if key in table:
             raise SymcompileError(f"{path}: data.{key}: only meaningful with csv = \"file.csv\"")
     if "X" not in table or "Y" not in table:
@@ -293,27 +326,43 @@ def _count(n, noun):
 
 
 def _csv_data(table, inputs, targets, path):
+    """(X, Y) from named CSV columns; Y one-hot from a column of class labels when [data] names `labels`."""
     csv_path = path.parent / _get(table, "csv", str, "a file name", path, default=None, prefix="data.")
-    columns = {}
-    for key, default in (("X_columns", inputs), ("Y_columns", targets)):
-        with located(f"{path}: data.{key}"):
-            chosen = table.get(key, default)
-            if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
-                raise SymcompileError(f"must be a list of column names, got {chosen!r}")
-            if len(chosen) != len(default):
-                wanted = f"{len(default)} ({', '.join(default)})"
-                raise SymcompileError(f"names {len(chosen)} columns, but the model has {wanted}")
-            columns[key] = chosen
+    if "labels" in table and "Y_columns" in table:
+        raise SymcompileError(f"{path}: data: give either labels (one column of classes) or Y_columns, not both")
+    wanted = {"X_columns": _column_names(table, "X_columns", inputs, path)}
+    if "labels" in table:
+        label = _get(table, "labels", str, "the name of a CSV column of class labels", path, None, prefix="data.")
+        wanted["labels"] = [label]
+    else:
+        wanted["Y_columns"] = _column_names(table, "Y_columns", targets, path)
     with located(f"{path}: data.csv"):
         header, rows = read_csv(csv_path)
-        for key, names in columns.items():
-            for name in names:
-                if name not in header:
-                    columns = ", ".join(header)
-                    raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {columns})")
-        X = [[row[header.index(c)] for c in columns["X_columns"]] for row in rows]
-        Y = [[row[header.index(c)] for c in columns["Y_columns"]] for row in rows]
-    return X, Y
+        columns = {key: _columns(header, rows, names, key, csv_path) for key, names in wanted.items()}
+    if "labels" in columns:
+        with located(f"{path}: data.labels"):
+            return columns["X_columns"], one_hot(columns["labels"], len(targets), f"column {label!r}")
+    return columns["X_columns"], columns["Y_columns"]
+
+
+def _column_names(table, key, default, path):
+    """The CSV columns `key` names: a list of strings, one per model input (or target); default the model's names."""
+    with located(f"{path}: data.{key}"):
+        chosen = table.get(key, default)
+        if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
+            raise SymcompileError(f"must be a list of column names, got {chosen!r}")
+        if len(chosen) != len(default):
+            raise SymcompileError(f"names {len(chosen)} columns, but the model has {len(default)} ({', '.join(default)})")
+    return chosen
+
+
+def _columns(header, rows, names, key, csv_path):
+    """The rows' values in the columns `names`, in that order."""
+    for name in names:
+        if name not in header:
+            raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {', '.join(header)})")
+    positions = [header.index(name) for name in names]
+    return [[row[i] for i in positions] for row in rows]
 
 
 def read_csv(csv_path):
@@ -344,3 +393,13 @@ def _is_float(text):
     except ValueError:
         return False
     return True
+
+
+def spec_input_columns(spec_path, model, header, rows, csv_path):
+    """The inputs of a CSV's rows (read by `read_csv`) for `model`: the columns its spec's [data] X_columns names,
+    else the columns named like the model's inputs. `spec_path` None: the built-in seed (no spec)."""
+    table = {}
+    if spec_path is not None:
+        table = _table(read_toml(Path(spec_path)), "data", Path(spec_path))
+    names = _column_names(table, "X_columns", [s.name for s in model.inputs], spec_path)
+    return np.array(_columns(header, rows, names, "the model's inputs", csv_path), dtype=np.float64)
