@@ -24,7 +24,7 @@ from symcompile.loops import rolled
 from symcompile.names import NameTable
 from symcompile.optimize import Kernel
 from symcompile.printer import KernelPrinter
-from symcompile.stable import helpers_used
+from symcompile.stable import helper_sources
 
 
 # The layout switch. "unrolled": one line per temporary, which Numba compiles quickly for small
@@ -200,7 +200,7 @@ def emit(
         X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),
-        helpers=helpers_used(_expressions(*kernel.programs())),
+        helpers=helper_sources(_expressions(*kernel.programs())),
         n_outputs=len(model.outputs),
         forward=forward,
         loss_and_grad=loss_and_grad,

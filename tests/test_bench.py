@@ -18,7 +18,7 @@ from symcompile.bench.scenario_seed import LambdifyLoop, SubsLoop, is_seed
 from symcompile.cli import main
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build, generate
-from symcompile.reference import BlogLoop
+from symcompile.bench.reference import BlogLoop
 from symcompile.rewrite import rewrite
 from symcompile.writer import load_module
 

@@ -14,6 +14,8 @@ import sympy as sp
 import torch
 from sympy.printing.pytorch import TorchPrinter
 
+from symcompile.stable import peer_functions
+
 torch.set_num_threads(1)
 
 
@@ -33,13 +35,8 @@ def _descent(mean_loss, parameters, lr, iterations):
     return np.array(history)
 
 
-# The rewrite stage's stable functions (symcompile.stable), as PyTorch provides them. Not
-# torch.nn.functional.softplus: above its threshold (20) it returns z itself, off by up to 2e-9.
-STABLE_FUNCTIONS = {
-    "sigmoid": torch.sigmoid,
-    "softplus": lambda z: torch.logaddexp(z, torch.zeros_like(z)),
-    "logsumexp": lambda *zs: torch.logsumexp(torch.stack(zs), 0),
-}
+# The rewrite stage's stable functions, as PyTorch provides them.
+STABLE_FUNCTIONS = peer_functions("torch", torch)
 
 
 class _Printer(TorchPrinter):
