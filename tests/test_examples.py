@@ -12,8 +12,8 @@ import pytest
 import sympy as sp
 
 from references import central_differences, mlp_forward, mlp_mean_loss, sympy_loss_and_grad
-from symcompile.graph import replace_bottom_up
 from symcompile.cli import main
+from symcompile.graph import replace_bottom_up
 from symcompile.spec import load_spec
 from symcompile.writer import load_module
 

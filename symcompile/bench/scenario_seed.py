@@ -24,12 +24,12 @@ import sympy as sp
 from symcompile import seed
 from symcompile.bench import numba_seed
 from symcompile.bench.fresh_process import first_call_rows
-from symcompile.bench.peers import optional_peer
+from symcompile.bench.peers import missing_note, optional_peer
+from symcompile.bench.reference import BlogLoop
 from symcompile.bench.report import Report, Row, WeightCheck
 from symcompile.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.model import Model
 from symcompile.pipeline import build
-from symcompile.bench.reference import BlogLoop
 from symcompile.rewrite import float_e_powers_to_exp, rewrite
 from symcompile.stable import peer_functions
 from symcompile.writer import load_module
@@ -210,7 +210,7 @@ def _framework_rows(model, rewritten, settings, check, once):
     ):  # fmt: skip
         peer = optional_peer(name)
         if peer is None:
-            rows.append(Row(label, None, "simultaneous", note=f"{name} not installed (pip install 'symcompile[bench]')"))
+            rows.append(Row(label, None, "simultaneous", note=missing_note(name)))
             continue
         train = peer.model_descent(formula, formula.training.lr, n)
         seconds, (w, _) = time_once(lambda: train(formula.init))

@@ -1,6 +1,6 @@
 """PyTorch peers: autograd with gradient descent in a Python loop, in float64.
 
-Imported only when PyTorch is installed (`pip install 'symcompile[bench]'`).
+Imported only when PyTorch is installed (`pip install 'symcompile[torch]'`).
 `model_descent` runs any model from its SymPy loss (lambdified for torch);
 `mlp_descent` is a sigmoid MLP written with matrices, as PyTorch users write one.
 
