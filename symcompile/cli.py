@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from symcompile import __version__, bench
+from symcompile import __version__
 from symcompile.data import split_rows
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.emit import formula_lines
@@ -233,6 +233,8 @@ def command_bench(args):
     require_data(model)
     if args.json:
         check_writable(args.json)
+    from symcompile import bench  # the benchmark stays out of build and train
+
     return bench.run(model, rebuild_command, args)
 
 
@@ -324,7 +326,9 @@ def parser():
 
     bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")
     bench_cmd.set_defaults(run=command_bench)
-    bench.add_arguments(bench_cmd)
+    from symcompile.bench import add_arguments as add_bench_arguments  # light: scenarios load when run
+
+    add_bench_arguments(bench_cmd)
 
     for cmd in (build_cmd, train_cmd, predict_cmd, show_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")

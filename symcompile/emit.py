@@ -24,7 +24,7 @@ from symcompile.optimize import Kernel
 from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, sha256, versions
-from symcompile.stable import helpers_used
+from symcompile.stable import helper_sources
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "defaults": repr(vars(model.training)),
         "standardization": model.standardization
         and {"mean": _float_list(model.standardization.mean), "scale": _float_list(model.standardization.scale)},
-        "helpers": helpers_used(_expressions(*kernel.programs())),
+        "helpers": helper_sources(_expressions(*kernel.programs())),
         "n_outputs": len(model.outputs),
         "forward": forward,
         "loss_and_grad": loss_and_grad,
