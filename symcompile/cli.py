@@ -118,7 +118,7 @@ def command_train(args):
               f"(validation_split {run.validation_split:g}, seed {run.seed})")  # fmt: skip
     progress = sys.stdout.isatty() if args.progress is None else args.progress
     result, seconds = _timed_training(module, data, keywords, progress)
-    _report_training(module, data, result, seconds, keywords)
+    _report_training(module, data, result, seconds)
     _write_outputs(args, model, result, run)
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
@@ -145,26 +145,26 @@ def _shown(keywords):
 
 
 def _timed_training(module, data, keywords, progress):
-    """(result, {"compile": s, "loop": s}). A 1-iteration warm-up call first compiles the loop (or loads Numba's
-    cache), so the run is timed alone and trained once."""
+    """(result, loop seconds). A 1-iteration warm-up call first compiles the loop (or loads Numba's cache), so
+    the run is timed alone and trained once; its time is printed before the run starts."""
     start = time.perf_counter()
     module.train(module.INIT, data.X, data.Y, **(keywords | {"max_iter": min(1, keywords["max_iter"])}))
-    compile_seconds = time.perf_counter() - start
+    print(f"  compile    {time.perf_counter() - start:.3f} s (a 1-iteration warm-up: Numba compile or cache load)",
+          flush=True)  # fmt: skip
     start = time.perf_counter()
     result = module.train(module.INIT, data.X, data.Y, **keywords, **({"progress": True} if progress else {}))
-    return result, {"compile": compile_seconds, "loop": time.perf_counter() - start}
+    return result, time.perf_counter() - start
 
 
-def _report_training(module, data, result, seconds, keywords):
+def _report_training(module, data, result, seconds):
     _print_state(module, "initial", module.INIT, data.X, data.Y)
     _print_state(module, "final", result.w, data.X, data.Y)
     if len(data.X_val):
         _print_state(module, "validation", result.w, data.X_val, data.Y_val)
     print(f"  iterations {result.iterations} ({result.status})")
     print("  weights    " + _weights_text(module.PARAMS, result.w))
-    per = f" ({seconds['loop'] / result.iterations * 1e3:.3f} ms per iteration)" if result.iterations else ""
-    print(f"  wall time  {seconds['loop'] * 1e3:.3f} ms for the loop{per}; "
-          f"compile {seconds['compile']:.3f} s (a 1-iteration warm-up: Numba compile or cache load)")  # fmt: skip
+    per = f", {seconds / result.iterations * 1e3:.4g} ms per iteration" if result.iterations else ""
+    print(f"  wall time  {seconds * 1e3:.3f} ms for the loop{per}")
     if result.status == "interrupted":
         print("  interrupted by Ctrl-C: the weights above are those reached so far")
 

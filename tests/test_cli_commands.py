@@ -2,6 +2,8 @@
 files (history CSV, plot, saved weights), predict's CSV round trip, and one-line errors."""
 
 import csv
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +158,22 @@ def test_bad_training_options_are_one_line_and_build_nothing(tmp_path, capsys, a
 def test_seed_model_show_counts_match_its_kernel():
     kernel = optimize(differentiate(rewrite(seed_model())[0], "auto"))
     assert (kernel.ops_before, kernel.ops_after) == (563, 79)
+
+
+def test_ctrl_c_prints_the_weights_reached_and_exits_130(trained_xor):
+    """A run of minutes gets SIGINT once its loop has started: it stops within 2 s, weights printed, status 130."""
+    _, folder, _ = trained_xor
+    _needs_trainer(folder)  # the module's loop stops itself on Ctrl-C
+    command = [sys.executable, "-u", "-m", "symcompile", "train", str(XOR), "--out-dir", str(folder / "out"),
+               "--max-iter", "100000000", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.strip().startswith("compile"):  # printed after the warm-up, as the timed run starts
+            break
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    sent = time.perf_counter()
+    out, err = process.communicate(timeout=30)
+    assert time.perf_counter() - sent < 2.0
+    assert process.returncode == 130, err
+    assert "(interrupted)" in out and "weights    w1_3=" in out and "interrupted by Ctrl-C" in out, out
