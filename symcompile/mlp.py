@@ -180,6 +180,14 @@ def mlp_model(
         Y=Y,
         training=training,
         description=description,
+        classifier=classifier_kind(loss, output_activation),
     )
     check_targets(loss, model.Y)
     return model
+
+
+def classifier_kind(loss, output_activation):
+    """Which kind of classifier (Model.classifier) a network is: its outputs must be probabilities."""
+    if loss == "softmax_cross_entropy":
+        return "softmax"
+    return "binary" if loss == "binary_cross_entropy" and output_activation == "sigmoid" else ""

@@ -41,6 +41,9 @@ class Model:
     Y: np.ndarray
     training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
+    # "binary": outputs are probabilities of the targets being 1 (binary cross-entropy); "softmax": outputs are
+    # class probabilities (softmax cross-entropy); "": not a classifier. Classifiers get `accuracy`.
+    classifier: str = ""
     standardization: Standardization | None = None  # set by data.standardized(): the formulas scale the inputs
 
 
@@ -57,6 +60,7 @@ def make_model(
     Y=None,
     training=None,
     description="",
+    classifier="",
 ) -> Model:
     """Validate user input and return a `Model`; raise SymcompileError on bad input."""
     _check_module_name(name)
@@ -75,7 +79,12 @@ def make_model(
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
-    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
+    if classifier not in CLASSIFIERS:
+        raise SymcompileError(f"classifier must be one of {', '.join(map(repr, CLASSIFIERS))}, not {classifier!r}")
+    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description, classifier)
+
+
+CLASSIFIERS = ("", "binary", "softmax")
 
 
 # A generated module named like these would import itself for `math` or `numpy`, or shadow them.
