@@ -42,16 +42,20 @@ def csv_text(header, rows) -> str:
 
 
 def history_columns(result, record_every=1) -> dict[str, list]:
-    """The run's recorded series by column name: `epoch` (the iteration each entry was recorded at), `loss`, and
-    `val_loss` and `val_accuracy` when the run had validation data. Shorter series are padded with None."""
-    series = {"loss": list(result.loss_history)}
+    """The run's recorded series as columns, one row per iteration t that has a value: `loss` at the weights after t
+    iterations (every record_every-th, and the final one; for mini-batches, the mean over epoch t + 1's batches),
+    and, when the run had validation data, `val_loss` and `val_accuracy` at the weights after iteration t.
+    Cells without a value are None."""
+    losses = list(result.loss_history)
+    series = {"loss": {t * record_every: value for t, value in enumerate(losses[:-1])}}
+    if losses:
+        series["loss"][result.iterations] = losses[-1]
     for name, attribute in (("val_loss", "val_loss_history"), ("val_accuracy", "accuracy_history")):
         values = getattr(result, attribute, None)
         if values is not None and len(values):
-            series[name] = list(values)
-    length = max(len(values) for values in series.values())
-    columns = {"epoch": [k * record_every for k in range(length)]}
-    return columns | {name: values + [None] * (length - len(values)) for name, values in series.items()}
+            series[name] = {t + 1: value for t, value in enumerate(values)}
+    iterations = sorted(set().union(*series.values()))
+    return {"iteration": iterations} | {name: [values.get(t) for t in iterations] for name, values in series.items()}
 
 
 def write_history(path, result, record_every=1):
@@ -78,12 +82,12 @@ def plot_history(path, result, title, record_every=1):
     figure, axes = plt.subplots(figsize=(6, 4))
     for name in ("loss", "val_loss"):
         if name in columns:
-            points = [(e, v) for e, v in zip(columns["epoch"], columns[name]) if v is not None]
+            points = [(t, v) for t, v in zip(columns["iteration"], columns[name]) if v is not None]
             axes.plot(*zip(*points), label="training" if name == "loss" else "validation")
     losses = [v for v in columns["loss"] if v is not None and v > 0]
     if losses and max(losses) > 10 * min(losses):
         axes.set_yscale("log")
-    axes.set(xlabel="epoch", ylabel="loss", title=title)
+    axes.set(xlabel="iteration (epoch, with mini-batches)", ylabel="loss", title=title)
     axes.legend()
     figure.tight_layout()
     try:

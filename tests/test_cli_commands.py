@@ -93,10 +93,10 @@ def test_train_writes_the_loss_history(trained_xor):
     assert code == 0
     with open(files["loss.csv"], newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["epoch", "loss"]
+    assert list(rows[0]) == ["iteration", "loss"]
     result = module.train(module.INIT, module.X, module.Y, max_iter=50)
     np.testing.assert_array_equal([float(r["loss"]) for r in rows], result.loss_history)  # repr round-trips
-    assert [int(r["epoch"]) for r in rows] == list(range(len(rows)))
+    assert [int(r["iteration"]) for r in rows] == list(range(51))
 
 
 def test_predict_round_trips_through_csv(trained_xor, tmp_path, capsys):
