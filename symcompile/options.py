@@ -83,8 +83,8 @@ CHOICES = {
     "loss": Choice("loss", _mlp_table("LOSSES"), "binary_cross_entropy"),
     "bias": Choice("bias scheme", ("per-neuron", "shared"), "per-neuron"),
     "init": Choice("init scheme", ("xavier", "normal", "zeros"), "xavier"),
-    # The generated module's train(optimizer=...): each an update rule compiled in its training loop.
-    "optimizer": Choice("optimizer", ("gd", "sequential", "momentum", "adam", "adamw"), "gd"),
+    # The generated module's train(optimizer=...): "gd" (the rule `update` names), or any registered update rule.
+    "optimizer": Choice("optimizer", lambda: ("gd", *update_rules.RULES), "gd"),
 }
 
 
@@ -192,17 +192,18 @@ def training_settings(values=None, base: TrainingSettings | None = None) -> Trai
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How the command line trains, beyond the module's defaults: the keywords of the module's `train()` (their
-    meanings follow torch.optim's SGD, Adam and AdamW), plus `epochs` (another name for max_iter, which counts
-    epochs when batch_size is set) and `validation_split` (the fraction of the data held out, by a split seeded
-    with `seed`). Given in a spec's [training] table or on the command line; checked by `run_settings()`."""
+    """How the command line trains, beyond the module's defaults: the keywords of the module's `train()` (the
+    update rules' hyperparameters follow torch.optim's SGD, Adam and AdamW; their defaults and ranges are the
+    registry's, symcompile/update_rules.py), plus `epochs` (another name for max_iter, which counts epochs when
+    batch_size is set) and `validation_split` (the fraction of the data held out, by a split seeded with
+    `seed`). Given in a spec's [training] table or on the command line; checked by `run_settings()`."""
 
     optimizer: str = CHOICES["optimizer"].default
-    momentum: float = 0.0
-    nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
+    momentum: float = update_rules.MOMENTUM.default
+    nesterov: bool = update_rules.NESTEROV.default
+    betas: tuple[float, float] = update_rules.BETAS.default
+    eps: float = update_rules.EPS.default
+    weight_decay: float = update_rules.WEIGHT_DECAY.default
     batch_size: int | None = None  # None: the full batch
     epochs: int | None = None  # None: the model's max_iter
     validation_split: float = 0.0
@@ -240,19 +241,6 @@ def _whole_number(name, least, optional=False):
     return check
 
 
-def _check_nesterov(value):
-    if not isinstance(value, bool):
-        raise SymcompileError(f"nesterov must be true or false, not {value!r}")
-    return value
-
-
-def _check_betas(value):
-    if not (isinstance(value, (list, tuple)) and len(value) == 2):
-        raise SymcompileError(f"betas must be two numbers in [0, 1), such as [0.9, 0.999], not {value!r}")
-    check = _number_in("each of betas", 0, 1, high_open=True)
-    return tuple(check(beta) for beta in value)
-
-
 def _check_optimizer(value):
     if not isinstance(value, str):
         raise SymcompileError(f"optimizer must be the name of an optimizer, not {value!r}")
@@ -261,11 +249,8 @@ def _check_optimizer(value):
 
 RUN_CHECKS = {
     "optimizer": _check_optimizer,
-    "momentum": _number_in("momentum", 0, math.inf),
-    "nesterov": _check_nesterov,
-    "betas": _check_betas,
-    "eps": _number_in("eps", 0, math.inf),
-    "weight_decay": _number_in("weight_decay", 0, math.inf),
+    **{h.name: h.check for h in (update_rules.MOMENTUM, update_rules.NESTEROV, update_rules.BETAS, update_rules.EPS,
+                                 update_rules.WEIGHT_DECAY)},  # fmt: skip
     "batch_size": _whole_number("batch_size", 1, optional=True),
     "epochs": lambda value: None if value is None else _check_max_iter(value),
     "validation_split": _number_in("validation_split", 0, 1, high_open=True),
@@ -275,19 +260,34 @@ RUN_CHECKS = {
 }
 
 
+def run_setting(key, value):
+    """One run setting checked alone (the settings' agreement with each other is run_settings()'s to check)."""
+    if key not in RUN_CHECKS:
+        raise SymcompileError(f"unknown training setting {key!r}; expected one of {', '.join(RUN_KEYS)}")
+    return RUN_CHECKS[key](value)
+
+
 def run_settings(values=None, base: RunSettings | None = None) -> RunSettings:
     """`base` (default: the defaults) with `values` (a mapping) checked and applied; one-line errors as for
     `training_settings()`, and for settings that contradict each other."""
     values = dict(values or {})
-    unknown = [key for key in values if key not in RUN_CHECKS]
-    if unknown:
-        raise SymcompileError(f"unknown training setting {unknown[0]!r}; expected one of {', '.join(RUN_KEYS)}")
-    settings = replace(base or RunSettings(), **{key: RUN_CHECKS[key](value) for key, value in values.items()})
-    if settings.nesterov and (settings.optimizer != "momentum" or settings.momentum == 0):
-        raise SymcompileError("nesterov needs optimizer = 'momentum' and a momentum above 0")
+    settings = replace(base or RunSettings(), **{key: run_setting(key, value) for key, value in values.items()})
+    _check_applies(settings)
     if settings.patience is not None and settings.validation_split == 0:
         raise SymcompileError("patience needs validation data: set validation_split above 0")
     return settings
+
+
+def _check_applies(settings: RunSettings):
+    """Refuse a hyperparameter the optimizer would not read (as the module's train() does), and Nesterov without
+    momentum."""
+    rule = update_rules.RULES.get(settings.optimizer, update_rules.RULES[update_rules.GD_RULE])
+    reads = [h.name for h in rule.hyperparameters]
+    for h in update_rules.hyperparameters():
+        if h.name in vars(settings) and h.name not in reads and getattr(settings, h.name) != h.default:
+            raise SymcompileError(f"{h.name} does not apply to optimizer {settings.optimizer!r} (it reads {', '.join(reads)})")
+    if settings.nesterov and settings.momentum == 0:
+        raise SymcompileError("nesterov needs a momentum above 0")
 
 
 def train_keywords(training: TrainingSettings, run: RunSettings) -> dict:

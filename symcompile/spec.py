@@ -35,7 +35,9 @@ from symcompile.errors import SymcompileError
 from symcompile.expression import RESERVED, ExpressionParser
 from symcompile.model import Model, is_module_name, make_model
 from symcompile.data import one_hot, split_rows, standardization, standardized
-from symcompile.options import CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, run_settings, training_settings
+from symcompile.options import (
+    CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, run_setting, run_settings, training_settings,
+)  # fmt: skip
 
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
 KIND_KEYS = {
@@ -260,7 +262,7 @@ def _run_settings(table, path):
     run = {key: value for key, value in table.items() if key in RUN_KEYS}
     for key, value in run.items():
         with located(f"{path}: training.{key}"):
-            run_settings({key: value})
+            run_setting(key, value)
     with located(f"{path}: [training]"):
         return run_settings(run)
 

@@ -141,7 +141,8 @@ def test_plot_without_matplotlib_is_one_line_before_any_work(tmp_path, monkeypat
         (["--batch-size", "0"], "error: batch_size must be an integer of at least 1, not 0"),
         (["--validation-split", "1"], "error: validation_split must be a number in [0, 1), not 1.0"),
         (["--patience", "3"], "error: patience needs validation data: set validation_split above 0"),
-        (["--nesterov"], "error: nesterov needs optimizer = 'momentum' and a momentum above 0"),
+        (["--nesterov"], "error: nesterov does not apply to optimizer 'gd' (it reads lr, weight_decay)"),
+        (["--optimizer", "adam", "--momentum", "0.9"], "error: momentum does not apply to optimizer 'adam'"),
         (["--history", "/no/such/folder/loss.csv"], "error: cannot write /no/such/folder/loss.csv: No such file"),
     ],
 )

@@ -149,13 +149,18 @@ def test_spec_training_keys_are_checked_in_one_line(tmp_path):
     assert (run.validation_split, run.seed, run.optimizer, run.batch_size) == (0.25, 1, "gd", None)
     bad = {
         "optimizer = 'rmsprop'": "training.optimizer: unknown optimizer 'rmsprop'; choose one of gd, sequential, "
-        "momentum, adam, adamw",
+        "simultaneous, momentum, adam, adamw",
         "batch_size = 0": "training.batch_size: batch_size must be an integer of at least 1, not 0",
-        "betas = [0.9, 1.0]": "training.betas: each of betas must be a number in [0, 1), not 1.0",
-        "momentum = -1": "training.momentum: momentum must be a number in [0, inf], not -1",
-        "nesterov = true": "nesterov needs optimizer = 'momentum' and a momentum above 0",
+        "betas = [0.9, 1.0]": "training.betas: betas must be two numbers, each a number from 0 to 1 (excluded)",
+        "momentum = -1": "training.momentum: momentum must be a non-negative number, not -1",
+        "nesterov = true": "[training]: nesterov does not apply to optimizer 'gd' (it reads lr, weight_decay)",
+        "optimizer = 'momentum'\nnesterov = true": "[training]: nesterov needs a momentum above 0",
         "batch_sise = 32": "unknown key 'batch_sise' in [training]; did you mean 'batch_size'?",
     }
+    momentum = SPEC.format(name="fine", extra="").replace("seed = 1\n", "seed = 1\noptimizer = 'momentum'\n"
+                                                            "momentum = 0.9\nnesterov = true\n")  # fmt: skip
+    (tmp_path / "fine.toml").write_text(momentum)
+    assert load_spec_settings(tmp_path / "fine.toml")[1].nesterov is True  # keys checked together, not one by one
     for line, message in bad.items():
         text = SPEC.format(name="bad", extra="").replace("seed = 1\n", f"seed = 1\n{line}\n")
         (tmp_path / "bad.toml").write_text(text)

@@ -3,7 +3,9 @@
 The README's ```sh lines and ```python blocks are run in order, in a scratch
 copy of examples/ and generated/seed_mlp.py (so their files land there, not in
 the checkout), with `python` this interpreter and the checkout's symcompile on
-the path. Those that are unsafe or slow are skipped, each with its reason in
+the path. The scratch folder is pytest's cache folder, kept between runs: the
+modules the samples build keep their bytes, so Numba's cache beside them saves
+the minutes of compiling after the first run. Those that are unsafe or slow are skipped, each with its reason in
 SKIPPED below; the test fails if a skip rule no longer matches anything, so the
 list stays true.
 """
@@ -54,14 +56,17 @@ def skip_reason(text):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(request):
     """A scratch folder laid out like the checkout, with `python` on PATH meaning this interpreter."""
-    folder = tmp_path_factory.mktemp("readme")
-    shutil.copytree(ROOT / "examples", folder / "examples", ignore=shutil.ignore_patterns("digits.csv"))
-    (folder / "generated").mkdir()
-    shutil.copy(ROOT / "generated" / "seed_mlp.py", folder / "generated")
+    folder = request.config.cache.mkdir("symcompile-readme")
+    shutil.copytree(ROOT / "examples", folder / "examples", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("digits.csv"))  # fmt: skip
+    (folder / "generated").mkdir(exist_ok=True)
+    seed = ROOT / "generated" / "seed_mlp.py"
+    if not (folder / "generated" / seed.name).is_file() or (folder / "generated" / seed.name).read_bytes() != seed.read_bytes():
+        shutil.copy(seed, folder / "generated")  # only when changed: a new timestamp would void Numba's cache
     bin_dir = folder / ".bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     # A script, not a symlink: a virtual environment's interpreter finds its packages from the path it is run as.
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (bin_dir / "python").chmod(0o755)
