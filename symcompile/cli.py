@@ -196,8 +196,15 @@ def command_predict(args):
     header, rows = read_csv(Path(args.data))
     X = spec_input_columns(args.spec, model, header, rows, args.data)
     module = ensure_built(model, rebuild_command, args.out_dir)
-    w = module.load_weights(args.weights)
-    text = predictions_text(module.forward(w, X), [t.name for t in model.targets])
+    try:
+        w = module.load_weights(args.weights)
+    except (OSError, ValueError, KeyError) as exc:  # missing, not an .npz of weights, or another model's
+        raise SymcompileError(f"cannot load weights from {args.weights}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        outputs = module.forward(w, X)
+    except ValueError as exc:  # NaN or infinity in the data
+        raise SymcompileError(f"{args.data}: {exc}") from None
+    text = predictions_text(outputs, [t.name for t in model.targets])
     if args.out:
         write_text(args.out, text)
         print(f"symcompile predict: {len(X)} predictions from {args.data} written to {args.out}")

@@ -118,6 +118,19 @@ def test_predict_round_trips_through_csv(trained_xor, tmp_path, capsys):
     assert capsys.readouterr().out == out.read_text()  # without --out: the same CSV on stdout
 
 
+def test_predict_refuses_weights_of_another_model_in_one_line(trained_xor, tmp_path, capsys):
+    _, folder, files = trained_xor
+    _needs_trainer(folder)
+    new = tmp_path / "new.csv"
+    new.write_text("x1,x2\n0,1\n")
+    args = ["--data", str(new), "--out-dir", str(folder / "out")]
+    assert cli.main(["predict", str(ROOT / "examples" / "softmax3.toml"), "--weights", str(files["w.npz"]), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot load weights from {files['w.npz']}: " in err and "another model" in err, err
+    assert cli.main(["predict", str(XOR), "--weights", str(tmp_path / "none.npz"), *args]) == 2
+    assert "cannot load weights from" in capsys.readouterr().err
+
+
 def test_predict_needs_the_models_input_columns(tmp_path, capsys):
     new = tmp_path / "new.csv"
     new.write_text("a,x1\n0,1\n")
