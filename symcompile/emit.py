@@ -237,12 +237,13 @@ def _update_rule_fields(model):
         "positional_hyperparameters": "".join(f'{h.name}=DEFAULTS["{h.name}"], ' for h in positional),
         "keyword_hyperparameters": "".join(f"{h.name}={h.default!r}, " for h in keyword),
         "hyperparameter_dict": ", ".join(f'"{h.name}": {h.name}' for h in hyperparameters),
-        "default_hyperparameters": ", ".join(f'"{h.name}": {h.default!r}' for h in hyperparameters),
+        "default_hyperparameters": ", ".join(f'"{h.name}": {h.check(h.default)!r}' for h in hyperparameters),
         "hyperparameter_table": [_hyperparameter_entry(h) for h in hyperparameters],
         "optimizer_table": [
             f'"{name}": ("{r.name}", ({", ".join(repr(h.name) for h in r.hyperparameters)},))' for name, r in optimizers
         ],
         "train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_kernel' for r in rules),
+        "batch_train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_batches_kernel' for r in rules),
         "state_arrays": ", ".join(f'"{r.name}": {len(r.state)}' for r in rules),
         "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
         "update_names_text": quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1],

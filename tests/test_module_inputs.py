@@ -16,8 +16,9 @@ def _forbid_kernels(module, monkeypatch):
 
     for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_accuracy_kernel"):
         monkeypatch.setattr(module, kernel, forbidden)
-    for rule in module._TRAIN_KERNELS:  # train finds its compiled loops in this table
-        monkeypatch.setitem(module._TRAIN_KERNELS, rule, forbidden)
+    for table in (module._TRAIN_KERNELS, module._BATCH_TRAIN_KERNELS):  # train finds its compiled loops here
+        for rule in table:
+            monkeypatch.setitem(table, rule, forbidden)
 
 
 BAD_CALLS = {

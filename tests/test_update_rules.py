@@ -114,7 +114,8 @@ def test_the_built_in_rules_still_train_beside_new_ones(module):
 def test_registered_rules_are_valid_settings_and_reserve_their_names(registered):
     assert training_settings({"update": "sign_descent"}).update == "sign_descent"
     source = generate(_decay_model()).text
-    assert "def _train_heavy_ball_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, beta, tol," in source
+    assert "def _train_heavy_ball_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, beta, tol, X_val," in source
+    assert "def _train_heavy_ball_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, beta, tol, batch_size," in source
     assert "    velocity = state[0]  # kept across calls" in source
     beta, velocity = sp.symbols("beta velocity")
     code_names = NameTable([beta, velocity]).code
