@@ -17,14 +17,26 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:18f09a21b6f222f483265eed6794062efef8a773872be07a6cd4094ba49938c9 (of the source below this line)
+# Digest: sha256:e40314cdd3194bbee2fd8651789c6ceb555aeb4790444c971b48a4c9ca52967e (of the source below this line)
 
 
 import math
+import sys
+import types
 from typing import NamedTuple
 
 import numba
 import numpy as np
+
+# Numba's on-disk cache records the name of the module that compiled a kernel, and imports the module
+# by that name when a later process loads the kernel (numba issue #7075). So this module goes by one
+# name of its own, derived from its content, however it is loaded (import, package import, a file
+# load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
+_loaded = sys.modules.get(__name__)
+__name__ = "_symcompile_seed_mlp_dd3c158acb3f3c45"
+if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
+    _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
+sys.modules[__name__] = _loaded
 
 PARAMS = ('w0', 'w13', 'w14', 'w23', 'w24', 'w35', 'w45')
 INPUTS = ('x1', 'x2')
@@ -560,3 +572,7 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
     iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
     return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
+
+
+if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names
+    vars(_loaded).update(globals())

@@ -182,6 +182,15 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
+# The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
+# this slot, then replaced by a name derived from the body's text, so the same body always gets the same name.
+CACHE_NAME_SLOT = "__symcompile_cache_name__"
+
+
+def module_cache_name(model_name: str, body: str) -> str:
+    return f"_symcompile_{model_name}_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+
+
 def emit(
     kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str, layout: str = "unrolled"
 ) -> str:
@@ -206,7 +215,9 @@ def emit(
         loss_and_grad=loss_and_grad,
         sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
         one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
+        cache_name=CACHE_NAME_SLOT,
     )
+    body = body.replace(CACHE_NAME_SLOT, module_cache_name(model.name, body))
     header = env.get_template("header.py.j2").render(
         name=model.name,
         description="\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
