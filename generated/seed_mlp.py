@@ -17,12 +17,13 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:e40314cdd3194bbee2fd8651789c6ceb555aeb4790444c971b48a4c9ca52967e (of the source below this line)
+# Digest: sha256:44b9d9b3b164a89cd38df0ad5c97577831957ac5d34a3560acd984f165cef7a2 (of the source below this line)
 
 
 import math
 import sys
 import types
+import warnings
 from typing import NamedTuple
 
 import numba
@@ -33,7 +34,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_seed_mlp_dd3c158acb3f3c45"
+__name__ = "_symcompile_seed_mlp_142649736e5107f0"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -46,10 +47,13 @@ X = np.array([0.35, 0.9], dtype=np.float64).reshape(1, 2)
 Y = np.array([1.0], dtype=np.float64).reshape(1, 1)
 DEFAULTS = {'lr': 0.3, 'max_iter': 999, 'tol': 0.0, 'update': 'sequential'}
 
-_STATUS = ("max_iter", "converged", "non-finite")
+_STATUS = ("max_iter", "converged", "non-finite", "diverged")
+# Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
+# long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
+_DIVERGED_FACTOR = 1e6
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sigmoid(z):
     """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
     # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
@@ -58,13 +62,13 @@ def _sigmoid(z):
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _softplus(z):
     """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _forward_kernel(w, X, out):
     w0 = w[0]
     w13 = w[1]
@@ -80,7 +84,7 @@ def _forward_kernel(w, X, out):
         out[n, 0] = _sigmoid(t0 + w35*_sigmoid(t0 + w13*x1 + w23*x2) + w45*_sigmoid(t0 + w14*x1 + w24*x2))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _loss_and_grad_kernel(w, X, Y, grad):
     """Mean loss over the samples; its gradient is written into `grad`. One fused pass."""
     w0 = w[0]
@@ -127,7 +131,7 @@ def _loss_and_grad_kernel(w, X, Y, grad):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
@@ -296,7 +300,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     """The same sweep for a single sample, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter."""
@@ -387,7 +391,7 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     return t12*_softplus(t10) + y*_softplus(t11)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _all_finite(values):
     for value in values:
         if not np.isfinite(value):
@@ -395,7 +399,7 @@ def _all_finite(values):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _all_below(values, tol):
     for value in values:
         if not abs(value) < tol:
@@ -403,7 +407,7 @@ def _all_below(values, tol):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
     """Gradient descent, sequential update, in compiled code; returns (iterations run, status code)."""
     grad = np.empty_like(w)
@@ -411,6 +415,7 @@ def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
     previous = np.empty_like(w)
     status = 0
     iteration = 0
+    limit = np.inf  # the loss above which training has diverged, set from the first loss
     while iteration < max_iter:
         previous[:] = w
         if X.shape[0] == 1:  # one sample, as in the blog: the sweep as one straight-line program
@@ -422,6 +427,12 @@ def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if iteration == 0:
+            limit = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        elif loss > limit:
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
         history[iteration] = loss
         iteration += 1
         if _all_below(steps, tol):
@@ -431,7 +442,7 @@ def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
     return iteration, status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
     """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code)."""
     grad = np.empty_like(w)
@@ -439,6 +450,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
     previous = np.empty_like(w)
     status = 0
     iteration = 0
+    limit = np.inf  # the loss above which training has diverged, set from the first loss
     while iteration < max_iter:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
         finite = np.isfinite(loss)
@@ -450,6 +462,12 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
+            break
+        if iteration == 0:
+            limit = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        elif loss > limit:
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
             break
         history[iteration] = loss
         iteration += 1
@@ -465,8 +483,9 @@ class TrainResult(NamedTuple):
     iterations: int  # iterations run
     loss_history: np.ndarray  # loss before each iteration, then the final loss
     converged: bool  # stopped because every |step| fell below tol
-    status: str  # "converged", "max_iter", or "non-finite": stopped when the loss or a weight stopped being finite;
-    # w is then the last point with finite weights, and loss_history ends with the loss there (inf if that overflowed)
+    status: str  # "converged", "max_iter", "non-finite": stopped when the loss or a weight stopped being finite
+    # (w is then the last point with finite weights, and loss_history ends with the loss there, inf if that overflowed),
+    # or "diverged": stopped at the first weights where the loss exceeds _DIVERGED_FACTOR * (1 + |first loss|)
 
 
 def _shape_text(shape):
@@ -549,6 +568,8 @@ def loss_and_grad(w=None, X=None, Y=None):
     Y = _targets(Y, X.shape[0])
     grad = np.empty_like(w)
     value = _loss_and_grad_kernel(w, X, Y, grad)
+    if not math.isfinite(value):
+        warnings.warn(f"the loss is {value} at these weights: the model divides by zero or overflows there", RuntimeWarning, stacklevel=2)
     return value, grad
 
 

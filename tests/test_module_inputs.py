@@ -117,8 +117,9 @@ def _reference_run(a, lr, max_iter):
 
 @pytest.mark.parametrize("update", ["sequential", "simultaneous"])
 def test_training_stops_at_the_first_non_finite_loss_and_keeps_finite_weights(line, update):
-    result = line.train(lr=10.0, max_iter=10_000, update=update)
-    a, losses, final_loss = _reference_run(1.0, 10.0, 10_000)
+    # From a loss of 1e304 the divergence limit (1e6 times the first loss) is infinite, so the overflow stops it.
+    result = line.train([1e152], lr=10.0, max_iter=10_000, update=update)
+    a, losses, final_loss = _reference_run(1e152, 10.0, 10_000)
     assert result.status == "non-finite" and not result.converged
     assert result.iterations == len(losses) < 10_000
     assert np.isfinite(result.w[0]) and result.w[0] == pytest.approx(a, rel=1e-12)
