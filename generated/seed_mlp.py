@@ -11,15 +11,16 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
+forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check_digest().
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:44b9d9b3b164a89cd38df0ad5c97577831957ac5d34a3560acd984f165cef7a2 (of the source below this line)
+# Digest: sha256:223d37e958b4ca157d68e9617cc54479c1896033b527218f675a4347cd55b3fe (of the source below this line)
 
 
+import hashlib
 import math
 import sys
 import types
@@ -34,7 +35,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_seed_mlp_142649736e5107f0"
+__name__ = "_symcompile_seed_mlp_49fa5e46cebb7288"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -51,6 +52,7 @@ _STATUS = ("max_iter", "converged", "non-finite", "diverged")
 # Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
 # long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
 _DIVERGED_FACTOR = 1e6
+_MAX_ITERATIONS = 2**62
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -400,6 +402,13 @@ def _all_finite(values):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _grown(history):
+    bigger = np.empty(2 * history.shape[0])
+    bigger[: history.shape[0]] = history
+    return bigger
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _all_below(values, tol):
     for value in values:
         if not abs(value) < tol:
@@ -408,8 +417,9 @@ def _all_below(values, tol):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
-    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code)."""
+def _train_sequential_kernel(w, X, Y, lr, max_iter, tol):
+    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code, loss history)."""
+    history = np.empty(min(max_iter, 1023) + 1)  # grown as needed: max_iter can be far more than a run takes
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
@@ -433,18 +443,21 @@ def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
             w[:] = previous  # the weights at which the loss passed the limit
             status = 3
             break
+        if iteration + 1 == history.shape[0]:
+            history = _grown(history)
         history[iteration] = loss
         iteration += 1
         if _all_below(steps, tol):
             status = 1
             break
     history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
-    return iteration, status
+    return iteration, status, history[: iteration + 1]
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
-    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code)."""
+def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol):
+    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code, loss history)."""
+    history = np.empty(min(max_iter, 1023) + 1)  # grown as needed: max_iter can be far more than a run takes
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
@@ -469,13 +482,15 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
             w[:] = previous  # the weights at which the loss passed the limit
             status = 3
             break
+        if iteration + 1 == history.shape[0]:
+            history = _grown(history)
         history[iteration] = loss
         iteration += 1
         if _all_below(steps, tol):
             status = 1
             break
     history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
-    return iteration, status
+    return iteration, status, history[: iteration + 1]
 
 
 class TrainResult(NamedTuple):
@@ -539,19 +554,29 @@ def _is_real(value, integer=False):
 
 
 def _check_settings(lr, max_iter, tol, update):
+    """The checks and messages of symcompile's command line: TypeError for a wrong type, else ValueError."""
     if update not in ("sequential", "simultaneous"):
-        raise ValueError(f"update must be 'sequential' or 'simultaneous', got {update!r}")
+        raise ValueError(f"update must be one of sequential, simultaneous, not {update!r}")
+    message = f"max_iter must be an integer from 1 to 2**62, not {max_iter!r}"
     if not _is_real(max_iter, integer=True):
-        raise TypeError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-    for name, value in (("lr", lr), ("tol", tol)):
+        raise TypeError(message)
+    if not 1 <= max_iter <= _MAX_ITERATIONS:
+        raise ValueError(message)
+    for name, value, least in (("lr", lr, "positive"), ("tol", tol, "non-negative")):
+        message = f"{name} must be a {least} number, not {value!r}"
         if not _is_real(value):
-            raise TypeError(f"{name} must be a real number, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-    if tol < 0:
-        raise ValueError(f"tol must be non-negative, got {tol!r}")
+            raise TypeError(message)
+        if not (math.isfinite(value) and (value > 0 if least == "positive" else value >= 0)):
+            raise ValueError(message)
+
+
+def check_digest():
+    """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
+    digest in its header (a module edited by hand, or cut short, is not the build's output)."""
+    with open(__file__, encoding="utf-8", newline="") as f:
+        head, found, body = f.read().partition(" (of the source below this line)\n\n")
+    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
+        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
 
 
 def forward(w=None, X=None):
@@ -589,10 +614,9 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     w, X = _weights(w).copy(), _inputs(X)
     Y = _targets(Y, X.shape[0])
     _check_settings(lr, max_iter, tol, update)
-    history = np.empty(int(max_iter) + 1)
     kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
-    iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
-    return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
+    iterations, status, history = kernel(w, X, Y, float(lr), int(max_iter), float(tol))
+    return TrainResult(w, int(iterations), history, status == 1, _STATUS[status])
 
 
 if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names

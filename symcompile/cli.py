@@ -24,7 +24,7 @@ TRAINING_KEYS = ("lr", "max_iter", "tol", "update")
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
 from symcompile.seed import seed_model
 from symcompile.spec import load_spec
-from symcompile.writer import load_module
+from symcompile.writer import body_matches_digest, load_module
 
 
 def resolve_model(spec):
@@ -53,7 +53,11 @@ def why_rebuild(path, model):
                 recorded = line.split()[2].removeprefix("sha256:")
             if line.startswith("# Digest:"):
                 break
-    return None if recorded == model_digest(model) else "was built from a different model"
+    if recorded != model_digest(model):
+        return "was built from a different model"
+    if not body_matches_digest(path):
+        return "was changed after it was built (its body does not match the digest in its header)"
+    return None
 
 
 def command_build(args):

@@ -21,7 +21,7 @@ from sympy.core.function import AppliedUndef
 from symcompile.errors import SymcompileError
 
 # The loop keeps one loss per iteration: 10^8 of them take 800 MB.
-MAX_ITERATIONS = 10**8
+MAX_ITERATIONS = 2**62  # any run's worth (an int64 in compiled code); the loss history grows as a run goes
 UPDATE_RULES = ("sequential", "simultaneous")
 
 
@@ -253,10 +253,10 @@ def check_training(training: TrainingDefaults) -> TrainingDefaults:
     """Validated training settings (the model's defaults, or a command line's overrides)."""
     if training.update not in UPDATE_RULES:
         raise SymcompileError(f"update must be one of {', '.join(UPDATE_RULES)}, not {training.update!r}")
-    if not (isinstance(training.max_iter, int) and 0 <= training.max_iter <= MAX_ITERATIONS):
-        raise SymcompileError(f"max_iter must be an integer from 0 to {MAX_ITERATIONS:.0e}, not {training.max_iter!r}")
-    for key in ("lr", "tol"):
+    if not (isinstance(training.max_iter, int) and 1 <= training.max_iter <= MAX_ITERATIONS):
+        raise SymcompileError(f"max_iter must be an integer from 1 to 2**62, not {training.max_iter!r}")
+    for key, least in (("lr", "positive"), ("tol", "non-negative")):
         value = getattr(training, key)
-        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-            raise SymcompileError(f"{key} must be a non-negative number, not {value!r}")
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and (value > 0 if key == "lr" else value >= 0)):
+            raise SymcompileError(f"{key} must be a {least} number, not {value!r}")
     return TrainingDefaults(float(training.lr), training.max_iter, float(training.tol), training.update)

@@ -12,6 +12,7 @@ the file's timestamp) valid across rebuilds.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import secrets
@@ -28,6 +29,7 @@ def write_module(source: str, out_dir, name: str) -> tuple[Path, bool]:
     data = source.encode("utf-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir, name)
         if path.is_file() and path.read_bytes() == data:
             return path, False
         # O_EXCL on a random name: no other build can be writing this file. Mode 0666 leaves
@@ -47,6 +49,41 @@ def write_module(source: str, out_dir, name: str) -> tuple[Path, bool]:
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path, True
+
+
+def remove_stale_temporaries(out_dir: Path, name: str) -> None:
+    """Remove the temporary files of earlier builds of `name` that were killed before their `os.replace`.
+
+    A temporary is stale when the process named in it (`.<name>.<pid>.<random>.tmp`) is no longer running;
+    a build still running keeps its own.
+    """
+    for tmp in out_dir.glob(f".{name}.*.tmp"):
+        pid = tmp.name[len(name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _process_running(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
+
+
+def body_matches_digest(path) -> bool:
+    """Whether the module's body is still what its header's digest says (not edited or truncated since the build).
+
+    The digest covers the text after the header's blank last line (symcompile/emit.py); the generated
+    module's own `check_digest()` does the same.
+    """
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    head, found, body = text.partition(" (of the source below this line)\n\n")
+    recorded = head.rpartition("# Digest: sha256:")[2]
+    return bool(found) and hashlib.sha256(body.encode("utf-8", errors="replace")).hexdigest() == recorded
 
 
 def load_module(path):

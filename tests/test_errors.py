@@ -62,7 +62,7 @@ def test_cli_does_not_hide_a_bug_as_a_user_error(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["train", "--lr", "nan"], "lr must be a non-negative number"),
+        (["train", "--lr", "nan"], "lr must be a positive number"),
         (["train", "--tol", "-1"], "tol must be a non-negative number"),
         (["train", "--max-iter", "-3"], "max_iter must be an integer"),
         (["train", "--max-iter", "100000000000000000000"], "max_iter must be an integer"),
