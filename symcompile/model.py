@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -109,6 +110,7 @@ def make_model(
     _check_distinct(params + inputs + targets)
     if not params:
         raise SymcompileError("model has no parameters to train")
+    check_model_size(len(params))
     outputs = tuple(_as_expr(o, "output") for o in (output if isinstance(output, (list, tuple)) else [output]))
     if not outputs:
         raise SymcompileError("model has no output expression")
@@ -183,6 +185,52 @@ def _check_computable(expr, what):
         raise SymcompileError(f"{what} contains an undefined value (nan or zoo, as from a division by zero)")
     if expr.has(sp.I):
         raise SymcompileError(f"{what} is complex (contains I); symcompile compiles real-valued models")
+    _check_constants(expr, what)
+
+
+# The scalar pipeline's size limit (README, Limits): build time grows faster than the parameter count
+# (2-70-70-1, 5,251 parameters: about 4 minutes to build and compile on our 2-core machines), so a model
+# beyond this is refused at once rather than left to run for many minutes.
+MAX_PARAMS = 5000
+
+
+def check_model_size(n_params):
+    if n_params > MAX_PARAMS:
+        raise SymcompileError(
+            f"the model has {n_params:,} parameters; symcompile builds models of at most {MAX_PARAMS:,} "
+            "(beyond that a build takes many minutes; see Limits in README.md)"
+        )
+
+
+# Integers beyond this print as literals that compiled code cannot hold exactly (or at all, past int64).
+LARGEST_INTEGER = 2**53
+
+
+def _check_constants(expr, what):
+    """Evaluate the constants of `expr` and refuse one that compiled code cannot hold: an integer beyond
+    2**53, or a function or power of numbers that is not a finite real float (exp(1000) overflows, acos(2)
+    is complex). SymPy evaluates arithmetic on numbers itself, so those are the constants left."""
+    for part in expr.atoms(sp.Rational, sp.Function, sp.Pow):  # one walk over the expression
+        if isinstance(part, sp.Rational):
+            if max(abs(part.p), part.q) > LARGEST_INTEGER:
+                raise SymcompileError(f"{what} has the number {_short_number(part)}, too large for compiled code (at most 2**53)")
+            continue
+        if not part.is_number:  # is_number stops at the first symbol it meets: cheap on large parts
+            continue
+        try:
+            value = complex(part.evalf(20))
+        except (TypeError, ValueError):  # not a number SymPy can evaluate to a complex
+            continue
+        except OverflowError:
+            value = complex(math.inf)
+        if value.imag != 0 or not math.isfinite(value.real):
+            shown = "not a real number" if value.imag != 0 else "not a finite float"
+            raise SymcompileError(f"{what} has the constant {_short_number(part)}, which is {shown}")
+
+
+def _short_number(number, limit=40):
+    text = sp.sstr(number)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_free_symbols(expr, allowed, what):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import keyword
 import math
 import tomllib
@@ -74,14 +75,48 @@ def spec_model(spec: dict, path: Path) -> Model:
     return _expression(spec, path, common)
 
 
+# Input sizes (README.md, Limits): a spec is a page of settings; data belongs in a CSV file, and a CSV file's
+# rows become Python floats (about 30 times their text in memory) before they are an array.
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_NESTING = 16  # arrays and tables inside one another; the deepest a spec needs is 3
+MAX_CSV_BYTES = 64 << 20
+MAX_LINE_BYTES = 1 << 20
+
+
+def read_bounded(path, limit, what):
+    """The file's bytes, refused when there are more than `limit` (a device such as /dev/zero never ends)."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SymcompileError(f"{what} is larger than {limit >> 20} MiB, the most symcompile reads (README.md, Limits)")
+    return data
+
+
 def read_toml(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = read_bounded(path, MAX_SPEC_BYTES, "spec file").decode("utf-8")
+        spec = tomllib.loads(text)
     except OSError as exc:
         raise SymcompileError(f"{path}: cannot read spec file: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SymcompileError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SymcompileError(f"{path}: arrays or tables nested more than {MAX_SPEC_NESTING} deep") from None
+    except SymcompileError as exc:
+        raise SymcompileError(f"{path}: {exc}") from None
+    check_nesting(spec, path)
+    return spec
+
+
+def check_nesting(spec, path):
+    """Refuse values nested deeper than any spec needs, before the checks that walk them."""
+    level = [spec]
+    for _ in range(MAX_SPEC_NESTING):
+        level = [v for value in level for v in (value.values() if isinstance(value, dict) else value)
+                 if isinstance(v, (dict, list))]  # fmt: skip
+        if not level:
+            return
+    raise SymcompileError(f"{path}: arrays or tables nested more than {MAX_SPEC_NESTING} deep")
 
 
 # --- the two kinds ------------------------------------------------------------------------------------------------
@@ -337,15 +372,24 @@ def _csv_data(table, inputs, targets, path):
 
 
 def read_csv(csv_path):
-    """(header, rows of floats) from a CSV file with a header line; blank lines are skipped."""
+    """(header, rows of floats) from a CSV file with a header line; blank lines are skipped.
+
+    A UTF-8 byte-order mark (as spreadsheets write) is dropped.
+    """
     try:
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            lines = [(i, row) for i, row in enumerate(csv.reader(f), start=1) if any(cell.strip() for cell in row)]
+        text = read_bounded(csv_path, MAX_CSV_BYTES, str(csv_path)).decode("utf-8-sig")
+        longest = max(map(len, text.splitlines()), default=0)
+        if longest > MAX_LINE_BYTES:
+            raise SymcompileError(f"{csv_path} has a line of {longest:,} characters; at most {MAX_LINE_BYTES:,}")
+        lines = [(i, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1) if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SymcompileError(f"cannot read {csv_path}: {getattr(exc, 'strerror', None) or exc}") from None
     if len(lines) < 2:
         raise SymcompileError(f"{csv_path} needs a header line and at least one row of numbers")
     header = [cell.strip() for cell in lines[0][1]]
+    twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    if twice is not None:
+        raise SymcompileError(f"{csv_path} has two columns named {_fragment(twice)}")
     rows = []
     for line, row in lines[1:]:
         if len(row) != len(header):
@@ -354,8 +398,13 @@ def read_csv(csv_path):
             rows.append([float(cell) for cell in row])
         except ValueError:
             bad = next(c for c in row if not _is_float(c))
-            raise SymcompileError(f"{csv_path} line {line}: {bad!r} is not a number") from None
+            raise SymcompileError(f"{csv_path} line {line}: {_fragment(bad)} is not a number") from None
     return header, rows
+
+
+def _fragment(cell, limit=20):
+    """A cell as an error quotes it: escaped, and cut short (a bad file may not be the file meant)."""
+    return repr(cell[:limit]) + ("..." if len(cell) > limit else "")
 
 
 def _is_float(text):

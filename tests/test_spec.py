@@ -109,6 +109,15 @@ BAD_SPECS = {
     "both csv and inline data": (MLP + '[data]\ncsv = "points.csv"\nX = [[1, 2]]\n', ["data:", "either csv or X and Y"]),
     "not TOML": (MLP + "layers = [2, 1\n", ["not valid TOML"]),
     "softmax loss without softmax": (MLP + 'loss = "softmax_cross_entropy"\n', ["softmax_cross_entropy needs"]),
+    # Models that cannot compute (issue 9): constants beyond floats, and cross-entropy outside its domain.
+    "integer constant beyond floats": (BASE + 'output = "a*x*2**1000"\nloss = "(a*x - y)**2"\n', ["output has the number", "too large"]),
+    "integer exponent beyond int64": (BASE + 'output = "a*x**(2**100)"\nloss = "(a*x - y)**2"\n', ["output has the number", "too large"]),
+    "constant that overflows": (BASE + 'output = "a*x + exp(1000)"\nloss = "(a*x - y)**2"\n', ["output has the constant exp(1000)", "not a finite float"]),
+    "constant that is not real": (FIT.replace('loss = "', 'loss = "acos(2) + ') , ["loss has the constant acos(2)", "not a real number"]),
+    "cross-entropy of an identity output": (MLP + 'output_activation = "identity"\n', ["binary_cross_entropy needs outputs in (0, 1)", "'identity'"]),
+    "cross-entropy of a relu output": (MLP + 'output_activation = "relu"\n', ["binary_cross_entropy needs outputs in (0, 1)", "'relu'"]),
+    "cross-entropy of a softplus output": (MLP + 'output_activation = "softplus"\n', ["binary_cross_entropy needs outputs in (0, 1)", "'softplus'"]),
+    "cross-entropy target of 2": (MLP + "[data]\nX = [[0, 0], [1, 1]]\nY = [0, 2]\n", ["binary_cross_entropy needs targets in [0, 1]", "Y has 2 in sample 1"]),
     "file name not a module name": (None, ["name:", "'my-model'", 'set name = "..."']),
     "name shadowing a module": (MLP + 'name = "random"\n', ["model name 'random'", "would shadow"]),
 }  # fmt: skip

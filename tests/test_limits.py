@@ -1,0 +1,76 @@
+"""Every input has a size, and exceeding it is one line at once, not a hang or a MemoryError (README.md, Limits)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from symcompile.cli import main
+from symcompile.model import MAX_PARAMS
+
+MLP = 'kind = "mlp"\nlayers = [2, 1]\n'
+
+
+def _refused_in_one_line(argv, capsys, *words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("symcompile: error: "), err
+    for word in words:
+        assert word in err
+    return err
+
+
+def test_a_network_beyond_the_size_limit_is_refused_at_once(tmp_path):
+    """[1000, 1000, 1] ran for a minute and 938 MiB with no output; now it is one line, in a fresh process
+    (the timeout turns the old hang into a failure)."""
+    spec = tmp_path / "big.toml"
+    spec.write_text('kind = "mlp"\nlayers = [1000, 1000, 1]\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "symcompile", "build", str(spec), "--out-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "1,002,001 parameters" in done.stderr and f"{MAX_PARAMS:,}" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_spec_or_csv_that_never_ends_is_refused(tmp_path, capsys):
+    _refused_in_one_line(["build", "/dev/zero", "--out-dir", str(tmp_path)], capsys, "larger than 1 MiB")
+    spec = tmp_path / "zero.toml"
+    spec.write_text(MLP + '[data]\ncsv = "zero.csv"\n')
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    _refused_in_one_line(["build", str(spec), "--out-dir", str(tmp_path)], capsys, "larger than 64 MiB")
+
+
+def test_a_csv_line_beyond_the_limit_is_refused(tmp_path, capsys):
+    spec = tmp_path / "wide.toml"
+    spec.write_text(MLP + '[data]\ncsv = "wide.csv"\n')
+    (tmp_path / "wide.csv").write_text("x1,x2,y\n" + "1," * (1 << 20) + "\n")
+    _refused_in_one_line(["build", str(spec), "--out-dir", str(tmp_path)], capsys, "has a line of", "at most")
+
+
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ("{a = ", "}")])
+def test_deeply_nested_toml_is_one_line(tmp_path, capsys, opening, closing):
+    spec = tmp_path / "deep.toml"
+    spec.write_text(MLP + "x = " + opening * 5000 + "1" + closing * 5000 + "\n")
+    _refused_in_one_line(["build", str(spec), "--out-dir", str(tmp_path)], capsys, "nested more than")
+
+
+@pytest.mark.parametrize("max_iter", [10**10, 2**62])
+def test_a_huge_max_iter_costs_nothing_when_tol_stops_early(seed_module, max_iter):
+    result = seed_module.train(max_iter=max_iter, tol=1.0)  # every step of the seed's first iteration is < 1
+    assert result.status == "converged" and result.iterations == 1
+    expected = seed_module.train(max_iter=1)
+    np.testing.assert_array_equal(result.w, expected.w)
+    np.testing.assert_array_equal(result.loss_history, expected.loss_history)
+
+
+def test_the_loss_history_grows_through_long_runs(seed_module):
+    m = seed_module
+    long = m.train(max_iter=5000, tol=0, update="simultaneous")  # past the first allocation (1,024) twice
+    short = m.train(max_iter=999, tol=0, update="simultaneous")
+    assert long.iterations == 5000 and len(long.loss_history) == 5001
+    np.testing.assert_array_equal(long.loss_history[:999], short.loss_history[:999])
+    assert long.loss_history[-1] == m.loss(long.w)
+    assert np.all(np.diff(long.loss_history) < 0)
