@@ -187,8 +187,8 @@ def formula_lines(model, width=100):
 CACHE_NAME_SLOT = "__symcompile_cache_name__"
 
 
-def module_cache_name(model_name: str, body: str) -> str:
-    return f"_symcompile_{model_name}_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+def module_cache_name(body: str) -> str:
+    return f"_symcompile_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
 
 
 def emit(
@@ -217,7 +217,7 @@ def emit(
         one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
         cache_name=CACHE_NAME_SLOT,
     )
-    body = body.replace(CACHE_NAME_SLOT, module_cache_name(model.name, body))
+    body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
     header = env.get_template("header.py.j2").render(
         name=model.name,
         description="\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),

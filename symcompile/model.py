@@ -9,8 +9,11 @@ the place where user input is validated, so every later stage may trust it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import keyword
+import os
+import site
 import math
 import sys
 from dataclasses import dataclass, field
@@ -134,10 +137,32 @@ def is_module_name(name) -> bool:
     return isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)
 
 
+MAX_NAME_LENGTH = 100  # a module's name is also part of file names (`.<name>.<pid>.<random>.tmp`, Numba's cache)
+
+
+@functools.cache
+def installed_top_level_names() -> frozenset:
+    """The top-level import names installed in site-packages (numba's llvmlite, sympy's mpmath, ...).
+
+    Read from the folders' listings: asking importlib.metadata reads every distribution's file list (~1 s).
+    """
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    entries = [entry for folder in folders if os.path.isdir(folder) for entry in os.scandir(folder)]
+    return frozenset(
+        entry.name.split(".")[0]
+        for entry in entries
+        if (entry.is_dir() and "." not in entry.name) or entry.name.endswith((".py", ".so", ".pyd"))
+    )
+
+
 def _check_module_name(name):
     if not is_module_name(name):
         raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
-    if name in SHADOWED_MODULES:
+    if len(name) > MAX_NAME_LENGTH:
+        raise SymcompileError(f"model name {name[:20]!r}... has {len(name)} characters; at most {MAX_NAME_LENGTH}")
+    if name.startswith("__") and name.endswith("__"):
+        raise SymcompileError(f"model name {name!r} is reserved by Python (a __dunder__ name); choose another")
+    if name in SHADOWED_MODULES or name in sys.builtin_module_names or name in installed_top_level_names():
         raise SymcompileError(f"model name {name!r} is the name of a Python module it would shadow; choose another")
 
 

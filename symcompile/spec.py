@@ -54,13 +54,14 @@ def located(where):
         raise SymcompileError(f"{where}: {exc}") from None
 
 
-def load_spec(path) -> Model:
-    """Read, check and build the model a spec file describes."""
+def load_spec(path, data_root=None) -> Model:
+    """Read, check and build the model a spec file describes; its CSV file must lie inside `data_root`
+    (default: the spec's folder)."""
     path = Path(path)
-    return spec_model(read_toml(path), path)
+    return spec_model(read_toml(path), path, data_root)
 
 
-def spec_model(spec: dict, path: Path) -> Model:
+def spec_model(spec: dict, path: Path, data_root=None) -> Model:
     """The model of a spec already read from `path` (which locates errors and CSV files)."""
     with located(f"{path}: kind"):
         kind = _choice(spec.get("kind"), KINDS)
@@ -70,9 +71,10 @@ def spec_model(spec: dict, path: Path) -> Model:
         "description": _get(spec, "description", str, "a string", path, default=""),
         "training": _training(_table(spec, "training", path), path),
     }
+    data_root = Path(data_root) if data_root is not None else path.parent
     if kind == "mlp":
-        return _mlp(spec, path, common)
-    return _expression(spec, path, common)
+        return _mlp(spec, path, common, data_root)
+    return _expression(spec, path, common, data_root)
 
 
 # Input sizes (README.md, Limits): a spec is a page of settings; data belongs in a CSV file, and a CSV file's
@@ -122,7 +124,7 @@ def check_nesting(spec, path):
 # --- the two kinds ------------------------------------------------------------------------------------------------
 
 
-def _mlp(spec, path, common) -> Model:
+def _mlp(spec, path, common, data_root) -> Model:
     with located(f"{path}: layers"):
         layers = mlp.check_layers(spec.get("layers"))
     options = {
@@ -146,12 +148,12 @@ def _mlp(spec, path, common) -> Model:
         raise SymcompileError(f"{path}: seed: must be a non-negative integer, got {seed}")
     inputs = [s.name for s in mlp.input_symbols(layers[0])]
     targets = [s.name for s in mlp.target_symbols(layers[-1])]
-    X, Y = _data(_table(spec, "data", path), inputs, targets, path)
+    X, Y = _data(_table(spec, "data", path), inputs, targets, path, data_root)
     with located(path):
         return mlp.mlp_model(layers=layers, **chosen, init=init, seed=seed, X=X, Y=Y, **common)
 
 
-def _expression(spec, path, common) -> Model:
+def _expression(spec, path, common, data_root) -> Model:
     declared = {}  # name -> the key that declared it, for clash messages
     symbols = {}  # "params", "inputs", "targets" -> their symbols, in order
     for key in ("params", "inputs", "targets"):
@@ -173,7 +175,7 @@ def _expression(spec, path, common) -> Model:
     with located(f"{path}: init"):
         init = _expression_init(spec.get("init"), [s.name for s in symbols["params"]])
     names = {key: [s.name for s in group] for key, group in symbols.items()}
-    X, Y = _data(_table(spec, "data", path), names["inputs"], names["targets"], path)
+    X, Y = _data(_table(spec, "data", path), names["inputs"], names["targets"], path, data_root)
     with located(path):
         return make_model(
             common["name"], outputs, loss, symbols["params"], symbols["inputs"], symbols["targets"],
@@ -303,7 +305,7 @@ def _training(table, path):
 # --- data ---------------------------------------------------------------------------------------------------------
 
 
-def _data(table, inputs, targets, path):
+def _data(table, inputs, targets, path, data_root):
     """(X, Y) from [data]: inline rows, or named columns of a CSV file; (None, None) when there is none."""
     if not table:
         return None, None
@@ -311,7 +313,7 @@ def _data(table, inputs, targets, path):
         inline = [k for k in ("X", "Y") if k in table]
         if inline:
             raise SymcompileError(f"{path}: data: give either csv or X and Y, not both (found csv and {inline[0]})")
-        return _csv_data(table, inputs, targets, path)
+        return _csv_data(table, inputs, targets, path, data_root)
     for key in ("X_columns", "Y_columns"):
         if key in table:
             raise SymcompileError(f"{path}: data.{key}: only meaningful with csv = \"file.csv\"")
@@ -347,8 +349,10 @@ def _count(n, noun):
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _csv_data(table, inputs, targets, path):
+def _csv_data(table, inputs, targets, path, data_root):
     csv_path = path.parent / _get(table, "csv", str, "a file name", path, default=None, prefix="data.")
+    with located(f"{path}: data.csv"):
+        check_inside(csv_path, data_root)
     columns = {}
     for key, default in (("X_columns", inputs), ("Y_columns", targets)):
         with located(f"{path}: data.{key}"):
@@ -369,6 +373,16 @@ def _csv_data(table, inputs, targets, path):
         X = [[row[header.index(c)] for c in columns["X_columns"]] for row in rows]
         Y = [[row[header.index(c)] for c in columns["Y_columns"]] for row in rows]
     return X, Y
+
+
+def check_inside(data_path, data_root):
+    """Data files are read from inside `data_root` only: a spec from elsewhere must not read any file it names
+    (`../secret.txt`, `/etc/passwd`, or a link out of the folder); --data-root widens it."""
+    if not data_path.resolve().is_relative_to(data_root.resolve()):
+        raise SymcompileError(
+            f"{data_path} is outside {data_root} (data files are read from the spec's folder; "
+            "give --data-root to read elsewhere)"
+        )
 
 
 def read_csv(csv_path):

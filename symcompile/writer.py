@@ -87,13 +87,26 @@ def body_matches_digest(path) -> bool:
 
 
 def load_module(path):
-    """Import a generated module from its real file (so Numba's cache works), fresh each call."""
+    """Import a generated module from its real file (so Numba's cache works), fresh each call.
+
+    It is registered in `sys.modules` under its name unless that entry is some other module (the
+    caller's own, say): a generated module works unregistered too (templates/module.py.j2).
+    """
     path = Path(path)
     if not path.is_file():
         raise SymcompileError(f"no generated module at {path}; run `python -m symcompile build` first")
     name = path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    if is_replaceable(sys.modules.get(name), name):
+        sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def is_replaceable(entry, name) -> bool:
+    """Whether a `sys.modules` entry may give way to a new build of `name`: absent, or an earlier build of it."""
+    if entry is None:
+        return True
+    generated = getattr(entry, "__name__", "").startswith("_symcompile_")  # the name every build goes by
+    return generated and Path(getattr(entry, "__file__", "") or "").stem == name
