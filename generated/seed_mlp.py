@@ -17,11 +17,12 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:acc7ec827cc7ef55a48743c95699c9152e06b624011de077dbc7942671870a0c (of the source below this line)
+# Digest: sha256:385b4c743749c988e65f473cde57e424af849f13d8cdbb6d8511b2b34016cad8 (of the source below this line)
 
 
 import hashlib
 import math
+import os
 import sys
 import types
 import warnings
@@ -35,7 +36,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_49fa5e46cebb7288"
+__name__ = "_symcompile_c1d3cbda1684fbf1"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from symcompile import bench
 from symcompile.differentiate import METHODS
-from symcompile.emit import LAYOUTS
+from symcompile.emit import LAYOUTS, data_file
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
 from symcompile.model import TrainingDefaults, check_training, model_digest
@@ -24,7 +24,7 @@ TRAINING_KEYS = ("lr", "max_iter", "tol", "update")
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
 from symcompile.seed import seed_model
 from symcompile.spec import load_spec
-from symcompile.writer import body_matches_digest, load_module
+from symcompile.writer import body_matches_digest, data_digest, holds_data, load_module
 
 
 def resolve_model(spec, data_root=None):
@@ -60,6 +60,8 @@ def why_rebuild(path, model):
         return "was built from a different model"
     if not body_matches_digest(path):
         return "was changed after it was built (its body does not match the digest in its header)"
+    if data_file(model) and not holds_data(path.parent / data_file(model), data_digest(model.X, model.Y)):
+        return f"is missing its data file {data_file(model)}, or that file holds other data"
     return None
 
 

@@ -24,6 +24,7 @@ from symcompile.loops import rolled
 from symcompile.names import NameTable
 from symcompile.optimize import Kernel
 from symcompile.printer import KernelPrinter
+from symcompile.writer import data_digest
 from symcompile.stable import helpers_used
 
 
@@ -182,6 +183,16 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
+# Default data of more values than this goes to a file beside the module (<name>.npz) rather than into
+# its text as literals: a million rows would make a module of tens of MiB that is slow to write and read.
+INLINE_DATA_VALUES = 4096
+
+
+def data_file(model) -> str | None:
+    """The name of the module's data file, or None when its default data is written into the module."""
+    return f"{model.name}.npz" if model.X.size + model.Y.size > INLINE_DATA_VALUES else None
+
+
 # The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
 # this slot, then replaced by a name derived from the body's text, so the same body always gets the same name.
 CACHE_NAME_SLOT = "__symcompile_cache_name__"
@@ -204,8 +215,10 @@ def emit(
         inputs=repr(tuple(s.name for s in model.inputs)),
         targets=repr(tuple(s.name for s in model.targets)),
         init=_float_list(model.init),
-        X=_float_list(model.X),
-        Y=_float_list(model.Y),
+        X=None if data_file(model) else _float_list(model.X),
+        Y=None if data_file(model) else _float_list(model.Y),
+        data_file=data_file(model),
+        data_digest=data_file(model) and data_digest(model.X, model.Y),
         X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
         Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         defaults=repr(vars(model.training)),

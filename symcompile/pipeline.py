@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from symcompile.differentiate import differentiate
-from symcompile.emit import chosen_layout, emit
+from symcompile.emit import chosen_layout, data_file, emit
 from symcompile.model import Model, TrainingDefaults, make_model, model_digest
 from symcompile.names import NameTable
 from symcompile.optimize import optimize
 from symcompile.rewrite import rewrite
-from symcompile.writer import load_module, write_module
+from symcompile.writer import data_digest, load_module, write_data, write_module
 
 DEFAULT_OUT_DIR = "generated"
 
@@ -67,6 +67,9 @@ def build(
     source, kernel, rewrites, watch, layout = generate(
         model, gradient=gradient, layout=layout, rebuild_command=rebuild_command
     )
+    if data_file(model):  # first: a module is never without the data it reads
+        digest = data_digest(model.X, model.Y)
+        watch.run("write data", write_data, model.X, model.Y, out_dir, data_file(model), model.name, digest)
     path, changed = watch.run("write", write_module, source, out_dir, model.name)
     return BuildReport(
         path, changed, kernel.ops_before, kernel.ops_after, rewrites.applied, kernel.program.method, layout,

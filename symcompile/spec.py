@@ -18,6 +18,7 @@ key, and the problem.
 
 from __future__ import annotations
 
+import array
 import csv
 import difflib
 import io
@@ -28,6 +29,7 @@ import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 
 from symcompile import mlp
@@ -370,8 +372,8 @@ def _csv_data(table, inputs, targets, path, data_root):
                 if name not in header:
                     columns = ", ".join(header)
                     raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {columns})")
-        X = [[row[header.index(c)] for c in columns["X_columns"]] for row in rows]
-        Y = [[row[header.index(c)] for c in columns["Y_columns"]] for row in rows]
+        X = rows[:, [header.index(c) for c in columns["X_columns"]]]
+        Y = rows[:, [header.index(c) for c in columns["Y_columns"]]]
     return X, Y
 
 
@@ -386,34 +388,35 @@ def check_inside(data_path, data_root):
 
 
 def read_csv(csv_path):
-    """(header, rows of floats) from a CSV file with a header line; blank lines are skipped.
+    """(header, rows of floats as an (N, columns) array) from a CSV file with a header line; blank lines are skipped.
 
-    A UTF-8 byte-order mark (as spreadsheets write) is dropped.
+    A UTF-8 byte-order mark (as spreadsheets write) is dropped. Rows are parsed one at a time into a
+    compact array, so memory stays a small multiple of the file.
     """
     try:
         text = read_bounded(csv_path, MAX_CSV_BYTES, str(csv_path)).decode("utf-8-sig")
-        longest = max(map(len, text.splitlines()), default=0)
+        longest = max(map(len, io.StringIO(text)), default=0)
         if longest > MAX_LINE_BYTES:
             raise SymcompileError(f"{csv_path} has a line of {longest:,} characters; at most {MAX_LINE_BYTES:,}")
-        lines = [(i, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1) if any(cell.strip() for cell in row)]
+        lines = ((i, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1) if any(cell.strip() for cell in row))
+        header = [cell.strip() for cell in next(lines, (0, []))[1]]
+        twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+        if twice is not None:
+            raise SymcompileError(f"{csv_path} has two columns named {_fragment(twice)}")
+        values = array.array("d")
+        for line, row in lines:
+            if len(row) != len(header):
+                raise SymcompileError(f"{csv_path} line {line} has {len(row)} fields, the header has {len(header)}")
+            try:
+                values.extend([float(cell) for cell in row])
+            except ValueError:
+                bad = next(c for c in row if not _is_float(c))
+                raise SymcompileError(f"{csv_path} line {line}: {_fragment(bad)} is not a number") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SymcompileError(f"cannot read {csv_path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if len(lines) < 2:
+    if not header or not values:
         raise SymcompileError(f"{csv_path} needs a header line and at least one row of numbers")
-    header = [cell.strip() for cell in lines[0][1]]
-    twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
-    if twice is not None:
-        raise SymcompileError(f"{csv_path} has two columns named {_fragment(twice)}")
-    rows = []
-    for line, row in lines[1:]:
-        if len(row) != len(header):
-            raise SymcompileError(f"{csv_path} line {line} has {len(row)} fields, the header has {len(header)}")
-        try:
-            rows.append([float(cell) for cell in row])
-        except ValueError:
-            bad = next(c for c in row if not _is_float(c))
-            raise SymcompileError(f"{csv_path} line {line}: {_fragment(bad)} is not a number") from None
-    return header, rows
+    return header, np.frombuffer(values, dtype=np.float64).reshape(-1, len(header))
 
 
 def _fragment(cell, limit=20):

@@ -6,7 +6,8 @@ flushed to disk, and then replaces the target with `os.replace`, so a failed
 or killed build leaves the previous module intact and concurrent builds never
 mix their bytes (the last one to finish wins, whole). A module whose bytes
 have not changed is not rewritten, which keeps Numba's on-disk cache (keyed on
-the file's timestamp) valid across rebuilds.
+the file's timestamp) valid across rebuilds. Large default data is written the
+same way to `<name>.npz` beside the module (symcompile/emit.py, `data_file`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import io
 import os
 import secrets
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from symcompile.errors import SymcompileError
 
@@ -32,23 +36,58 @@ def write_module(source: str, out_dir, name: str) -> tuple[Path, bool]:
         remove_stale_temporaries(out_dir, name)
         if path.is_file() and path.read_bytes() == data:
             return path, False
-        # O_EXCL on a random name: no other build can be writing this file. Mode 0666 leaves
-        # the rest to the umask, as for any file the user creates (mkstemp's 0600 would not).
-        tmp = out_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        replace_atomically(path, data, name)
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path, True
+
+
+def write_data(X, Y, out_dir, file_name: str, name: str, digest: str) -> Path:
+    """Write the default data to out_dir/file_name (NumPy's .npz), unless the file already holds it (by `digest`)."""
+    path = Path(out_dir) / file_name
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        if not holds_data(path, digest):
+            buffer = io.BytesIO()
+            np.savez(buffer, X=X, Y=Y)
+            replace_atomically(path, buffer.getbuffer(), name)
+    except OSError as exc:
+        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def data_digest(X, Y) -> str:
+    """SHA-256 of the default data as little-endian float64, as the generated module checks it."""
+    digest = hashlib.sha256(X.astype("<f8").tobytes())
+    digest.update(Y.astype("<f8").tobytes())
+    return digest.hexdigest()
+
+
+def holds_data(path, digest) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data_digest(data["X"], data["Y"]) == digest
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def replace_atomically(path: Path, data, name: str) -> None:
+    """Write `data` to a temporary beside `path`, flush it to disk, and rename it over `path`."""
+    out_dir = path.parent
+    # O_EXCL on a random name: no other build can be writing this file. Mode 0666 leaves
+    # the rest to the umask, as for any file the user creates (mkstemp's 0600 would not).
+    tmp = out_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def remove_stale_temporaries(out_dir: Path, name: str) -> None:

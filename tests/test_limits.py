@@ -74,3 +74,38 @@ def test_the_loss_history_grows_through_long_runs(seed_module):
     np.testing.assert_array_equal(long.loss_history[:999], short.loss_history[:999])
     assert long.loss_history[-1] == m.loss(long.w)
     assert np.all(np.diff(long.loss_history) < 0)
+
+
+def test_large_default_data_lives_in_a_checked_file_beside_the_module(tmp_path, capsys):
+    """10,000 rows: the module stays small and reads <name>.npz, checked by digest; `train` rebuilds without it."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 4, 10_000)
+    y = 2.0 * x + 0.5
+    (tmp_path / "rows.csv").write_text("x,y\n" + "".join(f"{a!r},{b!r}\n" for a, b in zip(x.tolist(), y.tolist())))
+    spec = tmp_path / "rows.toml"
+    spec.write_text('kind = "expression"\nparams = ["a", "b"]\ninputs = ["x"]\ntargets = ["y"]\n'
+                    'output = "a*x + b"\nloss = "(a*x + b - y)**2"\n[data]\ncsv = "rows.csv"\n')  # fmt: skip
+    out_dir = tmp_path / "generated"
+    assert main(["build", str(spec), "--out-dir", str(out_dir)]) == 0
+    module_file, data_file = out_dir / "rows.py", out_dir / "rows.npz"
+    assert module_file.stat().st_size < 50_000 and data_file.is_file()
+    from symcompile.writer import load_module
+
+    m = load_module(module_file)
+    np.testing.assert_array_equal(m.X[:, 0], x)
+    np.testing.assert_array_equal(m.Y[:, 0], y)
+    assert m.loss([2.0, 0.5]) == 0.0
+
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    (elsewhere / "rows.py").write_bytes(module_file.read_bytes())
+    with pytest.raises(ImportError, match="cannot read this module's default data"):
+        load_module(elsewhere / "rows.py")
+    np.savez(elsewhere / "rows.npz", X=m.X, Y=m.Y + 1.0)  # other data under the right name
+    with pytest.raises(ImportError, match="not the data this module was built with"):
+        load_module(elsewhere / "rows.py")
+
+    data_file.unlink()
+    capsys.readouterr()
+    assert main(["train", str(spec), "--out-dir", str(out_dir), "--max-iter", "5"]) == 0
+    assert "is missing its data file rows.npz" in capsys.readouterr().out and data_file.is_file()
