@@ -17,7 +17,7 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:385b4c743749c988e65f473cde57e424af849f13d8cdbb6d8511b2b34016cad8 (of the source below this line)
+# Digest: sha256:439019eefa9f32b3735df68d9207eece591c450dc3201ec51b1991b5a0d1626d (of the source below this line)
 
 
 import hashlib
@@ -36,7 +36,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_c1d3cbda1684fbf1"
+__name__ = "_symcompile_aa3e12438796f75a"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -53,7 +53,6 @@ _STATUS = ("max_iter", "converged", "non-finite", "diverged")
 # Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
 # long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
 _DIVERGED_FACTOR = 1e6
-_MAX_ITERATIONS = 2**62
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -555,19 +554,23 @@ def _is_real(value, integer=False):
 
 
 def _check_settings(lr, max_iter, tol, update):
-    """The checks and messages of symcompile's command line: TypeError for a wrong type, else ValueError."""
+    """The checks and messages of symcompile's command line (symcompile/options.py): TypeError for a wrong type,
+    else ValueError."""
     if update not in ("sequential", "simultaneous"):
-        raise ValueError(f"update must be one of sequential, simultaneous, not {update!r}")
+        raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous")
     message = f"max_iter must be an integer from 1 to 2**62, not {max_iter!r}"
     if not _is_real(max_iter, integer=True):
         raise TypeError(message)
-    if not 1 <= max_iter <= _MAX_ITERATIONS:
+    if not 1 <= max_iter <= 2**62:
         raise ValueError(message)
-    for name, value, least in (("lr", lr, "positive"), ("tol", tol, "non-negative")):
-        message = f"{name} must be a {least} number, not {value!r}"
+    for name, value, fits, wanted in (
+        ("lr", lr, lambda v: 0.0 < v and v < math.inf, "a positive number"),
+        ("tol", tol, lambda v: 0 <= v < math.inf, "a non-negative number"),
+    ):
+        message = f"{name} must be {wanted}, not {value!r}"
         if not _is_real(value):
             raise TypeError(message)
-        if not (math.isfinite(value) and (value > 0 if least == "positive" else value >= 0)):
+        if not fits(value):
             raise ValueError(message)
 
 

@@ -13,18 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from symcompile import bench
-from symcompile.differentiate import METHODS
-from symcompile.emit import LAYOUTS, data_file
+from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
-from symcompile.model import TrainingDefaults, check_training, model_digest
-
-TRAINING_KEYS = ("lr", "max_iter", "tol", "update")
+from symcompile.options import TRAINING_KEYS, BuildOptions, allowed, argument_type, training_settings
 from symcompile.pipeline import DEFAULT_OUT_DIR, build
+from symcompile.provenance import why_rebuild
 from symcompile.seed import seed_model
 from symcompile.spec import load_spec
-from symcompile.writer import body_matches_digest, data_digest, holds_data, load_module
+from symcompile.writer import load_module
 
 
 def resolve_model(spec, data_root=None):
@@ -41,36 +38,19 @@ def module_path(model, out_dir):
     return Path(out_dir) / f"{model.name}.py"
 
 
-def why_rebuild(path, model):
-    """Why the module at `path` must be (re)built for `model`, or None when it is current.
-
-    The header records a digest of the model the module was built from
-    (templates/header.py.j2), so an edited spec or data file is noticed.
-    """
-    if not path.is_file():
-        return "not built yet"
-    recorded = None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:  # the header's formula comment can be long; the digests follow it
-            if line.startswith("# Model: sha256:"):
-                recorded = line.split()[2].removeprefix("sha256:")
-            if line.startswith("# Digest:"):
-                break
-    if recorded != model_digest(model):
-        return "was built from a different model"
-    if not body_matches_digest(path):
-        return "was changed after it was built (its body does not match the digest in its header)"
-    if data_file(model) and not holds_data(path.parent / data_file(model), data_digest(model.X, model.Y)):
-        return f"is missing its data file {data_file(model)}, or that file holds other data"
-    return None
-
-
 def command_build(args):
+    start = time.perf_counter()
     model, rebuild_command = resolve_model(args.spec, args.data_root)
+    model_seconds = time.perf_counter() - start
+    options = BuildOptions(args.gradient, args.layout, rebuild_command)
+    if args.dump_after:
+        print(dump_after(model, options, args.dump_after))
+        return 0
     describe = f"{len(model.params)} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
     print(f"symcompile build: {model.name} ({describe}, {model.X.shape[0]} default samples)")
-    report = build(model, args.out_dir, gradient=args.gradient, layout=args.layout, rebuild_command=rebuild_command)
+    report = build(model, args.out_dir, options, model_seconds=model_seconds)
     notes = {
+        "model": "spec read and model checked" if args.spec else "built-in seed model",
         "rewrite": ", ".join(report.rewrites) or "nothing to rewrite",
         "differentiate": f"gradient by {report.gradient}",
         "optimize": f"{report.ops_before} -> {report.ops_after} operations after CSE",
@@ -92,13 +72,13 @@ def command_train(args):
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     # Check everything the user gave before building, so bad input never writes a module.
     require_data(model)
-    settings = vars(model.training) | {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
-    settings = vars(check_training(TrainingDefaults(**settings)))
+    overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
+    settings = vars(training_settings(overrides, base=model.training))
     path = module_path(model, args.out_dir)
     reason = why_rebuild(path, model)
     if reason:
         print(f"{path} {reason}; building it")
-        build(model, args.out_dir, rebuild_command=rebuild_command)
+        build(model, args.out_dir, BuildOptions(rebuild_command=rebuild_command))
     module = load_module(path)
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     start = time.perf_counter()
@@ -122,6 +102,8 @@ def command_bench(args):
     require_data(model)
     if args.json:
         _check_writable(args.json)
+    from symcompile import bench  # the benchmark stays out of build and train
+
     return bench.run(model, rebuild_command, args)
 
 
@@ -153,17 +135,22 @@ def parser():
     build_cmd.set_defaults(run=command_build)
     build_cmd.add_argument(
         "--gradient",
-        choices=METHODS,
+        type=argument_type("gradient"),
         default="auto",
         help="how the gradient is derived: diff (one SymPy derivative per parameter), reverse (reverse mode, "
         "linear in the model's size), or auto (diff for small models such as the seed, else reverse)",
     )
     build_cmd.add_argument(
         "--layout",
-        choices=LAYOUTS,
+        type=argument_type("layout"),
         default="auto",
         help="kernel code: unrolled (one line per value; fastest to run), rolled (loops over repeated "
         "statements; fastest to compile for large models), or auto (rolled for large models)",
+    )
+    build_cmd.add_argument(
+        "--dump-after",
+        choices=DUMP_STAGES,
+        help="print what that stage produced and stop; nothing is written",
     )
 
     train_cmd = commands.add_parser("train", help="run the compiled training loop (builds first if needed)")
@@ -171,11 +158,13 @@ def parser():
     train_cmd.add_argument("--lr", type=float, help="learning rate (default: the model's)")
     train_cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations at most")
     train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
-    train_cmd.add_argument("--update", choices=["sequential", "simultaneous"], help="update rule")
+    train_cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
 
     bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
     bench_cmd.set_defaults(run=command_bench)
-    bench.add_arguments(bench_cmd)
+    from symcompile.bench import add_arguments as add_bench_arguments  # light: scenarios load when run
+
+    add_bench_arguments(bench_cmd)
 
     for cmd in (build_cmd, train_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symcompile.errors import SymcompileError
 from symcompile.model import Model
+from symcompile.options import AUTO_DIFF_MAX_PARAMS, choose
 from symcompile.reverse import check_closed_form, forward_values, real_derivative, reverse_gradient
 
 
@@ -28,23 +28,18 @@ class StraightLine:
 
 @dataclass(frozen=True)
 class Program:
+    """The model's numeric work as straight-line code, and the gradient method that derived it."""
+
     model: Model
     forward: StraightLine
     loss_and_grad: StraightLine  # results: (loss, dloss/dparam for each param)
     method: str  # "diff" or "reverse"
 
 
-METHODS = ("auto", "diff", "reverse")
-# `auto` differentiates models up to this many parameters with `diff`, whose fused kernel is the most
-# compact for them (the seed's 7), and larger ones in reverse mode, whose build time grows linearly.
-AUTO_DIFF_MAX_PARAMS = 16
-
-
 def chosen_method(model: Model, method: str) -> str:
-    if method == "auto":
+    """`method`, with "auto" resolved by the model's size (options.AUTO_DIFF_MAX_PARAMS)."""
+    if choose("gradient", method) == "auto":
         return "diff" if len(model.params) <= AUTO_DIFF_MAX_PARAMS else "reverse"
-    if method not in METHODS:
-        raise SymcompileError(f"unknown gradient method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 

@@ -1,4 +1,4 @@
-"""Stage 5, emit: `Kernel` -> Python source text.
+"""Stage 5, emit: `Kernel` -> `ModuleSource` (the module's text, its layout and its provenance).
 
 Expressions are printed by `KernelPrinter` (SymPy's Python printer with safe
 names); the module's layout lives in the Jinja templates `header.py.j2` and
@@ -8,33 +8,33 @@ timestamp, so the same model always gives the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import textwrap
 from dataclasses import dataclass
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import sympy as sp
 
-from symcompile.errors import SymcompileError
+from symcompile import update_rules
 from symcompile.graph import tree_size
-from symcompile.loops import rolled
-from symcompile.names import NameTable
+from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
+from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
-from symcompile.writer import data_digest
-from symcompile.stable import helpers_used
+from symcompile.provenance import Provenance, sha256, versions
+from symcompile.stable import helper_sources
+from symcompile.writer import data_digest, data_file
 
 
-# The layout switch. "unrolled": one line per temporary, which Numba compiles quickly for small
-# programs and runs fastest. "rolled": runs of repeated statements become loops (symcompile/loops.py),
-# so the code grows with a network's layers, not with its weights; Numba's compile time grows faster
-# than linearly with the size of a function, so large models compile many times faster this way
-# (BENCHMARKS.md, Scaling). "auto" rolls programs of more than ROLL_ABOVE_NODES expression nodes.
-LAYOUTS = ("auto", "unrolled", "rolled")
-ROLL_ABOVE_NODES = 2000
+@dataclass(frozen=True)
+class ModuleSource:
+    """The generated module's text, the layout its kernels were laid out in, and what its header records."""
+
+    text: str
+    layout: str  # "unrolled" or "rolled" ("auto" resolved)
+    provenance: Provenance
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,20 @@ def template_folder() -> Path:
     return Path(str(resources.files("symcompile.templates")))
 
 
+def _update_rule_template(name):
+    """The Jinja text an update rule contributes: `update_rules/<rule>.step` or `update_rules/<rule>.kernels`."""
+    folder, _, file = name.partition("/")
+    rule, _, part = file.rpartition(".")
+    if folder != "update_rules" or rule not in update_rules.RULES or part not in ("step", "kernels"):
+        return None
+    return getattr(update_rules.RULES[rule], part)
+
+
 def template_environment():
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_folder()),
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(template_folder()), jinja2.FunctionLoader(_update_rule_template)]
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -70,15 +81,9 @@ def template_environment():
     )
 
 
-def versions():
-    from symcompile import __version__
-
-    return {"symcompile": __version__} | {pkg: metadata.version(pkg) for pkg in ("sympy", "numba", "numpy")}
-
-
-def _loads(symbols, used, names, array):
+def _loads(symbols, used, code_names, array):
     """`name = array[...]` for each symbol the block uses."""
-    return [f"{names.code[s]} = {array}{i}]" for i, s in enumerate(symbols) if s in used]
+    return [f"{code_names[s]} = {array}{i}]" for i, s in enumerate(symbols) if s in used]
 
 
 def program_size(code) -> int:
@@ -88,9 +93,13 @@ def program_size(code) -> int:
 
 
 def chosen_layout(kernel: Kernel, layout: str) -> str:
-    if layout not in LAYOUTS:
-        raise SymcompileError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    if layout == "auto":
+    """`layout`, with "auto" resolved by the program's size (options.ROLL_ABOVE_NODES).
+
+    "unrolled": one line per temporary, which Numba compiles quickly for small programs and runs
+    fastest. "rolled": runs of repeated statements become loops (symcompile/loops.py), so the code
+    grows with a network's layers, not with its weights.
+    """
+    if choose("layout", layout) == "auto":
         return "rolled" if program_size(kernel.loss_and_grad) > ROLL_ABOVE_NODES else "unrolled"
     return layout
 
@@ -112,46 +121,70 @@ def comment_text(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def render_block(code, model, names, printer, param_name="", sample="n"):
+def render_block(code, model, code_names, printer, param_name="", sample="n"):
     """The template's view of a program in the unrolled layout; `sample` is the sample's row in X and Y:
     the loop variable, or 0 for a one-sample kernel."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
     return Block(
-        param_loads=_loads(model.params, used, names, "w["),
-        sample_lines=_loads(model.inputs, used, names, f"X[{sample}, ")
-        + _loads(model.targets, used, names, f"Y[{sample}, ")
+        param_loads=_loads(model.params, used, code_names, "w["),
+        sample_lines=_loads(model.inputs, used, code_names, f"X[{sample}, ")
+        + _loads(model.targets, used, code_names, f"Y[{sample}, ")
         + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
         results=[printer.doprint(r) for r in code.results],
         param_name=comment_text(param_name),
     )
 
 
-def render_rolled_block(code, model, names, printer, result_destinations):
+LOOP_INDEX = "k"
+
+
+def _index_text(index: Index) -> str:
+    """`base + stride*k` as short as it goes: `7`, `k`, `3 + k`, `12 - 2*k`."""
+    base, stride = index.base, index.stride
+    if stride == 0:
+        return str(base)
+    step = LOOP_INDEX if abs(stride) == 1 else f"{abs(stride)}*{LOOP_INDEX}"
+    if base == 0 and stride > 0:
+        return step
+    return f"{base} {'+' if stride > 0 else '-'} {step}"
+
+
+def loop_lines(loop: Loop, printer) -> list[str]:
+    """A rolled loop as Python: one statement, or `for k in range(count):` and its statement."""
+    reads = {symbol: sp.Symbol(array.format(_index_text(index))) for symbol, array, index in loop.reads}
+    index = _index_text(loop.index) if loop.index else None  # "loss +=" has no index
+    line = f"{loop.destination.format(index)} {printer.doprint(loop.expr.xreplace(reads))}"
+    if loop.count == 1:
+        return [line]
+    return [f"for {LOOP_INDEX} in range({loop.count}):", "    " + line]
+
+
+def render_rolled_block(code, model, code_names, printer, result_destinations):
     """The template's view of a program in the rolled layout; result i goes to `result_destinations[i]`."""
-    layout = rolled(code, model, printer, result_destinations)
+    layout = rolled(code, model, result_destinations)
     return Block(
-        param_loads=_loads(model.params, layout.named, names, "w["),
-        sample_lines=_loads(model.inputs, layout.named, names, "X[n, ")
-        + _loads(model.targets, layout.named, names, "Y[n, ")
-        + layout.lines,
+        param_loads=_loads(model.params, layout.named, code_names, "w["),
+        sample_lines=_loads(model.inputs, layout.named, code_names, "X[n, ")
+        + _loads(model.targets, layout.named, code_names, "Y[n, ")
+        + [line for loop in layout.loops for line in loop_lines(loop, printer)],
         results=[],
         n_temporaries=layout.n_temporaries,
     )
 
 
-def kernel_blocks(kernel, names, printer, layout):
+def kernel_blocks(kernel, printer, layout):
     """The forward and loss-and-gradient blocks in the chosen layout."""
     model = kernel.program.model
     if layout == "unrolled":
         return (
-            render_block(kernel.forward, model, names, printer),
-            render_block(kernel.loss_and_grad, model, names, printer),
+            render_block(kernel.forward, model, kernel.code_names, printer),
+            render_block(kernel.loss_and_grad, model, kernel.code_names, printer),
         )
     outputs = [("out[n, {}] =", i) for i in range(len(kernel.forward.results))]
     loss_and_grad = [("loss +=", None)] + [("grad[{}] +=", j) for j in range(len(model.params))]
     return (
-        render_rolled_block(kernel.forward, model, names, printer, outputs),
-        render_rolled_block(kernel.loss_and_grad, model, names, printer, loss_and_grad),
+        render_rolled_block(kernel.forward, model, kernel.code_names, printer, outputs),
+        render_rolled_block(kernel.loss_and_grad, model, kernel.code_names, printer, loss_and_grad),
     )
 
 
@@ -161,10 +194,6 @@ def _expressions(*blocks):
 
 def _float_list(array):
     return "[" + ", ".join(repr(float(v)) for v in np.asarray(array).ravel()) + "]"
-
-
-# Formulas larger than this (as a tree: about two characters a node) are too long to read in a comment.
-FORMULA_MAX_NODES = 1000
 
 
 def formula_text(label, expr):
@@ -183,14 +212,65 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
-# Default data of more values than this goes to a file beside the module (<name>.npz) rather than into
-# its text as literals: a million rows would make a module of tens of MiB that is slow to write and read.
-INLINE_DATA_VALUES = 4096
+def _update_rule_fields(model):
+    """The template's view of the registered update rules: the loops, their arguments, and `train`'s dispatch."""
+    rules = list(update_rules.RULES.values())
+    hyperparameters = [
+        {"name": h.name, "default": f'DEFAULTS["{h.name}"]' if h.name in vars(model.training) else repr(h.default),
+         "test": h.test_code("v"), "wanted": h.describe()}
+        for h in update_rules.hyperparameters()
+    ]  # fmt: skip
+    return {
+        "update_rules": rules,
+        "hyperparameters": hyperparameters,
+        "hyperparameter_names": ", ".join(h["name"] for h in hyperparameters),
+        "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
+        "update_names_list": ", ".join(r.name for r in rules),
+        # _train_a_kernel if update == "a" else _train_b_kernel: the last rule needs no test (update is checked)
+        "kernel_choice": " else ".join(
+            [f'_train_{r.name}_kernel if update == "{r.name}"' for r in rules[:-1]] + [f"_train_{rules[-1].name}_kernel"]
+        ),
+    }
 
 
-def data_file(model) -> str | None:
-    """The name of the module's data file, or None when its default data is written into the module."""
-    return f"{model.name}.npz" if model.X.size + model.Y.size > INLINE_DATA_VALUES else None
+def module_fields(kernel: Kernel, layout: str) -> dict:
+    """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
+    model = kernel.program.model
+    printer = KernelPrinter(kernel.code_names)
+    forward, loss_and_grad = kernel_blocks(kernel, printer, layout)
+    return {
+        "params": repr(tuple(p.name for p in model.params)),
+        "inputs": repr(tuple(s.name for s in model.inputs)),
+        "targets": repr(tuple(s.name for s in model.targets)),
+        "init": _float_list(model.init),
+        "X": None if data_file(model) else _float_list(model.X),
+        "Y": None if data_file(model) else _float_list(model.Y),
+        "data_file": data_file(model),
+        "data_digest": data_file(model) and data_digest(model.X, model.Y),
+        "cache_name": CACHE_NAME_SLOT,
+        "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
+        "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
+        "defaults": repr(vars(model.training)),
+        "helpers": helper_sources(_expressions(*kernel.programs())),
+        "n_outputs": len(model.outputs),
+        "forward": forward,
+        "loss_and_grad": loss_and_grad,
+        "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        "one_sample_sweep": kernel.one_sample_sweep
+        and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
+        **_update_rule_fields(model),
+    }
+
+
+def header_fields(model, provenance: Provenance) -> dict:
+    """Every variable templates/header.py.j2 reads."""
+    return {
+        "name": model.name,
+        "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
+        "rebuild_command": docstring_text(provenance.rebuild_command),
+        "formula": formula_lines(model),
+        **provenance.header_fields(),
+    }
 
 
 # The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
@@ -199,46 +279,23 @@ CACHE_NAME_SLOT = "__symcompile_cache_name__"
 
 
 def module_cache_name(body: str) -> str:
-    return f"_symcompile_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+    return f"_symcompile_{sha256(body)[:16]}"
 
 
-def emit(
-    kernel: Kernel, names: NameTable, options: dict, rebuild_command: str, model_digest: str, layout: str = "unrolled"
-) -> str:
-    """The module's source; `layout` is "unrolled" or "rolled" (see `chosen_layout`)."""
-    model = kernel.program.model
-    printer = KernelPrinter(names.code)
-    forward, loss_and_grad = kernel_blocks(kernel, names, printer, layout)
+def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
+    """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
+    layout = chosen_layout(kernel, layout)
     env = template_environment()
-    body = env.get_template("module.py.j2").render(
-        params=repr(tuple(p.name for p in model.params)),
-        inputs=repr(tuple(s.name for s in model.inputs)),
-        targets=repr(tuple(s.name for s in model.targets)),
-        init=_float_list(model.init),
-        X=None if data_file(model) else _float_list(model.X),
-        Y=None if data_file(model) else _float_list(model.Y),
-        data_file=data_file(model),
-        data_digest=data_file(model) and data_digest(model.X, model.Y),
-        X_shape=f"{model.X.shape[0]}, {model.X.shape[1]}",
-        Y_shape=f"{model.Y.shape[0]}, {model.Y.shape[1]}",
-        defaults=repr(vars(model.training)),
-        helpers=helpers_used(_expressions(*kernel.programs())),
-        n_outputs=len(model.outputs),
-        forward=forward,
-        loss_and_grad=loss_and_grad,
-        sweep=[render_block(b, model, names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
-        one_sample_sweep=kernel.one_sample_sweep and render_block(kernel.one_sample_sweep, model, names, printer, "", "0"),
-        cache_name=CACHE_NAME_SLOT,
-    )
+    body = env.get_template("module.py.j2").render(module_fields(kernel, layout))
     body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
-    header = env.get_template("header.py.j2").render(
-        name=model.name,
-        description="\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
-        rebuild_command=docstring_text(rebuild_command),
-        formula=formula_lines(model),
+    provenance = Provenance(
         versions=versions(),
-        options=", ".join(f"{k}={v}" for k, v in options.items()),
-        digest=hashlib.sha256(body.encode()).hexdigest(),
+        gradient=kernel.program.method,
+        layout=layout,
+        rewrites=rewrites,
         model_digest=model_digest,
+        body_digest=sha256(body),
+        rebuild_command=rebuild_command,
     )
-    return header + body
+    header = env.get_template("header.py.j2").render(header_fields(kernel.program.model, provenance))
+    return ModuleSource(header + body, layout, provenance)

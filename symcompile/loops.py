@@ -17,6 +17,10 @@ large models the emitter rolls such runs back into loops:
 Temporaries live in an array `t` so that a loop can address them; results
 (loss, gradient or outputs) go to their own arrays the same way. A loop runs
 its statements in their order, so rolling never changes what is computed.
+
+This module is analysis only: it returns `Loop`s, plain data (counts, array
+patterns, base indices and strides, SymPy expressions). Turning them into a
+backend's text is the emitter's job (`emit.loop_lines` for Python/Numba).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import sympy as sp
 from symcompile.differentiate import StraightLine
 
 TEMPORARIES = "t[{}]"
-LOOP_INDEX = "k"
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,34 @@ class Statement:
     expr: sp.Expr
 
 
-@dataclass
+@dataclass(frozen=True)
+class Index:
+    """The index of the i-th pass of a loop: base + i*stride (stride 0: the same element every pass)."""
+
+    base: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class Loop:
+    """`count` passes (1: a single statement) of `destination` (a pattern with `{}` at `index`) receiving `expr`,
+    in which each symbol of `reads` is read from its array (a pattern with `{}`) at its index."""
+
+    count: int
+    destination: str
+    index: Index | None
+    expr: sp.Expr
+    reads: tuple[tuple[sp.Symbol, str, Index], ...]
+
+
+@dataclass(frozen=True)
 class RolledCode:
-    lines: list[str]  # one sample's code: loops and single statements, results included
+    """A program in the rolled layout: its loops, the size of the temporaries array `t`, and the model symbols
+    read by name."""
+
+    loops: tuple[Loop, ...]  # one sample's code, results included, in order
     n_temporaries: int
-    named: set  # model symbols read by name: parameters loaded before the sample loop, inputs per sample
+    named: frozenset  # model symbols read by name: parameters loaded before the sample loop, inputs per sample
 
 
 class _Addresses:
@@ -117,15 +143,6 @@ def schedule(assignments, addresses):
     return ordered
 
 
-def _index_text(base, stride):
-    if stride == 0:
-        return str(base)
-    step = LOOP_INDEX if abs(stride) == 1 else f"{abs(stride)}*{LOOP_INDEX}"
-    if base == 0 and stride > 0:
-        return step
-    return f"{base} {'+' if stride > 0 else '-'} {step}"
-
-
 class _Run:
     """Neighbouring statements of one shape whose indices advance by fixed strides: one loop."""
 
@@ -150,23 +167,21 @@ class _Run:
         self.count += 1
         return True
 
-    def lines(self, addresses, printer, named):
+    def loop(self, addresses, named) -> Loop:
+        """The run as a `Loop`; model symbols it reads at the same index every pass are added to `named`."""
         stride = self.stride or (0,) * len(self.base)
-        reads = {}
+        reads = []
         for symbol, base, step in zip(self.symbols, self.base[1:], stride[1:]):
             array = addresses.kind(symbol)
             if step == 0 and array != TEMPORARIES:
                 named.add(symbol)  # loop-invariant model symbol: read by its name
             else:
-                reads[symbol] = sp.Symbol(array.format(_index_text(base, step)))
-        destination = self.first.destination.format(_index_text(self.base[0], stride[0]))
-        line = f"{destination} {printer.doprint(self.first.expr.xreplace(reads))}"
-        if self.count == 1:
-            return [line]
-        return [f"for {LOOP_INDEX} in range({self.count}):", "    " + line]
+                reads.append((symbol, array, Index(base, step)))
+        index = None if self.base[0] is None else Index(self.base[0], stride[0])
+        return Loop(self.count, self.first.destination, index, self.first.expr, tuple(reads))
 
 
-def rolled(code: StraightLine, model, printer, result_destinations) -> RolledCode:
+def rolled(code: StraightLine, model, result_destinations) -> RolledCode:
     """Lay out `code` as loops; result i goes to `result_destinations[i]`, a (pattern, index) pair."""
     addresses = _Addresses(model)
     assignments = schedule(code.assignments, addresses)
@@ -184,5 +199,5 @@ def rolled(code: StraightLine, model, printer, result_destinations) -> RolledCod
         if not (runs and runs[-1].extend(key, statement, symbols, addresses)):
             runs.append(_Run(key, statement, symbols, addresses))
     named = set()
-    lines = [line for run in runs for line in run.lines(addresses, printer, named)]
-    return RolledCode(lines, len(assignments), named)
+    loops = tuple(run.loop(addresses, named) for run in runs)
+    return RolledCode(loops, len(assignments), frozenset(named))

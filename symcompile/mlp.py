@@ -15,6 +15,7 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.model import check_model_size, make_model
+from symcompile.options import allowed, choose
 
 
 def _sigmoid(z):
@@ -33,8 +34,8 @@ ACTIVATIONS = {
     "softplus": _softplus,
 }
 OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS) + ("softmax",)
-BIAS_SCHEMES = ("per-neuron", "shared")
-INIT_SCHEMES = ("xavier", "normal", "zeros")
+BIAS_SCHEMES = allowed("bias")
+INIT_SCHEMES = allowed("init")
 
 
 def binary_cross_entropy(outputs, targets):
@@ -55,12 +56,6 @@ LOSSES = {
     "mean_squared_error": mean_squared_error,
     "softmax_cross_entropy": softmax_cross_entropy,
 }
-
-
-def _choice(value, options, what):
-    if value not in options:
-        raise SymcompileError(f"unknown {what} {value!r}; choose one of {', '.join(options)}")
-    return value
 
 
 def check_layers(layers):
@@ -132,15 +127,17 @@ def network(layers, hidden_activation, output_activation, bias):
         z = []
         for j in targets:
             incoming = [(v, weights[i, j]) for v, i in zip(values, sources)]
+            # One Add of all the terms: summing them one by one re-sorts the growing sum at every step.
             if bias == "shared":  # the blog's scheme: w0 added once per incoming edge
-                z.append(sum(v * w + params[0] for v, w in incoming))
+                z.append(sp.Add(*(v * w + params[0] for v, w in incoming)))
             else:
                 params.append(sp.Symbol(f"b{j}", real=True))
                 fans.append(None)
-                z.append(sum(v * w for v, w in incoming) + params[-1])
+                z.append(sp.Add(*(v * w for v, w in incoming), params[-1]))
         if activation is None:  # softmax: normalized exponentials of the whole layer
             exps = [sp.exp(zj) for zj in z]
-            values = [e / sum(exps) for e in exps]
+            total = sp.Add(*exps)
+            values = [e / total for e in exps]
         else:
             values = [activation(zj) for zj in z]
     if bias == "shared":
@@ -181,16 +178,16 @@ def mlp_model(
 ):
     """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values."""
     layers = check_layers(layers)
-    _choice(hidden_activation, tuple(ACTIVATIONS), "hidden activation")
-    _choice(output_activation, OUTPUT_ACTIVATIONS, "output activation")
-    _choice(loss, tuple(LOSSES), "loss")
-    _choice(bias, BIAS_SCHEMES, "bias scheme")
+    choose("hidden_activation", hidden_activation)
+    choose("output_activation", output_activation)
+    choose("loss", loss)
+    choose("bias", bias)
     _check_loss_fits(loss, output_activation, layers[-1])
     check_model_size(parameter_count(layers, bias))  # before the network's expressions are made, which takes long
     params, inputs, outputs, fans = network(layers, hidden_activation, output_activation, bias)
     targets = target_symbols(layers[-1])
     if isinstance(init, str):
-        init = initial_weights(fans, _choice(init, INIT_SCHEMES, "init scheme"), seed)
+        init = initial_weights(fans, choose("init", init), seed)
     sizes = "-".join(map(str, layers))
     description = description or (
         f"A {sizes} network: {hidden_activation} hidden layers, {output_activation} output, {loss}, {bias} bias."

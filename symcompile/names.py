@@ -22,6 +22,8 @@ import unicodedata
 
 import sympy as sp
 
+from symcompile import update_rules
+
 # Names the generated module and its kernels use for themselves.
 MODULE_NAMES = {
     "math", "np", "numba", "NamedTuple",
@@ -33,9 +35,15 @@ MODULE_NAMES = {
 TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 
 
-def is_safe_code_name(name: str) -> bool:
-    """Whether generated code may use `name` as it is."""
-    return name.isidentifier() and name.isascii() and not name.startswith("_") and name not in TAKEN
+def reserved_names() -> set[str]:
+    """Every name a user's symbol must not take: the module's own, Python's, and the update rules'."""
+    return TAKEN.union(*(rule.names() for rule in update_rules.RULES.values()))
+
+
+def is_safe_code_name(name: str, reserved=None) -> bool:
+    """Whether generated code may use `name` as it is (`reserved`: `reserved_names()`, when the caller has it)."""
+    reserved = reserved_names() if reserved is None else reserved
+    return name.isidentifier() and name.isascii() and not name.startswith("_") and name not in reserved
 
 
 def _ascii_like(char: str) -> str:
@@ -60,10 +68,11 @@ class NameTable:
     """Maps model symbols to code identifiers and hands out fresh internal names."""
 
     def __init__(self, symbols):
-        self.taken = set(TAKEN) | {s.name for s in symbols}
+        reserved = reserved_names()
+        self.taken = reserved | {s.name for s in symbols}
         self.code = {}
         for symbol in symbols:
-            if is_safe_code_name(symbol.name):
+            if is_safe_code_name(symbol.name, reserved):
                 self.code[symbol] = symbol.name
         claimed = set(self.code.values())
         for symbol in symbols:

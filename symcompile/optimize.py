@@ -14,16 +14,27 @@ Operation counts before and after are kept for the build report.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import sympy as sp
 
+from symcompile import update_rules
 from symcompile.differentiate import Program, StraightLine
 from symcompile.names import NameTable
+from symcompile.options import ONE_SAMPLE_SWEEP_MAX_PARAMS, UNROLLED_SWEEP_MAX_PARAMS
 
 
 @dataclass(frozen=True)
 class Kernel:
+    """The programs the module runs, after CSE, with everything emit needs to print them.
+
+    `code_names` maps every symbol the programs use (the model's, the
+    temporaries, the compiler's own locals) to its identifier in generated
+    code; it is a read-only copy, so a Kernel can be emitted on its own.
+    """
+
     program: Program
     forward: StraightLine
     loss_and_grad: StraightLine
@@ -40,6 +51,7 @@ class Kernel:
     one_sample_sweep: StraightLine | None
     ops_before: int
     ops_after: int
+    code_names: Mapping[sp.Symbol, str]
 
     def programs(self):
         """Every straight-line program the module runs."""
@@ -86,15 +98,6 @@ def in_dependency_order(definitions):
     return tuple(ordered)
 
 
-# Above this many parameters the sweep calls the fused kernel instead of unrolling one program per
-# parameter: the unrolled sweep's code grows as P * (program size) and Numba compiles it for seconds.
-UNROLLED_SWEEP_MAX_PARAMS = 16
-# Up to this many parameters the single-sample sweep is built. Its CSE runs over
-# every parameter's derivative at once and grows faster than the model: for
-# the 337-parameter 2-16-16-1 network it added 61 s to optimize and 25 s to emit.
-ONE_SAMPLE_SWEEP_MAX_PARAMS = 32
-
-
 def one_sample_sweep(code: StraightLine, params, names: NameTable) -> StraightLine:
     """The sequential sweep over one sample, unrolled into one straight-line program.
 
@@ -127,21 +130,27 @@ def one_sample_sweep(code: StraightLine, params, names: NameTable) -> StraightLi
     return eliminate_common_subexpressions(program, names.new_temporaries)
 
 
-def optimize(program: Program, names: NameTable) -> Kernel:
+def optimize(program: Program) -> Kernel:
+    """CSE over each program the module runs; the sweep's programs only for a rule that needs them."""
+    model = program.model
+    names = NameTable(model.params + model.inputs + model.targets)
     code = numbered(program.loss_and_grad, (names.local_symbol(f"v{i}") for i in itertools.count()))
     new_temporaries = names.new_temporaries
     fused = optimized(code, new_temporaries)
-    n_params = len(program.model.params)
+    n_params = len(model.params)
+    sequential = update_rules.needs_sequential_sweep()
+    unrolled_sweep = sequential and n_params <= UNROLLED_SWEEP_MAX_PARAMS
     return Kernel(
         program=program,
         forward=optimized(program.forward, new_temporaries),
         loss_and_grad=fused,
-        sweep=per_parameter_programs(code, new_temporaries) if n_params <= UNROLLED_SWEEP_MAX_PARAMS else (),
+        sweep=per_parameter_programs(code, new_temporaries) if unrolled_sweep else (),
         one_sample_sweep=(
-            one_sample_sweep(code, program.model.params, names) if n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS else None
+            one_sample_sweep(code, model.params, names) if sequential and n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS else None
         ),
         ops_before=count_ops(code),
         ops_after=count_ops(fused),
+        code_names=MappingProxyType(dict(names.code)),
     )
 
 

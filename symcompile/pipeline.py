@@ -1,80 +1,95 @@
 """The driver: one call per stage, each timed, so `build` can say where its time went.
 
-    model --rewrite--> Model --differentiate--> Program --optimize--> Kernel
-          --emit--> source --write--> generated/<name>.py --load--> module
+    spec or API --model--> Model --rewrite--> Model --differentiate--> Program
+        --optimize--> Kernel --emit--> ModuleSource --write--> BuildResult (generated/<name>.py)
+
+Each arrow is one module of symcompile and each name a frozen dataclass;
+`stages()` below is the whole compiler, in order.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from symcompile.differentiate import differentiate
-from symcompile.emit import chosen_layout, data_file, emit
-from symcompile.model import Model, TrainingDefaults, make_model, model_digest
-from symcompile.names import NameTable
+from symcompile.emit import ModuleSource, emit
+from symcompile.model import Model, make_model
 from symcompile.optimize import optimize
+from symcompile.options import BuildOptions, training_settings
+from symcompile.provenance import model_digest
 from symcompile.rewrite import rewrite
-from symcompile.writer import data_digest, load_module, write_data, write_module
+from symcompile.writer import data_digest, data_file, load_module, write_data, write_module
 
 DEFAULT_OUT_DIR = "generated"
+STAGES = ("model", "rewrite", "differentiate", "optimize", "emit", "write")
 
 
-@dataclass
-class BuildReport:
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did: the module's path, whether its bytes changed, the rewrites applied, the operation counts
+    before and after CSE, the gradient method and layout used ("auto" resolved), and the seconds of each stage
+    (model making included when the caller timed it)."""
+
     path: Path
     changed: bool
+    rewrites: tuple[str, ...]
     ops_before: int
     ops_after: int
-    rewrites: tuple[str, ...]
-    gradient: str  # the method used: "diff" or "reverse" (`auto` resolved)
-    layout: str  # the kernels' layout: "unrolled" or "rolled" (`auto` resolved)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    gradient: str
+    layout: str
+    stage_seconds: dict[str, float]
 
 
-class _Stopwatch:
-    def __init__(self):
-        self.seconds = {}
-
-    def run(self, stage, function, *args, **kwargs):
-        start = time.perf_counter()
-        result = function(*args, **kwargs)
-        self.seconds[stage] = time.perf_counter() - start
-        return result
-
-
-def generate(model: Model, *, gradient="auto", layout="auto", rebuild_command=None):
-    """Every stage but the write: returns (source text, kernel, rewrites, stage times, layout)."""
-    watch = _Stopwatch()
-    rewritten, rewrites = watch.run("rewrite", rewrite, model)
-    program = watch.run("differentiate", differentiate, rewritten, gradient)
-    names = NameTable(model.params + model.inputs + model.targets)
-    kernel = watch.run("optimize", optimize, program, names)
-    layout = chosen_layout(kernel, layout)
-    options = {"gradient": program.method, "cse": "on", "rewrites": "+".join(rewrites.applied) or "none"}
-    if layout != "unrolled":  # the original layout goes unmentioned, so existing modules keep their bytes
-        options["layout"] = layout
-    command = rebuild_command or f"python -m symcompile build  # model {model.name}"
-    source = watch.run("emit", emit, kernel, names, options, command, model_digest(model), layout)
-    return source, kernel, rewrites, watch, layout
-
-
-def build(
-    model: Model, out_dir=DEFAULT_OUT_DIR, *, gradient="auto", layout="auto", rebuild_command=None
-) -> BuildReport:
-    """Compile `model` into out_dir/<name>.py and report what each stage did."""
-    source, kernel, rewrites, watch, layout = generate(
-        model, gradient=gradient, layout=layout, rebuild_command=rebuild_command
+def stages(model: Model, options: BuildOptions = BuildOptions()):
+    """Run the stages from rewrite to emit, yielding (stage name, its output) after each."""
+    rewritten, rewrites = rewrite(model)
+    yield "rewrite", rewritten
+    program = differentiate(rewritten, options.gradient)
+    yield "differentiate", program
+    kernel = optimize(program)
+    yield "optimize", kernel
+    command = options.rebuild_command or _api_rebuild_command(model)
+    yield "emit", emit(
+        kernel, options.layout, rewrites=rewrites.applied, rebuild_command=command, model_digest=model_digest(model)
     )
+
+
+def generate(model: Model, options: BuildOptions | None = None, **choices) -> ModuleSource:
+    """Every stage but the write: the module's source (options as for `build`)."""
+    *_, (_, source) = stages(model, options or BuildOptions(**choices))
+    return source
+
+
+def build(model: Model, out_dir=DEFAULT_OUT_DIR, options: BuildOptions | None = None, *, model_seconds=None, **choices):
+    """Compile `model` into out_dir/<name>.py and report what each stage did.
+
+    Give `options`, or its fields as keywords (`gradient="reverse"`, `layout=...`, `rebuild_command=...`).
+    `model_seconds`: the time the caller took to make `model`, reported as the first stage.
+    """
+    options = options or BuildOptions(**choices)
+    seconds = {} if model_seconds is None else {"model": model_seconds}
+    outputs = {}
+    start = time.perf_counter()
+    for stage, output in stages(model, options):
+        outputs[stage], seconds[stage] = output, time.perf_counter() - start
+        start = time.perf_counter()
+    source, kernel = outputs["emit"], outputs["optimize"]
     if data_file(model):  # first: a module is never without the data it reads
-        digest = data_digest(model.X, model.Y)
-        watch.run("write data", write_data, model.X, model.Y, out_dir, data_file(model), model.name, digest)
-    path, changed = watch.run("write", write_module, source, out_dir, model.name)
-    return BuildReport(
-        path, changed, kernel.ops_before, kernel.ops_after, rewrites.applied, kernel.program.method, layout,
-        watch.seconds,
+        write_data(model.X, model.Y, out_dir, data_file(model), model.name, data_digest(model.X, model.Y))
+    path, changed = write_module(source.text, out_dir, model.name)
+    seconds["write"] = time.perf_counter() - start
+    return BuildResult(
+        path, changed, source.provenance.rewrites, kernel.ops_before, kernel.ops_after, source.provenance.gradient,
+        source.layout, seconds,
     )  # fmt: skip
+
+
+def _api_rebuild_command(model: Model) -> str:
+    """What a module built from Python says rebuilds it: the call, since `python -m symcompile build` would build
+    the seed instead."""
+    return f"symcompile.compile_model(..., name={model.name!r}) from the Python code that built it"
 
 
 def compile_model(
@@ -82,9 +97,11 @@ def compile_model(
     description="", gradient="auto", layout="auto", **train_defaults,
 ):  # fmt: skip
     """Build a model written in SymPy, write its module, and return the imported module."""
-    training = TrainingDefaults(**train_defaults) if train_defaults else None
+    options = BuildOptions(gradient, layout)  # checked before the model is made
+    start = time.perf_counter()
     model = make_model(
-        name, output, loss, params, inputs, targets, init=init, X=X, Y=Y, training=training, description=description
-    )
-    report = build(model, out_dir, gradient=gradient, layout=layout)
+        name, output, loss, params, inputs, targets, init=init, X=X, Y=Y,
+        training=training_settings(train_defaults), description=description,
+    )  # fmt: skip
+    report = build(model, out_dir, options, model_seconds=time.perf_counter() - start)
     return load_module(report.path)

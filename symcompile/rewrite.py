@@ -168,6 +168,8 @@ REWRITES = (
 
 @dataclass(frozen=True)
 class RewriteReport:
+    """The names of the rewrites that changed something, in the order they ran."""
+
     applied: tuple[str, ...]
 
 

@@ -8,14 +8,15 @@ incoming edge, and NumPy's float `e` raised to a power rather than `exp`
 import sympy as sp
 from numpy import e
 
-from symcompile.model import TrainingDefaults, make_model
+from symcompile.model import make_model
+from symcompile.options import TrainingSettings
 
 # The blog's parameter order, which is also its sequential update order.
 PARAM_NAMES = ("w0", "w13", "w14", "w23", "w24", "w35", "w45")
 INIT = (0.1, 0.2, 0.8, 0.6, 0.4, 0.1, 0.5)
 SAMPLE = (0.35, 0.9)
 TARGET = 1
-TRAINING = TrainingDefaults(lr=0.3, max_iter=999, tol=0.0, update="sequential")
+TRAINING = TrainingSettings(lr=0.3, max_iter=999, tol=0.0, update="sequential")
 
 
 def network_output(x1, x2, w0, w13, w14, w23, w24, w35, w45):

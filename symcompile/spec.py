@@ -35,15 +35,14 @@ import sympy as sp
 from symcompile import mlp
 from symcompile.errors import SymcompileError
 from symcompile.expression import RESERVED, ExpressionParser
-from symcompile.model import UPDATE_RULES, Model, TrainingDefaults, check_training, is_module_name, make_model
+from symcompile.model import Model, is_module_name, make_model
+from symcompile.options import CHOICES, TRAINING_KEYS, choose, training_settings
 
-KINDS = ("mlp", "expression")
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
 KIND_KEYS = {
     "mlp": ("layers", "hidden_activation", "output_activation", "loss", "bias", "seed"),
     "expression": ("params", "inputs", "targets", "definitions", "output", "loss"),
 }
-TRAINING_KEYS = ("lr", "max_iter", "tol", "update")
 DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns")
 
 
@@ -66,7 +65,7 @@ def load_spec(path, data_root=None) -> Model:
 def spec_model(spec: dict, path: Path, data_root=None) -> Model:
     """The model of a spec already read from `path` (which locates errors and CSV files)."""
     with located(f"{path}: kind"):
-        kind = _choice(spec.get("kind"), KINDS)
+        kind = choose("kind", spec.get("kind"))
     _check_keys(spec, COMMON_KEYS + KIND_KEYS[kind], "at the top level", path)
     common = {
         "name": _model_name(spec, path),
@@ -129,20 +128,14 @@ def check_nesting(spec, path):
 def _mlp(spec, path, common, data_root) -> Model:
     with located(f"{path}: layers"):
         layers = mlp.check_layers(spec.get("layers"))
-    options = {
-        "hidden_activation": (tuple(mlp.ACTIVATIONS), "sigmoid"),
-        "output_activation": (mlp.OUTPUT_ACTIVATIONS, "sigmoid"),
-        "loss": (tuple(mlp.LOSSES), "binary_cross_entropy"),
-        "bias": (mlp.BIAS_SCHEMES, "per-neuron"),
-    }
     chosen = {}
-    for key, (allowed, default) in options.items():
+    for key in ("hidden_activation", "output_activation", "loss", "bias"):
         with located(f"{path}: {key}"):
-            chosen[key] = _choice(spec.get(key, default), allowed)
-    init = spec.get("init", "xavier")
+            chosen[key] = choose(key, spec.get(key, CHOICES[key].default))
+    init = spec.get("init", CHOICES["init"].default)
     with located(f"{path}: init"):
         if isinstance(init, str):
-            _choice(init, mlp.INIT_SCHEMES)
+            choose("init", init)
         else:
             init = _numbers(init, "init")
     seed = _get(spec, "seed", int, "an integer", path, default=0)
@@ -259,14 +252,6 @@ def _get(table, key, kind, described, path, default, prefix=""):
     return value
 
 
-def _choice(value, options):
-    if value is None:
-        raise SymcompileError(f"missing; choose one of {', '.join(options)}")
-    if value not in options:
-        raise SymcompileError(f"unknown value {value!r}; choose one of {', '.join(options)}")
-    return value
-
-
 def _number(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SymcompileError(f"{what} must be a finite number, got {value!r}")
@@ -292,16 +277,11 @@ def _model_name(spec, path):
 
 
 def _training(table, path):
-    settings = {}
-    for key, kind, described in (("lr", (int, float), "a number"), ("max_iter", int, "an integer"),
-                                 ("tol", (int, float), "a number"), ("update", str, "a string")):  # fmt: skip
-        if key in table:
-            settings[key] = _get(table, key, kind, described, path, default=None, prefix="training.")
-    if "update" in settings:
-        with located(f"{path}: training.update"):
-            _choice(settings["update"], UPDATE_RULES)
-    with located(f"{path}: training"):
-        return check_training(TrainingDefaults(**settings))
+    """The [training] table's settings, each checked where it is named (training.lr, ...)."""
+    for key, value in table.items():
+        with located(f"{path}: training.{key}"):
+            training_settings({key: value})
+    return training_settings(table)
 
 
 # --- data ---------------------------------------------------------------------------------------------------------

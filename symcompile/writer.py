@@ -7,7 +7,7 @@ or killed build leaves the previous module intact and concurrent builds never
 mix their bytes (the last one to finish wins, whole). A module whose bytes
 have not changed is not rewritten, which keeps Numba's on-disk cache (keyed on
 the file's timestamp) valid across rebuilds. Large default data is written the
-same way to `<name>.npz` beside the module (symcompile/emit.py, `data_file`).
+same way to `<name>.npz` beside the module (`data_file`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,16 @@ def write_data(X, Y, out_dir, file_name: str, name: str, digest: str) -> Path:
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
+
+
+# Default data of more values than this goes to a file beside the module (<name>.npz) rather than into
+# its text as literals: a million rows would make a module of tens of MiB that is slow to write and read.
+INLINE_DATA_VALUES = 4096
+
+
+def data_file(model) -> str | None:
+    """The name of the module's data file, or None when its default data is written into the module."""
+    return f"{model.name}.npz" if model.X.size + model.Y.size > INLINE_DATA_VALUES else None
 
 
 def data_digest(X, Y) -> str:
@@ -111,18 +121,6 @@ def _process_running(pid: int) -> bool:
     except OSError:  # it exists, under another user
         return True
     return True
-
-
-def body_matches_digest(path) -> bool:
-    """Whether the module's body is still what its header's digest says (not edited or truncated since the build).
-
-    The digest covers the text after the header's blank last line (symcompile/emit.py); the generated
-    module's own `check_digest()` does the same.
-    """
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
-    head, found, body = text.partition(" (of the source below this line)\n\n")
-    recorded = head.rpartition("# Digest: sha256:")[2]
-    return bool(found) and hashlib.sha256(body.encode("utf-8", errors="replace")).hexdigest() == recorded
 
 
 def load_module(path):

@@ -33,4 +33,4 @@ def test_main_rejects_unknown_methods(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["bench", "--scenario", "scaling", "--methods", "diff,forward"])
     assert stop.value.code == 2
-    assert "unknown method 'forward'" in capsys.readouterr().err
+    assert "unknown gradient method 'forward'" in capsys.readouterr().err

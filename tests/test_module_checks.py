@@ -79,6 +79,6 @@ def test_cli_train_rebuilds_a_module_edited_or_cut_short(tmp_path, capsys, damag
     capsys.readouterr()
     assert cli.main(["train", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "was changed after it was built" in out
+    assert "was changed after it was generated" in out
     assert F5_SEQUENTIAL_999 in out
     assert path.read_bytes() == original

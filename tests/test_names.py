@@ -83,7 +83,7 @@ def test_kernels_use_no_name_a_model_symbol_could_take():
     shadow it; this keeps names.py's list in step with the template.
     """
     model = seed_model()
-    source, *_ = generate(model)
+    source = generate(model).text
     own = {s.name for s in model.params + model.inputs + model.targets}
     kernels = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name.endswith("_kernel")]
     assert len(kernels) >= 3
@@ -112,7 +112,7 @@ def _statement_kinds(tree):
 
 @functools.cache
 def _plain_statement_kinds():
-    return _statement_kinds(ast.parse(generate(_fuzz_model(["a", "b", "x", "y"]))[0]))
+    return _statement_kinds(ast.parse(generate(_fuzz_model(["a", "b", "x", "y"])).text))
 
 
 @settings(max_examples=30, deadline=None)
@@ -121,7 +121,7 @@ def test_any_names_give_valid_python_that_keeps_them(names):
     """Any four distinct strings as two params, an input and a target: the source compiles, has the same
     statements as with plain names (nothing escaped into code), and records the names."""
     model = _fuzz_model(names)
-    tree = ast.parse(generate(model)[0])  # a SyntaxError if a name broke out of a string or comment
+    tree = ast.parse(generate(model).text)  # a SyntaxError if a name broke out of a string or comment
     assert _statement_kinds(tree) == _plain_statement_kinds()
     contract = {
         node.targets[0].id: ast.literal_eval(node.value)

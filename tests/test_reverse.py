@@ -217,7 +217,7 @@ def test_cli_rejects_unknown_choices(tmp_path, option, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["build", "--out-dir", str(tmp_path), option, "nonsense"])
     assert stop.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert "choose one of" in capsys.readouterr().err
     assert not (tmp_path / "seed_mlp.py").exists()
 
 

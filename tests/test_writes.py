@@ -48,7 +48,7 @@ def victim(description):
 
 
 def source_of(description):
-    return generate(victim(description))[0]
+    return generate(victim(description)).text
 
 
 @pytest.fixture

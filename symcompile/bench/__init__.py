@@ -17,8 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from symcompile.differentiate import METHODS
-from symcompile.emit import LAYOUTS
+from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
 SCENARIOS = ("seed", "dataset", "scaling")
@@ -38,15 +37,6 @@ def _layers(text):
     if len(layers) < 2 or min(layers) < 1:
         raise argparse.ArgumentTypeError(f"layer sizes like 2-16-16-1 expected, got {text!r}")
     return layers
-
-
-def _one_of(choices, what):
-    def parse(text):
-        if text not in choices:
-            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; choose from {', '.join(choices)}")
-        return text
-
-    return parse
 
 
 def _list_of(parse_one):
@@ -77,8 +67,8 @@ def add_arguments(parser):
     dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20)")
     scaling = parser.add_argument_group("scaling scenario")
     scaling.add_argument("--sizes", type=_list_of(_layers), help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")
-    scaling.add_argument("--methods", type=_list_of(_one_of(METHODS, "method")), help="gradient methods (default: diff,reverse)")
-    scaling.add_argument("--layouts", type=_list_of(_one_of(LAYOUTS, "layout")), help="kernel layouts: auto, unrolled, rolled (default: auto)")
+    scaling.add_argument("--methods", type=_list_of(argument_type("gradient")), help="gradient methods (default: diff,reverse)")
+    scaling.add_argument("--layouts", type=_list_of(argument_type("layout")), help="kernel layouts: auto, unrolled, rolled (default: auto)")
     scaling.add_argument("--diff-max-params", type=_positive, help="skip diff above this many parameters (default: 369, that is up to 4-16-16-1)")
 
 

@@ -1,0 +1,243 @@
+"""Each stage on its own, without Numba: options, the printer, CSE, reverse mode, rolled loops, the templates'
+variables, provenance, and `build --dump-after`."""
+
+import math
+import re
+
+import jinja2
+import jinja2.meta
+import numpy as np
+import pytest
+import sympy as sp
+
+from symcompile import update_rules
+from symcompile.cli import main
+from symcompile.differentiate import StraightLine, differentiate
+from symcompile.emit import (
+    chosen_layout, header_fields, loop_lines, module_fields, template_environment, template_folder,
+)  # fmt: skip
+from symcompile.errors import SymcompileError
+from symcompile.loops import Index, Loop, rolled
+from symcompile.mlp import mlp_model
+from symcompile.model import make_model
+from symcompile.optimize import count_ops, eliminate_common_subexpressions, optimize
+from symcompile.options import BuildOptions, argument_type, choose, training_settings
+from symcompile.pipeline import build, generate
+from symcompile.printer import KernelPrinter
+from symcompile.provenance import Provenance, read_header, verify_module
+from symcompile.reverse import reverse_gradient
+from symcompile.seed import seed_model
+from symcompile.stable import sigmoid
+
+a, b, x, y = sp.symbols("a b x y", real=True)
+
+# --- options --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: choose("gradient", "forward"), "unknown gradient method 'forward'; choose one of auto, diff, reverse"),
+        (lambda: choose("layout", "tiled"), "unknown layout 'tiled'; choose one of auto, unrolled, rolled"),
+        (lambda: choose("kind", None), "missing spec kind; choose one of mlp, expression"),
+        (lambda: BuildOptions(gradient="newton"), "unknown gradient method 'newton'"),
+        (lambda: training_settings({"lr": -0.1}), "lr must be a non-negative number, not -0.1"),
+        (lambda: training_settings({"lr": math.nan}), "lr must be a non-negative number"),
+        (lambda: training_settings({"lr": True}), "lr must be a non-negative number, not True"),
+        (lambda: training_settings({"tol": math.inf}), "tol must be a non-negative number"),
+        (lambda: training_settings({"max_iter": 2.0}), "max_iter must be an integer from 0 to 1e+08"),
+        (lambda: training_settings({"update": "newton"}), "unknown update rule 'newton'; choose one of sequential"),
+        (lambda: training_settings({"learning_rate": 1}), "unknown training setting 'learning_rate'"),
+    ],
+)
+def test_options_reject_bad_values_in_one_line(call, message):
+    with pytest.raises(SymcompileError, match=re.escape(message)) as error:
+        call()
+    assert "\n" not in str(error.value)
+
+
+def test_training_settings_apply_over_a_base_and_convert_numbers():
+    base = training_settings({"lr": 0.3, "update": "sequential"})
+    settings = training_settings({"lr": 1, "max_iter": 5}, base=base)
+    assert vars(settings) == {"lr": 1.0, "max_iter": 5, "tol": 0.0, "update": "sequential"}
+    assert isinstance(settings.lr, float)
+
+
+def test_argument_type_words_errors_as_choose():
+    with pytest.raises(Exception, match="unknown layout 'x'; choose one of"):
+        argument_type("layout")("x")
+    assert argument_type("layout")("rolled") == "rolled"
+
+
+# --- printer --------------------------------------------------------------------------------------------------------
+
+
+def test_printer_writes_safe_names_all_float_digits_and_helper_calls():
+    lam = sp.Symbol("lambda", real=True)
+    printer = KernelPrinter({lam: "lambda_"})
+    assert printer.doprint(lam * sp.Float(1) / 3) == "0.3333333333333333*lambda_"  # 16 digits: what repr gives
+    assert printer.doprint(sigmoid(a)) == "_sigmoid(a)"
+    assert printer.doprint(sp.exp(a) + sp.Max(0, b)) == "math.exp(a) + max(0, b)"
+    with pytest.raises(SymcompileError, match="besselj has no Numba-compatible form"):
+        printer.doprint(sp.besselj(0, a))
+
+
+# --- optimize: CSE --------------------------------------------------------------------------------------------------
+
+
+def test_cse_shares_a_repeated_subexpression_and_counts_operations():
+    code = StraightLine((), (sp.exp(a * x) + 1, 2 * sp.exp(a * x)))
+    # before: exp, mul, add; exp, mul, mul. After: t0 = exp(a*x) (exp, mul), t0 + 1, 2*t0.
+    assert count_ops(code) == 6
+    shared = eliminate_common_subexpressions(code, lambda: iter(sp.symbols("t0:9")))
+    assert count_ops(shared) == 4
+    assert shared.assignments == ((sp.Symbol("t0"), sp.exp(a * x)),)
+
+
+def test_kernel_carries_its_code_names_and_op_counts():
+    kernel = optimize(differentiate(seed_model(), "diff"))
+    assert 0 < kernel.ops_after < kernel.ops_before
+    assert {kernel.code_names[p] for p in kernel.program.model.params} == {p.name for p in seed_model().params}
+    with pytest.raises(TypeError):
+        kernel.code_names[a] = "a"  # read-only: emit cannot change what optimize named
+
+
+# --- differentiate: reverse mode on small graphs --------------------------------------------------------------------
+
+
+def _run(assignments, results, values):
+    """Evaluate a straight-line program with numbers (SymPy, exactly), in order."""
+    values = dict(values)
+    for symbol, expr in assignments:
+        values[symbol] = expr.xreplace(values)
+    return [sp.N(r.xreplace(values), 30) for r in results]
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [sp.sin(a * b), (a * x + b - y) ** 2, sp.log(1 + sp.exp(a * x)) * b, sp.exp(a) * sp.exp(a) / (1 + b**2)],
+)
+def test_reverse_mode_program_gives_sympy_derivatives(loss):
+    assignments, results = reverse_gradient(loss, (a, b))
+    point = {a: sp.Rational(3, 10), b: sp.Rational(-7, 10), x: sp.Rational(1, 2), y: 2}
+    got = _run(assignments, results, point)
+    expected = [loss.xreplace(point), sp.diff(loss, a).xreplace(point), sp.diff(loss, b).xreplace(point)]
+    for value, reference in zip(got, expected):
+        assert abs(value - sp.N(reference, 30)) < 1e-25
+
+
+# --- loops: rolled layout -------------------------------------------------------------------------------------------
+
+
+def test_rolled_layout_turns_runs_of_like_statements_into_loops():
+    model = mlp_model("net", [2, 8, 1], X=[[0.1, 0.2]], Y=[1])
+    kernel = optimize(differentiate(model, "reverse"))
+    destinations = [("loss +=", None)] + [("grad[{}] +=", j) for j in range(len(model.params))]
+    code = rolled(kernel.loss_and_grad, model, destinations)
+    # Every statement is still there, once: a loop of n passes stands for n of them.
+    assert sum(loop.count for loop in code.loops) == len(kernel.loss_and_grad.assignments) + len(destinations)
+    assert max(loop.count for loop in code.loops) == 8  # the hidden layer's neurons
+    assert code.n_temporaries == len(kernel.loss_and_grad.assignments)
+    assert chosen_layout(kernel, "auto") == "unrolled"  # small: the threshold is options.ROLL_ABOVE_NODES
+
+
+def test_a_loop_prints_as_python_with_its_strided_reads():
+    w0, w1, t0 = sp.symbols("w0 w1 t0")
+    loop = Loop(16, "t[{}] =", Index(32, 1), w0 * t0 + w1, ((w0, "w[{}]", Index(0, 2)), (t0, "t[{}]", Index(40, -1))))
+    assert loop_lines(loop, KernelPrinter({w1: "w1"})) == ["for k in range(16):", "    t[32 + k] = t[40 - k]*w[2*k] + w1"]
+    single = Loop(1, "loss +=", None, w1 * 2, ())
+    assert loop_lines(single, KernelPrinter({w1: "w1"})) == ["loss += 2*w1"]
+
+
+# --- emit: the templates read only what emit provides ---------------------------------------------------------------
+
+
+def _undeclared(env, source):
+    return jinja2.meta.find_undeclared_variables(env.parse(source))
+
+
+def test_every_template_variable_is_provided():
+    env = template_environment()
+    kernel = optimize(differentiate(seed_model()))
+    provided = set(module_fields(kernel, "unrolled"))
+    sources = {name: (template_folder() / name).read_text() for name in ("module.py.j2", "helpers.py.j2")}
+    sources |= {f"{rule.name}.{part}": getattr(rule, part) for rule in update_rules.RULES.values()
+                for part in ("step", "kernels")}  # fmt: skip
+    for name, source in sources.items():
+        assert _undeclared(env, source) <= provided, name
+    header = (template_folder() / "header.py.j2").read_text()
+    provenance = generate(seed_model()).provenance
+    assert _undeclared(env, header) <= set(header_fields(seed_model(), provenance))
+
+
+def test_a_missing_template_variable_is_an_error_not_an_empty_string():
+    with pytest.raises(jinja2.UndefinedError):
+        template_environment().get_template("header.py.j2").render(name="x")
+
+
+# --- provenance -----------------------------------------------------------------------------------------------------
+
+
+def test_header_records_what_provenance_holds_and_reads_back(tmp_path):
+    source = generate(seed_model(), gradient="reverse", layout="rolled")
+    assert isinstance(source.provenance, Provenance)
+    assert source.provenance.options_text().startswith("gradient=reverse, cse=on, rewrites=")
+    path = tmp_path / "m.py"
+    path.write_text(source.text)
+    recorded = read_header(path)
+    assert recorded.body_digest == source.provenance.body_digest
+    assert recorded.model_digest == source.provenance.model_digest
+    assert verify_module(path) is None
+
+
+def test_verify_module_notices_an_edit_a_truncation_and_a_foreign_file(tmp_path):
+    text = generate(seed_model()).text
+    path = tmp_path / "m.py"
+    path.write_text(text.replace("lr * grad[j]", "2 * lr * grad[j]"))
+    assert "changed after it was generated" in verify_module(path)
+    path.write_text(text[: len(text) // 2])
+    assert "changed after it was generated" in verify_module(path)
+    path.write_text("print('hello')\n")
+    assert "no symcompile header" in verify_module(path)
+
+
+def test_a_module_built_from_python_says_how_it_was_built(tmp_path):
+    from symcompile import compile_model
+
+    compile_model(a * x, (a * x - y) ** 2, [a], [x], [y], name="api_made", out_dir=tmp_path, X=[1.0], Y=[2.0])
+    docstring = (tmp_path / "api_made.py").read_text().split('"""')[1]
+    assert "python -m symcompile build" not in docstring
+    assert "compile_model(..., name='api_made')" in docstring
+
+
+# --- the pipeline and --dump-after ----------------------------------------------------------------------------------
+
+
+def test_build_reports_every_stage_and_model_making(tmp_path):
+    result = build(seed_model(), tmp_path, model_seconds=0.25)
+    assert list(result.stage_seconds) == ["model", "rewrite", "differentiate", "optimize", "emit", "write"]
+    assert result.stage_seconds["model"] == 0.25
+    assert (result.gradient, result.layout, result.changed) == ("diff", "unrolled", True)
+
+
+@pytest.mark.parametrize(
+    "stage, expected",
+    [
+        ("model", "output[0] = 1/(2.71828182845905**"),
+        ("rewrite", "output[0] = sigmoid("),
+        ("differentiate", "loss_and_grad: 0 assignments, 8 results"),
+        ("optimize", "operations after CSE"),
+        ("emit", "def _loss_and_grad_kernel(w, X, Y, grad):"),
+    ],
+)
+def test_dump_after_prints_the_stage_and_writes_nothing(tmp_path, capsys, stage, expected):
+    assert main(["build", "--dump-after", stage, "--out-dir", str(tmp_path / "out")]) == 0
+    assert expected in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_stage_outputs_are_frozen():
+    kernel = optimize(differentiate(make_model("m", a * x, (a * x - y) ** 2, [a], [x], [y])))
+    with pytest.raises(AttributeError):
+        kernel.ops_after = 0
+    assert np.isfinite(kernel.ops_before)
