@@ -11,24 +11,38 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
+forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check_digest().
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:cbccfbf408974861305721df12f5285ddf34913c24726abc694a2a161defd2ae (of the source below this line)
+# Digest: sha256:2e9d25eaebf55fc77dc2743d966021c446da55de84243dad3c388c28212e2829 (of the source below this line)
 
 
+import hashlib
 import math
+import os
 import signal
 import sys
 import time
+import types
+import warnings
 import zipfile
 from typing import NamedTuple
 
 import numba
 import numpy as np
+
+# Numba's on-disk cache records the name of the module that compiled a kernel, and imports the module
+# by that name when a later process loads the kernel (numba issue #7075). So this module goes by one
+# name of its own, derived from its content, however it is loaded (import, package import, a file
+# load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
+_loaded = sys.modules.get(__name__)
+__name__ = "_symcompile_d1dd1fd2c05787dd"
+if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
+    _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
+sys.modules[__name__] = _loaded
 
 PARAMS = ('w0', 'w13', 'w14', 'w23', 'w24', 'w35', 'w45')
 INPUTS = ('x1', 'x2')
@@ -41,12 +55,15 @@ DEFAULTS = {'lr': 0.3, 'max_iter': 999, 'tol': 0.0, 'update': 'sequential'}
 MODEL_DIGEST = "f475c637607b1ec3c58348c761d8e05e980e24a780279ce4a18e30348f9cd5f4"
 
 # The compiled loop's status codes; "interrupted" (Ctrl-C) is noticed between its calls.
-_STATUS = ("max_iter", "converged", "non-finite", "early_stopped", "interrupted")
-_INTERRUPTED = 4
+_STATUS = ("max_iter", "converged", "non-finite", "diverged", "early_stopped", "interrupted")
+_INTERRUPTED = 5
+# Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
+# long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
+_DIVERGED_FACTOR = 1e6
 # Each hyperparameter of the update rules: (kind, lowest, highest, whether highest is allowed, what it must be).
 # Kinds: "number", "flag" (True or False), "pair" (two numbers, as torch's betas).
 _HYPERPARAMETERS = {
-    "lr": ("number", 0.0, math.inf, True, "a non-negative number"),
+    "lr": ("number", 0.0, math.inf, True, "a positive number"),
     "weight_decay": ("number", 0.0, math.inf, True, "a non-negative number"),
     "momentum": ("number", 0.0, math.inf, True, "a non-negative number"),
     "nesterov": ("flag", 0.0, math.inf, True, "True or False"),
@@ -69,7 +86,7 @@ _CHUNK_SECONDS = 0.1
 _FIRST_GUESS = 2e-7
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sigmoid(z):
     """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
     # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
@@ -78,13 +95,13 @@ def _sigmoid(z):
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _softplus(z):
     """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _forward_kernel(w, X, out):
     w0 = w[0]
     w13 = w[1]
@@ -100,7 +117,7 @@ def _forward_kernel(w, X, out):
         out[n, 0] = _sigmoid(t0 + w35*_sigmoid(t0 + w13*x1 + w23*x2) + w45*_sigmoid(t0 + w14*x1 + w24*x2))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _loss_and_grad_kernel(w, X, Y, grad):
     """Mean loss over the samples; its gradient is written into `grad`. One fused pass."""
     w0 = w[0]
@@ -147,7 +164,7 @@ def _loss_and_grad_kernel(w, X, Y, grad):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
@@ -316,7 +333,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     """The same sweep for a single sample, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter."""
@@ -407,7 +424,7 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     return t12*_softplus(t10) + y*_softplus(t11)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _all_finite(values):
     for value in values:
         if not np.isfinite(value):
@@ -415,7 +432,16 @@ def _all_finite(values):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _diverged(loss, run):
+    """Whether the loss has passed the limit that run[5] keeps, set from the first loss (run[5] is 0 before)."""
+    if run[5] == 0.0:
+        run[5] = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        return False
+    return loss > run[5]
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _all_below(values, tol):
     for value in values:
         if not abs(value) < tol:
@@ -423,7 +449,7 @@ def _all_below(values, tol):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _accuracy_kernel(w, X, Y, out):
     """The fraction of outputs on the same side of 0.5 as their targets (outputs are probabilities)."""
     _forward_kernel(w, X, out)
@@ -440,7 +466,7 @@ _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _shuffle(order, rng):
     """Fisher-Yates shuffle of `order` in place with SplitMix64 numbers; rng[0] is the generator's state."""
     state = rng[0]
@@ -453,7 +479,7 @@ def _shuffle(order, rng):
     rng[0] = state
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _batch_buffers(X, Y, batch_size):
     """Room for one mini-batch, and for the smaller last one."""
     last = X.shape[0] % batch_size
@@ -461,7 +487,7 @@ def _batch_buffers(X, Y, batch_size):
             np.empty((last, X.shape[1])), np.empty((last, Y.shape[1])))  # fmt: skip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _gather(X, Y, order, start, X_batch, Y_batch):
     """Copy samples order[start], order[start + 1], ... into the batch's arrays."""
     for i in range(X_batch.shape[0]):
@@ -469,7 +495,7 @@ def _gather(X, Y, order, start, X_batch, Y_batch):
         Y_batch[i, :] = Y[order[start + i], :]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Gradient descent, sequential update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -494,6 +520,10 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
         step += 1
         losses[iteration - first] = loss
         below_tol = _all_below(steps, tol)
@@ -512,7 +542,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -522,7 +552,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Gradient descent, sequential update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -563,6 +593,10 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
             status = 2
             break
         losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -578,7 +612,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -588,7 +622,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Gradient descent, simultaneous update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -614,6 +648,10 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
         step += 1
         losses[iteration - first] = loss
         below_tol = _all_below(steps, tol)
@@ -632,7 +670,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -642,7 +680,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Gradient descent, simultaneous update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -684,6 +722,10 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             status = 2
             break
         losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -699,7 +741,7 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -709,7 +751,7 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -739,6 +781,10 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
         step += 1
         losses[iteration - first] = loss
         below_tol = _all_below(steps, tol)
@@ -757,7 +803,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -767,7 +813,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -813,6 +859,10 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             status = 2
             break
         losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -828,7 +878,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -838,7 +888,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -873,6 +923,10 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
         step += 1
         losses[iteration - first] = loss
         below_tol = _all_below(steps, tol)
@@ -891,7 +945,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -901,7 +955,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -952,6 +1006,10 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             status = 2
             break
         losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -967,7 +1025,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -977,7 +1035,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -1012,6 +1070,10 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
         step += 1
         losses[iteration - first] = loss
         below_tol = _all_below(steps, tol)
@@ -1030,7 +1092,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -1040,7 +1102,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     return status
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
     """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
@@ -1091,6 +1153,10 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             status = 2
             break
         losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -1106,7 +1172,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -1131,7 +1197,8 @@ class TrainResult(NamedTuple):
     loss_history: np.ndarray  # the training loss of every record_every-th iteration, then the final loss
     converged: bool  # stopped because every |step| fell below tol
     status: str  # "converged", "max_iter", "non-finite" (the loss or a weight stopped being finite: w is then the
-    # last point with finite weights), "early_stopped" (`patience` epochs without a better validation loss),
+    # last point with finite weights), "diverged" (stopped at the first weights where the loss exceeds
+    # _DIVERGED_FACTOR * (1 + |first loss|)), "early_stopped" (`patience` epochs without a better validation loss),
     # or "interrupted" (Ctrl-C: w is where training had got to)
     val_loss_history: np.ndarray = np.empty(0)  # the validation loss after each iteration; empty without X_val
     accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after each iteration (classifiers)
@@ -1225,7 +1292,7 @@ def _optimizer(optimizer, update, hyperparameters):
         raise ValueError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, not {optimizer!r}")
     if optimizer == "gd":
         if update not in ("sequential", "simultaneous", "momentum", "adam", "adamw"):
-            raise ValueError(f"update must be 'sequential', 'simultaneous', 'momentum', 'adam' or 'adamw', got {update!r}")
+            raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw")
         optimizer = update
     rule, reads = _OPTIMIZERS[optimizer]
     values = {}
@@ -1248,7 +1315,8 @@ def _integer(name, value, low, high=None, none=None):
         return value
     if value is None and none is not None:
         return none
-    allowed = f"an integer from {low}" + (f" to {high}" if high is not None else " up") + (" or None" if none is not None else "")
+    highest = "2**62" if high == 2**62 else high
+    allowed = f"an integer from {low}" + (f" to {highest}" if high is not None else " up") + (" or None" if none is not None else "")
     if not _is_real(value, integer=True):
         raise TypeError(f"{name} must be {allowed}, not {value!r}")
     if value < low or high is not None and value > high:
@@ -1293,6 +1361,8 @@ def loss_and_grad(w=None, X=None, Y=None):
     Y = _targets(Y, X.shape[0])
     grad = np.empty_like(w)
     value = _loss_and_grad_kernel(w, X, Y, grad)
+    if not math.isfinite(value):
+        warnings.warn(f"the loss is {value} at these weights: the model divides by zero or overflows there", RuntimeWarning, stacklevel=2)
     return value, grad
 
 
@@ -1344,7 +1414,7 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     w, X = _weights(w).copy(), _inputs(X)
     Y = _targets(Y, X.shape[0])
     rule, hyperparameters = _optimizer(optimizer, update, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps})
-    max_iter = _integer("max_iter", max_iter, 0)
+    max_iter = _integer("max_iter", max_iter, 1, 2**62)
     tol = _check_tol(tol)
     batch_size = _integer("batch_size", batch_size, 1, none=X.shape[0])
     seed = _integer("seed", seed, 0, 2**64 - 1)
@@ -1356,7 +1426,8 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
     best_w = w.copy()
-    run = np.array([0.0, 0.0, 0.0, 0.0, np.inf])  # iterations, updates, epochs without a better validation loss, best's iteration, best validation loss
+    # iterations, updates, epochs without a better validation loss, best's iteration, best validation loss, divergence limit
+    run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
     if batch_size < X.shape[0]:  # the order of the samples, and SplitMix64's state (none: no shuffling)
         kernel, batches = _BATCH_TRAIN_KERNELS[rule], (batch_size, np.array([seed] if shuffle else [], dtype=np.uint64), np.arange(X.shape[0]))
     else:
@@ -1506,3 +1577,16 @@ class _NoProgress:
 
 
 _NO_PROGRESS = _NoProgress()
+
+
+def check_digest():
+    """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
+    digest in its header (a module edited by hand, or cut short, is not the build's output)."""
+    with open(__file__, encoding="utf-8", newline="") as f:
+        head, found, body = f.read().partition(" (of the source below this line)\n\n")
+    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
+        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
+
+
+if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names
+    vars(_loaded).update(globals())
