@@ -11,24 +11,38 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
+forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check_digest().
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:61c0df878c4cd2c84f62d0ca6366140e7d656cf2a4a0d51fa1ed2daa831639ad (of the source below this line)
+# Digest: sha256:2e9d25eaebf55fc77dc2743d966021c446da55de84243dad3c388c28212e2829 (of the source below this line)
 
 
+import hashlib
 import math
+import os
 import signal
 import sys
 import time
+import types
+import warnings
 import zipfile
 from typing import NamedTuple
 
 import numba
 import numpy as np
+
+# Numba's on-disk cache records the name of the module that compiled a kernel, and imports the module
+# by that name when a later process loads the kernel (numba issue #7075). So this module goes by one
+# name of its own, derived from its content, however it is loaded (import, package import, a file
+# load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
+_loaded = sys.modules.get(__name__)
+__name__ = "_symcompile_d1dd1fd2c05787dd"
+if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
+    _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
+sys.modules[__name__] = _loaded
 
 PARAMS = ('w0', 'w13', 'w14', 'w23', 'w24', 'w35', 'w45')
 INPUTS = ('x1', 'x2')
@@ -41,12 +55,15 @@ DEFAULTS = {'lr': 0.3, 'max_iter': 999, 'tol': 0.0, 'update': 'sequential'}
 MODEL_DIGEST = "f475c637607b1ec3c58348c761d8e05e980e24a780279ce4a18e30348f9cd5f4"
 
 # The compiled loop's status codes; "interrupted" (Ctrl-C) is noticed between its calls.
-_STATUS = ("max_iter", "converged", "non-finite", "early_stopped", "interrupted")
-_INTERRUPTED = 4
+_STATUS = ("max_iter", "converged", "non-finite", "diverged", "early_stopped", "interrupted")
+_INTERRUPTED = 5
+# Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
+# long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
+_DIVERGED_FACTOR = 1e6
 # Each hyperparameter of the update rules: (kind, lowest, highest, whether highest is allowed, what it must be).
 # Kinds: "number", "flag" (True or False), "pair" (two numbers, as torch's betas).
 _HYPERPARAMETERS = {
-    "lr": ("number", 0.0, math.inf, True, "a non-negative number"),
+    "lr": ("number", 0.0, math.inf, True, "a positive number"),
     "weight_decay": ("number", 0.0, math.inf, True, "a non-negative number"),
     "momentum": ("number", 0.0, math.inf, True, "a non-negative number"),
     "nesterov": ("flag", 0.0, math.inf, True, "True or False"),
@@ -69,7 +86,7 @@ _CHUNK_SECONDS = 0.1
 _FIRST_GUESS = 2e-7
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sigmoid(z):
     """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
     # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
@@ -78,13 +95,13 @@ def _sigmoid(z):
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _softplus(z):
     """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _forward_kernel(w, X, out):
     w0 = w[0]
     w13 = w[1]
@@ -100,7 +117,7 @@ def _forward_kernel(w, X, out):
         out[n, 0] = _sigmoid(t0 + w35*_sigmoid(t0 + w13*x1 + w23*x2) + w45*_sigmoid(t0 + w14*x1 + w24*x2))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _loss_and_grad_kernel(w, X, Y, grad):
     """Mean loss over the samples; its gradient is written into `grad`. One fused pass."""
     w0 = w[0]
@@ -147,7 +164,7 @@ def _loss_and_grad_kernel(w, X, Y, grad):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
@@ -316,7 +333,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     """The same sweep for a single sample, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter."""
@@ -407,7 +424,7 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     return t12*_softplus(t10) + y*_softplus(t11)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _all_finite(values):
     for value in values:
         if not np.isfinite(value):
@@ -415,7 +432,16 @@ def _all_finite(values):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _diverged(loss, run):
+    """Whether the loss has passed the limit that run[5] keeps, set from the first loss (run[5] is 0 before)."""
+    if run[5] == 0.0:
+        run[5] = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        return False
+    return loss > run[5]
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _all_below(values, tol):
     for value in values:
         if not abs(value) < tol:
@@ -423,7 +449,7 @@ def _all_below(values, tol):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _accuracy_kernel(w, X, Y, out):
     """The fraction of outputs on the same side of 0.5 as their targets (outputs are probabilities)."""
     _forward_kernel(w, X, out)
@@ -440,7 +466,7 @@ _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _shuffle(order, rng):
     """Fisher-Yates shuffle of `order` in place with SplitMix64 numbers; rng[0] is the generator's state."""
     state = rng[0]
@@ -453,16 +479,15 @@ def _shuffle(order, rng):
     rng[0] = state
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _batch_buffers(X, Y, batch_size):
-    """Room for one mini-batch, and for the smaller last one (empty when training full-batch)."""
-    last = X.shape[0] % batch_size if batch_size else 0
-    size = batch_size if batch_size else 0
-    return (np.empty((size, X.shape[1])), np.empty((size, Y.shape[1])),
+    """Room for one mini-batch, and for the smaller last one."""
+    last = X.shape[0] % batch_size
+    return (np.empty((batch_size, X.shape[1])), np.empty((batch_size, Y.shape[1])),
             np.empty((last, X.shape[1])), np.empty((last, Y.shape[1])))  # fmt: skip
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _gather(X, Y, order, start, X_batch, Y_batch):
     """Copy samples order[start], order[start + 1], ... into the batch's arrays."""
     for i in range(X_batch.shape[0]):
@@ -470,51 +495,38 @@ def _gather(X, Y, order, start, X_batch, Y_batch):
         Y_batch[i, :] = Y[order[start + i], :]
 
 
-@numba.njit(cache=True)
-def _train_sequential_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, shuffle, X_val, Y_val, patience, state, run, rng, order, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent, sequential update, in compiled code: iterations run[0] to `stop` of `max_iter`.
+@numba.njit(cache=True, error_model="numpy")
+def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, sequential update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, random state, best weights): see `_train_in_chunks`.
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
     """
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
-    n_samples = X_train.shape[0]
-    full_batch = batch_size >= n_samples
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, 0 if full_batch else batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
-    finite = True
     status = -1
     while iteration < stop:
-        if shuffle and not full_batch:
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        for start in range(0, n_samples, batch_size):
-            if full_batch:
-                X, Y = X_train, Y_train
-            else:
-                X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-                _gather(X_train, Y_train, order, start, X, Y)
-            previous[:] = w
-            if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
-                loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
-            else:
-                loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
-            finite = np.isfinite(loss) and _all_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
+        previous[:] = w
+        if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
+            loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
+        else:
+            loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = loss if full_batch else total / n_samples
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -530,7 +542,77 @@ def _train_sequential_kernel(w, X_train, Y_train, lr, weight_decay, momentum, ne
             status = 1
             break
         if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, sequential update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            previous[:] = w
+            if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
+                loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
+            else:
+                loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
+            finite = np.isfinite(loss) and _all_finite(w)
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
             status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -540,35 +622,89 @@ def _train_sequential_kernel(w, X_train, Y_train, lr, weight_decay, momentum, ne
     return status
 
 
-@numba.njit(cache=True)
-def _train_simultaneous_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, shuffle, X_val, Y_val, patience, state, run, rng, order, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent, simultaneous update, in compiled code: iterations run[0] to `stop` of `max_iter`.
+@numba.njit(cache=True, error_model="numpy")
+def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, simultaneous update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, random state, best weights): see `_train_in_chunks`.
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+            steps[j] = lr * (grad[j] + weight_decay * w[j])
+            previous[j] = w[j]
+            w[j] -= steps[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, simultaneous update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
     n_samples = X_train.shape[0]
-    full_batch = batch_size >= n_samples
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, 0 if full_batch else batch_size)
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
-    finite = True
     status = -1
     while iteration < stop:
-        if shuffle and not full_batch:
+        if rng.shape[0]:  # shuffle
             _shuffle(order, rng)
         total = 0.0  # of the batches' losses, each times its batch's size
         below_tol = True
+        finite = True
         for start in range(0, n_samples, batch_size):
-            if full_batch:
-                X, Y = X_train, Y_train
-            else:
-                X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-                _gather(X_train, Y_train, order, start, X, Y)
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             finite = np.isfinite(loss)
             for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
@@ -585,7 +721,11 @@ def _train_simultaneous_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = loss if full_batch else total / n_samples
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -601,7 +741,7 @@ def _train_simultaneous_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -611,36 +751,94 @@ def _train_simultaneous_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     return status
 
 
-@numba.njit(cache=True)
-def _train_momentum_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, shuffle, X_val, Y_val, patience, state, run, rng, order, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), in compiled code: iterations run[0] to `stop` of `max_iter`.
+@numba.njit(cache=True, error_model="numpy")
+def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, random state, best weights): see `_train_in_chunks`.
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    velocity = state[0]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        for j in range(w.shape[0]):
+            g = grad[j] + weight_decay * w[j]
+            velocity[j] = momentum * velocity[j] + g
+            g = g + momentum * velocity[j] if nesterov else velocity[j]
+            steps[j] = lr * g
+            previous[j] = w[j]
+            w[j] -= steps[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
     velocity = state[0]  # kept across calls
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
     n_samples = X_train.shape[0]
-    full_batch = batch_size >= n_samples
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, 0 if full_batch else batch_size)
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
-    finite = True
     status = -1
     while iteration < stop:
-        if shuffle and not full_batch:
+        if rng.shape[0]:  # shuffle
             _shuffle(order, rng)
         total = 0.0  # of the batches' losses, each times its batch's size
         below_tol = True
+        finite = True
         for start in range(0, n_samples, batch_size):
-            if full_batch:
-                X, Y = X_train, Y_train
-            else:
-                X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-                _gather(X_train, Y_train, order, start, X, Y)
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             finite = np.isfinite(loss)
             for j in range(w.shape[0]):
@@ -660,7 +858,11 @@ def _train_momentum_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nest
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = loss if full_batch else total / n_samples
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -676,7 +878,7 @@ def _train_momentum_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nest
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -686,12 +888,79 @@ def _train_momentum_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nest
     return status
 
 
-@numba.njit(cache=True)
-def _train_adam_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, shuffle, X_val, Y_val, patience, state, run, rng, order, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), in compiled code: iterations run[0] to `stop` of `max_iter`.
+@numba.njit(cache=True, error_model="numpy")
+def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, random state, best weights): see `_train_in_chunks`.
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    m = state[0]  # kept across calls
+    v = state[1]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        beta1, beta2 = betas
+        t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+        step_size = lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        for j in range(w.shape[0]):
+            g = grad[j] + weight_decay * w[j]
+            m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+            v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+            previous[j] = w[j]
+            w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+            steps[j] = previous[j] - w[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
     m = state[0]  # kept across calls
     v = state[1]  # kept across calls
@@ -699,24 +968,20 @@ def _train_adam_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov
     steps = np.empty_like(w)
     previous = np.empty_like(w)
     n_samples = X_train.shape[0]
-    full_batch = batch_size >= n_samples
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, 0 if full_batch else batch_size)
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
-    finite = True
     status = -1
     while iteration < stop:
-        if shuffle and not full_batch:
+        if rng.shape[0]:  # shuffle
             _shuffle(order, rng)
         total = 0.0  # of the batches' losses, each times its batch's size
         below_tol = True
+        finite = True
         for start in range(0, n_samples, batch_size):
-            if full_batch:
-                X, Y = X_train, Y_train
-            else:
-                X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-                _gather(X_train, Y_train, order, start, X, Y)
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             finite = np.isfinite(loss)
             beta1, beta2 = betas
@@ -740,7 +1005,11 @@ def _train_adam_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = loss if full_batch else total / n_samples
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -756,7 +1025,7 @@ def _train_adam_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -766,12 +1035,79 @@ def _train_adam_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov
     return status
 
 
-@numba.njit(cache=True)
-def _train_adamw_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, shuffle, X_val, Y_val, patience, state, run, rng, order, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), in compiled code: iterations run[0] to `stop` of `max_iter`.
+@numba.njit(cache=True, error_model="numpy")
+def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
 
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, random state, best weights): see `_train_in_chunks`.
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    m = state[0]  # kept across calls
+    v = state[1]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        beta1, beta2 = betas
+        t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+        step_size = lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        for j in range(w.shape[0]):
+            g = grad[j]
+            m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+            v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+            previous[j] = w[j]
+            w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+            steps[j] = previous[j] - w[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
     m = state[0]  # kept across calls
     v = state[1]  # kept across calls
@@ -779,24 +1115,20 @@ def _train_adamw_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nestero
     steps = np.empty_like(w)
     previous = np.empty_like(w)
     n_samples = X_train.shape[0]
-    full_batch = batch_size >= n_samples
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, 0 if full_batch else batch_size)
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
-    finite = True
     status = -1
     while iteration < stop:
-        if shuffle and not full_batch:
+        if rng.shape[0]:  # shuffle
             _shuffle(order, rng)
         total = 0.0  # of the batches' losses, each times its batch's size
         below_tol = True
+        finite = True
         for start in range(0, n_samples, batch_size):
-            if full_batch:
-                X, Y = X_train, Y_train
-            else:
-                X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-                _gather(X_train, Y_train, order, start, X, Y)
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             finite = np.isfinite(loss)
             beta1, beta2 = betas
@@ -820,7 +1152,11 @@ def _train_adamw_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nestero
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = loss if full_batch else total / n_samples
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
             val_losses[iteration - first] = val_loss
@@ -836,7 +1172,7 @@ def _train_adamw_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nestero
             status = 1
             break
         if 0 < patience <= bad_epochs:
-            status = 3
+            status = 4
             break
     if status < 0 and iteration == max_iter:
         status = 0
@@ -847,6 +1183,7 @@ def _train_adamw_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nestero
 
 
 _TRAIN_KERNELS = {"sequential": _train_sequential_kernel, "simultaneous": _train_simultaneous_kernel, "momentum": _train_momentum_kernel, "adam": _train_adam_kernel, "adamw": _train_adamw_kernel}
+_BATCH_TRAIN_KERNELS = {"sequential": _train_sequential_batches_kernel, "simultaneous": _train_simultaneous_batches_kernel, "momentum": _train_momentum_batches_kernel, "adam": _train_adam_batches_kernel, "adamw": _train_adamw_batches_kernel}
 _STATE_ARRAYS = {"sequential": 0, "simultaneous": 0, "momentum": 1, "adam": 2, "adamw": 2}  # how many arrays like w each rule keeps
 _DEFAULT_HYPERPARAMETERS = {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, "betas": (0.9, 0.999), "eps": 1e-08}
 
@@ -860,7 +1197,8 @@ class TrainResult(NamedTuple):
     loss_history: np.ndarray  # the training loss of every record_every-th iteration, then the final loss
     converged: bool  # stopped because every |step| fell below tol
     status: str  # "converged", "max_iter", "non-finite" (the loss or a weight stopped being finite: w is then the
-    # last point with finite weights), "early_stopped" (`patience` epochs without a better validation loss),
+    # last point with finite weights), "diverged" (stopped at the first weights where the loss exceeds
+    # _DIVERGED_FACTOR * (1 + |first loss|)), "early_stopped" (`patience` epochs without a better validation loss),
     # or "interrupted" (Ctrl-C: w is where training had got to)
     val_loss_history: np.ndarray = np.empty(0)  # the validation loss after each iteration; empty without X_val
     accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after each iteration (classifiers)
@@ -937,12 +1275,12 @@ def _hyperparameter(name, value):
     def number(v):
         return _is_real(v) and math.isfinite(v) and low <= v and (v <= high if includes_high else v < high)
 
+    if kind == "number" and number(value):
+        return float(value)
     if kind == "flag" and isinstance(value, (bool, np.bool_)):
         return bool(value)
     if kind == "pair" and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(number, value)):
         return (float(value[0]), float(value[1]))
-    if kind == "number" and number(value):
-        return float(value)
     wrong_type = kind == "number" and not _is_real(value) or kind == "flag" and not _is_real(value, integer=True)
     raise (TypeError if wrong_type else ValueError)(f"{name} must be {allowed}, not {value!r}")
 
@@ -954,13 +1292,17 @@ def _optimizer(optimizer, update, hyperparameters):
         raise ValueError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, not {optimizer!r}")
     if optimizer == "gd":
         if update not in ("sequential", "simultaneous", "momentum", "adam", "adamw"):
-            raise ValueError(f"update must be 'sequential', 'simultaneous', 'momentum', 'adam' or 'adamw', got {update!r}")
+            raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw")
         optimizer = update
     rule, reads = _OPTIMIZERS[optimizer]
     values = {}
     for name, value in hyperparameters.items():
-        values[name] = _hyperparameter(name, value)
-        if name not in reads and values[name] != _hyperparameter(name, _DEFAULT_HYPERPARAMETERS[name]):
+        if name in reads:
+            values[name] = _hyperparameter(name, value)
+        elif value == _DEFAULT_HYPERPARAMETERS[name]:
+            values[name] = _DEFAULT_HYPERPARAMETERS[name]
+        else:
+            _hyperparameter(name, value)  # a wrong value first gets the message that says what is allowed
             raise ValueError(f"{name} does not apply to optimizer {optimizer!r} (it reads {', '.join(reads)})")
     if values.get("nesterov") and not values.get("momentum"):
         raise ValueError("nesterov=True needs a momentum above 0")
@@ -969,9 +1311,12 @@ def _optimizer(optimizer, update, hyperparameters):
 
 def _integer(name, value, low, high=None, none=None):
     """An integer setting from `low` (to `high`), or `none` for None; TypeError or ValueError otherwise."""
+    if type(value) is int and low <= value and (high is None or value <= high):
+        return value
     if value is None and none is not None:
         return none
-    allowed = f"an integer from {low}" + (f" to {high}" if high is not None else " up") + (" or None" if none is not None else "")
+    highest = "2**62" if high == 2**62 else high
+    allowed = f"an integer from {low}" + (f" to {highest}" if high is not None else " up") + (" or None" if none is not None else "")
     if not _is_real(value, integer=True):
         raise TypeError(f"{name} must be {allowed}, not {value!r}")
     if value < low or high is not None and value > high:
@@ -987,10 +1332,15 @@ def _check_tol(tol):
     return float(tol)
 
 
+_NO_SAMPLES = np.empty((0, len(INPUTS))), np.empty((0, len(TARGETS)))
+_NO_VALIDATION = np.empty(0), np.empty(0)  # the validation histories of a run without validation data
+_X_VAL_ARGUMENT = -6  # where X_val sits in the compiled loop's arguments, counted from the end (X_val, Y_val, patience, state, run, best_w)
+
+
 def _validation(X_val, Y_val):
     """The validation samples, checked; empty arrays when there are none."""
     if X_val is None and Y_val is None:
-        return np.empty((0, len(INPUTS))), np.empty((0, len(TARGETS)))
+        return _NO_SAMPLES
     if X_val is None or Y_val is None:
         raise ValueError("give both X_val and Y_val, or neither")
     X_val = _real_array(X_val, "X_val", (None, len(INPUTS)), kinds="iufb")
@@ -1011,6 +1361,8 @@ def loss_and_grad(w=None, X=None, Y=None):
     Y = _targets(Y, X.shape[0])
     grad = np.empty_like(w)
     value = _loss_and_grad_kernel(w, X, Y, grad)
+    if not math.isfinite(value):
+        warnings.warn(f"the loss is {value} at these weights: the model divides by zero or overflows there", RuntimeWarning, stacklevel=2)
     return value, grad
 
 
@@ -1062,7 +1414,7 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     w, X = _weights(w).copy(), _inputs(X)
     Y = _targets(Y, X.shape[0])
     rule, hyperparameters = _optimizer(optimizer, update, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps})
-    max_iter = _integer("max_iter", max_iter, 0)
+    max_iter = _integer("max_iter", max_iter, 1, 2**62)
     tol = _check_tol(tol)
     batch_size = _integer("batch_size", batch_size, 1, none=X.shape[0])
     seed = _integer("seed", seed, 0, 2**64 - 1)
@@ -1074,16 +1426,16 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
     best_w = w.copy()
-    run = np.array([0.0, 0.0, 0.0, 0.0, np.inf])  # iterations, updates, epochs without a better validation loss, best's iteration, best validation loss
-    arguments = (w, X, Y, *hyperparameters.values(), tol, batch_size, bool(shuffle), X_val, Y_val, patience,
-                 np.zeros((_STATE_ARRAYS[rule], w.shape[0])), run, np.array([seed], dtype=np.uint64),
-                 np.arange(X.shape[0]), best_w)  # fmt: skip
+    # iterations, updates, epochs without a better validation loss, best's iteration, best validation loss, divergence limit
+    run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
+    if batch_size < X.shape[0]:  # the order of the samples, and SplitMix64's state (none: no shuffling)
+        kernel, batches = _BATCH_TRAIN_KERNELS[rule], (batch_size, np.array([seed] if shuffle else [], dtype=np.uint64), np.arange(X.shape[0]))
+    else:
+        kernel, batches = _TRAIN_KERNELS[rule], ()
+    arguments = (w, X, Y, *hyperparameters.values(), tol, *batches, X_val, Y_val, patience,
+                 np.zeros((_STATE_ARRAYS[rule], w.shape[0])), run, best_w)  # fmt: skip
     first_guess = _FIRST_GUESS * (X.shape[0] + X_val.shape[0]) * w.shape[0]
-    status, losses, val_losses, accuracies = _train_in_chunks(
-        _TRAIN_KERNELS[rule], arguments, run, max_iter, record_every, first_guess, progress
-    )
-    if not X_val.shape[0]:
-        val_losses = accuracies = np.empty(0)
+    status, losses, val_losses, accuracies = _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess, progress)
     if patience or status == _INTERRUPTED:  # the final loss at the weights returned
         if patience:
             w[:] = best_w
@@ -1104,29 +1456,49 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
     losses, val_losses, accuracies = [], [], []
     done, seconds_per_iteration = 0, first_guess
     status = -1
-    with _Interrupts() as interrupts, _progress_bar(progress, max_iter) as bar:
-        while status < 0:
-            if interrupts.seen:
-                status = _INTERRUPTED
-                break
-            count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
-            chunk = np.empty(count + 1), np.empty(count), np.empty(count)
-            started = time.perf_counter()
-            status = kernel(*arguments, done + count, max_iter, *chunk)
-            ran = int(run[0]) - done
-            seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
-            if record_every:  # iterations done + i with (done + i) % record_every == 0, and the final loss
-                losses.append(chunk[0][-done % record_every : ran : record_every])
-                if status >= 0:
-                    losses.append(chunk[0][ran : ran + 1])
-            val_losses.append(chunk[1][:ran])
-            accuracies.append(chunk[2][:ran])
-            done += ran
-            if bar is not None:
-                bar.show(done, chunk[0][ran] if status >= 0 else chunk[0][ran - 1])
+    validating = arguments[_X_VAL_ARGUMENT].shape[0] > 0
+    interrupts = _Interrupts()
+    try:
+        with _progress_bar(progress, max_iter) as bar:
+            while status < 0:
+                if interrupts.seen:
+                    status = _INTERRUPTED
+                    break
+                count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
+                chunk = (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
+                started = time.perf_counter()
+                try:
+                    status = kernel(*arguments, done + count, max_iter, *chunk)
+                except KeyboardInterrupt:  # in the first call, before the handler is in place: the call
+                    status = _INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
+                ran = int(run[0]) - done
+                seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
+                finished = 0 <= status < _INTERRUPTED  # then the call has written the final loss after the others
+                if record_every:  # iterations done + i with (done + i) % record_every == 0, and the final loss
+                    first = -done % record_every
+                    if finished and (done + ran) % record_every == 0:  # the final loss falls in step: one slice
+                        losses.append(chunk[0][first : ran + 1 : record_every])
+                    else:
+                        losses.append(chunk[0][first:ran:record_every])
+                        if finished:
+                            losses.append(chunk[0][ran : ran + 1])
+                if validating:
+                    val_losses.append(chunk[1][:ran])
+                    accuracies.append(chunk[2][:ran])
+                done += ran
+                if bar is not None and ran:
+                    bar.show(done, chunk[0][ran] if finished else chunk[0][ran - 1])
+                if status < 0:
+                    interrupts.install()  # only now: a run that takes one call pays nothing for it
+    finally:
+        interrupts.restore()
     if status == _INTERRUPTED and record_every:
         losses.append(np.empty(1))  # the final loss: train computes it
-    return status, *(np.concatenate(h) if h else np.empty(0) for h in (losses, val_losses, accuracies))
+    return status, _joined(losses), _joined(val_losses), _joined(accuracies)
+
+
+def _joined(arrays):
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else np.empty(0)
 
 
 class _Interrupts:
@@ -1134,23 +1506,28 @@ class _Interrupts:
     (which cannot be stopped midway). A second Ctrl-C interrupts at once. Python's own handler is only
     replaced where it is in place, in the main thread."""
 
-    def __enter__(self):
-        self.seen, self.replaced = False, False
+    def __init__(self):
+        self.seen, self.installed = False, False
+
+    def install(self):
+        if self.installed:
+            return
+        self.installed = True
         try:
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 signal.signal(signal.SIGINT, self._note)
-                self.replaced = True
+                return
         except ValueError:  # not the main thread
             pass
-        return self
+        self.installed = None  # not ours to replace
 
     def _note(self, signum, frame):
         if self.seen:
             raise KeyboardInterrupt
         self.seen = True
 
-    def __exit__(self, *exc_info):
-        if self.replaced:
+    def restore(self):
+        if self.installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
@@ -1184,9 +1561,11 @@ class _Progress:
 
 
 def _progress_bar(progress, total):
+    if progress is False:
+        return _NO_PROGRESS
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False, not {progress!r}")
-    return _Progress(total) if progress else _NoProgress()
+    return _Progress(total) if progress else _NO_PROGRESS
 
 
 class _NoProgress:
@@ -1195,3 +1574,19 @@ class _NoProgress:
 
     def __exit__(self, *exc_info):
         pass
+
+
+_NO_PROGRESS = _NoProgress()
+
+
+def check_digest():
+    """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
+    digest in its header (a module edited by hand, or cut short, is not the build's output)."""
+    with open(__file__, encoding="utf-8", newline="") as f:
+        head, found, body = f.read().partition(" (of the source below this line)\n\n")
+    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
+        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
+
+
+if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names
+    vars(_loaded).update(globals())

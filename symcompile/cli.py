@@ -8,12 +8,12 @@ arguments. Settings are checked here, before the generated module sees them.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -37,17 +37,20 @@ from symcompile.spec import load_spec_settings, read_csv, spec_input_columns
 from symcompile.writer import load_module
 
 
-def resolve_model(spec):
+def resolve_model(spec, data_root=None):
     """The model a command works on, and the command that rebuilds it: the built-in seed when no spec is given."""
-    return resolve_model_settings(spec)[:2]
+    return resolve_model_settings(spec, data_root)[:2]
 
 
-def resolve_model_settings(spec):
+def resolve_model_settings(spec, data_root=None):
     """As `resolve_model`, and the run settings of the spec's [training] table (the defaults for the seed)."""
     if spec is None:
         return seed_model(), "python -m symcompile build", RunSettings()
-    model, run = load_spec_settings(spec)
-    return model, f"python -m symcompile build {shlex.quote(spec)}", run
+    command = f"python -m symcompile build {shlex.quote(spec)}"
+    if data_root is not None:
+        command += f" --data-root {shlex.quote(data_root)}"
+    model, run = load_spec_settings(spec, data_root)
+    return model, command, run
 
 
 def module_path(model, out_dir):
@@ -56,7 +59,7 @@ def module_path(model, out_dir):
 
 def command_build(args):
     start = time.perf_counter()
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     model_seconds = time.perf_counter() - start
     options = BuildOptions(args.gradient, args.layout, rebuild_command)
     if args.dump_after:
@@ -73,9 +76,13 @@ def command_build(args):
         "emit": f"{report.layout} layout",
         "write": f"{report.path} ({'written' if report.changed else 'unchanged'})",
     }
-    for stage, seconds in report.stage_seconds.items():
+    stage_seconds = report.stage_seconds
+    if args.startup_seconds is not None:
+        stage_seconds = {"startup": args.startup_seconds, **stage_seconds}
+        notes["startup"] = "Python started; symcompile, SymPy, NumPy and Jinja imported"
+    for stage, seconds in stage_seconds.items():
         print(f"  {stage:<14} {seconds:8.3f} s  {notes.get(stage, '')}".rstrip())
-    print(f"  {'total':<14} {sum(report.stage_seconds.values()):8.3f} s")
+    print(f"  {'total':<14} {sum(stage_seconds.values()):8.3f} s")
     return 0
 
 
@@ -95,7 +102,7 @@ def ensure_built(model, rebuild_command, out_dir):
 
 
 def command_train(args):
-    model, rebuild_command, spec_run = resolve_model_settings(args.spec)
+    model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root)
     # Check everything the user gave before building, so bad input never writes a module.
     require_data(model)
     overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
@@ -190,7 +197,7 @@ def _write_outputs(args, model, result, run):
 
 
 def command_predict(args):
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     if args.out:
         check_writable(args.out)
     header, rows = read_csv(Path(args.data))
@@ -214,7 +221,7 @@ def command_predict(args):
 
 
 def command_show(args):
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     options = BuildOptions(args.gradient, args.layout, rebuild_command)
     outputs = dict(stages(model, options))
     rewritten, kernel, source = outputs["rewrite"], outputs["optimize"], outputs["emit"]
@@ -236,7 +243,7 @@ def command_show(args):
 def command_bench(args):
     if args.spec and args.scenario not in ("seed", "all"):
         raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     require_data(model)
     if args.json:
         check_writable(args.json)
@@ -340,11 +347,17 @@ def parser():
     for cmd in (build_cmd, train_cmd, predict_cmd, show_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
+        cmd.add_argument(
+            "--data-root", help="folder the spec's data files may be read from (default: the spec's own folder)"
+        )
     return top
 
 
-def main(argv=None):
+def main(argv=None, *, report_startup=False):
+    """Run one command. `report_startup`: this process is the command (`python -m symcompile`), so `build` also
+    reports the seconds from the process's start to the command's (interpreter start and imports)."""
     args = parser().parse_args(argv)
+    args.startup_seconds = seconds_since_process_start() if report_startup else None
     try:
         return args.run(args)
     except SymcompileError as exc:
@@ -361,3 +374,15 @@ def main(argv=None):
 
 def _one_line(message):
     return " ".join(message.split())
+
+
+def seconds_since_process_start():
+    """Seconds since this process started, as the OS counts them (Linux's /proc), or None where it does not say."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()  # after the command's name, which may hold spaces
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc, or no CLOCK_BOOTTIME (not Linux)
+        return None
+    return age if age >= 0 else None

@@ -19,7 +19,6 @@ import numpy as np
 import sympy as sp
 
 from symcompile import update_rules
-from symcompile.update_rules import GD_RULE
 from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
@@ -27,6 +26,8 @@ from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
+from symcompile.update_rules import GD_RULE
+from symcompile.writer import data_digest, data_file
 
 
 @dataclass(frozen=True)
@@ -237,15 +238,16 @@ def _update_rule_fields(model):
         "positional_hyperparameters": "".join(f'{h.name}=DEFAULTS["{h.name}"], ' for h in positional),
         "keyword_hyperparameters": "".join(f"{h.name}={h.default!r}, " for h in keyword),
         "hyperparameter_dict": ", ".join(f'"{h.name}": {h.name}' for h in hyperparameters),
-        "default_hyperparameters": ", ".join(f'"{h.name}": {h.default!r}' for h in hyperparameters),
+        "default_hyperparameters": ", ".join(f'"{h.name}": {h.check(h.default)!r}' for h in hyperparameters),
         "hyperparameter_table": [_hyperparameter_entry(h) for h in hyperparameters],
         "optimizer_table": [
             f'"{name}": ("{r.name}", ({", ".join(repr(h.name) for h in r.hyperparameters)},))' for name, r in optimizers
         ],
         "train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_kernel' for r in rules),
+        "batch_train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_batches_kernel' for r in rules),
         "state_arrays": ", ".join(f'"{r.name}": {len(r.state)}' for r in rules),
         "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
-        "update_names_text": quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1],
+        "update_names_list": ", ".join(r.name for r in rules),
     }
 
 
@@ -259,8 +261,11 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "inputs": repr(tuple(s.name for s in model.inputs)),
         "targets": repr(tuple(s.name for s in model.targets)),
         "init": _float_list(model.init),
-        "X": _float_list(model.X),
-        "Y": _float_list(model.Y),
+        "X": None if data_file(model) else _float_list(model.X),
+        "Y": None if data_file(model) else _float_list(model.Y),
+        "data_file": data_file(model),
+        "data_digest": data_file(model) and data_digest(model.X, model.Y),
+        "cache_name": CACHE_NAME_SLOT,
         "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
         "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         "defaults": repr(vars(model.training)),
@@ -290,11 +295,21 @@ def header_fields(model, provenance: Provenance) -> dict:
     }
 
 
+# The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
+# this slot, then replaced by a name derived from the body's text, so the same body always gets the same name.
+CACHE_NAME_SLOT = "__symcompile_cache_name__"
+
+
+def module_cache_name(body: str) -> str:
+    return f"_symcompile_{sha256(body)[:16]}"
+
+
 def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
     """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
     layout = chosen_layout(kernel, layout)
     env = template_environment()
     body = env.get_template("module.py.j2").render(module_fields(kernel, layout))
+    body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
     provenance = Provenance(
         versions=versions(),
         gradient=kernel.program.method,

@@ -42,8 +42,8 @@ UNROLLED_SWEEP_MAX_PARAMS = 16
 # once and grows faster than the model: for the 337-parameter 2-16-16-1 network it added 61 s to optimize and 25 s
 # to emit.
 ONE_SAMPLE_SWEEP_MAX_PARAMS = 32
-# The loop keeps one loss per iteration: 10^8 of them take 800 MB.
-MAX_ITERATIONS = 10**8
+# Any run's worth (an int64 in compiled code): the loop's loss history grows as the run goes, not sized by this.
+MAX_ITERATIONS = 2**62
 # Formulas larger than this (as a tree: about two characters a node) are too long to read in a module's docstring.
 FORMULA_MAX_NODES = 1000
 
@@ -154,8 +154,8 @@ TRAINING_KEYS = tuple(f.name for f in fields(TrainingSettings))
 
 
 def _check_max_iter(value):
-    if isinstance(value, bool) or not (isinstance(value, int) and 0 <= value <= MAX_ITERATIONS):
-        raise SymcompileError(f"max_iter must be an integer from 0 to {MAX_ITERATIONS:.0e}, not {value!r}")
+    if isinstance(value, bool) or not (isinstance(value, int) and 1 <= value <= MAX_ITERATIONS):
+        raise SymcompileError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
     return value
 
 

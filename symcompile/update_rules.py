@@ -46,10 +46,11 @@ from symcompile.errors import SymcompileError
 class Hyperparameter:
     """A setting a rule reads: its name (a keyword of `train`), default and valid values.
 
-    `kind` is "number" (a real number from `low` to `high`; `high` itself only
-    if `includes_high`), "flag" (True or False) or "pair" (two such numbers,
-    as torch's `betas`). The compiled loop receives a float, a bool or a tuple
-    of two floats.
+    `kind` is "number" (a real number from `low` to `high`, bounds included,
+    except `low` when `above_low` (a learning rate of 0 would never move) and
+    `high` unless `includes_high`), "flag" (True or False) or "pair" (two such
+    numbers, as torch's `betas`). The compiled loop receives a float, a bool or
+    a tuple of two floats.
     """
 
     name: str
@@ -58,6 +59,7 @@ class Hyperparameter:
     high: float = math.inf
     description: str = ""
     kind: str = "number"
+    above_low: bool = False
     includes_high: bool = True
 
     def describe(self) -> str:
@@ -65,15 +67,21 @@ class Hyperparameter:
         if self.kind == "flag":
             return "True or False"
         if self.low == 0 and self.high == math.inf:
-            number = "non-negative number"
+            number = "positive number" if self.above_low else "non-negative number"
         else:
-            number = f"number from {self.low:g} to {self.high:g}" + ("" if self.includes_high else " (excluded)")
+            number = (
+                f"number {'above' if self.above_low else 'from'} {self.low:g} {'and up ' if self.above_low else ''}"
+                f"to {self.high:g}" + ("" if self.includes_high else " (excluded)")
+            )
         return f"two numbers, each a {number}" if self.kind == "pair" else f"a {number}"
 
+    def fits(self, value) -> bool:
+        """Whether a real number `value` is in range."""
+        low = self.low < value if self.above_low else self.low <= value
+        return math.isfinite(value) and low and (value <= self.high if self.includes_high else value < self.high)
+
     def _allows(self, value) -> bool:
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-            return False
-        return self.low <= value and (value <= self.high if self.includes_high else value < self.high)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.fits(value)
 
     def check(self, value):
         """`value` as the loop takes it, or a one-line SymcompileError saying what is allowed."""
@@ -103,7 +111,7 @@ class UpdateRule:
         return {h.name for h in self.hyperparameters} | set(self.state)
 
 
-LEARNING_RATE = Hyperparameter("lr", 0.1, description="learning rate: the step is lr times the gradient")
+LEARNING_RATE = Hyperparameter("lr", 0.1, description="learning rate: the step is lr times the gradient", above_low=True)
 WEIGHT_DECAY = Hyperparameter("weight_decay", 0.0, description="L2 penalty: weight_decay * w is added to the gradient")
 MOMENTUM = Hyperparameter("momentum", 0.0, description="the velocity's decay: v = momentum * v + gradient")
 NESTEROV = Hyperparameter("nesterov", False, kind="flag", description="Nesterov's momentum (torch's formulation)")
@@ -153,7 +161,7 @@ register(
         # Gauss-Seidel order: each parameter's new value is used for the next parameter's derivative.
         kernels='''\
 {%- from "macros.py.j2" import load_params, load_sample -%}
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
@@ -194,7 +202,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
 
 
 {% if one_sample_sweep %}
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     """The same sweep for a single sample, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter."""
