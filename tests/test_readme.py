@@ -29,6 +29,7 @@ SKIPPED = [
     (r"\bbench\b", "a benchmark: minutes of measuring, never a test"),
     (r"digits", "the digits network: Numba compiles its kernels for one to two minutes"),
     (r"for k in range\(32\):\n\s+t\[33", "an excerpt of a generated module's kernel, not a program"),
+    (r'm\.load_weights\("weights\.npz"\)', "the trainer's sample: tests/test_readme_trainer.py runs it and checks its output"),
 ]
 # Samples that need an optional extra run where it is installed and are skipped, naming it, where not.
 EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "examples")]
