@@ -57,9 +57,11 @@ def skip_reason(text):
 
 
 @pytest.fixture(scope="module")
-def workspace(request):
-    """A scratch folder laid out like the checkout, with `python` on PATH meaning this interpreter."""
-    folder = request.config.cache.mkdir("symcompile-readme")
+def workspace(request, tmp_path_factory):
+    """A scratch folder laid out like the checkout, with `python` on PATH meaning this interpreter (in pytest's
+    cache folder, or a temporary one when the cache is turned off: -p no:cacheprovider)."""
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("symcompile-readme") if cache is not None else tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "examples", folder / "examples", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("digits.csv"))  # fmt: skip
     (folder / "generated").mkdir(exist_ok=True)
