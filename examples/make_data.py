@@ -5,8 +5,9 @@ running this again gives the same bytes:
 
     python examples/make_data.py
 
-`digits.csv` (scikit-learn's 8x8 handwritten digits, 475 kB) is not committed;
-this script writes it when scikit-learn is installed.
+`iris.csv` and `digits.csv` come from scikit-learn's copies of the two
+datasets (this script writes them when scikit-learn is installed); iris.csv
+(3 kB) is committed, digits.csv (475 kB) is not.
 """
 
 from pathlib import Path
@@ -52,6 +53,16 @@ def decay(n=25, seed=3):
     write_csv("decay.csv", ["x", "y"], zip(x, y))
 
 
+def iris():
+    """Fisher's iris flowers, as scikit-learn ships them: four measurements in cm and the species as a class label
+    (0 setosa, 1 versicolor, 2 virginica), the form a user's own CSV usually has."""
+    from sklearn.datasets import load_iris  # ships with scikit-learn: nothing is downloaded
+
+    data = load_iris()
+    header = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+    write_csv("iris.csv", header, [[*x, label] for x, label in zip(data.data, data.target)])
+
+
 def digits():
     """scikit-learn's 1797 handwritten digits: 64 pixels scaled to [0, 1] (x1..x64), one-hot y1..y10, and the label."""
     from sklearn.datasets import load_digits  # ships with scikit-learn: nothing is downloaded
@@ -69,6 +80,7 @@ if __name__ == "__main__":
     three_blobs()
     decay()
     try:
+        iris()
         digits()
     except ImportError:
-        print("scikit-learn is not installed: examples/data/digits.csv not written")
+        print("scikit-learn is not installed: examples/data/iris.csv and digits.csv not written")

@@ -16,16 +16,19 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
-# Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:439019eefa9f32b3735df68d9207eece591c450dc3201ec51b1991b5a0d1626d (of the source below this line)
+# Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
+# Digest: sha256:2e9d25eaebf55fc77dc2743d966021c446da55de84243dad3c388c28212e2829 (of the source below this line)
 
 
 import hashlib
 import math
 import os
+import signal
 import sys
+import time
 import types
 import warnings
+import zipfile
 from typing import NamedTuple
 
 import numba
@@ -36,7 +39,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_aa3e12438796f75a"
+__name__ = "_symcompile_d1dd1fd2c05787dd"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -48,11 +51,39 @@ INIT = np.array([0.1, 0.2, 0.8, 0.6, 0.4, 0.1, 0.5], dtype=np.float64)
 X = np.array([0.35, 0.9], dtype=np.float64).reshape(1, 2)
 Y = np.array([1.0], dtype=np.float64).reshape(1, 1)
 DEFAULTS = {'lr': 0.3, 'max_iter': 999, 'tol': 0.0, 'update': 'sequential'}
+# What the weights mean (the formula, its parameters, inputs and targets): saved weights carry it.
+MODEL_DIGEST = "f475c637607b1ec3c58348c761d8e05e980e24a780279ce4a18e30348f9cd5f4"
 
-_STATUS = ("max_iter", "converged", "non-finite", "diverged")
+# The compiled loop's status codes; "interrupted" (Ctrl-C) is noticed between its calls.
+_STATUS = ("max_iter", "converged", "non-finite", "diverged", "early_stopped", "interrupted")
+_INTERRUPTED = 5
 # Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
 # long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
 _DIVERGED_FACTOR = 1e6
+# Each hyperparameter of the update rules: (kind, lowest, highest, whether highest is allowed, what it must be).
+# Kinds: "number", "flag" (True or False), "pair" (two numbers, as torch's betas).
+_HYPERPARAMETERS = {
+    "lr": ("number", 0.0, math.inf, True, "a positive number"),
+    "weight_decay": ("number", 0.0, math.inf, True, "a non-negative number"),
+    "momentum": ("number", 0.0, math.inf, True, "a non-negative number"),
+    "nesterov": ("flag", 0.0, math.inf, True, "True or False"),
+    "betas": ("pair", 0.0, 1.0, False, "two numbers, each a number from 0 to 1 (excluded)"),
+    "eps": ("number", 0.0, math.inf, True, "a non-negative number"),
+}
+# Each optimizer: its update rule and the hyperparameters it reads. "gd" runs the rule `update` names.
+_OPTIMIZERS = {
+    "gd": ("simultaneous", ('lr', 'weight_decay',)),
+    "sequential": ("sequential", ('lr', 'weight_decay',)),
+    "simultaneous": ("simultaneous", ('lr', 'weight_decay',)),
+    "momentum": ("momentum", ('lr', 'weight_decay', 'momentum', 'nesterov',)),
+    "adam": ("adam", ('lr', 'weight_decay', 'betas', 'eps',)),
+    "adamw": ("adamw", ('lr', 'weight_decay', 'betas', 'eps',)),
+}
+# The compiled loop returns to Python about this often (seconds), to show progress and to notice Ctrl-C.
+_CHUNK_SECONDS = 0.1
+# A cautious guess of one iteration's seconds per sample and parameter, to size the first call of the loop
+# before anything is measured (measured here: about 1e-7 for the seed, 1e-9 for larger networks).
+_FIRST_GUESS = 2e-7
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -134,7 +165,7 @@ def _loss_and_grad_kernel(w, X, Y, grad):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _sequential_sweep_kernel(w, X, Y, lr, steps):
+def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
     Writes the steps taken into `steps`; returns the loss at the starting weights."""
@@ -165,7 +196,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t8 = 1 - y
         slope += t5*t8*_sigmoid(t6) - t5*y*_sigmoid(t7)
         loss += t8*_softplus(t6) + y*_softplus(t7)
-    steps[0] = lr * slope * scale
+    steps[0] = lr * slope * scale + lr * weight_decay * w[0]
     w[0] -= steps[0]
 
     # w13
@@ -188,7 +219,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
         t5 = _sigmoid(-t1)
         slope += t2*t5*w35*x1*(1 - y)*_sigmoid(t4) - t3*t5*x1*y*_sigmoid(-t4)
-    steps[1] = lr * slope * scale
+    steps[1] = lr * slope * scale + lr * weight_decay * w[1]
     w[1] -= steps[1]
 
     # w14
@@ -211,7 +242,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
         t5 = _sigmoid(-t1)
         slope += t2*t5*w45*x1*(1 - y)*_sigmoid(t4) - t3*t5*x1*y*_sigmoid(-t4)
-    steps[2] = lr * slope * scale
+    steps[2] = lr * slope * scale + lr * weight_decay * w[2]
     w[2] -= steps[2]
 
     # w23
@@ -234,7 +265,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
         t5 = _sigmoid(-t1)
         slope += t2*t5*w35*x2*(1 - y)*_sigmoid(t4) - t3*t5*x2*y*_sigmoid(-t4)
-    steps[3] = lr * slope * scale
+    steps[3] = lr * slope * scale + lr * weight_decay * w[3]
     w[3] -= steps[3]
 
     # w24
@@ -257,7 +288,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
         t5 = _sigmoid(-t1)
         slope += t2*t5*w45*x2*(1 - y)*_sigmoid(t4) - t3*t5*x2*y*_sigmoid(-t4)
-    steps[4] = lr * slope * scale
+    steps[4] = lr * slope * scale + lr * weight_decay * w[4]
     w[4] -= steps[4]
 
     # w35
@@ -277,7 +308,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t1 = _sigmoid(t0 + w13*x1 + w23*x2)
         t2 = t0 + t1*w35 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
         slope += -t1*y*_sigmoid(-t2) + t1*(1 - y)*_sigmoid(t2)
-    steps[5] = lr * slope * scale
+    steps[5] = lr * slope * scale + lr * weight_decay * w[5]
     w[5] -= steps[5]
 
     # w45
@@ -297,7 +328,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
         t1 = _sigmoid(t0 + w14*x1 + w24*x2)
         t2 = t0 + t1*w45 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
         slope += -t1*y*_sigmoid(-t2) + t1*(1 - y)*_sigmoid(t2)
-    steps[6] = lr * slope * scale
+    steps[6] = lr * slope * scale + lr * weight_decay * w[6]
     w[6] -= steps[6]
     return loss * scale
 
@@ -402,10 +433,12 @@ def _all_finite(values):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _grown(history):
-    bigger = np.empty(2 * history.shape[0])
-    bigger[: history.shape[0]] = history
-    return bigger
+def _diverged(loss, run):
+    """Whether the loss has passed the limit that run[5] keeps, set from the first loss (run[5] is 0 before)."""
+    if run[5] == 0.0:
+        run[5] = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        return False
+    return loss > run[5]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -417,58 +450,197 @@ def _all_below(values, tol):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _train_sequential_kernel(w, X, Y, lr, max_iter, tol):
-    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code, loss history)."""
-    history = np.empty(min(max_iter, 1023) + 1)  # grown as needed: max_iter can be far more than a run takes
+def _accuracy_kernel(w, X, Y, out):
+    """The fraction of outputs on the same side of 0.5 as their targets (outputs are probabilities)."""
+    _forward_kernel(w, X, out)
+    correct = 0
+    for n in range(X.shape[0]):
+        for k in range(out.shape[1]):
+            correct += (out[n, k] >= 0.5) == (Y[n, k] >= 0.5)
+    return correct / out.size
+
+
+# SplitMix64's constants (Steele, Lea and Flood, 2014): the mini-batches' order comes from it, in compiled code.
+_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _shuffle(order, rng):
+    """Fisher-Yates shuffle of `order` in place with SplitMix64 numbers; rng[0] is the generator's state."""
+    state = rng[0]
+    for i in range(order.shape[0] - 1, 0, -1):
+        state += _GOLDEN_GAMMA
+        z = (state ^ (state >> np.uint64(30))) * _MIX_1
+        z = (z ^ (z >> np.uint64(27))) * _MIX_2
+        j = (z ^ (z >> np.uint64(31))) % np.uint64(i + 1)  # the bias of a modulo is below 2**-40 here
+        order[i], order[j] = order[j], order[i]
+    rng[0] = state
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _batch_buffers(X, Y, batch_size):
+    """Room for one mini-batch, and for the smaller last one."""
+    last = X.shape[0] % batch_size
+    return (np.empty((batch_size, X.shape[1])), np.empty((batch_size, Y.shape[1])),
+            np.empty((last, X.shape[1])), np.empty((last, Y.shape[1])))  # fmt: skip
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gather(X, Y, order, start, X_batch, Y_batch):
+    """Copy samples order[start], order[start + 1], ... into the batch's arrays."""
+    for i in range(X_batch.shape[0]):
+        X_batch[i, :] = X[order[start + i], :]
+        Y_batch[i, :] = Y[order[start + i], :]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, sequential update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
-    status = 0
-    iteration = 0
-    limit = np.inf  # the loss above which training has diverged, set from the first loss
-    while iteration < max_iter:
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
         previous[:] = w
-        if X.shape[0] == 1:  # one sample, as in the blog: the sweep as one straight-line program
+        if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
             loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
         else:
-            loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+            loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        if iteration == 0:
-            limit = _DIVERGED_FACTOR * (abs(loss) + 1.0)
-        elif loss > limit:
+        if _diverged(loss, run):
             w[:] = previous  # the weights at which the loss passed the limit
             status = 3
             break
-        if iteration + 1 == history.shape[0]:
-            history = _grown(history)
-        history[iteration] = loss
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
         iteration += 1
-        if _all_below(steps, tol):
+        if below_tol:
             status = 1
             break
-    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
-    return iteration, status, history[: iteration + 1]
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol):
-    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code, loss history)."""
-    history = np.empty(min(max_iter, 1023) + 1)  # grown as needed: max_iter can be far more than a run takes
+def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, sequential update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
-    status = 0
-    iteration = 0
-    limit = np.inf  # the loss above which training has diverged, set from the first loss
-    while iteration < max_iter:
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            previous[:] = w
+            if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
+                loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
+            else:
+                loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
+            finite = np.isfinite(loss) and _all_finite(w)
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, simultaneous update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
         finite = np.isfinite(loss)
         for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
-            steps[j] = lr * grad[j]
+            steps[j] = lr * (grad[j] + weight_decay * w[j])
             previous[j] = w[j]
             w[j] -= steps[j]
             finite = finite and np.isfinite(w[j])
@@ -476,31 +648,569 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol):
             w[:] = previous  # keep the last finite weights
             status = 2
             break
-        if iteration == 0:
-            limit = _DIVERGED_FACTOR * (abs(loss) + 1.0)
-        elif loss > limit:
+        if _diverged(loss, run):
             w[:] = previous  # the weights at which the loss passed the limit
             status = 3
             break
-        if iteration + 1 == history.shape[0]:
-            history = _grown(history)
-        history[iteration] = loss
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
         iteration += 1
-        if _all_below(steps, tol):
+        if below_tol:
             status = 1
             break
-    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
-    return iteration, status, history[: iteration + 1]
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent, simultaneous update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            loss = _loss_and_grad_kernel(w, X, Y, grad)
+            finite = np.isfinite(loss)
+            for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+                steps[j] = lr * (grad[j] + weight_decay * w[j])
+                previous[j] = w[j]
+                w[j] -= steps[j]
+                finite = finite and np.isfinite(w[j])
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    velocity = state[0]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        for j in range(w.shape[0]):
+            g = grad[j] + weight_decay * w[j]
+            velocity[j] = momentum * velocity[j] + g
+            g = g + momentum * velocity[j] if nesterov else velocity[j]
+            steps[j] = lr * g
+            previous[j] = w[j]
+            w[j] -= steps[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
+    velocity = state[0]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            loss = _loss_and_grad_kernel(w, X, Y, grad)
+            finite = np.isfinite(loss)
+            for j in range(w.shape[0]):
+                g = grad[j] + weight_decay * w[j]
+                velocity[j] = momentum * velocity[j] + g
+                g = g + momentum * velocity[j] if nesterov else velocity[j]
+                steps[j] = lr * g
+                previous[j] = w[j]
+                w[j] -= steps[j]
+                finite = finite and np.isfinite(w[j])
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    m = state[0]  # kept across calls
+    v = state[1]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        beta1, beta2 = betas
+        t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+        step_size = lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        for j in range(w.shape[0]):
+            g = grad[j] + weight_decay * w[j]
+            m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+            v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+            previous[j] = w[j]
+            w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+            steps[j] = previous[j] - w[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
+    m = state[0]  # kept across calls
+    v = state[1]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            loss = _loss_and_grad_kernel(w, X, Y, grad)
+            finite = np.isfinite(loss)
+            beta1, beta2 = betas
+            t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+            step_size = lr / (1.0 - beta1**t)
+            bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+            for j in range(w.shape[0]):
+                g = grad[j] + weight_decay * w[j]
+                m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+                v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+                previous[j] = w[j]
+                w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+                steps[j] = previous[j] - w[j]
+                finite = finite and np.isfinite(w[j])
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    m = state[0]  # kept across calls
+    v = state[1]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        loss = _loss_and_grad_kernel(w, X, Y, grad)
+        finite = np.isfinite(loss)
+        beta1, beta2 = betas
+        t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+        step_size = lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+        for j in range(w.shape[0]):
+            g = grad[j]
+            m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+            v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+            previous[j] = w[j]
+            w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+            steps[j] = previous[j] - w[j]
+            finite = finite and np.isfinite(w[j])
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
+    m = state[0]  # kept across calls
+    v = state[1]  # kept across calls
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            loss = _loss_and_grad_kernel(w, X, Y, grad)
+            finite = np.isfinite(loss)
+            beta1, beta2 = betas
+            t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+            step_size = lr / (1.0 - beta1**t)
+            bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+            for j in range(w.shape[0]):
+                g = grad[j]
+                m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+                v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+                previous[j] = w[j]
+                w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+                steps[j] = previous[j] - w[j]
+                finite = finite and np.isfinite(w[j])
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+_TRAIN_KERNELS = {"sequential": _train_sequential_kernel, "simultaneous": _train_simultaneous_kernel, "momentum": _train_momentum_kernel, "adam": _train_adam_kernel, "adamw": _train_adamw_kernel}
+_BATCH_TRAIN_KERNELS = {"sequential": _train_sequential_batches_kernel, "simultaneous": _train_simultaneous_batches_kernel, "momentum": _train_momentum_batches_kernel, "adam": _train_adam_batches_kernel, "adamw": _train_adamw_batches_kernel}
+_STATE_ARRAYS = {"sequential": 0, "simultaneous": 0, "momentum": 1, "adam": 2, "adamw": 2}  # how many arrays like w each rule keeps
+_DEFAULT_HYPERPARAMETERS = {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, "betas": (0.9, 0.999), "eps": 1e-08}
+
 
 
 class TrainResult(NamedTuple):
-    w: np.ndarray  # final weights, in PARAMS order
-    iterations: int  # iterations run
-    loss_history: np.ndarray  # loss before each iteration, then the final loss
+    """What `train` returns. Its histories hold what was recorded; `predict` and `save` use `w`."""
+
+    w: np.ndarray  # final weights, in PARAMS order; with `patience`, the best weights (as best_w)
+    iterations: int  # iterations run (epochs, when training in mini-batches)
+    loss_history: np.ndarray  # the training loss of every record_every-th iteration, then the final loss
     converged: bool  # stopped because every |step| fell below tol
-    status: str  # "converged", "max_iter", "non-finite": stopped when the loss or a weight stopped being finite
-    # (w is then the last point with finite weights, and loss_history ends with the loss there, inf if that overflowed),
-    # or "diverged": stopped at the first weights where the loss exceeds _DIVERGED_FACTOR * (1 + |first loss|)
+    status: str  # "converged", "max_iter", "non-finite" (the loss or a weight stopped being finite: w is then the
+    # last point with finite weights), "diverged" (stopped at the first weights where the loss exceeds
+    # _DIVERGED_FACTOR * (1 + |first loss|)), "early_stopped" (`patience` epochs without a better validation loss),
+    # or "interrupted" (Ctrl-C: w is where training had got to)
+    val_loss_history: np.ndarray = np.empty(0)  # the validation loss after each iteration; empty without X_val
+    accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after each iteration (classifiers)
+    best_w: np.ndarray = None  # the weights of the lowest validation loss (without X_val: w)
+
+    def predict(self, X=None):
+        """The model's outputs at the trained weights (`forward(w, X)`)."""
+        return forward(self.w, X)
+
+    def save(self, path):
+        """Write the weights, their parameter names and MODEL_DIGEST to an .npz file (`load_weights` reads it)."""
+        np.savez(path, w=self.w, params=np.array(PARAMS), model=np.array(MODEL_DIGEST))
 
 
 def _shape_text(shape):
@@ -526,13 +1236,18 @@ def _real_array(value, what, shape, kinds="iuf"):
     if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
         raise ValueError(f"{what} must have shape {_shape_text(shape)}, got {array.shape}")
     array = np.ascontiguousarray(array, dtype=np.float64)
+    if not array.flags.writeable:  # a read-only array would make Numba compile every kernel once more
+        array = array.copy()
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains NaN or infinity")
     return array
 
 
 def _weights(w):
-    return _real_array(INIT if w is None else w, f"w (one value per parameter: {', '.join(PARAMS)})", (len(PARAMS),))
+    what = f"w (one value per parameter: {', '.join(PARAMS)})"
+    if isinstance(w, np.ndarray) and w.ndim == 2:  # a table: samples passed where the weights go
+        raise ValueError(f"{what} must have shape ({len(PARAMS)},), got {w.shape}: samples go in X, as in forward(w, X) or forward(X=X)")
+    return _real_array(INIT if w is None else w, what, (len(PARAMS),))
 
 
 def _inputs(X_):
@@ -553,34 +1268,83 @@ def _is_real(value, integer=False):
     return isinstance(value, kinds) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_settings(lr, max_iter, tol, update):
-    """The checks and messages of symcompile's command line (symcompile/options.py): TypeError for a wrong type,
-    else ValueError."""
-    if update not in ("sequential", "simultaneous"):
-        raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous")
-    message = f"max_iter must be an integer from 1 to 2**62, not {max_iter!r}"
-    if not _is_real(max_iter, integer=True):
-        raise TypeError(message)
-    if not 1 <= max_iter <= 2**62:
-        raise ValueError(message)
-    for name, value, fits, wanted in (
-        ("lr", lr, lambda v: 0.0 < v and v < math.inf, "a positive number"),
-        ("tol", tol, lambda v: 0 <= v < math.inf, "a non-negative number"),
-    ):
-        message = f"{name} must be {wanted}, not {value!r}"
-        if not _is_real(value):
-            raise TypeError(message)
-        if not fits(value):
-            raise ValueError(message)
+def _hyperparameter(name, value):
+    """`value` as the compiled loop takes it; TypeError for a wrong type, ValueError for a value out of range."""
+    kind, low, high, includes_high, allowed = _HYPERPARAMETERS[name]
+
+    def number(v):
+        return _is_real(v) and math.isfinite(v) and low <= v and (v <= high if includes_high else v < high)
+
+    if kind == "number" and number(value):
+        return float(value)
+    if kind == "flag" and isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if kind == "pair" and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(number, value)):
+        return (float(value[0]), float(value[1]))
+    wrong_type = kind == "number" and not _is_real(value) or kind == "flag" and not _is_real(value, integer=True)
+    raise (TypeError if wrong_type else ValueError)(f"{name} must be {allowed}, not {value!r}")
 
 
-def check_digest():
-    """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
-    digest in its header (a module edited by hand, or cut short, is not the build's output)."""
-    with open(__file__, encoding="utf-8", newline="") as f:
-        head, found, body = f.read().partition(" (of the source below this line)\n\n")
-    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
-        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
+def _optimizer(optimizer, update, hyperparameters):
+    """The update rule to run and the compiled loop's hyperparameters, checked; a setting that the optimizer
+    does not read must keep its default."""
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, not {optimizer!r}")
+    if optimizer == "gd":
+        if update not in ("sequential", "simultaneous", "momentum", "adam", "adamw"):
+            raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw")
+        optimizer = update
+    rule, reads = _OPTIMIZERS[optimizer]
+    values = {}
+    for name, value in hyperparameters.items():
+        if name in reads:
+            values[name] = _hyperparameter(name, value)
+        elif value == _DEFAULT_HYPERPARAMETERS[name]:
+            values[name] = _DEFAULT_HYPERPARAMETERS[name]
+        else:
+            _hyperparameter(name, value)  # a wrong value first gets the message that says what is allowed
+            raise ValueError(f"{name} does not apply to optimizer {optimizer!r} (it reads {', '.join(reads)})")
+    if values.get("nesterov") and not values.get("momentum"):
+        raise ValueError("nesterov=True needs a momentum above 0")
+    return rule, values
+
+
+def _integer(name, value, low, high=None, none=None):
+    """An integer setting from `low` (to `high`), or `none` for None; TypeError or ValueError otherwise."""
+    if type(value) is int and low <= value and (high is None or value <= high):
+        return value
+    if value is None and none is not None:
+        return none
+    highest = "2**62" if high == 2**62 else high
+    allowed = f"an integer from {low}" + (f" to {highest}" if high is not None else " up") + (" or None" if none is not None else "")
+    if not _is_real(value, integer=True):
+        raise TypeError(f"{name} must be {allowed}, not {value!r}")
+    if value < low or high is not None and value > high:
+        raise ValueError(f"{name} must be {allowed}, not {value!r}")
+    return int(value)
+
+
+def _check_tol(tol):
+    if not _is_real(tol):
+        raise TypeError(f"tol must be a non-negative number, not {tol!r}")
+    if not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a non-negative number, not {tol!r}")
+    return float(tol)
+
+
+_NO_SAMPLES = np.empty((0, len(INPUTS))), np.empty((0, len(TARGETS)))
+_NO_VALIDATION = np.empty(0), np.empty(0)  # the validation histories of a run without validation data
+_X_VAL_ARGUMENT = -6  # where X_val sits in the compiled loop's arguments, counted from the end (X_val, Y_val, patience, state, run, best_w)
+
+
+def _validation(X_val, Y_val):
+    """The validation samples, checked; empty arrays when there are none."""
+    if X_val is None and Y_val is None:
+        return _NO_SAMPLES
+    if X_val is None or Y_val is None:
+        raise ValueError("give both X_val and Y_val, or neither")
+    X_val = _real_array(X_val, "X_val", (None, len(INPUTS)), kinds="iufb")
+    return X_val, _real_array(Y_val, "Y_val", (X_val.shape[0], len(TARGETS)), kinds="iufb")
 
 
 def forward(w=None, X=None):
@@ -607,20 +1371,221 @@ def loss(w=None, X=None, Y=None):
     return loss_and_grad(w, X, Y)[0]
 
 
-def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter"], tol=DEFAULTS["tol"], update=DEFAULTS["update"]):
-    """Gradient descent run entirely in compiled code; the caller's `w` is not modified.
+def accuracy(w=None, X=None, Y=None):
+    """The fraction of samples classified right: each output on the same side of 0.5 as its target."""
+    w, X = _weights(w), _inputs(X)
+    Y = _targets(Y, X.shape[0])
+    return float(_accuracy_kernel(w, X, Y, np.empty((X.shape[0], 1))))
 
-    update="simultaneous" is ordinary gradient descent; update="sequential"
-    updates the parameters one by one in PARAMS order, each new value feeding
-    the next derivative. Stops after max_iter iterations, or after the first
-    iteration in which every |step| < tol (tol=0 never stops early).
+
+def load_weights(path):
+    """The weights `TrainResult.save` wrote to `path`; ValueError if they are another model's."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            w, params, model = saved["w"], tuple(str(p) for p in saved["params"]), str(saved["model"])
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} holds no saved weights (w, params, model): {exc}") from None
+    if model != MODEL_DIGEST or params != PARAMS:
+        raise ValueError(f"{path} holds the weights of another model (model {model[:12]}, {len(params)} parameters), not of this one ({MODEL_DIGEST[:12]}, {len(PARAMS)})")
+    return _weights(w)
+
+
+def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter"], tol=DEFAULTS["tol"], update=DEFAULTS["update"], *, optimizer="gd", weight_decay=0.0, momentum=0.0, nesterov=False, betas=(0.9, 0.999), eps=1e-08, batch_size=None, shuffle=True, seed=0, X_val=None, Y_val=None, patience=None, record_every=1, progress=False, threads=None):
+    """Train in compiled code, from `w` (default INIT) on X, Y (default the module's data); `w` is not modified.
+
+    optimizer: "gd" runs the rule `update` names: "simultaneous" (ordinary gradient descent) or "sequential"
+    (the parameters one by one in PARAMS order, each new value feeding the next derivative); "momentum" (with
+    `momentum`, `nesterov`), "adam" and "adamw" (with `betas`, `eps`) follow torch.optim.SGD, Adam and AdamW;
+    `weight_decay` is an L2 term added to the gradient (AdamW: decoupled). A setting the optimizer does not
+    read must keep its default.
+
+    batch_size=None trains full-batch: one iteration is one step on all samples. An integer trains in
+    mini-batches of that size (the last one smaller), one iteration being one epoch; with shuffle=True each
+    epoch visits the samples in an order drawn from a generator seeded with `seed` (the same seed, the same
+    run). The loss recorded for an epoch is the mean of its batches' losses, each weighted by its batch's
+    size and taken at the weights that batch started from.
+
+    Stops after max_iter iterations; after the first iteration in which every |step| < tol (tol=0 never
+    stops early); with X_val, Y_val and patience, after `patience` epochs without a lower validation loss,
+    returning the best weights (as scikit-learn's early stopping does, also when max_iter comes first);
+    or at Ctrl-C, keeping the weights reached. record_every=k keeps every k-th iteration's loss (0: none).
+    progress=True shows a tqdm bar (a plain line without tqdm). `threads` is accepted for later use.
     """
     w, X = _weights(w).copy(), _inputs(X)
     Y = _targets(Y, X.shape[0])
-    _check_settings(lr, max_iter, tol, update)
-    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
-    iterations, status, history = kernel(w, X, Y, float(lr), int(max_iter), float(tol))
-    return TrainResult(w, int(iterations), history, status == 1, _STATUS[status])
+    rule, hyperparameters = _optimizer(optimizer, update, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps})
+    max_iter = _integer("max_iter", max_iter, 1, 2**62)
+    tol = _check_tol(tol)
+    batch_size = _integer("batch_size", batch_size, 1, none=X.shape[0])
+    seed = _integer("seed", seed, 0, 2**64 - 1)
+    patience = _integer("patience", patience, 1, none=0)
+    record_every = _integer("record_every", record_every, 0)
+    X_val, Y_val = _validation(X_val, Y_val)
+    if patience and not X_val.shape[0]:
+        raise ValueError("patience needs validation data: give X_val and Y_val")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
+    best_w = w.copy()
+    # iterations, updates, epochs without a better validation loss, best's iteration, best validation loss, divergence limit
+    run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
+    if batch_size < X.shape[0]:  # the order of the samples, and SplitMix64's state (none: no shuffling)
+        kernel, batches = _BATCH_TRAIN_KERNELS[rule], (batch_size, np.array([seed] if shuffle else [], dtype=np.uint64), np.arange(X.shape[0]))
+    else:
+        kernel, batches = _TRAIN_KERNELS[rule], ()
+    arguments = (w, X, Y, *hyperparameters.values(), tol, *batches, X_val, Y_val, patience,
+                 np.zeros((_STATE_ARRAYS[rule], w.shape[0])), run, best_w)  # fmt: skip
+    first_guess = _FIRST_GUESS * (X.shape[0] + X_val.shape[0]) * w.shape[0]
+    status, losses, val_losses, accuracies = _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess, progress)
+    if patience or status == _INTERRUPTED:  # the final loss at the weights returned
+        if patience:
+            w[:] = best_w
+        if record_every:
+            losses[-1] = _loss_and_grad_kernel(w, X, Y, np.empty_like(w))
+    return TrainResult(w, int(run[0]), losses, status == 1, _STATUS[status], val_losses,
+                       accuracies, best_w if X_val.shape[0] else w)  # fmt: skip
+
+
+def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess, progress):
+    """Run the compiled loop `kernel` in calls of about _CHUNK_SECONDS each, until it stops or Ctrl-C.
+
+    Between calls the loop's arguments carry the run: the weights, the rule's state arrays, `run` (counters),
+    the random generator's state and the order of the samples, the best weights. The first call's length
+    comes from `first_guess` (seconds per iteration), the others' from the time the last one took.
+    Returns (status, the recorded losses, validation losses and accuracies).
+    """
+    losses, val_losses, accuracies = [], [], []
+    done, seconds_per_iteration = 0, first_guess
+    status = -1
+    validating = arguments[_X_VAL_ARGUMENT].shape[0] > 0
+    interrupts = _Interrupts()
+    try:
+        with _progress_bar(progress, max_iter) as bar:
+            while status < 0:
+                if interrupts.seen:
+                    status = _INTERRUPTED
+                    break
+                count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
+                chunk = (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
+                started = time.perf_counter()
+                try:
+                    status = kernel(*arguments, done + count, max_iter, *chunk)
+                except KeyboardInterrupt:  # in the first call, before the handler is in place: the call
+                    status = _INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
+                ran = int(run[0]) - done
+                seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
+                finished = 0 <= status < _INTERRUPTED  # then the call has written the final loss after the others
+                if record_every:  # iterations done + i with (done + i) % record_every == 0, and the final loss
+                    first = -done % record_every
+                    if finished and (done + ran) % record_every == 0:  # the final loss falls in step: one slice
+                        losses.append(chunk[0][first : ran + 1 : record_every])
+                    else:
+                        losses.append(chunk[0][first:ran:record_every])
+                        if finished:
+                            losses.append(chunk[0][ran : ran + 1])
+                if validating:
+                    val_losses.append(chunk[1][:ran])
+                    accuracies.append(chunk[2][:ran])
+                done += ran
+                if bar is not None and ran:
+                    bar.show(done, chunk[0][ran] if finished else chunk[0][ran - 1])
+                if status < 0:
+                    interrupts.install()  # only now: a run that takes one call pays nothing for it
+    finally:
+        interrupts.restore()
+    if status == _INTERRUPTED and record_every:
+        losses.append(np.empty(1))  # the final loss: train computes it
+    return status, _joined(losses), _joined(val_losses), _joined(accuracies)
+
+
+def _joined(arrays):
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else np.empty(0)
+
+
+class _Interrupts:
+    """Ctrl-C during training, noted by a signal handler and acted on between calls of the compiled loop
+    (which cannot be stopped midway). A second Ctrl-C interrupts at once. Python's own handler is only
+    replaced where it is in place, in the main thread."""
+
+    def __init__(self):
+        self.seen, self.installed = False, False
+
+    def install(self):
+        if self.installed:
+            return
+        self.installed = True
+        try:
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                signal.signal(signal.SIGINT, self._note)
+                return
+        except ValueError:  # not the main thread
+            pass
+        self.installed = None  # not ours to replace
+
+    def _note(self, signum, frame):
+        if self.seen:
+            raise KeyboardInterrupt
+        self.seen = True
+
+    def restore(self):
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _Progress:
+    """A progress bar: tqdm's when it is installed, else one line on stderr rewritten in place."""
+
+    def __init__(self, total):
+        self.total = total
+        try:
+            from tqdm import tqdm  # imported here: the module needs no tqdm unless progress is shown
+        except ImportError:
+            self.bar = None
+        else:
+            self.bar = tqdm(total=total, unit="it", dynamic_ncols=True)
+
+    def show(self, done, loss):
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss={loss:.6g}", refresh=False)
+            self.bar.update(done - self.bar.n)
+        else:
+            print(f"\riteration {done}/{self.total}, loss {loss:.6g}", end="", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            print(file=sys.stderr)
+
+
+def _progress_bar(progress, total):
+    if progress is False:
+        return _NO_PROGRESS
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False, not {progress!r}")
+    return _Progress(total) if progress else _NO_PROGRESS
+
+
+class _NoProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        pass
+
+
+_NO_PROGRESS = _NoProgress()
+
+
+def check_digest():
+    """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
+    digest in its header (a module edited by hand, or cut short, is not the build's output)."""
+    with open(__file__, encoding="utf-8", newline="") as f:
+        head, found, body = f.read().partition(" (of the source below this line)\n\n")
+    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
+        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
 
 
 if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names

@@ -1,4 +1,4 @@
-"""`python -m symcompile build|train|bench`: the command line.
+"""`python -m symcompile build|train|predict|show|bench`: the command line.
 
 Every user-facing failure is a SymcompileError, printed as one line
 (`symcompile: error: ...`) with exit status 2; argparse does the same for bad
@@ -12,27 +12,45 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
+from symcompile import __version__
+from symcompile.data import split_rows
 from symcompile.dump import DUMP_STAGES, dump_after
+from symcompile.emit import formula_lines
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
-from symcompile.options import TRAINING_KEYS, BuildOptions, allowed, argument_type, training_settings
-from symcompile.pipeline import DEFAULT_OUT_DIR, build
+from symcompile.options import (
+    RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, run_settings, train_keywords,
+    training_settings,
+)  # fmt: skip
+from symcompile.outputs import (
+    check_writable, plot_history, predictions_text, require_matplotlib, write_history, write_text,
+)  # fmt: skip
+from symcompile.pipeline import DEFAULT_OUT_DIR, build, stages
 from symcompile.provenance import why_rebuild
 from symcompile.seed import seed_model
-from symcompile.spec import load_spec
+from symcompile.spec import load_spec_settings, read_csv, spec_input_columns
 from symcompile.writer import load_module
 
 
 def resolve_model(spec, data_root=None):
     """The model a command works on, and the command that rebuilds it: the built-in seed when no spec is given."""
+    return resolve_model_settings(spec, data_root)[:2]
+
+
+def resolve_model_settings(spec, data_root=None):
+    """As `resolve_model`, and the run settings of the spec's [training] table (the defaults for the seed)."""
     if spec is None:
-        return seed_model(), "python -m symcompile build"
+        return seed_model(), "python -m symcompile build", RunSettings()
     command = f"python -m symcompile build {shlex.quote(spec)}"
     if data_root is not None:
         command += f" --data-root {shlex.quote(data_root)}"
-    return load_spec(spec, data_root), command
+    model, run = load_spec_settings(spec, data_root)
+    return model, command, run
 
 
 def module_path(model, out_dir):
@@ -73,30 +91,152 @@ def require_data(model):
         raise SymcompileError(f"{model.name} has no default data to train on")
 
 
-def command_train(args):
-    model, rebuild_command = resolve_model(args.spec, args.data_root)
-    # Check everything the user gave before building, so bad input never writes a module.
-    require_data(model)
-    overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
-    settings = vars(training_settings(overrides, base=model.training))
-    path = module_path(model, args.out_dir)
+def ensure_built(model, rebuild_command, out_dir):
+    """The model's module, imported; built first when missing or built from a different model."""
+    path = module_path(model, out_dir)
     reason = why_rebuild(path, model)
     if reason:
         print(f"{path} {reason}; building it")
-        build(model, args.out_dir, BuildOptions(rebuild_command=rebuild_command))
-    module = load_module(path)
-    print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+        build(model, out_dir, BuildOptions(rebuild_command=rebuild_command))
+    return load_module(path)
+
+
+def command_train(args):
+    model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root)
+    # Check everything the user gave before building, so bad input never writes a module.
+    require_data(model)
+    overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
+    training = training_settings(overrides, base=model.training)
+    if args.max_iter is not None:
+        spec_run = replace(spec_run, epochs=None)  # --max-iter on the command line outranks the spec's epochs
+    run = run_settings({k: v for k, v in vars(args).items() if k in RUN_KEYS and v is not None}, base=spec_run)
+    for path in (args.save, args.history, args.plot):
+        if path:
+            check_writable(path)
+    if args.plot:
+        require_matplotlib()
+    train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
+    module = ensure_built(model, rebuild_command, args.out_dir)
+    data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])
+    keywords = train_keywords(training, run) | data.validation_keywords()
+    print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in _shown(keywords).items()))
+    if len(val_rows):
+        print(f"  data       {len(train_rows)} training samples, {len(val_rows)} validation samples "
+              f"(validation_split {run.validation_split:g}, seed {run.seed})")  # fmt: skip
+    progress = sys.stdout.isatty() if args.progress is None else args.progress
+    result, seconds = _timed_training(module, data, keywords, progress)
+    _report_training(module, data, result, seconds)
+    _write_outputs(args, model, result, run)
+    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+
+
+EXIT_INTERRUPTED = 130  # a shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The rows a run trains on, and the rows it validates on (none when there is no validation split)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_val: np.ndarray
+    Y_val: np.ndarray
+
+    def validation_keywords(self):
+        return {"X_val": self.X_val, "Y_val": self.Y_val} if len(self.X_val) else {}
+
+
+def _shown(keywords):
+    """The settings as the header line shows them (the validation arrays are summarized on their own line)."""
+    return {k: v for k, v in keywords.items() if k not in ("X_val", "Y_val")}
+
+
+def _timed_training(module, data, keywords, progress):
+    """(result, loop seconds). A 1-iteration warm-up call first compiles the loop (or loads Numba's cache), so
+    the run is timed alone and trained once; its time is printed before the run starts."""
     start = time.perf_counter()
-    result = module.train(module.INIT, module.X, module.Y, **settings)
-    first_call = time.perf_counter() - start
+    module.train(module.INIT, data.X, data.Y, **(keywords | {"max_iter": min(1, keywords["max_iter"])}))
+    print(f"  compile    {time.perf_counter() - start:.3f} s (a 1-iteration warm-up: Numba compile or cache load)",
+          flush=True)  # fmt: skip
     start = time.perf_counter()
-    module.train(module.INIT, module.X, module.Y, **settings)
-    loop = time.perf_counter() - start
-    _print_state(module, "initial", module.INIT, result.loss_history[0])
-    _print_state(module, "final", result.w, result.loss_history[-1])
+    result = module.train(module.INIT, data.X, data.Y, **keywords, **({"progress": True} if progress else {}))
+    return result, time.perf_counter() - start
+
+
+def _report_training(module, data, result, seconds):
+    _print_state(module, "initial", module.INIT, data.X, data.Y)
+    _print_state(module, "final", result.w, data.X, data.Y)
+    if len(data.X_val):
+        _print_state(module, "validation", result.w, data.X_val, data.Y_val)
     print(f"  iterations {result.iterations} ({result.status})")
-    print("  weights    " + ", ".join(f"{n}={v:.10g}" for n, v in zip(module.PARAMS, result.w)))
-    print(f"  wall time  {loop * 1e3:.3f} ms for the loop; first call {first_call:.3f} s (Numba compile or cache load)")
+    print("  weights    " + _weights_text(module.PARAMS, result.w))
+    per = f", {seconds / result.iterations * 1e3:.4g} ms per iteration" if result.iterations else ""
+    print(f"  wall time  {seconds * 1e3:.3f} ms for the loop{per}")
+    if result.status == "interrupted":
+        print("  interrupted by Ctrl-C: the weights above are those reached so far")
+
+
+SHOWN_WEIGHTS = 16  # more than this: the first ones, and a pointer to --save for all
+
+
+def _weights_text(names, w):
+    shown = ", ".join(f"{n}={v:.10g}" for n, v in list(zip(names, w))[:SHOWN_WEIGHTS])
+    return shown if len(w) <= SHOWN_WEIGHTS else f"{shown}, ... ({len(w)} weights; --save writes them all)"
+
+
+def _write_outputs(args, model, result, run):
+    if args.save:
+        result.save(args.save)
+        print(f"  saved      weights to {args.save}")
+    if args.history:
+        write_history(args.history, result, run.record_every)
+        print(f"  saved      loss history to {args.history}")
+    if args.plot:
+        plot_history(args.plot, result, f"{model.name}: loss per epoch", run.record_every)
+        print(f"  saved      loss plot to {args.plot}")
+
+
+def command_predict(args):
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
+    if args.out:
+        check_writable(args.out)
+    header, rows = read_csv(Path(args.data))
+    X = spec_input_columns(args.spec, model, header, rows, args.data)
+    module = ensure_built(model, rebuild_command, args.out_dir)
+    try:
+        w = module.load_weights(args.weights)
+    except (OSError, ValueError, KeyError) as exc:  # missing, not an .npz of weights, or another model's
+        raise SymcompileError(f"cannot load weights from {args.weights}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        outputs = module.forward(w, X)
+    except ValueError as exc:  # NaN or infinity in the data
+        raise SymcompileError(f"{args.data}: {exc}") from None
+    text = predictions_text(outputs, [t.name for t in model.targets])
+    if args.out:
+        write_text(args.out, text)
+        print(f"symcompile predict: {len(X)} predictions from {args.data} written to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def command_show(args):
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
+    options = BuildOptions(args.gradient, args.layout, rebuild_command)
+    outputs = dict(stages(model, options))
+    rewritten, kernel, source = outputs["rewrite"], outputs["optimize"], outputs["emit"]
+    path = module_path(model, args.out_dir)
+    print(f"symcompile show: {model.name}" + (f" ({model.description})" if model.description else ""))
+    rewrites = ", ".join(source.provenance.rewrites) or "none applied"
+    print(f"  formula after rewrites ({rewrites}):")
+    for line in formula_lines(rewritten):
+        print(f"    {line}")
+    print(f"  parameters {len(model.params)}")
+    print(f"  inputs     {len(model.inputs)}, targets {len(model.targets)}, default samples {model.X.shape[0]}")
+    print(f"  operations {kernel.ops_before} before CSE, {kernel.ops_after} after")
+    print(f"  gradient   {source.provenance.gradient}")
+    print(f"  layout     {source.layout}")
+    print(f"  module     {path} ({why_rebuild(path, model) or 'built and current'})")
     return 0
 
 
@@ -106,72 +246,105 @@ def command_bench(args):
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     require_data(model)
     if args.json:
-        _check_writable(args.json)
+        check_writable(args.json)
     from symcompile import bench  # the benchmark stays out of build and train
 
     return bench.run(model, rebuild_command, args)
 
 
-def _check_writable(path):
-    """Fail before minutes of measuring, not after, when the JSON cannot be written."""
-    try:
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _print_state(module, label, w, loss):
-    line = f"  {label:<10} loss {loss:.15g}"
-    outputs = module.forward(w, module.X)
+def _print_state(module, label, w, X, Y):
+    line = f"  {label:<10} loss {module.loss(w, X, Y):.15g}"
+    outputs = module.forward(w, X)
     if outputs.size == 1:
         line += f", output {float(outputs.ravel()[0]):.15g}"
-    right = accuracy(outputs, module.Y)
+    right = accuracy(outputs, Y)
     if right is not None and outputs.size > 1:
-        line += f", accuracy {right:.1%} of {len(module.Y)} samples"
+        line += f", accuracy {right:.1%} of {len(Y)} samples"
     print(line)
 
 
-def parser():
-    top = argparse.ArgumentParser(prog="python -m symcompile", description=__doc__.splitlines()[0])
-    commands = top.add_subparsers(dest="command", required=True)
-
-    build_cmd = commands.add_parser("build", help="compile a model into a Python/Numba module")
-    build_cmd.set_defaults(run=command_build)
-    build_cmd.add_argument(
+def _add_build_options(cmd):
+    cmd.add_argument(
         "--gradient",
         type=argument_type("gradient"),
         default="auto",
         help="how the gradient is derived: diff (one SymPy derivative per parameter), reverse (reverse mode, "
         "linear in the model's size), or auto (diff for small models such as the seed, else reverse)",
     )
-    build_cmd.add_argument(
+    cmd.add_argument(
         "--layout",
         type=argument_type("layout"),
         default="auto",
         help="kernel code: unrolled (one line per value; fastest to run), rolled (loops over repeated "
         "statements; fastest to compile for large models), or auto (rolled for large models)",
     )
+
+
+def _add_training_options(cmd):
+    """train's settings; each defaults to the spec's [training] value, else the module's default."""
+    cmd.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations (epochs, with --batch-size) at most")
+    cmd.add_argument("--epochs", type=int, help="another name for --max-iter")
+    cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
+    cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
+    cmd.add_argument("--optimizer", type=argument_type("optimizer"), help=f"{', '.join(allowed('optimizer'))}")
+    cmd.add_argument("--momentum", type=float, help="momentum factor (optimizer momentum), as torch.optim.SGD's")
+    cmd.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum (optimizer momentum)")
+    cmd.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"), help="Adam's betas (0.9 0.999)")
+    cmd.add_argument("--eps", type=float, help="Adam's eps, added after the square root (1e-8)")
+    cmd.add_argument("--weight-decay", type=float, dest="weight_decay", help="L2 weight decay (decoupled for adamw)")
+    cmd.add_argument("--batch-size", type=int, dest="batch_size", help="samples per mini-batch (default: all)")
+    cmd.add_argument("--validation-split", type=float, dest="validation_split",
+                     help="fraction of the data held out for validation, drawn with --seed")  # fmt: skip
+    cmd.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss")
+    cmd.add_argument("--seed", type=int, help="seed of the shuffling and of the validation split (default 0)")
+    cmd.add_argument("--record-every", type=int, dest="record_every", help="record the loss every N iterations")
+    cmd.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                     help="a progress bar (default: when the output is a terminal)")  # fmt: skip
+    cmd.add_argument("--save", metavar="WEIGHTS.npz", help="save the trained weights (for predict --weights)")
+    cmd.add_argument("--history", metavar="LOSS.csv", help="write the loss per epoch (and validation) as CSV")
+    cmd.add_argument("--plot", metavar="LOSS.png", help="plot the loss per epoch (needs matplotlib: the plot extra)")
+
+
+def parser():
+    top = argparse.ArgumentParser(
+        prog="python -m symcompile",
+        description="Compile a SymPy model (the built-in seed network, or a TOML spec) into a standalone "
+        "Python/Numba module, and train it.",
+    )
+    top.add_argument("--version", action="version", version=f"symcompile {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build_cmd = commands.add_parser("build", help="compile a model into a Python/Numba module")
+    build_cmd.set_defaults(run=command_build)
+    _add_build_options(build_cmd)
     build_cmd.add_argument(
         "--dump-after",
         choices=DUMP_STAGES,
         help="print what that stage produced and stop; nothing is written",
     )
 
-    train_cmd = commands.add_parser("train", help="run the compiled training loop (builds first if needed)")
+    train_cmd = commands.add_parser("train", help="train the model's module (building it first if needed)")
     train_cmd.set_defaults(run=command_train)
-    train_cmd.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    train_cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations at most")
-    train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
-    train_cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
+    _add_training_options(train_cmd)
 
-    bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
+    predict_cmd = commands.add_parser("predict", help="the model's outputs for new data at saved weights")
+    predict_cmd.set_defaults(run=command_predict)
+    predict_cmd.add_argument("--weights", required=True, metavar="WEIGHTS.npz", help="weights from train --save")
+    predict_cmd.add_argument("--data", required=True, metavar="DATA.csv", help="CSV with the model's input columns")
+    predict_cmd.add_argument("--out", metavar="PREDICTIONS.csv", help="write the predictions here (default: print)")
+
+    show_cmd = commands.add_parser("show", help="the formula, parameter and operation counts, layout, module")
+    show_cmd.set_defaults(run=command_show)
+    _add_build_options(show_cmd)
+
+    bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")
     bench_cmd.set_defaults(run=command_bench)
     from symcompile.bench import add_arguments as add_bench_arguments  # light: scenarios load when run
 
     add_bench_arguments(bench_cmd)
 
-    for cmd in (build_cmd, train_cmd, bench_cmd):
+    for cmd in (build_cmd, train_cmd, predict_cmd, show_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
         cmd.add_argument(
@@ -192,6 +365,11 @@ def main(argv=None, *, report_startup=False):
         # on a user's formula); anything else is a bug in symcompile and keeps its traceback.
         print(f"symcompile: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C outside the training loop (which stops itself and reports its weights): while building or
+        # compiling. A build's write is atomic, so nothing half-written is left.
+        print("symcompile: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _one_line(message):

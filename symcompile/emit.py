@@ -8,6 +8,7 @@ timestamp, so the same model always gives the same bytes.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 from importlib import resources
@@ -23,8 +24,9 @@ from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
 from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
-from symcompile.provenance import Provenance, sha256, versions
+from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
+from symcompile.update_rules import GD_RULE
 from symcompile.writer import data_digest, data_file
 
 
@@ -212,24 +214,40 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
+def _hyperparameter_entry(h) -> str:
+    """One line of the module's `_HYPERPARAMETERS` table."""
+    high = "math.inf" if h.high == math.inf else repr(float(h.high))
+    return f'"{h.name}": ("{h.kind}", {float(h.low)!r}, {high}, {h.includes_high}, "{h.describe()}")'
+
+
 def _update_rule_fields(model):
-    """The template's view of the registered update rules: the loops, their arguments, and `train`'s dispatch."""
+    """The template's view of the registered update rules: the loops, their arguments, and `train`'s dispatch.
+
+    Hyperparameters the model's training settings hold (lr) keep their place among `train`'s positional
+    arguments, with the module's default; the others are keyword-only, with the registry's default.
+    """
     rules = list(update_rules.RULES.values())
-    hyperparameters = [
-        {"name": h.name, "default": f'DEFAULTS["{h.name}"]' if h.name in vars(model.training) else repr(h.default),
-         "test": h.test_code("v"), "wanted": h.describe()}
-        for h in update_rules.hyperparameters()
-    ]  # fmt: skip
+    hyperparameters = update_rules.hyperparameters()
+    positional = [h for h in hyperparameters if h.name in vars(model.training)]
+    keyword = [h for h in hyperparameters if h.name not in vars(model.training)]
+    quoted = [f"'{r.name}'" for r in rules]
+    optimizers = [("gd", update_rules.RULES[GD_RULE])] + [(r.name, r) for r in rules]
     return {
         "update_rules": rules,
-        "hyperparameters": hyperparameters,
-        "hyperparameter_names": ", ".join(h["name"] for h in hyperparameters),
+        "hyperparameter_names": ", ".join(h.name for h in hyperparameters),
+        "positional_hyperparameters": "".join(f'{h.name}=DEFAULTS["{h.name}"], ' for h in positional),
+        "keyword_hyperparameters": "".join(f"{h.name}={h.default!r}, " for h in keyword),
+        "hyperparameter_dict": ", ".join(f'"{h.name}": {h.name}' for h in hyperparameters),
+        "default_hyperparameters": ", ".join(f'"{h.name}": {h.check(h.default)!r}' for h in hyperparameters),
+        "hyperparameter_table": [_hyperparameter_entry(h) for h in hyperparameters],
+        "optimizer_table": [
+            f'"{name}": ("{r.name}", ({", ".join(repr(h.name) for h in r.hyperparameters)},))' for name, r in optimizers
+        ],
+        "train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_kernel' for r in rules),
+        "batch_train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_batches_kernel' for r in rules),
+        "state_arrays": ", ".join(f'"{r.name}": {len(r.state)}' for r in rules),
         "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
         "update_names_list": ", ".join(r.name for r in rules),
-        # _train_a_kernel if update == "a" else _train_b_kernel: the last rule needs no test (update is checked)
-        "kernel_choice": " else ".join(
-            [f'_train_{r.name}_kernel if update == "{r.name}"' for r in rules[:-1]] + [f"_train_{rules[-1].name}_kernel"]
-        ),
     }
 
 
@@ -251,11 +269,15 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
         "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         "defaults": repr(vars(model.training)),
+        "standardization": model.standardization
+        and {"mean": _float_list(model.standardization.mean), "scale": _float_list(model.standardization.scale)},
         "helpers": helper_sources(_expressions(*kernel.programs())),
         "n_outputs": len(model.outputs),
         "forward": forward,
         "loss_and_grad": loss_and_grad,
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        "classifier": model.classifier,
+        "weights_digest": weights_digest(model),
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
         **_update_rule_fields(model),

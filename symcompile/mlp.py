@@ -20,6 +20,7 @@ from functools import cmp_to_key
 import numpy as np
 import sympy as sp
 
+from symcompile.data import check_targets
 from symcompile.errors import SymcompileError
 from symcompile.model import check_model_size, make_model
 from symcompile.options import allowed, choose
@@ -82,10 +83,9 @@ def check_layers(layers):
     return list(layers)
 
 
-# Cross-entropies are defined for outputs and targets in [0, 1]: log(output) of anything else is NaN or
-# meaningless, and a target outside it rewards the wrong answer (the loss goes negative).
+# Cross-entropies are defined for outputs in [0, 1]: log(output) of anything else is NaN or meaningless.
+# (Their targets are checked by data.check_targets.)
 PROBABILITY_OUTPUTS = ("sigmoid", "softmax")
-PROBABILITY_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
 
 
 def _check_loss_fits(loss, output_activation, n_outputs):
@@ -103,14 +103,6 @@ def _check_loss_fits(loss, output_activation, n_outputs):
 def parameter_count(layers, bias):
     weights = sum(n_in * n_out for n_in, n_out in zip(layers, layers[1:]))
     return weights + (1 if bias == "shared" else sum(layers[1:]))
-
-
-def check_targets_fit(loss, Y):
-    """Cross-entropy targets are probabilities: refuse default data outside [0, 1], naming the first."""
-    outside = np.flatnonzero((Y < 0) | (Y > 1)) if loss in PROBABILITY_LOSSES else []
-    if len(outside):
-        row, column = np.unravel_index(outside[0], Y.shape)
-        raise SymcompileError(f"{loss} needs targets in [0, 1]; Y has {Y[row, column]:g} in sample {row}, target {column}")
 
 
 def input_symbols(n_inputs):
@@ -232,6 +224,14 @@ def mlp_model(
         Y=Y,
         training=training,
         description=description,
+        classifier=classifier_kind(loss, output_activation),
     )
-    check_targets_fit(loss, model.Y)
+    check_targets(loss, model.Y)
     return model
+
+
+def classifier_kind(loss, output_activation):
+    """Which kind of classifier (Model.classifier) a network is: its outputs must be probabilities."""
+    if loss == "softmax_cross_entropy":
+        return "softmax"
+    return "binary" if loss == "binary_cross_entropy" and output_activation == "sigmoid" else ""

@@ -21,6 +21,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from symcompile.data import Standardization, is_label_vector, one_hot
 from symcompile.errors import SymcompileError
 from symcompile.graph import graph_nodes, replace_bottom_up
 from symcompile.options import TrainingSettings, training_settings
@@ -44,6 +45,10 @@ class Model:
     Y: np.ndarray
     training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
+    # "binary": outputs are probabilities of the targets being 1 (binary cross-entropy); "softmax": outputs are
+    # class probabilities (softmax cross-entropy); "": not a classifier. Classifiers get `accuracy`.
+    classifier: str = ""
+    standardization: Standardization | None = None  # set by data.standardized(): the formulas scale the inputs
 
 
 def make_model(
@@ -59,6 +64,7 @@ def make_model(
     Y=None,
     training=None,
     description="",
+    classifier="",
 ) -> Model:
     """Validate user input and return a `Model`; raise SymcompileError on bad input."""
     _check_module_name(name)
@@ -78,7 +84,12 @@ def make_model(
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
-    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
+    if classifier not in CLASSIFIERS:
+        raise SymcompileError(f"classifier must be one of {', '.join(map(repr, CLASSIFIERS))}, not {classifier!r}")
+    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description, classifier)
+
+
+CLASSIFIERS = ("", "binary", "softmax")
 
 
 # A generated module named like these would import itself for `math` or `numpy`, or shadow them.
@@ -282,13 +293,14 @@ def _init_array(init, n_params):
 
 
 def _data_arrays(X, Y, n_inputs, n_targets):
-    """Default data; X is (N, n_inputs), Y is (N, n_targets); no data means no defaults."""
+    """Default data; X is (N, n_inputs), Y is (N, n_targets) or N integer class labels (made one-hot); no data
+    means no defaults."""
     if X is None and Y is None:
         return np.zeros((0, n_inputs)), np.zeros((0, n_targets))
     if X is None or Y is None:
         raise SymcompileError("give both X and Y, or neither")
     X = _float_array(X, "X")
-    Y = _float_array(Y, "Y")
+    Y = one_hot(Y, n_targets, "Y") if is_label_vector(Y, n_targets) else _float_array(Y, "Y")
     if X.ndim == 1 and n_inputs == 1:
         X = X[:, None]
     if Y.ndim == 1 and n_targets == 1:

@@ -10,12 +10,18 @@ same way wherever it is given. Every error is one line.
 - `TrainingSettings`: the training loop's defaults a module ships with
   (learning rate, iterations, tolerance, update rule), checked by
   `training_settings()`.
+- `RunSettings`: how `python -m symcompile train` calls the module's `train()`
+  beyond those defaults (optimizer, mini-batches, validation, early stopping),
+  from a spec's [training] table and the command line, checked by
+  `run_settings()`. They are not part of a module's bytes: changing them needs
+  no rebuild.
 - The thresholds `auto` uses, below, with the reason for each.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, fields, replace
 
 from symcompile import update_rules
@@ -77,6 +83,8 @@ CHOICES = {
     "loss": Choice("loss", _mlp_table("LOSSES"), "binary_cross_entropy"),
     "bias": Choice("bias scheme", ("per-neuron", "shared"), "per-neuron"),
     "init": Choice("init scheme", ("xavier", "normal", "zeros"), "xavier"),
+    # The generated module's train(optimizer=...): "gd" (the rule `update` names), or any registered update rule.
+    "optimizer": Choice("optimizer", lambda: ("gd", *update_rules.RULES), "gd"),
 }
 
 
@@ -177,3 +185,116 @@ def training_settings(values=None, base: TrainingSettings | None = None) -> Trai
     if unknown:
         raise SymcompileError(f"unknown training setting {unknown[0]!r}; expected one of {', '.join(TRAINING_KEYS)}")
     return replace(base or TrainingSettings(), **{key: CHECKS[key](value) for key, value in values.items()})
+
+
+# --- run settings -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the command line trains, beyond the module's defaults: the keywords of the module's `train()` (the
+    update rules' hyperparameters follow torch.optim's SGD, Adam and AdamW; their defaults and ranges are the
+    registry's, symcompile/update_rules.py), plus `epochs` (another name for max_iter, which counts epochs when
+    batch_size is set) and `validation_split` (the fraction of the data held out, by a split seeded with
+    `seed`). Given in a spec's [training] table or on the command line; checked by `run_settings()`."""
+
+    optimizer: str = CHOICES["optimizer"].default
+    momentum: float = update_rules.MOMENTUM.default
+    nesterov: bool = update_rules.NESTEROV.default
+    betas: tuple[float, float] = update_rules.BETAS.default
+    eps: float = update_rules.EPS.default
+    weight_decay: float = update_rules.WEIGHT_DECAY.default
+    batch_size: int | None = None  # None: the full batch
+    epochs: int | None = None  # None: the model's max_iter
+    validation_split: float = 0.0
+    patience: int | None = None  # None: no early stopping
+    seed: int = 0
+    record_every: int = 1
+
+
+RUN_KEYS = tuple(f.name for f in fields(RunSettings))
+
+
+def _number_in(name, low, high, *, low_open=False, high_open=False):
+    """A check for a number from `low` to `high` (bounds included unless open)."""
+    shown = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def check(value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < low or value > high or (low_open and value == low) or (high_open and value == high):
+            raise SymcompileError(f"{name} must be a number in {shown}, not {value!r}")
+        return float(value)
+
+    return check
+
+
+def _whole_number(name, least, optional=False):
+    """A check for an integer of at least `least` (or None when `optional`)."""
+
+    def check(value):
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SymcompileError(f"{name} must be an integer of at least {least}, not {value!r}")
+        return value
+
+    return check
+
+
+def _check_optimizer(value):
+    if not isinstance(value, str):
+        raise SymcompileError(f"optimizer must be the name of an optimizer, not {value!r}")
+    return choose("optimizer", value)
+
+
+RUN_CHECKS = {
+    "optimizer": _check_optimizer,
+    **{h.name: h.check for h in (update_rules.MOMENTUM, update_rules.NESTEROV, update_rules.BETAS, update_rules.EPS,
+                                 update_rules.WEIGHT_DECAY)},  # fmt: skip
+    "batch_size": _whole_number("batch_size", 1, optional=True),
+    "epochs": lambda value: None if value is None else _check_max_iter(value),
+    "validation_split": _number_in("validation_split", 0, 1, high_open=True),
+    "patience": _whole_number("patience", 1, optional=True),
+    "seed": _whole_number("seed", 0),
+    "record_every": _whole_number("record_every", 1),
+}
+
+
+def run_setting(key, value):
+    """One run setting checked alone (the settings' agreement with each other is run_settings()'s to check)."""
+    if key not in RUN_CHECKS:
+        raise SymcompileError(f"unknown training setting {key!r}; expected one of {', '.join(RUN_KEYS)}")
+    return RUN_CHECKS[key](value)
+
+
+def run_settings(values=None, base: RunSettings | None = None) -> RunSettings:
+    """`base` (default: the defaults) with `values` (a mapping) checked and applied; one-line errors as for
+    `training_settings()`, and for settings that contradict each other."""
+    values = dict(values or {})
+    settings = replace(base or RunSettings(), **{key: run_setting(key, value) for key, value in values.items()})
+    _check_applies(settings)
+    if settings.patience is not None and settings.validation_split == 0:
+        raise SymcompileError("patience needs validation data: set validation_split above 0")
+    return settings
+
+
+def _check_applies(settings: RunSettings):
+    """Refuse a hyperparameter the optimizer would not read (as the module's train() does), and Nesterov without
+    momentum."""
+    rule = update_rules.RULES.get(settings.optimizer, update_rules.RULES[update_rules.GD_RULE])
+    reads = [h.name for h in rule.hyperparameters]
+    for h in update_rules.hyperparameters():
+        if h.name in vars(settings) and h.name not in reads and getattr(settings, h.name) != h.default:
+            raise SymcompileError(f"{h.name} does not apply to optimizer {settings.optimizer!r} (it reads {', '.join(reads)})")
+    if settings.nesterov and settings.momentum == 0:
+        raise SymcompileError("nesterov needs a momentum above 0")
+
+
+def train_keywords(training: TrainingSettings, run: RunSettings) -> dict:
+    """The keywords of the module's `train()` for these settings: the module's defaults, and each run setting
+    that differs from its default (so a module built before the newer keywords still trains with the old ones)."""
+    keywords = vars(training) | ({"max_iter": run.epochs} if run.epochs is not None else {})
+    defaults = RunSettings()
+    skipped = ("epochs", "validation_split")  # handled by the caller: max_iter above, the split into X_val and Y_val
+    changed = {k: v for k, v in vars(run).items() if k not in skipped and v != getattr(defaults, k)}
+    return keywords | changed

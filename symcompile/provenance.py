@@ -40,7 +40,16 @@ def model_digest(model) -> str:
         *_expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
         *(f"{a.shape}:{a.tobytes().hex()}" for a in (model.init, model.X, model.Y)),
     ]  # fmt: skip
+    if model.classifier:
+        parts.append(f"classifier={model.classifier}")
     return sha256("\n".join(parts))
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of what a model's weights mean: its parameters, inputs, targets, outputs and loss (not its
+    defaults). Saved weights carry it, so a module loads only weights trained for its own formula."""
+    symbols = model.params + model.inputs + model.targets
+    return sha256("\n".join(_expression_digests(symbols + model.outputs + (model.loss,))))
 
 
 def _expression_digests(exprs):

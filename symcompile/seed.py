@@ -49,4 +49,5 @@ def seed_model():
         Y=[TARGET],
         training=TRAINING,
         description="The blog's 2-2-1 sigmoid network with one shared bias w0 and binary cross-entropy loss.",
+        classifier="binary",
     )

@@ -36,14 +36,17 @@ from symcompile import mlp
 from symcompile.errors import SymcompileError
 from symcompile.expression import RESERVED, ExpressionParser
 from symcompile.model import Model, is_module_name, make_model
-from symcompile.options import CHOICES, TRAINING_KEYS, choose, training_settings
+from symcompile.data import one_hot, split_rows, standardization, standardized
+from symcompile.options import (
+    CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, run_setting, run_settings, training_settings,
+)  # fmt: skip
 
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
 KIND_KEYS = {
     "mlp": ("layers", "hidden_activation", "output_activation", "loss", "bias", "seed"),
     "expression": ("params", "inputs", "targets", "definitions", "output", "loss"),
 }
-DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns")
+DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns", "labels", "standardize")
 
 
 @contextmanager
@@ -58,24 +61,36 @@ def located(where):
 def load_spec(path, data_root=None) -> Model:
     """Read, check and build the model a spec file describes; its CSV file must lie inside `data_root`
     (default: the spec's folder)."""
+    return load_spec_settings(path, data_root)[0]
+
+
+def load_spec_settings(path, data_root=None) -> tuple[Model, RunSettings]:
+    """The model a spec file describes (as `load_spec`), and the run settings of its [training] table
+    (optimizer, batch_size, ...)."""
     path = Path(path)
-    return spec_model(read_toml(path), path, data_root)
+    spec = read_toml(path)
+    run = _run_settings(_table(spec, "training", path), path)
+    return spec_model(spec, path, data_root, run), run
 
 
-def spec_model(spec: dict, path: Path, data_root=None) -> Model:
-    """The model of a spec already read from `path` (which locates errors and CSV files)."""
+def spec_model(spec: dict, path: Path, data_root=None, run: RunSettings | None = None) -> Model:
+    """The model of a spec already read from `path` (which locates errors and CSV files); `run` (default: the
+    spec's) gives the validation split that standardization leaves out of its means and scales."""
     with located(f"{path}: kind"):
         kind = choose("kind", spec.get("kind"))
     _check_keys(spec, COMMON_KEYS + KIND_KEYS[kind], "at the top level", path)
+    training = _table(spec, "training", path)
     common = {
         "name": _model_name(spec, path),
         "description": _get(spec, "description", str, "a string", path, default=""),
-        "training": _training(_table(spec, "training", path), path),
+        "training": _training({k: v for k, v in training.items() if k in TRAINING_KEYS}, path),
     }
     data_root = Path(data_root) if data_root is not None else path.parent
     if kind == "mlp":
-        return _mlp(spec, path, common, data_root)
-    return _expression(spec, path, common, data_root)
+        model = _mlp(spec, path, common, data_root)
+    else:
+        model = _expression(spec, path, common, data_root)
+    return _standardized(model, _table(spec, "data", path), run or _run_settings(training, path), path)
 
 
 # Input sizes (README.md, Limits): a spec is a page of settings; data belongs in a CSV file, and a CSV file's
@@ -241,7 +256,7 @@ def _table(spec, key, path):
     if not isinstance(value, dict):
         raise SymcompileError(f"{path}: {key}: must be a table ([{key}]), got {value!r}")
     if key in ("training", "data"):
-        _check_keys(value, TRAINING_KEYS if key == "training" else DATA_KEYS, f"in [{key}]", path)
+        _check_keys(value, TRAINING_KEYS + RUN_KEYS if key == "training" else DATA_KEYS, f"in [{key}]", path)
     return value
 
 
@@ -284,6 +299,29 @@ def _training(table, path):
     return training_settings(table)
 
 
+def _run_settings(table, path):
+    """The [training] table's run settings (optimizer, batch_size, ...), each checked where it is named."""
+    run = {key: value for key, value in table.items() if key in RUN_KEYS}
+    for key, value in run.items():
+        with located(f"{path}: training.{key}"):
+            run_setting(key, value)
+    with located(f"{path}: [training]"):
+        return run_settings(run)
+
+
+def _standardized(model, data, run, path):
+    """`model` reading its inputs standardized when [data] says `standardize = true`, with the means and scales
+    of the training rows (the validation split's rows left out)."""
+    standardize = data.get("standardize", False)
+    if not isinstance(standardize, bool):
+        raise SymcompileError(f"{path}: data.standardize: must be true or false, got {standardize!r}")
+    if not standardize:
+        return model
+    rows, _ = split_rows(model.X.shape[0], run.validation_split, run.seed)
+    with located(f"{path}: data.standardize"):
+        return standardized(model, standardization(model.X[rows]))
+
+
 # --- data ---------------------------------------------------------------------------------------------------------
 
 
@@ -296,7 +334,7 @@ def _data(table, inputs, targets, path, data_root):
         if inline:
             raise SymcompileError(f"{path}: data: give either csv or X and Y, not both (found csv and {inline[0]})")
         return _csv_data(table, inputs, targets, path, data_root)
-    for key in ("X_columns", "Y_columns"):
+    for key in ("X_columns", "Y_columns", "labels"):
         if key in table:
             raise SymcompileError(f"{path}: data.{key}: only meaningful with csv = \"file.csv\"")
     if "X" not in table or "Y" not in table:
@@ -332,29 +370,44 @@ def _count(n, noun):
 
 
 def _csv_data(table, inputs, targets, path, data_root):
+    """(X, Y) from named CSV columns; Y one-hot from a column of class labels when [data] names `labels`."""
     csv_path = path.parent / _get(table, "csv", str, "a file name", path, default=None, prefix="data.")
     with located(f"{path}: data.csv"):
         check_inside(csv_path, data_root)
-    columns = {}
-    for key, default in (("X_columns", inputs), ("Y_columns", targets)):
-        with located(f"{path}: data.{key}"):
-            chosen = table.get(key, default)
-            if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
-                raise SymcompileError(f"must be a list of column names, got {chosen!r}")
-            if len(chosen) != len(default):
-                wanted = f"{len(default)} ({', '.join(default)})"
-                raise SymcompileError(f"names {len(chosen)} columns, but the model has {wanted}")
-            columns[key] = chosen
+    if "labels" in table and "Y_columns" in table:
+        raise SymcompileError(f"{path}: data: give either labels (one column of classes) or Y_columns, not both")
+    wanted = {"X_columns": _column_names(table, "X_columns", inputs, path)}
+    if "labels" in table:
+        label = _get(table, "labels", str, "the name of a CSV column of class labels", path, None, prefix="data.")
+        wanted["labels"] = [label]
+    else:
+        wanted["Y_columns"] = _column_names(table, "Y_columns", targets, path)
     with located(f"{path}: data.csv"):
         header, rows = read_csv(csv_path)
-        for key, names in columns.items():
-            for name in names:
-                if name not in header:
-                    columns = ", ".join(header)
-                    raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {columns})")
-        X = rows[:, [header.index(c) for c in columns["X_columns"]]]
-        Y = rows[:, [header.index(c) for c in columns["Y_columns"]]]
-    return X, Y
+        columns = {key: _columns(header, rows, names, key, csv_path) for key, names in wanted.items()}
+    if "labels" in columns:
+        with located(f"{path}: data.labels"):
+            return columns["X_columns"], one_hot(columns["labels"], len(targets), f"column {label!r}")
+    return columns["X_columns"], columns["Y_columns"]
+
+
+def _column_names(table, key, default, path):
+    """The CSV columns `key` names: a list of strings, one per model input (or target); default the model's names."""
+    with located(f"{path}: data.{key}"):
+        chosen = table.get(key, default)
+        if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
+            raise SymcompileError(f"must be a list of column names, got {chosen!r}")
+        if len(chosen) != len(default):
+            raise SymcompileError(f"names {len(chosen)} columns, but the model has {len(default)} ({', '.join(default)})")
+    return chosen
+
+
+def _columns(header, rows, names, key, csv_path):
+    """The rows' values in the columns `names`, in that order."""
+    for name in names:
+        if name not in header:
+            raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {', '.join(header)})")
+    return rows[:, [header.index(name) for name in names]]
 
 
 def check_inside(data_path, data_root):
@@ -410,3 +463,13 @@ def _is_float(text):
     except ValueError:
         return False
     return True
+
+
+def spec_input_columns(spec_path, model, header, rows, csv_path):
+    """The inputs of a CSV's rows (read by `read_csv`) for `model`: the columns its spec's [data] X_columns names,
+    else the columns named like the model's inputs. `spec_path` None: the built-in seed (no spec)."""
+    table = {}
+    if spec_path is not None:
+        table = _table(read_toml(Path(spec_path)), "data", Path(spec_path))
+    names = _column_names(table, "X_columns", [s.name for s in model.inputs], spec_path)
+    return np.array(_columns(header, rows, names, "the model's inputs", csv_path), dtype=np.float64)

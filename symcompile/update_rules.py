@@ -14,11 +14,20 @@ know about one way of stepping the weights:
 - whether it needs the per-parameter programs of the sequential sweep
   (`optimize` builds them only then).
 
-The step sees the loop's locals `w`, `X`, `Y`, `grad`, `steps`, `previous`,
-the hyperparameters and the state by name, and must set `loss` (the mean loss
-at the weights the iteration started from), `steps` (what each weight moved,
+The step is one update on one batch of samples. It sees the loop's locals `w`,
+`X`, `Y` (the batch: all the training samples when training full-batch),
+`grad`, `steps`, `previous`, `step` (how many updates came before this one,
+counted across the whole run: Adam's bias correction needs it), the
+hyperparameters and the state by name, and must set `loss` (the batch's mean
+loss at the weights the update started from), `steps` (what each weight moved,
 for the `tol` test) and `finite`, and leave in `previous` the weights it
 started from (they are restored when `finite` is false).
+
+The formulas of `momentum`, `adam` and `adamw` are those of `torch.optim.SGD`,
+`Adam` and `AdamW` (tests compare them step for step with PyTorch), and every
+rule takes `weight_decay`, added to the gradient as `weight_decay * w` (L2, as
+torch's SGD and Adam do) except by `adamw`, which decays the weights apart
+from the gradient.
 
 Adding a rule is one `register(UpdateRule(...))` (tests/test_update_rules.py
 registers a toy one); the module built after it has a `train(update=...)` for
@@ -35,35 +44,54 @@ from symcompile.errors import SymcompileError
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """A number a rule reads: its name (a keyword of `train`), default and valid range, bounds included
-    (the low bound excluded when `above_low`: a learning rate of 0 would never move)."""
+    """A setting a rule reads: its name (a keyword of `train`), default and valid values.
+
+    `kind` is "number" (a real number from `low` to `high`, bounds included,
+    except `low` when `above_low` (a learning rate of 0 would never move) and
+    `high` unless `includes_high`), "flag" (True or False) or "pair" (two such
+    numbers, as torch's `betas`). The compiled loop receives a float, a bool or
+    a tuple of two floats.
+    """
 
     name: str
-    default: float
+    default: float | bool | tuple[float, float]
     low: float = 0.0
     high: float = math.inf
     description: str = ""
+    kind: str = "number"
     above_low: bool = False
+    includes_high: bool = True
 
     def describe(self) -> str:
+        """What the value must be, as the error messages (here and in the module) say it."""
+        if self.kind == "flag":
+            return "True or False"
         if self.low == 0 and self.high == math.inf:
-            return "a positive number" if self.above_low else "a non-negative number"
-        return f"a number {'above' if self.above_low else 'from'} {self.low:g} {'and up ' if self.above_low else ''}to {self.high:g}"
+            number = "positive number" if self.above_low else "non-negative number"
+        else:
+            number = (
+                f"number {'above' if self.above_low else 'from'} {self.low:g} {'and up ' if self.above_low else ''}"
+                f"to {self.high:g}" + ("" if self.includes_high else " (excluded)")
+            )
+        return f"two numbers, each a {number}" if self.kind == "pair" else f"a {number}"
 
     def fits(self, value) -> bool:
-        return math.isfinite(value) and (self.low < value if self.above_low else self.low <= value) and value <= self.high
+        """Whether a real number `value` is in range."""
+        low = self.low < value if self.above_low else self.low <= value
+        return math.isfinite(value) and low and (value <= self.high if self.includes_high else value < self.high)
 
-    def test_code(self, var: str) -> str:
-        """`fits` as a Python expression in `var`, for the generated module's own check of `train`'s arguments."""
-        low = f"{self.low!r} {'<' if self.above_low else '<='} {var}"
-        high = f"{var} < math.inf" if self.high == math.inf else f"{var} <= {self.high!r}"
-        return f"{low} and {high}"
+    def _allows(self, value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.fits(value)
 
-    def check(self, value) -> float:
-        """`value` as a float, or a one-line SymcompileError saying what is allowed."""
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and self.fits(value)):
-            raise SymcompileError(f"{self.name} must be {self.describe()}, not {value!r}")
-        return float(value)
+    def check(self, value):
+        """`value` as the loop takes it, or a one-line SymcompileError saying what is allowed."""
+        if self.kind == "flag" and isinstance(value, bool):
+            return value
+        if self.kind == "pair" and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(self._allows, value)):
+            return tuple(float(v) for v in value)
+        if self.kind == "number" and self._allows(value):
+            return float(value)
+        raise SymcompileError(f"{self.name} must be {self.describe()}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -84,8 +112,18 @@ class UpdateRule:
 
 
 LEARNING_RATE = Hyperparameter("lr", 0.1, description="learning rate: the step is lr times the gradient", above_low=True)
+WEIGHT_DECAY = Hyperparameter("weight_decay", 0.0, description="L2 penalty: weight_decay * w is added to the gradient")
+MOMENTUM = Hyperparameter("momentum", 0.0, description="the velocity's decay: v = momentum * v + gradient")
+NESTEROV = Hyperparameter("nesterov", False, kind="flag", description="Nesterov's momentum (torch's formulation)")
+BETAS = Hyperparameter(
+    "betas", (0.9, 0.999), 0.0, 1.0, "decay rates of Adam's running means of the gradient and its square",
+    kind="pair", includes_high=False,
+)  # fmt: skip
+EPS = Hyperparameter("eps", 1e-8, description="added to the root of Adam's second moment, after the square root")
 
 RULES: dict[str, UpdateRule] = {}
+# The rule `train(optimizer="gd")` runs when `update` does not name another: ordinary gradient descent.
+GD_RULE = "simultaneous"
 
 
 def register(rule: UpdateRule) -> UpdateRule:
@@ -118,13 +156,13 @@ register(
     UpdateRule(
         name="sequential",
         description="Gradient descent, sequential update",
-        hyperparameters=(LEARNING_RATE,),
+        hyperparameters=(LEARNING_RATE, WEIGHT_DECAY),
         needs_sequential_sweep=True,
         # Gauss-Seidel order: each parameter's new value is used for the next parameter's derivative.
         kernels='''\
 {%- from "macros.py.j2" import load_params, load_sample -%}
 @numba.njit(cache=True, error_model="numpy")
-def _sequential_sweep_kernel(w, X, Y, lr, steps):
+def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
     Writes the steps taken into `steps`; returns the loss at the starting weights.{% if not sweep %}
@@ -147,7 +185,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
 {% if loop.first %}
         loss += {{ block.results[1] }}
 {% endif %}
-    steps[{{ loop.index0 }}] = lr * slope * scale
+    steps[{{ loop.index0 }}] = lr * slope * scale + lr * weight_decay * w[{{ loop.index0 }}]
     w[{{ loop.index0 }}] -= steps[{{ loop.index0 }}]
 {% endfor %}
     return loss * scale
@@ -157,7 +195,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
     for j in range(w.shape[0]):
         if j > 0:  # the gradient at the weights updated so far
             _loss_and_grad_kernel(w, X, Y, grad)
-        steps[j] = lr * grad[j]
+        steps[j] = lr * grad[j] + lr * weight_decay * w[j]
         w[j] -= steps[j]
     return loss
 {% endif %}
@@ -182,12 +220,12 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
         step="""\
 previous[:] = w
 {% if one_sample_sweep %}
-if X.shape[0] == 1:  # one sample, as in the blog: the sweep as one straight-line program
+if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
     loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
 else:
-    loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+    loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
 {% else %}
-loss = _sequential_sweep_kernel(w, X, Y, lr, steps)
+loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
 {% endif %}
 finite = np.isfinite(loss) and _all_finite(w)
 """,
@@ -198,15 +236,82 @@ register(
     UpdateRule(
         name="simultaneous",
         description="Gradient descent, simultaneous update",
-        hyperparameters=(LEARNING_RATE,),
+        hyperparameters=(LEARNING_RATE, WEIGHT_DECAY),
         step="""\
 loss = _loss_and_grad_kernel(w, X, Y, grad)
 finite = np.isfinite(loss)
 for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
-    steps[j] = lr * grad[j]
+    steps[j] = lr * (grad[j] + weight_decay * w[j])
     previous[j] = w[j]
     w[j] -= steps[j]
     finite = finite and np.isfinite(w[j])
 """,
+    )
+)
+
+register(
+    UpdateRule(
+        name="momentum",
+        description="Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's)",
+        hyperparameters=(LEARNING_RATE, WEIGHT_DECAY, MOMENTUM, NESTEROV),
+        state=("velocity",),
+        # torch: g = grad + wd*w; b = momentum*b + g (b = g at the first step: b starts at zero);
+        # Nesterov: g = g + momentum*b, else g = b; w = w - lr*g.
+        step="""\
+loss = _loss_and_grad_kernel(w, X, Y, grad)
+finite = np.isfinite(loss)
+for j in range(w.shape[0]):
+    g = grad[j] + weight_decay * w[j]
+    velocity[j] = momentum * velocity[j] + g
+    g = g + momentum * velocity[j] if nesterov else velocity[j]
+    steps[j] = lr * g
+    previous[j] = w[j]
+    w[j] -= steps[j]
+    finite = finite and np.isfinite(w[j])
+""",
+    )
+)
+
+
+def _adam_step(decoupled: bool) -> str:
+    """One step of torch.optim.Adam (L2 weight decay in the gradient) or, `decoupled`, of AdamW."""
+    gradient, new_weight = (
+        ("grad[j]", "w[j] * (1.0 - lr * weight_decay)") if decoupled else ("grad[j] + weight_decay * w[j]", "w[j]")
+    )
+    return f"""\
+loss = _loss_and_grad_kernel(w, X, Y, grad)
+finite = np.isfinite(loss)
+beta1, beta2 = betas
+t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
+step_size = lr / (1.0 - beta1**t)
+bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
+for j in range(w.shape[0]):
+    g = {gradient}
+    m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
+    v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
+    previous[j] = w[j]
+    w[j] = {new_weight} - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
+    steps[j] = previous[j] - w[j]
+    finite = finite and np.isfinite(w[j])
+"""
+
+
+register(
+    UpdateRule(
+        name="adam",
+        description="Adam (torch.optim.Adam: bias-corrected, eps added after the square root)",
+        hyperparameters=(LEARNING_RATE, WEIGHT_DECAY, BETAS, EPS),
+        state=("m", "v"),
+        step=_adam_step(decoupled=False),
+    )
+)
+
+register(
+    UpdateRule(
+        name="adamw",
+        description="AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first)",
+        hyperparameters=(LEARNING_RATE, WEIGHT_DECAY, BETAS, EPS),
+        state=("m", "v"),
+        step=_adam_step(decoupled=True),
     )
 )

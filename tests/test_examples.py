@@ -22,6 +22,8 @@ NAMES = ["seed", "xor", "logistic", "softmax3", "decay"]
 # Model making only: the CSV is not committed (make_data.py writes it from scikit-learn), and Numba
 # takes minutes over a 2,410-parameter network's kernels.
 MODEL_ONLY = ["digits"]
+# Trained with Adam on mini-batches, a validation split and standardized inputs: tested on their own below.
+WITH_RUN_SETTINGS = ["iris"]
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,36 @@ def test_cli_trains_each_example(modules, out_dir, capsys, name):
 
 
 def test_every_example_is_tested():
-    assert sorted(NAMES + MODEL_ONLY) == sorted(path.stem for path in EXAMPLES.glob("*.toml"))
+    assert sorted(NAMES + MODEL_ONLY + WITH_RUN_SETTINGS) == sorted(path.stem for path in EXAMPLES.glob("*.toml"))
+
+
+@pytest.fixture(scope="module")
+def iris(out_dir):
+    assert main(["build", str(EXAMPLES / "iris.toml"), "--out-dir", str(out_dir)]) == 0
+    return load_module(out_dir / "iris.py")
+
+
+def test_iris_loss_is_numpys_on_the_standardized_flowers(iris):
+    """The CSV's species labels became one-hot rows, and the module scales its raw inputs as NumPy does."""
+    rows = np.loadtxt(EXAMPLES / "data" / "iris.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(iris.X, rows[:, :4])
+    np.testing.assert_array_equal(iris.Y, np.eye(3)[rows[:, 4].astype(int)])
+    assert np.all(np.abs(iris.X_MEAN - rows[:, :4].mean(axis=0)) < 0.2)  # the training rows' means: near all rows'
+    for seed in (1, 2):
+        w = _random_weights(iris, seed)
+        expected = mlp_mean_loss(w, (iris.X - iris.X_MEAN) / iris.X_SCALE, iris.Y, [4, 8, 3], "tanh", "softmax",
+                                 "softmax_cross_entropy", "per-neuron")  # fmt: skip
+        assert iris.loss(w) == pytest.approx(expected, rel=1e-12)
+
+
+def test_iris_trains_with_adam_from_the_cli(iris, out_dir, capsys):
+    if not hasattr(iris, "load_weights"):
+        pytest.skip("Adam and mini-batches come with the trainer (branch issue-12trainer)")
+    assert main(["train", str(EXAMPLES / "iris.toml"), "--out-dir", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer=adam, batch_size=16" in out and "120 training samples, 30 validation samples" in out
+    validation = next(line for line in out.splitlines() if line.strip().startswith("validation"))
+    assert float(validation.split("accuracy ")[1].split("%")[0]) >= 90
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,11 @@ def _forbid_kernels(module, monkeypatch):
     def forbidden(*args):
         raise AssertionError("compiled code ran on bad input")
 
-    for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_train_sequential_kernel", "_train_simultaneous_kernel"):
+    for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_accuracy_kernel"):
         monkeypatch.setattr(module, kernel, forbidden)
+    for table in (module._TRAIN_KERNELS, module._BATCH_TRAIN_KERNELS):  # train finds its compiled loops here
+        for rule in table:
+            monkeypatch.setitem(table, rule, forbidden)
 
 
 BAD_CALLS = {
@@ -53,6 +56,18 @@ BAD_CALLS = {
     "lr zero": (lambda m: m.train(lr=0), ValueError, r"lr must be a positive number, not 0"),
     "tol negative": (lambda m: m.train(tol=-1e-3), ValueError, r"tol must be a non-negative number, not -0.001"),
     "tol NaN": (lambda m: m.train(tol=float("nan")), ValueError, r"tol must be a non-negative number, not nan"),
+    "optimizer unknown": (lambda m: m.train(optimizer="lbfgs"), ValueError, r"optimizer must be one of gd, sequential, .*adamw, not 'lbfgs'"),
+    "lr inf": (lambda m: m.train(lr=float("inf"), optimizer="adam"), ValueError, r"lr must be a positive number, not inf"),
+    "betas": (lambda m: m.train(optimizer="adam", betas=(0.9, 1.0)), ValueError, r"betas must be two numbers, each a number from 0 to 1 \(excluded\), not \(0.9, 1.0\)"),
+    "nesterov 1": (lambda m: m.train(optimizer="momentum", momentum=0.9, nesterov=1), ValueError, r"nesterov must be True or False, not 1"),
+    "nesterov without momentum": (lambda m: m.train(optimizer="momentum", nesterov=True), ValueError, r"nesterov=True needs a momentum above 0"),
+    "momentum for adam": (lambda m: m.train(optimizer="adam", momentum=0.9), ValueError, r"momentum does not apply to optimizer 'adam' \(it reads lr, weight_decay, betas, eps\)"),
+    "batch_size 0": (lambda m: m.train(batch_size=0), ValueError, r"batch_size must be an integer from 1 up or None, not 0"),
+    "record_every float": (lambda m: m.train(record_every=0.5), TypeError, r"record_every must be an integer from 0 up, not 0.5"),
+    "patience without validation": (lambda m: m.train(patience=3), ValueError, r"patience needs validation data: give X_val and Y_val"),
+    "X_val alone": (lambda m: m.train(X_val=m.X), ValueError, r"give both X_val and Y_val, or neither"),
+    "Y_val wrong rows": (lambda m: m.train(X_val=m.X, Y_val=[[1.0], [0.0]]), ValueError, r"Y_val must have shape \(1, 1\), got \(2, 1\)"),
+    "samples for weights": (lambda m: m.forward(np.zeros((5, 2))), ValueError, r"w .*must have shape \(7,\), got \(5, 2\): samples go in X, as in forward\(w, X\)"),
 }  # fmt: skip
 
 

@@ -193,7 +193,7 @@ def test_header_records_what_provenance_holds_and_reads_back(tmp_path):
 def test_verify_module_notices_an_edit_a_truncation_and_a_foreign_file(tmp_path):
     text = generate(seed_model()).text
     path = tmp_path / "m.py"
-    path.write_text(text.replace("lr * grad[j]", "2 * lr * grad[j]"))
+    path.write_text(text.replace("lr * (grad[j]", "2 * lr * (grad[j]"))
     assert "changed after it was generated" in verify_module(path)
     path.write_text(text[: len(text) // 2])
     assert "changed after it was generated" in verify_module(path)

@@ -4,6 +4,7 @@ Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
     dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
+    minibatch digits 64-32-10, Adam on batches of 32, per epoch                  scenario_minibatch.py
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -20,7 +21,7 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling")
+SCENARIOS = ("seed", "dataset", "scaling", "minibatch")
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
@@ -64,7 +65,7 @@ def add_arguments(parser):
     dataset = parser.add_argument_group("dataset scenario")
     dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
     dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
-    dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20)")
+    dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20; also minibatch)")
     scaling = parser.add_argument_group("scaling scenario")
     scaling.add_argument("--sizes", type=_list_of(_layers), help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")
     scaling.add_argument("--methods", type=_list_of(argument_type("gradient")), help="gradient methods (default: diff,reverse)")
@@ -109,11 +110,20 @@ def _run_scaling(model, rebuild_command, args):
     return report.finish()
 
 
+def _run_minibatch(model, rebuild_command, args):
+    from symcompile.bench.scenario_minibatch import MinibatchSettings, run_minibatch
+
+    settings = MinibatchSettings(out_dir=args.out_dir)
+    if args.quick:
+        settings = _replace(settings, {"epochs": 2, "repeats": 1})
+    return run_minibatch(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
+
+
 def _replace(settings, overrides):
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling}
+RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch}
 
 
 def _chosen(scenario):

@@ -1,0 +1,97 @@
+"""Every command and code sample in README.md runs as shown.
+
+The README's ```sh lines and ```python blocks are run in order, in a scratch
+copy of examples/ and generated/seed_mlp.py (so their files land there, not in
+the checkout), with `python` this interpreter and the checkout's symcompile on
+the path. The scratch folder is pytest's cache folder, kept between runs: the
+modules the samples build keep their bytes, so Numba's cache beside them saves
+the minutes of compiling after the first run. Those that are unsafe or slow are skipped, each with its reason in
+SKIPPED below; the test fails if a skip rule no longer matches anything, so the
+list stays true.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+# (pattern found in the command or sample, why it is not run); the first match wins.
+SKIPPED = [
+    (r"^pip ", "installs packages: the network, and it changes the environment"),
+    (r"-m pytest", "the test suite itself"),
+    (r"\bbench\b", "a benchmark: minutes of measuring, never a test"),
+    (r"digits", "the digits network: Numba compiles its kernels for one to two minutes"),
+    (r"for k in range\(32\):\n\s+t\[33", "an excerpt of a generated module's kernel, not a program"),
+    (r'm\.load_weights\("weights\.npz"\)', "the trainer's sample: tests/test_readme_trainer.py runs it and checks its output"),
+]
+# Samples that need an optional extra run where it is installed and are skipped, naming it, where not.
+EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "examples")]
+
+
+def samples():
+    """(kind, text) for each ```sh line and ```python block, in README order."""
+    found = []
+    for language, body in re.findall(r"^```(sh|python)\n(.*?)^```$", README, re.S | re.M):
+        if language == "python":
+            found.append(("python", body))
+        else:
+            found += [("sh", line) for line in body.splitlines() if line.strip() and not line.startswith("#")]
+    return found
+
+
+SAMPLES = samples()
+
+
+def skip_reason(text):
+    for pattern, reason in SKIPPED:
+        if re.search(pattern, text, re.M):
+            return reason
+    return None
+
+
+@pytest.fixture(scope="module")
+def workspace(request, tmp_path_factory):
+    """A scratch folder laid out like the checkout, with `python` on PATH meaning this interpreter (in pytest's
+    cache folder, or a temporary one when the cache is turned off: -p no:cacheprovider)."""
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("symcompile-readme") if cache is not None else tmp_path_factory.mktemp("readme")
+    shutil.copytree(ROOT / "examples", folder / "examples", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("digits.csv"))  # fmt: skip
+    (folder / "generated").mkdir(exist_ok=True)
+    seed = ROOT / "generated" / "seed_mlp.py"
+    if not (folder / "generated" / seed.name).is_file() or (folder / "generated" / seed.name).read_bytes() != seed.read_bytes():
+        shutil.copy(seed, folder / "generated")  # only when changed: a new timestamp would void Numba's cache
+    bin_dir = folder / ".bin"
+    bin_dir.mkdir(exist_ok=True)
+    # A script, not a symlink: a virtual environment's interpreter finds its packages from the path it is run as.
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    return folder, env
+
+
+def test_skip_rules_each_match_a_sample():
+    for pattern, _ in SKIPPED:
+        assert any(re.search(pattern, text, re.M) for _, text in SAMPLES), f"no README sample matches {pattern!r}"
+
+
+@pytest.mark.parametrize("kind, text", SAMPLES, ids=[f"{k}:{t.splitlines()[0][:50]}" for k, t in SAMPLES])
+def test_readme_sample_runs(workspace, kind, text):
+    reason = skip_reason(text)
+    if reason:
+        pytest.skip(reason)
+    for pattern, module, extra in EXTRAS:
+        if re.search(pattern, text):
+            pytest.importorskip(module, reason=f"needs the {extra} extra ({module})")
+    folder, env = workspace
+    command = ["bash", "-c", text] if kind == "sh" else [sys.executable, "-c", text]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{text}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
