@@ -17,7 +17,7 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:2e9d25eaebf55fc77dc2743d966021c446da55de84243dad3c388c28212e2829 (of the source below this line)
+# Digest: sha256:96ee2cdc785be738b7945e6402d9be6aca9184a1099fd223c2ab9ff4a5a1ae40 (of the source below this line)
 
 
 import hashlib
@@ -39,7 +39,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_d1dd1fd2c05787dd"
+__name__ = "_symcompile_4ff7b36e0bc1597d"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -60,15 +60,16 @@ _INTERRUPTED = 5
 # Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
 # long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
 _DIVERGED_FACTOR = 1e6
-# Each hyperparameter of the update rules: (kind, lowest, highest, whether highest is allowed, what it must be).
+# Each hyperparameter of the update rules: (kind, lowest, whether it must be above the lowest, highest, whether
+# the highest is allowed, what it must be).
 # Kinds: "number", "flag" (True or False), "pair" (two numbers, as torch's betas).
 _HYPERPARAMETERS = {
-    "lr": ("number", 0.0, math.inf, True, "a positive number"),
-    "weight_decay": ("number", 0.0, math.inf, True, "a non-negative number"),
-    "momentum": ("number", 0.0, math.inf, True, "a non-negative number"),
-    "nesterov": ("flag", 0.0, math.inf, True, "True or False"),
-    "betas": ("pair", 0.0, 1.0, False, "two numbers, each a number from 0 to 1 (excluded)"),
-    "eps": ("number", 0.0, math.inf, True, "a non-negative number"),
+    "lr": ("number", 0.0, True, math.inf, True, "a positive number"),
+    "weight_decay": ("number", 0.0, False, math.inf, True, "a non-negative number"),
+    "momentum": ("number", 0.0, False, math.inf, True, "a non-negative number"),
+    "nesterov": ("flag", 0.0, False, math.inf, True, "True or False"),
+    "betas": ("pair", 0.0, False, 1.0, False, "two numbers, each a number from 0 to 1 (excluded)"),
+    "eps": ("number", 0.0, False, math.inf, True, "a non-negative number"),
 }
 # Each optimizer: its update rule and the hyperparameters it reads. "gd" runs the rule `update` names.
 _OPTIMIZERS = {
@@ -1270,10 +1271,12 @@ def _is_real(value, integer=False):
 
 def _hyperparameter(name, value):
     """`value` as the compiled loop takes it; TypeError for a wrong type, ValueError for a value out of range."""
-    kind, low, high, includes_high, allowed = _HYPERPARAMETERS[name]
+    kind, low, above_low, high, includes_high, allowed = _HYPERPARAMETERS[name]
 
     def number(v):
-        return _is_real(v) and math.isfinite(v) and low <= v and (v <= high if includes_high else v < high)
+        if not (_is_real(v) and math.isfinite(v)):
+            return False
+        return (low < v if above_low else low <= v) and (v <= high if includes_high else v < high)
 
     if kind == "number" and number(value):
         return float(value)

@@ -217,7 +217,7 @@ def formula_lines(model, width=100):
 def _hyperparameter_entry(h) -> str:
     """One line of the module's `_HYPERPARAMETERS` table."""
     high = "math.inf" if h.high == math.inf else repr(float(h.high))
-    return f'"{h.name}": ("{h.kind}", {float(h.low)!r}, {high}, {h.includes_high}, "{h.describe()}")'
+    return f'"{h.name}": ("{h.kind}", {float(h.low)!r}, {h.above_low}, {high}, {h.includes_high}, "{h.describe()}")'
 
 
 def _update_rule_fields(model):

@@ -90,7 +90,8 @@ def test_large_default_data_lives_in_a_checked_file_beside_the_module(tmp_path, 
     out_dir = tmp_path / "generated"
     assert main(["build", str(spec), "--out-dir", str(out_dir)]) == 0
     module_file, data_file = out_dir / "rows.py", out_dir / "rows.npz"
-    assert module_file.stat().st_size < 50_000 and data_file.is_file()
+    # The module's code is about 60 KB (ten training loops); the 10,000 rows inline would add about 400 KB.
+    assert module_file.stat().st_size < 100_000 and data_file.is_file()
     from symcompile.writer import load_module
 
     m = load_module(module_file)
