@@ -39,6 +39,10 @@ class Model:
     Y: np.ndarray
     training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
+    # A residual model's per-sample residuals: its loss is their sum of squares (an MLP's mean squared error
+    # divides each by sqrt(outputs)). Empty for other models. They give the module residuals, jacobian and
+    # least_squares (Levenberg-Marquardt).
+    residuals: tuple[sp.Expr, ...] = ()
 
 
 def make_model(
@@ -54,8 +58,14 @@ def make_model(
     Y=None,
     training=None,
     description="",
+    residual=None,
 ) -> Model:
-    """Validate user input and return a `Model`; raise SymcompileError on bad input."""
+    """Validate user input and return a `Model`; raise SymcompileError on bad input.
+
+    `residual`: one expression or a list (several residuals per sample) in the params, inputs and targets.
+    With `loss=None` the per-sample loss is their sum of squares; a caller giving both (the MLP builder)
+    vouches that the loss is that sum.
+    """
     _check_module_name(name)
     params = _symbol_tuple(params, "params")
     inputs = _symbol_tuple(inputs, "inputs")
@@ -66,15 +76,32 @@ def make_model(
     outputs = tuple(_as_expr(o, "output") for o in (output if isinstance(output, (list, tuple)) else [output]))
     if not outputs:
         raise SymcompileError("model has no output expression")
+    residuals = _residual_exprs(residual)
+    if loss is None:
+        if not residuals:
+            raise SymcompileError("model has no loss: give a loss, or residuals whose sum of squares is the loss")
+        loss = sp.Add(*(r**2 for r in residuals))
     loss = _as_expr(loss, "loss")
     for expr in outputs:
         _check_free_symbols(expr, set(params + inputs), "output")
     _check_free_symbols(loss, set(params + inputs + targets), "loss")
-    params, inputs, targets, outputs, loss = _as_real(params, inputs, targets, outputs, loss)
+    for expr in residuals:
+        _check_free_symbols(expr, set(params + inputs + targets), "residual")
+    params, inputs, targets, outputs, (loss, *residuals) = _as_real(params, inputs, targets, outputs, (loss, *residuals))
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
-    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
+    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description, tuple(residuals))
+
+
+def _residual_exprs(residual):
+    """The residuals as a tuple of checked expressions: () for None, one for an expression, or a list's."""
+    if residual is None:
+        return ()
+    residuals = tuple(_as_expr(r, "residual") for r in (residual if isinstance(residual, (list, tuple)) else [residual]))
+    if not residuals:
+        raise SymcompileError("residual is an empty list: give one expression per residual of a sample")
+    return residuals
 
 
 # A generated module named like these would import itself for `math` or `numpy`, or shadow them.
@@ -145,7 +172,7 @@ def _check_free_symbols(expr, allowed, what):
         raise SymcompileError(f"{what} uses undeclared name(s) {', '.join(unknown)}")
 
 
-def _as_real(params, inputs, targets, outputs, loss):
+def _as_real(params, inputs, targets, outputs, losses):
     """Declare every symbol real, as the numbers it stands for are.
 
     Without it SymPy differentiates abs(x) and friends as complex functions
@@ -153,13 +180,13 @@ def _as_real(params, inputs, targets, outputs, loss):
     """
     real = {s: s if s.is_real else sp.Symbol(s.name, real=True) for s in params + inputs + targets}
     if all(s is r for s, r in real.items()):
-        return params, inputs, targets, outputs, loss  # nothing to replace (xreplace walks the whole tree)
+        return params, inputs, targets, outputs, losses  # nothing to replace (xreplace walks the whole tree)
     return (
         tuple(real[s] for s in params),
         tuple(real[s] for s in inputs),
         tuple(real[s] for s in targets),
         tuple(o.xreplace(real) for o in outputs),
-        loss.xreplace(real),
+        tuple(loss.xreplace(real) for loss in losses),
     )
 
 
