@@ -1,9 +1,12 @@
-"""Write the example datasets in examples/data/ (run once; the CSV files are committed).
+"""Write the example datasets in examples/data/ (run once; the small CSV files are committed).
 
-Each dataset is drawn from a fixed seed, so running this again gives the same
-bytes:
+Each dataset is drawn from a fixed seed (or copied from scikit-learn), so
+running this again gives the same bytes:
 
     python examples/make_data.py
+
+`digits.csv` (scikit-learn's 8x8 handwritten digits, 475 kB) is not committed;
+this script writes it when scikit-learn is installed.
 """
 
 from pathlib import Path
@@ -49,8 +52,23 @@ def decay(n=25, seed=3):
     write_csv("decay.csv", ["x", "y"], zip(x, y))
 
 
+def digits():
+    """scikit-learn's 1797 handwritten digits: 64 pixels scaled to [0, 1] (x1..x64), one-hot y1..y10, and the label."""
+    from sklearn.datasets import load_digits  # ships with scikit-learn: nothing is downloaded
+
+    data = load_digits()
+    pixels = data.data / 16.0  # the pixels are 0..16; k/16 is exact in 6 significant digits
+    rows = [[*x, *np.eye(10)[label], label] for x, label in zip(pixels, data.target)]
+    header = [f"x{j + 1}" for j in range(64)] + [f"y{k + 1}" for k in range(10)] + ["label"]
+    write_csv("digits.csv", header, rows)
+
+
 if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
     students()
     three_blobs()
     decay()
+    try:
+        digits()
+    except ImportError:
+        print("scikit-learn is not installed: examples/data/digits.csv not written")

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from symcompile import bench, plotting
+from symcompile import plotting
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
@@ -143,6 +143,8 @@ def command_bench(args):
     require_data(model)
     if args.json:
         _check_writable(args.json)
+    from symcompile import bench  # the benchmark stays out of build and train
+
     return bench.run(model, rebuild_command, args)
 
 
@@ -207,7 +209,9 @@ def parser():
 
     bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
     bench_cmd.set_defaults(run=command_bench)
-    bench.add_arguments(bench_cmd)
+    from symcompile.bench import add_arguments as add_bench_arguments  # light: scenarios load when run
+
+    add_bench_arguments(bench_cmd)
 
     for cmd in (build_cmd, train_cmd, fit_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")

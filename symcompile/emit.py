@@ -24,7 +24,7 @@ from symcompile.optimize import Kernel
 from symcompile.options import FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, sha256, versions
-from symcompile.stable import helpers_used
+from symcompile.stable import helper_sources
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
         "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         "defaults": repr(vars(model.training)),
-        "helpers": helpers_used(_expressions(*kernel.programs())),
+        "helpers": helper_sources(_expressions(*kernel.programs())),
         "n_outputs": len(model.outputs),
         "forward": forward,
         "loss_and_grad": loss_and_grad,

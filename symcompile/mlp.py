@@ -108,15 +108,17 @@ def network(layers, hidden_activation, output_activation, bias):
         z = []
         for j in targets:
             incoming = [(v, weights[i, j]) for v, i in zip(values, sources)]
+            # One Add of all the terms: summing them one by one re-sorts the growing sum at every step.
             if bias == "shared":  # the blog's scheme: w0 added once per incoming edge
-                z.append(sum(v * w + params[0] for v, w in incoming))
+                z.append(sp.Add(*(v * w + params[0] for v, w in incoming)))
             else:
                 params.append(sp.Symbol(f"b{j}", real=True))
                 fans.append(None)
-                z.append(sum(v * w for v, w in incoming) + params[-1])
+                z.append(sp.Add(*(v * w for v, w in incoming), params[-1]))
         if activation is None:  # softmax: normalized exponentials of the whole layer
             exps = [sp.exp(zj) for zj in z]
-            values = [e / sum(exps) for e in exps]
+            total = sp.Add(*exps)
+            values = [e / total for e in exps]
         else:
             values = [activation(zj) for zj in z]
     if bias == "shared":

@@ -16,6 +16,7 @@ gradient is zero wherever it exists, so descent could never move it.
 from sympy.printing.pycode import PythonCodePrinter
 
 from symcompile.errors import SymcompileError
+from symcompile.stable import StableFunction
 
 
 class KernelPrinter(PythonCodePrinter):
@@ -37,13 +38,15 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Float(self, number):
         return repr(float(number))
 
+    def _print_Function(self, call):
+        if isinstance(call, StableFunction):
+            return self._print_helper_call(call)
+        return super()._print_Function(call)
+
     def _print_helper_call(self, call):
+        """A stable function as a call of the generated module's helper (`_sigmoid(z)`, ...)."""
+        if call.helper_takes_tuple:
+            # One tuple, of floats: Numba iterates only over tuples of one type.
+            args = [repr(float(arg)) if arg.is_Number else self._print(arg) for arg in call.args]
+            return f"{call.helper}(({', '.join(args)}))"
         return f"{call.helper}({', '.join(self._print(arg) for arg in call.args)})"
-
-    # SymPy dispatches on a function's own class name, not on its base classes.
-    _print_sigmoid = _print_softplus = _print_helper_call
-
-    def _print_logsumexp(self, call):
-        # The helper takes one tuple, of floats: Numba iterates only over tuples of one type.
-        args = [repr(float(arg)) if arg.is_Number else self._print(arg) for arg in call.args]
-        return f"{call.helper}(({', '.join(args)}))"

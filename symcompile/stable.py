@@ -6,32 +6,72 @@ merely 37, for `log(1 - sigmoid(z))`). As SymPy functions they stay opaque:
 `diff` uses each one's `fdiff`, which is written in the same stable functions
 (d softplus = sigmoid, d sigmoid = sigmoid(z)*sigmoid(-z), d logsumexp =
 exp(z_k - logsumexp)), so the gradient is as stable as the value, and `cse`
-shares the calls like any other. `evalf` computes them with mpmath at any
-precision. Generated code calls small helpers of the same names
-(`templates/helpers.py.j2`) that never overflow.
+shares the calls like any other.
+
+Each function is declared once, as one subclass of `StableFunction` that
+holds every form of it symcompile and its benchmark use: the SymPy class
+itself (special values in `eval`, the derivative in `fdiff`), the exact value
+in mpmath (for `evalf` and the tests), the generated module's Numba helper as
+source text, and the forms in `math`, NumPy, JAX and PyTorch that the bench's
+peers compute with. Defining the subclass registers it; nothing else in
+symcompile names the functions one by one.
 """
 
 from __future__ import annotations
 
+import textwrap
+
 import mpmath
 import sympy as sp
 
+from symcompile.graph import graph_nodes
+
+# Every declared stable function, in declaration order (the order of the generated module's helpers).
+DECLARED: list[type[StableFunction]] = []
+
 
 class StableFunction(sp.Function):
-    """A function with an exact mpmath evaluation and a Numba helper in the generated module."""
+    """A function that never overflows, with all its forms; subclass it to declare one.
+
+    A subclass gives, besides SymPy's `nargs`, `eval` (special values) and
+    `fdiff` (the derivative, in stable functions again):
+
+    - `mpmath_value(*args)`: the exact value, at mpmath's working precision;
+    - `numba_helper`: the source of the generated module's `@numba.njit`
+      function `_<name>`, which must never overflow;
+    - `helper_takes_tuple`: True when that helper takes its arguments as one
+      tuple of floats (for any number of arguments: Numba iterates only over
+      tuples of one type);
+    - `peer_forms`: {library: form}, where a form takes the library's module
+      (`math`, `numpy`, `jax`, `torch`) and returns the function, so that this
+      module never imports the heavy libraries.
+    """
+
+    numba_helper: str = ""
+    helper_takes_tuple: bool = False
+    peer_forms: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        DECLARED.append(cls)
 
     @staticmethod
-    def _mpmath_value(*args):
+    def mpmath_value(*args):
         raise NotImplementedError
 
     def _eval_mpmath(self):
         # SymPy's evalf calls this hook at the requested precision.
-        return self._mpmath_value, self.args
+        return self.mpmath_value, self.args
 
     @property
     def helper(self) -> str:
         """The generated module's function that computes this one."""
         return "_" + type(self).__name__
+
+
+def helper_source(text: str) -> str:
+    """A helper's source as written indented in a class body: dedented, without its outer blank lines."""
+    return textwrap.dedent(text).strip("\n")
 
 
 class sigmoid(StableFunction):  # noqa: N801 (SymPy functions are lower case, like exp and log)
@@ -50,8 +90,24 @@ class sigmoid(StableFunction):  # noqa: N801 (SymPy functions are lower case, li
         return sigmoid(z) * sigmoid(-z)
 
     @staticmethod
-    def _mpmath_value(z):
+    def mpmath_value(z):
         return 1 / (1 + mpmath.exp(-z))
+
+    numba_helper = helper_source('''
+        @numba.njit(cache=True)
+        def _sigmoid(z):
+            """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
+            # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
+            # of one z share a single exp (the gradient of a sigmoid network calls all four).
+            e = math.exp(-abs(z))
+            return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    ''')
+    peer_forms = {
+        "math": lambda math: lambda z: 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z)),
+        "numpy": lambda np: lambda z: _numpy_sigmoid(np, z),
+        "jax": lambda jax: jax.nn.sigmoid,
+        "torch": lambda torch: torch.sigmoid,
+    }
 
 
 class softplus(StableFunction):  # noqa: N801
@@ -68,8 +124,22 @@ class softplus(StableFunction):  # noqa: N801
         return sigmoid(self.args[0])
 
     @staticmethod
-    def _mpmath_value(z):
+    def mpmath_value(z):
         return mpmath.log1p(mpmath.exp(z))
+
+    numba_helper = helper_source('''
+        @numba.njit(cache=True)
+        def _softplus(z):
+            """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
+            return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    ''')
+    peer_forms = {
+        "math": lambda math: lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
+        "numpy": lambda np: lambda z: np.logaddexp(0.0, z),
+        "jax": lambda jax: jax.nn.softplus,
+        # Not torch.nn.functional.softplus: above its threshold (20) it returns z itself, off by up to 2e-9.
+        "torch": lambda torch: lambda z: torch.logaddexp(z, torch.zeros_like(z)),
+    }
 
 
 class logsumexp(StableFunction):  # noqa: N801
@@ -87,13 +157,67 @@ class logsumexp(StableFunction):  # noqa: N801
         return sp.exp(self.args[argindex - 1] - self)
 
     @staticmethod
-    def _mpmath_value(*zs):
+    def mpmath_value(*zs):
         return mpmath.log(mpmath.fsum(mpmath.exp(z) for z in zs))
 
+    numba_helper = helper_source('''
+        @numba.njit(cache=True)
+        def _logsumexp(values):
+            """log(sum(exp(values))) for a tuple of floats, with the largest value factored out."""
+            top = max(values)
+            if math.isinf(top):  # all -inf, or one +inf: the naive sum says the same, minus the inf - inf
+                return top
+            total = 0.0
+            for value in values:
+                total += math.exp(value - top)
+            return top + math.log(total)
+    ''')
+    helper_takes_tuple = True
+    peer_forms = {
+        "math": lambda math: lambda *zs: _math_logsumexp(math, zs),
+        "numpy": lambda np: lambda *zs: np.logaddexp.reduce(np.broadcast_arrays(*zs), axis=0),
+        "jax": lambda jax: lambda *zs: jax.scipy.special.logsumexp(jax.numpy.stack(zs), axis=0),
+        "torch": lambda torch: lambda *zs: torch.logsumexp(torch.stack(zs), 0),
+    }
 
-STABLE_FUNCTIONS = (sigmoid, softplus, logsumexp)
+
+def _numpy_sigmoid(np, z):
+    e = np.exp(-np.abs(z))  # as the Numba helper computes it, element by element
+    return np.where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def helpers_used(expressions) -> list[str]:
-    """Names of the generated helpers that `expressions` call, sorted."""
-    return sorted({f.helper for expr in expressions for f in expr.atoms(*STABLE_FUNCTIONS)})
+def _math_logsumexp(math, zs):
+    top = max(zs)
+    return top + math.log(sum(math.exp(z - top) for z in zs))
+
+
+def used_functions(expressions) -> set[type[StableFunction]]:
+    """The stable functions that `expressions` call (a walk over their graphs, each shared node once)."""
+    seen, used = set(), set()
+    for expr in expressions:
+        for node in graph_nodes(expr, seen):
+            seen.add(node)
+            if isinstance(node, StableFunction):
+                used.add(type(node))
+    return used
+
+
+def helper_sources(expressions) -> list[str]:
+    """The Numba helpers that `expressions` call, as source text, in declaration order."""
+    used = used_functions(expressions)
+    return [function.numba_helper for function in DECLARED if function in used]
+
+
+def peer_functions(library: str, module) -> dict:
+    """{name: function} of every stable function with a form in `library`, for `sympy.lambdify`'s `modules`.
+
+    `module` is the library's module (`math`, `numpy`, `jax`, `torch`): the
+    caller imports it, so that only a peer that runs loads its library.
+    """
+    return {function.__name__: function.peer_forms[library](module)
+            for function in DECLARED if library in function.peer_forms}  # fmt: skip
+
+
+def mpmath_functions() -> dict:
+    """{name: exact mpmath value} of every stable function, for `sympy.lambdify(..., [this, "mpmath"])`."""
+    return {function.__name__: function.mpmath_value for function in DECLARED}

@@ -13,12 +13,13 @@ import pytest
 
 from symcompile import seed
 from symcompile.bench import numba_seed, numpy_mlp
+from symcompile.bench.peers import missing_note
+from symcompile.bench.reference import BlogLoop
 from symcompile.bench.scenario_dataset import synthetic_data
 from symcompile.bench.scenario_seed import LambdifyLoop, SubsLoop, is_seed
 from symcompile.cli import main
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build, generate
-from symcompile.reference import BlogLoop
 from symcompile.rewrite import rewrite
 from symcompile.writer import load_module
 
@@ -107,7 +108,7 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
         assert rows[name, update]["difference"] < 1e-12, name
     for name in ("JAX jit + lax.fori_loop", "  the same, plain exp/log formula", "PyTorch autograd (1 thread), Python loop"):
         row = rows[name, "simultaneous"]
-        assert row["note"].endswith("not installed (pip install 'symcompile[bench]')") or row["difference"] < 1e-12
+        assert row["note"] in (missing_note("jax"), missing_note("torch")) or row["difference"] < 1e-12
     assert rows["compiled module train()", "sequential"]["ratio"] == 1.0
     assert rows["blog subs loop (SymPy subs)", "sequential"]["ratio"] > 1.0
     warm = rows["fresh process, warm cache: first train()", ""]
@@ -126,9 +127,7 @@ def test_bench_dataset_quick_run_compares_every_peer(tmp_path):
     rows = {r["name"]: r for r in _rows(report)}
     assert rows["hand-written NumPy backprop"]["difference"] < 1e-12
     for name in ("JAX jit + lax.fori_loop", "PyTorch autograd (1 thread), Python loop"):
-        assert rows[name]["note"].endswith("not installed (pip install 'symcompile[bench]')") or (
-            rows[name]["difference"] < 1e-12
-        )
+        assert rows[name]["note"] in (missing_note("jax"), missing_note("torch")) or rows[name]["difference"] < 1e-12
 
 
 def test_bench_rejects_bad_layer_sizes(capsys):

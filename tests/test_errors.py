@@ -21,6 +21,7 @@ def _model(output, loss=None):
 BAD_FORMULAS = {
     "undefined function": (lambda: _model(sp.Function("f")(a * x) + b), r"undefined function\(s\) f"),
     "unevaluated integral": (lambda: _model(sp.Integral(a * x, x) + b), r"unevaluated Integral"),
+    "unevaluated substitution": (lambda: _model(sp.Subs(sp.sin(a * x), x, 2) + b), r"unevaluated Subs"),
     "division by zero": (lambda: _model(a * x + b / sp.S(0)), r"undefined value \(nan or zoo"),
     "complex": (lambda: _model(sp.I * a * x + b), r"complex \(contains I\)"),
     "no derivative rule": (lambda: _model(sp.floor(a * x) + b), r"no closed-form derivative with respect to a: .*floor"),

@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 from symcompile import seed
-from symcompile.reference import BlogLoop
+from symcompile.bench.reference import BlogLoop
 
 # Measured by running the blog's own code with its loop enabled (../shared/DESIGN.md).
 F5_AT_INIT = 0.649864477526152

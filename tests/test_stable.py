@@ -15,7 +15,7 @@ from symcompile.differentiate import gradient
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build
 from symcompile.rewrite import rewrite
-from symcompile.stable import logsumexp, sigmoid, softplus
+from symcompile.stable import logsumexp, mpmath_functions, sigmoid, softplus
 from symcompile.writer import load_module
 
 TINY = np.finfo(np.float64).tiny  # smallest normal double
@@ -235,8 +235,7 @@ def test_rewritten_model_equals_the_original_and_so_does_its_gradient(case):
     symbols = original.params + original.inputs + original.targets
     before = [original.loss, *original.outputs, *(sp.diff(original.loss, p) for p in original.params)]
     after = [rewritten.loss, *rewritten.outputs, *gradient(rewritten.loss, rewritten.params)]
-    in_mpmath = {f.__name__: f._mpmath_value for f in (sigmoid, softplus, logsumexp)}
-    before, after = (sp.lambdify(symbols, exprs, [in_mpmath, "mpmath"]) for exprs in (before, after))
+    before, after = (sp.lambdify(symbols, exprs, [mpmath_functions(), "mpmath"]) for exprs in (before, after))
     rng = np.random.default_rng(len(case))
     for _ in range(3):
         point = _to_mpf(rng.normal(0, 2, len(symbols)))

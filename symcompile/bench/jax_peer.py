@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 from jax import lax  # noqa: E402
 
+from symcompile.stable import peer_functions  # noqa: E402
+
 
 def _descent(mean_loss, lr, iterations):
     """A jitted function: initial weights (any pytree) -> (final weights, loss before each step then final loss)."""
@@ -35,12 +37,8 @@ def _descent(mean_loss, lr, iterations):
     return run
 
 
-# The rewrite stage's stable functions (symcompile.stable), as JAX provides them.
-STABLE_FUNCTIONS = {
-    "sigmoid": jax.nn.sigmoid,
-    "softplus": jax.nn.softplus,
-    "logsumexp": lambda *zs: jax.scipy.special.logsumexp(jnp.stack(zs), axis=0),
-}
+# The rewrite stage's stable functions, as JAX provides them.
+STABLE_FUNCTIONS = peer_functions("jax", jax)
 
 
 def model_descent(model, lr, iterations):

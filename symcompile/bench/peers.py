@@ -11,3 +11,12 @@ def optional_peer(framework):
         if (exc.name or "").split(".")[0] == framework:
             return None
         raise
+
+
+# The extra that installs each framework: PyTorch has its own, for its 3 GB of CUDA libraries (README.md).
+EXTRAS = {"jax": "bench", "torch": "torch"}
+
+
+def missing_note(framework):
+    """What a row says when `framework` is not installed."""
+    return f"{framework} not installed (pip install 'symcompile[{EXTRAS[framework]}]')"

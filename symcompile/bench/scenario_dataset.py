@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from symcompile.bench import numpy_mlp
-from symcompile.bench.peers import optional_peer
+from symcompile.bench.peers import missing_note, optional_peer
 from symcompile.bench.report import Report, Row, WeightCheck
 from symcompile.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.mlp import mlp_model
@@ -112,7 +112,7 @@ def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
     ):
         peer = optional_peer(framework)
         if peer is None:
-            per_epoch.add(Row(label, None, note=f"{framework} not installed (pip install 'symcompile[bench]')"))
+            per_epoch.add(Row(label, None, note=missing_note(framework)))
             continue
         train = peer.mlp_descent(layout, module.X, module.Y, lr, epochs)
         seconds, (w, _) = time_once(lambda: train(module.INIT))

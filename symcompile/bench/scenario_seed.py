@@ -20,18 +20,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
-from tqdm import tqdm
 
 from symcompile import seed
 from symcompile.bench import numba_seed
 from symcompile.bench.fresh_process import first_call_rows
-from symcompile.bench.peers import optional_peer
+from symcompile.bench.peers import missing_note, optional_peer
+from symcompile.bench.reference import BlogLoop
 from symcompile.bench.report import Report, Row, WeightCheck
 from symcompile.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.model import Model
 from symcompile.pipeline import build
-from symcompile.reference import BlogLoop
 from symcompile.rewrite import float_e_powers_to_exp, rewrite
+from symcompile.stable import peer_functions
 from symcompile.writer import load_module
 
 
@@ -79,23 +79,8 @@ class SubsLoop:
         return values, None
 
 
-def _sigmoid(z):
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    return math.exp(z) / (1.0 + math.exp(z))
-
-
-def _logsumexp(*zs):
-    top = max(zs)
-    return top + math.log(sum(math.exp(z - top) for z in zs))
-
-
-# The rewrite stage's stable functions (symcompile.stable) for `math`, as the generated helpers compute them.
-MATH_STABLE_FUNCTIONS = {
-    "sigmoid": _sigmoid,
-    "softplus": lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
-    "logsumexp": _logsumexp,
-}
+# The rewrite stage's stable functions for `math`, as the generated helpers compute them.
+MATH_STABLE_FUNCTIONS = peer_functions("math", math)
 
 
 class LambdifyLoop:
@@ -145,11 +130,20 @@ def _build_stage_rows(model, settings):
     return reports[-1].path, rows
 
 
+def _with_progress(iterations, name):
+    """A progress bar over the subs loop's seconds-long iterations, where tqdm is installed (the bench extra)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterations
+    return tqdm(iterations, desc=name, unit="it", leave=False)
+
+
 def _subs_row(model, settings, check):
     loop = BlogLoop(model.training.lr) if is_seed(model) else SubsLoop(model)
     name = "blog subs loop (SymPy subs)" if is_seed(model) else "subs loop (SymPy subs)"
     values, times = list(model.init), []
-    for _ in tqdm(range(settings.subs_iterations), desc=name, unit="it", leave=False):
+    for _ in _with_progress(range(settings.subs_iterations), name):
         seconds, (values, _) = time_once(lambda: loop.iterate(values))
         times.append(seconds)
     row = Row(name, Timing.of(times), "sequential", **check(values, settings.subs_iterations, "sequential"))
@@ -216,7 +210,7 @@ def _framework_rows(model, rewritten, settings, check, once):
     ):  # fmt: skip
         peer = optional_peer(name)
         if peer is None:
-            rows.append(Row(label, None, "simultaneous", note=f"{name} not installed (pip install 'symcompile[bench]')"))
+            rows.append(Row(label, None, "simultaneous", note=missing_note(name)))
             continue
         train = peer.model_descent(formula, formula.training.lr, n)
         seconds, (w, _) = time_once(lambda: train(formula.init))

@@ -1,6 +1,6 @@
 """PyTorch peers: autograd with gradient descent in a Python loop, in float64.
 
-Imported only when PyTorch is installed (`pip install 'symcompile[bench]'`).
+Imported only when PyTorch is installed (`pip install 'symcompile[torch]'`).
 `model_descent` runs any model from its SymPy loss (lambdified for torch);
 `mlp_descent` is a sigmoid MLP written with matrices, as PyTorch users write one.
 
@@ -13,6 +13,8 @@ import numpy as np
 import sympy as sp
 import torch
 from sympy.printing.pytorch import TorchPrinter
+
+from symcompile.stable import peer_functions
 
 torch.set_num_threads(1)
 
@@ -33,13 +35,8 @@ def _descent(mean_loss, parameters, lr, iterations):
     return np.array(history)
 
 
-# The rewrite stage's stable functions (symcompile.stable), as PyTorch provides them. Not
-# torch.nn.functional.softplus: above its threshold (20) it returns z itself, off by up to 2e-9.
-STABLE_FUNCTIONS = {
-    "sigmoid": torch.sigmoid,
-    "softplus": lambda z: torch.logaddexp(z, torch.zeros_like(z)),
-    "logsumexp": lambda *zs: torch.logsumexp(torch.stack(zs), 0),
-}
+# The rewrite stage's stable functions, as PyTorch provides them.
+STABLE_FUNCTIONS = peer_functions("torch", torch)
 
 
 class _Printer(TorchPrinter):
