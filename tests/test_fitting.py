@@ -266,3 +266,16 @@ def test_fit_of_a_model_without_residuals_is_one_line(capsys, fit_dir):
     err = capsys.readouterr().err
     assert err.startswith("symcompile: error: decay is not a residual model") and err.count("\n") == 1
     assert not (fit_dir / "decay.py").exists()
+
+
+def test_fitting_bench_tables(misra):
+    """The bench's table and tally on one problem, timed once, with the session's compiler-built module."""
+    from symcompile.bench import lm_bench
+
+    settings = {"max_iter": 200, "xtol": 1e-10, "ftol": 1e-10, "gtol": 1e-10}
+    cases = lm_bench.bench_cases({"Misra1a": misra}, settings, repeats=1, problems=[MISRA1A])
+    assert [(case.problem, case.start) for case in cases] == [("Misra1a", 1), ("Misra1a", 2)]
+    assert all(case.fits["compiled"].digits >= 6 for case in cases)
+    lines = lm_bench.table_lines(cases)
+    assert len(lines) == 4 and lines[2].startswith("| Misra1a | lower | 1 | ")
+    assert lm_bench.solved_line(cases).startswith("solved (parameters to 6 significant digits): compiled 2/2")

@@ -4,6 +4,7 @@ Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
     dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
+    fitting   NIST StRD curve fits: compiled Levenberg-Marquardt against SciPy's  lm_bench.py
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -20,7 +21,7 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling")
+SCENARIOS = ("seed", "dataset", "scaling", "fitting")
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
@@ -113,7 +114,13 @@ def _replace(settings, overrides):
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling}
+def _run_fitting(model, rebuild_command, args):
+    from symcompile.bench.lm_bench import run_fitting
+
+    return run_fitting(repeats=args.repeats or (1 if args.quick else 20))
+
+
+RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "fitting": _run_fitting}
 
 
 def _chosen(scenario):
