@@ -31,6 +31,7 @@ MODULE_NAMES = {
     "sequential", "history", "status", "iteration", "previous", "slope", "finite", "t", "k",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "TrainResult",
     "forward", "loss_and_grad", "train",
+    "H", "i", "r", "J", "hessian", "residuals", "jacobian", "least_squares", "FitResult",  # second order, fitting
 }  # fmt: skip
 TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 
