@@ -8,6 +8,7 @@ arguments. Settings are checked here, before the generated module sees them.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -55,9 +56,13 @@ def command_build(args):
         "emit": f"{report.layout} layout",
         "write": f"{report.path} ({'written' if report.changed else 'unchanged'})",
     }
-    for stage, seconds in report.stage_seconds.items():
+    stage_seconds = report.stage_seconds
+    if args.startup_seconds is not None:
+        stage_seconds = {"startup": args.startup_seconds, **stage_seconds}
+        notes["startup"] = "Python started; symcompile, SymPy, NumPy and Jinja imported"
+    for stage, seconds in stage_seconds.items():
         print(f"  {stage:<14} {seconds:8.3f} s  {notes.get(stage, '')}".rstrip())
-    print(f"  {'total':<14} {sum(report.stage_seconds.values()):8.3f} s")
+    print(f"  {'total':<14} {sum(stage_seconds.values()):8.3f} s")
     return 0
 
 
@@ -219,8 +224,11 @@ def parser():
     return top
 
 
-def main(argv=None):
+def main(argv=None, *, report_startup=False):
+    """Run one command. `report_startup`: this process is the command (`python -m symcompile`), so `build` also
+    reports the seconds from the process's start to the command's (interpreter start and imports)."""
     args = parser().parse_args(argv)
+    args.startup_seconds = seconds_since_process_start() if report_startup else None
     try:
         return args.run(args)
     except SymcompileError as exc:
@@ -232,3 +240,15 @@ def main(argv=None):
 
 def _one_line(message):
     return " ".join(message.split())
+
+
+def seconds_since_process_start():
+    """Seconds since this process started, as the OS counts them (Linux's /proc), or None where it does not say."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()  # after the command's name, which may hold spaces
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc, or no CLOCK_BOOTTIME (not Linux)
+        return None
+    return age if age >= 0 else None

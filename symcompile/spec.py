@@ -326,8 +326,9 @@ def _csv_data(table, inputs, targets, path):
                 if name not in header:
                     columns = ", ".join(header)
                     raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {columns})")
-        X = [[row[header.index(c)] for c in columns["X_columns"]] for row in rows]
-        Y = [[row[header.index(c)] for c in columns["Y_columns"]] for row in rows]
+        at = {key: [header.index(name) for name in names] for key, names in columns.items()}  # once, not per row
+        X = [[row[i] for i in at["X_columns"]] for row in rows]
+        Y = [[row[i] for i in at["Y_columns"]] for row in rows]
     return X, Y
 
 
