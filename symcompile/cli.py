@@ -26,11 +26,14 @@ from symcompile.spec import load_spec
 from symcompile.writer import load_module
 
 
-def resolve_model(spec):
+def resolve_model(spec, data_root=None):
     """The model a command works on, and the command that rebuilds it: the built-in seed when no spec is given."""
     if spec is None:
         return seed_model(), "python -m symcompile build"
-    return load_spec(spec), f"python -m symcompile build {shlex.quote(spec)}"
+    command = f"python -m symcompile build {shlex.quote(spec)}"
+    if data_root is not None:
+        command += f" --data-root {shlex.quote(data_root)}"
+    return load_spec(spec, data_root), command
 
 
 def module_path(model, out_dir):
@@ -39,7 +42,7 @@ def module_path(model, out_dir):
 
 def command_build(args):
     start = time.perf_counter()
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     model_seconds = time.perf_counter() - start
     options = BuildOptions(args.gradient, args.layout, rebuild_command)
     if args.dump_after:
@@ -72,7 +75,7 @@ def require_data(model):
 
 
 def command_train(args):
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     # Check everything the user gave before building, so bad input never writes a module.
     require_data(model)
     overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
@@ -144,7 +147,7 @@ def command_fit(args):
 def command_bench(args):
     if args.spec and args.scenario not in ("seed", "all"):
         raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
-    model, rebuild_command = resolve_model(args.spec)
+    model, rebuild_command = resolve_model(args.spec, args.data_root)
     require_data(model)
     if args.json:
         _check_writable(args.json)
@@ -221,6 +224,9 @@ def parser():
     for cmd in (build_cmd, train_cmd, fit_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
+        cmd.add_argument(
+            "--data-root", help="folder the spec's data files may be read from (default: the spec's own folder)"
+        )
     return top
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 
 from symcompile.errors import SymcompileError
-from symcompile.model import make_model
+from symcompile.model import check_model_size, make_model
 from symcompile.options import allowed, choose
 
 
@@ -87,11 +87,35 @@ def check_layers(layers):
     return list(layers)
 
 
+# Cross-entropies are defined for outputs and targets in [0, 1]: log(output) of anything else is NaN or
+# meaningless, and a target outside it rewards the wrong answer (the loss goes negative).
+PROBABILITY_OUTPUTS = ("sigmoid", "softmax")
+PROBABILITY_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
+
+
 def _check_loss_fits(loss, output_activation, n_outputs):
     if loss == "softmax_cross_entropy" and output_activation != "softmax":
         raise SymcompileError("softmax_cross_entropy needs output_activation = 'softmax'")
+    if loss == "binary_cross_entropy" and output_activation not in PROBABILITY_OUTPUTS:
+        raise SymcompileError(
+            f"binary_cross_entropy needs outputs in (0, 1), so output_activation = 'sigmoid' or 'softmax', "
+            f"not {output_activation!r} (for unbounded outputs use mean_squared_error)"
+        )
     if output_activation == "softmax" and n_outputs < 2:
         raise SymcompileError("softmax needs at least two outputs")
+
+
+def parameter_count(layers, bias):
+    weights = sum(n_in * n_out for n_in, n_out in zip(layers, layers[1:]))
+    return weights + (1 if bias == "shared" else sum(layers[1:]))
+
+
+def check_targets_fit(loss, Y):
+    """Cross-entropy targets are probabilities: refuse default data outside [0, 1], naming the first."""
+    outside = np.flatnonzero((Y < 0) | (Y > 1)) if loss in PROBABILITY_LOSSES else []
+    if len(outside):
+        row, column = np.unravel_index(outside[0], Y.shape)
+        raise SymcompileError(f"{loss} needs targets in [0, 1]; Y has {Y[row, column]:g} in sample {row}, target {column}")
 
 
 def input_symbols(n_inputs):
@@ -192,6 +216,7 @@ def mlp_model(
     choose("loss", loss)
     choose("bias", bias)
     _check_loss_fits(loss, output_activation, layers[-1])
+    check_model_size(parameter_count(layers, bias))  # before the network's expressions are made, which takes long
     params, inputs, outputs, fans = network(layers, hidden_activation, output_activation, bias)
     targets = target_symbols(layers[-1])
     if isinstance(init, str):
@@ -200,7 +225,7 @@ def mlp_model(
     description = description or (
         f"A {sizes} network: {hidden_activation} hidden layers, {output_activation} output, {loss}, {bias} bias."
     )
-    return make_model(
+    model = make_model(
         name,
         outputs,
         LOSSES[loss](outputs, targets),
@@ -216,3 +241,5 @@ def mlp_model(
         # least_squares).
         residual=mean_squared_error_residuals(outputs, targets) if loss == "mean_squared_error" else None,
     )
+    check_targets_fit(loss, model.Y)
+    return model

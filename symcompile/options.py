@@ -43,8 +43,8 @@ HESSIAN_MAX_PARAMS = 16
 # Up to this many parameters a residual model's module has `jacobian` and `least_squares`: the Jacobian kernel is
 # emitted unrolled (N*k rows of P derivatives), and Levenberg-Marquardt's dense QR is meant for small P.
 JACOBIAN_MAX_PARAMS = 64
-# The loop keeps one loss per iteration: 10^8 of them take 800 MB.
-MAX_ITERATIONS = 10**8
+# Any run's worth (an int64 in compiled code): the loop's loss history grows as the run goes, not sized by this.
+MAX_ITERATIONS = 2**62
 # Formulas larger than this (as a tree: about two characters a node) are too long to read in a module's docstring.
 FORMULA_MAX_NODES = 1000
 
@@ -153,8 +153,8 @@ TRAINING_KEYS = tuple(f.name for f in fields(TrainingSettings))
 
 
 def _check_max_iter(value):
-    if isinstance(value, bool) or not (isinstance(value, int) and 0 <= value <= MAX_ITERATIONS):
-        raise SymcompileError(f"max_iter must be an integer from 0 to {MAX_ITERATIONS:.0e}, not {value!r}")
+    if isinstance(value, bool) or not (isinstance(value, int) and 1 <= value <= MAX_ITERATIONS):
+        raise SymcompileError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
     return value
 
 
