@@ -11,13 +11,13 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check_digest().
+forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), hessian(w, X, Y), train(w, X, Y, ...), check_digest().
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:96ee2cdc785be738b7945e6402d9be6aca9184a1099fd223c2ab9ff4a5a1ae40 (of the source below this line)
+# Digest: sha256:f0e5c825524062ad4cfaabb3cf57e86c216135ababded9a1233e7f03579de6a4 (of the source below this line)
 
 
 import hashlib
@@ -39,7 +39,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_4ff7b36e0bc1597d"
+__name__ = "_symcompile_c1b8db197b8ccb0b"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -73,12 +73,13 @@ _HYPERPARAMETERS = {
 }
 # Each optimizer: its update rule and the hyperparameters it reads. "gd" runs the rule `update` names.
 _OPTIMIZERS = {
-    "gd": ("simultaneous", ('lr', 'weight_decay',)),
-    "sequential": ("sequential", ('lr', 'weight_decay',)),
-    "simultaneous": ("simultaneous", ('lr', 'weight_decay',)),
-    "momentum": ("momentum", ('lr', 'weight_decay', 'momentum', 'nesterov',)),
-    "adam": ("adam", ('lr', 'weight_decay', 'betas', 'eps',)),
-    "adamw": ("adamw", ('lr', 'weight_decay', 'betas', 'eps',)),
+    "gd": ("simultaneous", ('lr', 'weight_decay')),
+    "sequential": ("sequential", ('lr', 'weight_decay')),
+    "simultaneous": ("simultaneous", ('lr', 'weight_decay')),
+    "momentum": ("momentum", ('lr', 'weight_decay', 'momentum', 'nesterov')),
+    "adam": ("adam", ('lr', 'weight_decay', 'betas', 'eps')),
+    "adamw": ("adamw", ('lr', 'weight_decay', 'betas', 'eps')),
+    "newton": ("newton", ()),
 }
 # The compiled loop returns to Python about this often (seconds), to show progress and to notice Ctrl-C.
 _CHUNK_SECONDS = 0.1
@@ -423,6 +424,68 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     steps[6] = step_w45
     w[6] = w45_new
     return t12*_softplus(t10) + y*_softplus(t11)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _cholesky_solve(A, b, x):
+    """Solve A x = b for a symmetric A by Cholesky (A = L L^T); False, x untouched, where A is not positive
+    definite to working precision."""
+    n = A.shape[0]
+    L = np.zeros((n, n))
+    for j in range(n):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= L[j, k] * L[j, k]
+        if not pivot > 1e-14 * abs(A[j, j]) or not pivot > 0.0:
+            return False
+        L[j, j] = math.sqrt(pivot)
+        for i in range(j + 1, n):
+            total = A[i, j]
+            for k in range(j):
+                total -= L[i, k] * L[j, k]
+            L[i, j] = total / L[j, j]
+    for i in range(n):  # L y = b
+        total = b[i]
+        for k in range(i):
+            total -= L[i, k] * x[k]
+        x[i] = total / L[i, i]
+    for i in range(n - 1, -1, -1):  # L^T x = y
+        total = x[i]
+        for k in range(i + 1, n):
+            total -= L[k, i] * x[k]
+        x[i] = total / L[i, i]
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _newton_step(w, X, Y, grad, steps):
+    """One damped Newton step from w, in place; the steps taken go to `steps`. Returns the loss at the
+    starting weights. The direction is H^-1 g where H is positive definite, else g (a gradient step); the
+    step is 2^-k times it for the first k from 0 to 59 at which the loss falls by at least 1e-4 of what
+    the slope promises (Armijo). When none does (at a minimum, to rounding), no step is taken."""
+    n = w.shape[0]
+    H = np.empty((n, n))
+    loss = _loss_grad_hessian_kernel(w, X, Y, grad, H)
+    direction = np.empty(n)
+    if not _cholesky_solve(H, grad, direction):
+        direction[:] = grad
+    slope = 0.0
+    for j in range(n):
+        slope += grad[j] * direction[j]
+    trial = np.empty(n)
+    trial_grad = np.empty(n)
+    steps[:] = 0.0
+    alpha = 1.0
+    for _ in range(60):
+        for j in range(n):
+            trial[j] = w[j] - alpha * direction[j]
+        if _loss_and_grad_kernel(trial, X, Y, trial_grad) <= loss - 1e-4 * alpha * slope:
+            for j in range(n):
+                steps[j] = alpha * direction[j]
+                w[j] = trial[j]
+            break
+        alpha *= 0.5
+    return loss
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -1183,9 +1246,130 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
     return status
 
 
-_TRAIN_KERNELS = {"sequential": _train_sequential_kernel, "simultaneous": _train_simultaneous_kernel, "momentum": _train_momentum_kernel, "adam": _train_adam_kernel, "adamw": _train_adamw_kernel}
-_BATCH_TRAIN_KERNELS = {"sequential": _train_sequential_batches_kernel, "simultaneous": _train_simultaneous_batches_kernel, "momentum": _train_momentum_batches_kernel, "adam": _train_adam_batches_kernel, "adamw": _train_adamw_batches_kernel}
-_STATE_ARRAYS = {"sequential": 0, "simultaneous": 0, "momentum": 1, "adam": 2, "adamw": 2}  # how many arrays like w each rule keeps
+@numba.njit(cache=True, error_model="numpy")
+def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Damped Newton's method with a backtracking line search, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
+    """
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        previous[:] = w
+        loss = _newton_step(w, X, Y, grad, steps)
+        finite = np.isfinite(loss) and _all_finite(w)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        if _diverged(loss, run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        step += 1
+        losses[iteration - first] = loss
+        below_tol = _all_below(steps, tol)
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """Damped Newton's method with a backtracking line search, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
+
+    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
+    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
+    """
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    n_samples = X_train.shape[0]
+    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
+    out_val = np.empty((X_val.shape[0], 1))
+    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    first = iteration
+    status = -1
+    while iteration < stop:
+        if rng.shape[0]:  # shuffle
+            _shuffle(order, rng)
+        total = 0.0  # of the batches' losses, each times its batch's size
+        below_tol = True
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+            _gather(X_train, Y_train, order, start, X, Y)
+            previous[:] = w
+            loss = _newton_step(w, X, Y, grad, steps)
+            finite = np.isfinite(loss) and _all_finite(w)
+            if not finite:
+                break
+            step += 1
+            total += loss * X.shape[0]
+            below_tol = below_tol and _all_below(steps, tol)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        losses[iteration - first] = total / n_samples
+        if _diverged(total / n_samples, run):
+            w[:] = previous  # the weights before the update after which the loss passed the limit
+            status = 3
+            break
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            val_losses[iteration - first] = val_loss
+            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
+            if val_loss < best_loss:
+                best_loss, bad_epochs = val_loss, 0
+                best_w[:] = w
+                run[3] = iteration + 1
+            else:
+                bad_epochs += 1
+        iteration += 1
+        if below_tol:
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
+    return status
+
+
+_TRAIN_KERNELS = {"sequential": _train_sequential_kernel, "simultaneous": _train_simultaneous_kernel, "momentum": _train_momentum_kernel, "adam": _train_adam_kernel, "adamw": _train_adamw_kernel, "newton": _train_newton_kernel}
+_BATCH_TRAIN_KERNELS = {"sequential": _train_sequential_batches_kernel, "simultaneous": _train_simultaneous_batches_kernel, "momentum": _train_momentum_batches_kernel, "adam": _train_adam_batches_kernel, "adamw": _train_adamw_batches_kernel, "newton": _train_newton_batches_kernel}
+_STATE_ARRAYS = {"sequential": 0, "simultaneous": 0, "momentum": 1, "adam": 2, "adamw": 2, "newton": 0}  # how many arrays like w each rule keeps
 _DEFAULT_HYPERPARAMETERS = {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, "betas": (0.9, 0.999), "eps": 1e-08}
 
 
@@ -1294,8 +1478,8 @@ def _optimizer(optimizer, update, hyperparameters):
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, not {optimizer!r}")
     if optimizer == "gd":
-        if update not in ("sequential", "simultaneous", "momentum", "adam", "adamw"):
-            raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw")
+        if update not in ("sequential", "simultaneous", "momentum", "adam", "adamw", "newton"):
+            raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw, newton")
         optimizer = update
     rule, reads = _OPTIMIZERS[optimizer]
     values = {}
@@ -1589,6 +1773,168 @@ def check_digest():
         head, found, body = f.read().partition(" (of the source below this line)\n\n")
     if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
         raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _loss_grad_hessian_kernel(w, X, Y, grad, H):
+    """Mean loss; its gradient into `grad` and its Hessian into `H`. One fused pass: the second derivatives
+    share their work with the first."""
+    w0 = w[0]
+    w13 = w[1]
+    w14 = w[2]
+    w23 = w[3]
+    w24 = w[4]
+    w35 = w[5]
+    w45 = w[6]
+    loss = 0.0
+    grad[:] = 0.0
+    H[:, :] = 0.0
+    for n in range(X.shape[0]):
+        x1 = X[n, 0]
+        x2 = X[n, 1]
+        y = Y[n, 0]
+        t0 = 2*w0
+        t1 = t0 + w13*x1 + w23*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w35
+        t4 = t0 + w14*x1 + w24*x2
+        t5 = _sigmoid(t4)
+        t6 = t5*w45
+        t7 = t0 + t3 + t6
+        t8 = -t7
+        t9 = 1 - y
+        t10 = _sigmoid(-t1)
+        t11 = 2*t10
+        t12 = _sigmoid(-t4)
+        t13 = 2*t12
+        t14 = t11*t3 + t13*t6 + 2
+        t15 = -t14
+        t16 = _sigmoid(t8)
+        t17 = t16*y
+        t18 = t15*t17
+        t19 = _sigmoid(t7)
+        t20 = t19*t9
+        t21 = t10*x1
+        t22 = t21*t3
+        t23 = t12*x1
+        t24 = t23*t6
+        t25 = t10*x2
+        t26 = t25*t3
+        t27 = t12*x2
+        t28 = t27*t6
+        t29 = t17*t2
+        t30 = t17*t5
+        t31 = t2**2
+        t32 = t5**2
+        t33 = t10**2
+        t34 = t3*t33
+        t35 = t12**2
+        t36 = t35*t6
+        t37 = -4*t10*t31*w35 - 4*t12*t32*w45 + 4*t34 + 4*t36
+        t38 = t17*t19
+        t39 = t16*t20
+        t40 = t17*x1
+        t41 = 2*t34
+        t42 = t31*w35
+        t43 = t11*t42
+        t44 = t20*x1
+        t45 = t18*t19
+        t46 = 2*t36
+        t47 = t32*w45
+        t48 = t13*t47
+        t49 = t17*x2
+        t50 = t20*x2
+        t51 = t10*t42
+        t52 = x1**2
+        t53 = t17*t52
+        t54 = t20*t52
+        t55 = t31*t38
+        t56 = t33*w35**2
+        t57 = t52*t56
+        t58 = t31*t39
+        t59 = t10*t12*t3*t6
+        t60 = t52*t59
+        t61 = t40*x2
+        t62 = t44*x2
+        t63 = x1*x2
+        t64 = t56*t63
+        t65 = t22*t28
+        t66 = t38*t65 + t39*t65
+        t67 = t2*t20
+        t68 = t51*x1
+        t69 = t19*t30
+        t70 = t20*t5
+        t71 = t16*t70
+        t72 = t12*t47
+        t73 = t32*t38
+        t74 = t35*w45**2
+        t75 = t52*t74
+        t76 = t32*t39
+        t77 = t63*t74
+        t78 = t19*t29
+        t79 = t16*t67
+        t80 = t72*x1
+        t81 = x2**2
+        t82 = t17*t81
+        t83 = t20*t81
+        t84 = t56*t81
+        t85 = t59*t81
+        t86 = t51*x2
+        t87 = t74*t81
+        t88 = t72*x2
+        loss += t9*_softplus(t7) + y*_softplus(t8)
+        grad[0] += t14*t20 + t18
+        grad[1] += t10*t19*t2*t9*w35*x1 - t17*t22
+        grad[2] += t12*t19*t5*t9*w45*x1 - t17*t24
+        grad[3] += t10*t19*t2*t9*w35*x2 - t17*t26
+        grad[4] += t12*t19*t5*t9*w45*x2 - t17*t28
+        grad[5] += t19*t2*t9 - t29
+        grad[6] += t19*t5*t9 - t30
+        H[0, 0] += t14**2*t39 + t15**2*t38 - t17*t37 + t20*t37
+        H[0, 1] += t10*t14*t16*t19*t2*t9*w35*x1 + 2*t10*t16*t31*w35*x1*y + 2*t19*t2*t33*t9*w35*x1 - t22*t45 - t40*t41 - t43*t44
+        H[0, 2] += t12*t14*t16*t19*t5*t9*w45*x1 + 2*t12*t16*t32*w45*x1*y + 2*t19*t35*t5*t9*w45*x1 - t24*t45 - t40*t46 - t44*t48
+        H[0, 3] += t10*t14*t16*t19*t2*t9*w35*x2 + 2*t10*t16*t31*w35*x2*y + 2*t19*t2*t33*t9*w35*x2 - t26*t45 - t41*t49 - t43*t50
+        H[0, 4] += t12*t14*t16*t19*t5*t9*w45*x2 + 2*t12*t16*t32*w45*x2*y + 2*t19*t35*t5*t9*w45*x2 - t28*t45 - t46*t49 - t48*t50
+        H[0, 5] += 2*t10*t19*t2*t9 - t11*t29 + t14*t16*t19*t2*t9 - t2*t45
+        H[0, 6] += 2*t12*t19*t5*t9 - t13*t30 + t14*t16*t19*t5*t9 - t45*t5
+        H[1, 1] += -t34*t53 + t34*t54 + t51*t53 - t51*t54 + t55*t57 + t57*t58
+        H[1, 2] += t38*t60 + t39*t60
+        H[1, 3] += -t34*t61 + t34*t62 + t51*t61 - t51*t62 + t55*t64 + t58*t64
+        H[1, 4] += t66
+        H[1, 5] += -t21*t29 + t21*t67 + t38*t68 + t39*t68
+        H[1, 6] += t22*t69 + t22*t71
+        H[2, 2] += -t36*t53 + t36*t54 + t53*t72 - t54*t72 + t73*t75 + t75*t76
+        H[2, 3] += t66
+        H[2, 4] += -t36*t61 + t36*t62 + t61*t72 - t62*t72 + t73*t77 + t76*t77
+        H[2, 5] += t24*t78 + t24*t79
+        H[2, 6] += -t23*t30 + t23*t70 + t38*t80 + t39*t80
+        H[3, 3] += -t34*t82 + t34*t83 + t51*t82 - t51*t83 + t55*t84 + t58*t84
+        H[3, 4] += t38*t85 + t39*t85
+        H[3, 5] += -t25*t29 + t25*t67 + t38*t86 + t39*t86
+        H[3, 6] += t26*t69 + t26*t71
+        H[4, 4] += -t36*t82 + t36*t83 + t72*t82 - t72*t83 + t73*t87 + t76*t87
+        H[4, 5] += t28*t78 + t28*t79
+        H[4, 6] += -t27*t30 + t27*t70 + t38*t88 + t39*t88
+        H[5, 5] += t55 + t58
+        H[5, 6] += t5*t78 + t5*t79
+        H[6, 6] += t73 + t76
+    scale = 1.0 / X.shape[0]
+    for i in range(H.shape[0]):
+        grad[i] *= scale
+        for j in range(i, H.shape[0]):
+            H[i, j] *= scale
+            H[j, i] = H[i, j]  # symmetric: only the upper triangle was computed
+    return loss * scale
+
+
+def hessian(w=None, X=None, Y=None):
+    """The Hessian of the mean loss, shape (P, P) in PARAMS order: exact second derivatives, not differences."""
+    w, X = _weights(w), _inputs(X)
+    Y = _targets(Y, X.shape[0])
+    grad = np.empty_like(w)
+    H = np.empty((w.size, w.size))
+    _loss_grad_hessian_kernel(w, X, Y, grad, H)
+    return H
 
 
 if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names

@@ -1,4 +1,4 @@
-"""`python -m symcompile build|train|predict|show|bench`: the command line.
+"""`python -m symcompile build|train|fit|predict|show|bench`: the command line.
 
 Every user-facing failure is a SymcompileError, printed as one line
 (`symcompile: error: ...`) with exit status 2; argparse does the same for bad
@@ -19,6 +19,7 @@ import numpy as np
 
 from symcompile import __version__
 from symcompile.data import split_rows
+from symcompile import plotting
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.emit import formula_lines
 from symcompile.errors import SymcompileError
@@ -240,6 +241,44 @@ def command_show(args):
     return 0
 
 
+def command_fit(args):
+    model, rebuild_command = resolve_model(args.spec)
+    # Everything checked before building, so bad input never writes a module.
+    if not model.residuals:
+        raise SymcompileError(
+            f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
+            "(or an MLP with loss = \"mean_squared_error\")"
+        )
+    require_data(model)
+    if args.plot:
+        plotting.check_can_plot(model, args.plot)
+    settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
+    for name, value in settings.items():
+        if not (value >= 1 if name == "max_iter" else value >= 0):
+            raise SymcompileError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'max_iter' else '>= 0'}, not {value}")
+    module = ensure_built(model, rebuild_command, args.out_dir)
+    if not hasattr(module, "least_squares"):
+        raise SymcompileError(f"{module.__file__} has no least_squares; rebuild it")
+    start = time.perf_counter()
+    fit = module.least_squares(**settings)
+    first_call = time.perf_counter() - start
+    start = time.perf_counter()
+    module.least_squares(**settings)
+    seconds = time.perf_counter() - start
+    n_residuals = module.X.shape[0] * module._RESIDUALS_PER_SAMPLE
+    print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {len(model.params)} parameters, {n_residuals} residuals")
+    width = max(len(name) for name in module.PARAMS)
+    for name, value, error in zip(module.PARAMS, fit.w, fit.stderr):
+        print(f"  {name:<{width}}  {value:<22.15g} +- {error:.6g} (standard error)")
+    print(f"  residual sum of squares {2 * fit.cost:.15g}")
+    print(f"  iterations {fit.iterations} ({fit.status})")
+    print(f"  wall time  {seconds * 1e3:.3f} ms for the fit; first call {first_call:.3f} s (Numba compile or cache load)")
+    if args.plot:
+        plotting.plot_fit(module, fit.w, args.plot)
+        print(f"  plot       {args.plot}")
+    return 0
+
+
 def command_bench(args):
     if args.spec and args.scenario not in ("seed", "all"):
         raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
@@ -338,13 +377,19 @@ def parser():
     show_cmd.set_defaults(run=command_show)
     _add_build_options(show_cmd)
 
+    fit_cmd = commands.add_parser("fit", help="fit a residual model to its data by least squares (builds first if needed)")
+    fit_cmd.set_defaults(run=command_fit)
+    fit_cmd.add_argument("--max-iter", type=int, dest="max_iter", default=200, help="evaluations of the residuals at most (default: %(default)s)")
+    fit_cmd.add_argument("--tol", type=float, default=1e-10, help="xtol = ftol = gtol of Levenberg-Marquardt (default: %(default)s)")
+    fit_cmd.add_argument("--plot", metavar="PNG", help="draw the data and the fitted curve (one-input models; needs matplotlib)")
+
     bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")
     bench_cmd.set_defaults(run=command_bench)
     from symcompile.bench import add_arguments as add_bench_arguments  # light: scenarios load when run
 
     add_bench_arguments(bench_cmd)
 
-    for cmd in (build_cmd, train_cmd, predict_cmd, show_cmd, bench_cmd):
+    for cmd in (build_cmd, train_cmd, fit_cmd, predict_cmd, show_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
         cmd.add_argument(

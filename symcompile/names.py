@@ -31,6 +31,7 @@ MODULE_NAMES = {
     "sequential", "history", "status", "iteration", "previous", "slope", "finite", "limit", "t", "k", "correct",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "MODEL_DIGEST", "TrainResult",
     "forward", "loss_and_grad", "train", "check_digest", "accuracy", "load_weights",
+    "H", "i", "r", "J", "hessian", "residuals", "jacobian", "least_squares", "FitResult",  # second order, fitting
 }  # fmt: skip
 TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 

@@ -42,6 +42,8 @@ def model_digest(model) -> str:
     ]  # fmt: skip
     if model.classifier:
         parts.append(f"classifier={model.classifier}")
+    if model.residuals:  # only then, so that other models keep the digests they had
+        parts += ["residuals", *_expression_digests(model.residuals)]
     return sha256("\n".join(parts))
 
 

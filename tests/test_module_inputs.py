@@ -45,7 +45,7 @@ BAD_CALLS = {
     "Y complex": (lambda m: m.loss(W7, m.X, [1j]), TypeError, r"Y .*got dtype complex128"),
     "Y inf": (lambda m: m.train(W7, m.X, [[np.inf]]), ValueError, r"Y .*contains NaN or infinity"),
     # training settings
-    "update unknown": (lambda m: m.train(update="newton"), ValueError, r"unknown update rule 'newton'; choose one of sequential, simultaneous"),
+    "update unknown": (lambda m: m.train(update="lbfgs"), ValueError, r"unknown update rule 'lbfgs'; choose one of sequential, simultaneous, newton"),
     "max_iter negative": (lambda m: m.train(max_iter=-1), ValueError, r"max_iter must be an integer from 1 to 2\*\*62, not -1"),
     "max_iter zero": (lambda m: m.train(max_iter=0), ValueError, r"max_iter must be an integer from 1 to 2\*\*62, not 0"),
     "max_iter float": (lambda m: m.train(max_iter=2.5), TypeError, r"max_iter must be an integer from 1 to 2\*\*62, not 2.5"),

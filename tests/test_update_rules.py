@@ -108,7 +108,7 @@ def test_the_built_in_rules_still_train_beside_new_ones(module):
         w = w - 0.1 * _numpy_grad(w)
     np.testing.assert_allclose(module.train(lr=0.1, max_iter=5, update="simultaneous").w, w, rtol=1e-6)
     with pytest.raises(ValueError, match="choose one of sequential, simultaneous, .*sign_descent, heavy_ball"):
-        module.train(update="newton")
+        module.train(update="lbfgs")
 
 
 def test_registered_rules_are_valid_settings_and_reserve_their_names(registered):

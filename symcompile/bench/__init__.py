@@ -5,6 +5,7 @@ Scenarios, one module each:
     dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
     minibatch digits 64-32-10, Adam on batches of 32, per epoch                  scenario_minibatch.py
+    fitting   NIST StRD curve fits: compiled Levenberg-Marquardt against SciPy's  lm_bench.py
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -21,7 +22,7 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling", "minibatch")
+SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting")
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
@@ -123,7 +124,14 @@ def _replace(settings, overrides):
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch}
+def _run_fitting(model, rebuild_command, args):
+    from symcompile.bench.lm_bench import run_fitting
+
+    return run_fitting(repeats=args.repeats or (1 if args.quick else 20))
+
+
+RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch,
+           "fitting": _run_fitting}
 
 
 def _chosen(scenario):
