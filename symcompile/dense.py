@@ -38,9 +38,12 @@ from symcompile.stable import logsumexp, sigmoid
 # Samples per block, and chunks at most: measured by `python -m symcompile.bench.dense_bench --sweep`.
 DEFAULT_BLOCK = 64
 MAX_CHUNKS = 16
-# Below this much work per call (samples x multiply-adds per sample) one chunk, no threads: starting
-# them costs more than they save there, and on a busy machine they can cost much more.
-PARALLEL_MIN_WORK = 2_000_000
+# Below this much work per call (samples x weights) one chunk, no threads. Measured on the 2-core machine
+# while other work ran (load 5-6): digits (1,797 x 2,368 = 4.3e6) took 5.2 ms on one thread and 22 ms on
+# two, as the second thread waits for a core; threads pay only where one call is long (the wide networks).
+PARALLEL_MIN_WORK = 500_000_000
+# The chunks' partial gradients together stay under this many bytes (a 1.8M-parameter net: 4 chunks).
+PARTIAL_BYTES = 64 * 2**20
 # Layers with more weights than this multiply through BLAS (np.dot); smaller ones through loops.
 BLAS_MIN_WEIGHTS = 16_384
 
@@ -210,7 +213,7 @@ def dense_kernels_source(shape: MLPShape, *, block: int = DEFAULT_BLOCK, vecmath
         hidden=hidden,
         output=output,
         block=block,
-        max_chunks=MAX_CHUNKS,
+        max_chunks=max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
         parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
         n_params=n_params(shape),
     )
