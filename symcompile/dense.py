@@ -37,6 +37,7 @@ from symcompile.stable import logsumexp, sigmoid
 
 # Samples per block, and chunks at most: measured by `python -m symcompile.bench.dense_bench --sweep`.
 DEFAULT_BLOCK = 64
+WIDE_BLOCK = 256  # where a layer goes through BLAS: larger matrix products per call
 MAX_CHUNKS = 16
 # Below this much work per call (samples x weights) one chunk, no threads. Measured on the 2-core machine
 # while other work ran (load 5-6): digits (1,797 x 2,368 = 4.3e6) took 5.2 ms on one thread and 22 ms on
@@ -192,7 +193,7 @@ def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
     return OutputCode(True, printer.doprint(value), (), printer.doprint(term), printer.doprint(delta))
 
 
-def dense_kernels_source(shape: MLPShape, *, block: int = DEFAULT_BLOCK, vecmath=None) -> str:
+def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=None) -> str:
     """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and their helpers) as module source text.
 
     The text expects `math`, `numba` and `np` (NumPy) imported in the module; it defines names that
@@ -200,12 +201,14 @@ def dense_kernels_source(shape: MLPShape, *, block: int = DEFAULT_BLOCK, vecmath
     of threads). `vecmath(names) -> str` gives the vectorizable elementary functions (`_vexp`, ...);
     by default `symcompile.vecmath.vecmath_source` where it exists, else thin wrappers around `math`.
     """
+    layers = layer_table(shape)
+    wide = any(layer.blas for layer in layers)
+    block = (WIDE_BLOCK if wide else DEFAULT_BLOCK) if block is None else block
     if not (isinstance(block, int) and block >= 1):
         raise SymcompileError(f"dense kernels: block must be a positive integer, got {block!r}")
     printer = VectorPrinter(CODE_NAMES)
     hidden = activation_code(shape.hidden_activation, printer) if len(shape.layers) > 2 else None
     output = output_code(shape, printer)
-    layers = layer_table(shape)
     work_per_sample = sum(layer.n_in * layer.n_out for layer in layers)
     body = template_environment().get_template("dense_kernels.py.j2").render(
         shape=shape,
@@ -213,7 +216,8 @@ def dense_kernels_source(shape: MLPShape, *, block: int = DEFAULT_BLOCK, vecmath
         hidden=hidden,
         output=output,
         block=block,
-        max_chunks=max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
+        # BLAS threads the wide layers itself; Numba's threads around it would only compete with them
+        max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
         parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
         n_params=n_params(shape),
     )

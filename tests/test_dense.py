@@ -22,7 +22,6 @@ NETWORKS = {
     "relu_243_softmax": MLPShape((2, 4, 3), "relu", "softmax", "softmax_cross_entropy"),
     "identity_232_mse": MLPShape((2, 3, 2), "identity", "identity", "mean_squared_error"),
     "softplus_2331_tanh_mse": MLPShape((2, 3, 3, 1), "softplus", "tanh", "mean_squared_error"),
-    "sigmoid_3431_shared": MLPShape((3, 4, 3, 1), "sigmoid", "sigmoid", "binary_cross_entropy", "shared"),
     "tanh_3442_softmax_shared": MLPShape((3, 4, 4, 2), "tanh", "softmax", "softmax_cross_entropy", "shared"),
 }
 BLOCK = 8  # small, so that a few dozen samples make several blocks and a short last one
@@ -50,6 +49,35 @@ def built(tmp_path_factory):
         path, _ = write_module(source, folder, f"dense_{name}")
         modules[name] = (scalar, load_module(path))
     return modules
+
+
+@pytest.fixture(scope="session")
+def blas_module(tmp_path_factory):
+    """tanh_3442_softmax_shared with every layer multiplied through BLAS (as wide layers are)."""
+    before = dense.BLAS_MIN_WEIGHTS
+    dense.BLAS_MIN_WEIGHTS = 0
+    try:
+        source = standalone_source(NETWORKS["tanh_3442_softmax_shared"], block=BLOCK)
+    finally:
+        dense.BLAS_MIN_WEIGHTS = before
+    assert "_dense_affine_blas(W1" in source and "_dense_weight_grad_blas(a0" in source
+    return load_module(write_module(source, tmp_path_factory.mktemp("dense_blas"), "dense_blas")[0])
+
+
+def test_the_blas_path_matches_the_scalar_kernels(built, blas_module):
+    scalar, _ = built["tanh_3442_softmax_shared"]
+    shape = NETWORKS["tanh_3442_softmax_shared"]
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=dense.n_params(shape))
+    X, Y = _data(shape, 21, rng)
+    loss, grad = _loss_and_grad(blas_module, w, X, Y)
+    want_loss, want_grad = _loss_and_grad(scalar, w, X, Y)
+    _assert_close(loss, want_loss)
+    _assert_close(grad, want_grad)
+    got, want = np.empty((21, 2)), np.empty((21, 2))
+    blas_module._forward_kernel(w, X, got)
+    scalar._forward_kernel(w, X, want)
+    _assert_close(got, want)
 
 
 def _work(shape):

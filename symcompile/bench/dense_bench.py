@@ -4,8 +4,8 @@ Epoch = one full-batch loss-and-gradient plus a gradient step, from the same ini
 every implementation; each figure is the median over interleaved rounds (each round runs every
 implementation once, `epochs` epochs each), so all of them see the same machine load. JAX pinned to
 one thread runs in a subprocess (XLA reads its thread flags at start-up) that answers "run" lines,
-so it is interleaved too. `--hog` repeats the dense rows with a CPU hog on one core, `--wide` adds
-784-1000-1000-10 (build, first call and epoch against JAX). `--blocks 32,64,128` sweeps block sizes.
+so it is interleaved too. `--hog` repeats the dense rows with a CPU hog on one core; `--workloads wide`
+runs 784-1000-1000-10 (build, first call and epoch against JAX). `--blocks 32,64,128` sweeps block sizes.
 
 Figures go to stdout as a table; BENCHMARKS.md records them with the command and the load.
 """
@@ -118,8 +118,9 @@ def dense_runner(workload, folder, block=None, threads=None):
         module._dense_call(module._bench_descent, threads, w, workload.X, workload.Y, workload.lr, epochs, history)
         return w
 
-    start = time.perf_counter()
-    run(initial_weights(workload.shape), epochs=1)
+    start = time.perf_counter()  # the first call, on 256 samples: the compile (or cache load), not an epoch
+    w, history = initial_weights(workload.shape), np.empty(1)
+    module._dense_call(module._bench_descent, threads, w, workload.X[:256], workload.Y[:256], workload.lr, 1, history)
     return run, built, time.perf_counter() - start
 
 
@@ -365,7 +366,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-scalar", action="store_true", help="skip the current scalar kernels (slow to build)")
     parser.add_argument("--hog", action="store_true", help="also measure dense threads with a CPU hog running")
-    parser.add_argument("--wide", action="store_true", help="also 784-1000-1000-10 (build, first call, epoch vs JAX)")
+    parser.add_argument(
+        "--workloads", default="small,digits",
+        help="comma-separated: small (2-16-16-1), digits (64-32-10), wide (784-1000-1000-10: build, first call, epoch)",
+    )  # fmt: skip
     parser.add_argument("--asm", action="store_true", help="count vector instructions in the hot loops and stop")
     parser.add_argument("--blocks", help="sweep these block sizes (comma-separated) on both small workloads")
     args = parser.parse_args(argv)
@@ -373,8 +377,8 @@ def main(argv=None):
 
     print(f"load average at start: {load_average()}, CPU count {os.cpu_count()}, Numba threads {numba.get_num_threads()}")
     with tempfile.TemporaryDirectory(prefix="dense_bench_") as folder:
-        workloads = [("small", small_workload()), ("digits", digits_workload())]
-        for key, workload in workloads:
+        for key in args.workloads.split(","):
+            workload = load_workload(key)
             if workload is None:
                 continue
             print(workload.name)
@@ -384,15 +388,12 @@ def main(argv=None):
             if args.blocks:
                 sweep_blocks(workload, folder, [int(b) for b in args.blocks.split(",")], args.rounds)
                 continue
-            compare(workload, key, folder, args.rounds, not args.no_scalar)
-            if args.hog:
+            wide = key == "wide"  # the scalar pipeline cannot build it; 3 rounds of seconds-long epochs
+            compare(workload, key, folder, 3 if wide else args.rounds, not (args.no_scalar or wide))
+            if args.hog and not wide:
                 with CpuHog():
                     print("  with a CPU hog on one core:")
                     compare(workload, key, folder, args.rounds, False, hog=True)
-        if args.wide:
-            workload = wide_workload()
-            print(workload.name)
-            compare(workload, "wide", folder, 3, False)
     print(f"load average at end: {load_average()}")
 
 
