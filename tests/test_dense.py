@@ -66,18 +66,7 @@ def blas_module(tmp_path_factory):
 
 def test_the_blas_path_matches_the_scalar_kernels(built, blas_module):
     scalar, _ = built["tanh_3442_softmax_shared"]
-    shape = NETWORKS["tanh_3442_softmax_shared"]
-    rng = np.random.default_rng(5)
-    w = rng.normal(size=dense.n_params(shape))
-    X, Y = _data(shape, 21, rng)
-    loss, grad = _loss_and_grad(blas_module, w, X, Y)
-    want_loss, want_grad = _loss_and_grad(scalar, w, X, Y)
-    _assert_close(loss, want_loss)
-    _assert_close(grad, want_grad)
-    got, want = np.empty((21, 2)), np.empty((21, 2))
-    blas_module._forward_kernel(w, X, got)
-    scalar._forward_kernel(w, X, want)
-    _assert_close(got, want)
+    _assert_matches(blas_module, scalar, NETWORKS["tanh_3442_softmax_shared"], 21, seed=5)
 
 
 def _work(shape):
@@ -100,6 +89,22 @@ def _loss_and_grad(module, w, X, Y):
     return module._loss_and_grad_kernel(w, X, Y, grad), grad
 
 
+def _assert_matches(module, scalar, shape, n_samples, seed):
+    """Loss, gradient and outputs of `module` against the scalar kernels, on random weights and data."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=len(scalar.PARAMS))
+    X, Y = _data(shape, n_samples, rng)
+    loss, grad = _loss_and_grad(module, w, X, Y)
+    want_loss, want_grad = _loss_and_grad(scalar, w, X, Y)
+    assert grad.shape == want_grad.shape == (dense.n_params(shape),)
+    _assert_close(loss, want_loss)
+    _assert_close(grad, want_grad)
+    got, want = np.empty((n_samples, shape.layers[-1])), np.empty((n_samples, shape.layers[-1]))
+    module._forward_kernel(w, X, got)
+    scalar._forward_kernel(w, X, want)
+    _assert_close(got, want)
+
+
 def _assert_close(got, want, rtol=1e-12):
     got, want = np.asarray(got), np.asarray(want)
     scale = np.max(np.abs(want)) if want.size else 0.0
@@ -108,30 +113,9 @@ def _assert_close(got, want, rtol=1e-12):
 
 @pytest.mark.parametrize("name", NETWORKS)
 @pytest.mark.parametrize("n_samples", [1, 8, 13, 100])  # one sample; one full block; a short last block; chunks
-def test_loss_and_gradient_match_the_scalar_kernels(built, name, n_samples):
+def test_loss_gradient_and_outputs_match_the_scalar_kernels(built, name, n_samples):
     scalar, dense_module = built[name]
-    shape = NETWORKS[name]
-    rng = np.random.default_rng(n_samples)
-    w = rng.normal(size=len(scalar.PARAMS))
-    X, Y = _data(shape, n_samples, rng)
-    loss, grad = _loss_and_grad(dense_module, w, X, Y)
-    want_loss, want_grad = _loss_and_grad(scalar, w, X, Y)
-    assert grad.shape == want_grad.shape == (dense.n_params(shape),)
-    _assert_close(loss, want_loss)
-    _assert_close(grad, want_grad)
-
-
-@pytest.mark.parametrize("name", NETWORKS)
-def test_forward_matches_the_scalar_kernels(built, name):
-    scalar, dense_module = built[name]
-    shape = NETWORKS[name]
-    rng = np.random.default_rng(7)
-    w = rng.normal(size=len(scalar.PARAMS))
-    X, _ = _data(shape, 45, rng)
-    got, want = np.empty((45, shape.layers[-1])), np.empty((45, shape.layers[-1]))
-    dense_module._forward_kernel(w, X, got)
-    scalar._forward_kernel(w, X, want)
-    _assert_close(got, want)
+    _assert_matches(dense_module, scalar, NETWORKS[name], n_samples, seed=n_samples)
 
 
 def test_gradient_matches_central_differences(built):
