@@ -8,6 +8,7 @@ arguments. Settings are checked here, before the generated module sees them.
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
 import time
@@ -39,19 +40,19 @@ def command_build(args):
     start = time.perf_counter()
     model, rebuild_command = resolve_model(args.spec)
     model_seconds = time.perf_counter() - start
-    options = BuildOptions(args.gradient, args.layout, rebuild_command)
+    options = BuildOptions(args.gradient, args.layout, rebuild_command, args.kernels)
     if args.dump_after:
         print(dump_after(model, options, args.dump_after))
         return 0
-    describe = f"{len(model.params)} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
+    describe = f"{model.n_params} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
     print(f"symcompile build: {model.name} ({describe}, {model.X.shape[0]} default samples)")
     report = build(model, args.out_dir, options, model_seconds=model_seconds)
     notes = {
         "model": "spec read and model checked" if args.spec else "built-in seed model",
+        "emit": f"dense kernels, {report.layout}" if report.kernels == "dense" else f"{report.layout} layout",
         "rewrite": ", ".join(report.rewrites) or "nothing to rewrite",
         "differentiate": f"gradient by {report.gradient}",
         "optimize": f"{report.ops_before} -> {report.ops_after} operations after CSE",
-        "emit": f"{report.layout} layout",
         "write": f"{report.path} ({'written' if report.changed else 'unchanged'})",
     }
     for stage, seconds in report.stage_seconds.items():
@@ -79,17 +80,35 @@ def command_train(args):
     module = load_module(path)
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     start = time.perf_counter()
-    result = module.train(module.INIT, module.X, module.Y, **settings)
+    threads = _threads(module, args.threads)
+    result = module.train(module.INIT, module.X, module.Y, **settings, **threads)
     first_call = time.perf_counter() - start
     start = time.perf_counter()
-    module.train(module.INIT, module.X, module.Y, **settings)
+    module.train(module.INIT, module.X, module.Y, **settings, **threads)
     loop = time.perf_counter() - start
     _print_state(module, "initial", module.INIT, result.loss_history[0])
     _print_state(module, "final", result.w, result.loss_history[-1])
     print(f"  iterations {result.iterations} ({result.status})")
-    print("  weights    " + ", ".join(f"{n}={v:.10g}" for n, v in zip(module.PARAMS, result.w)))
+    shown = ", ".join(f"{n}={v:.10g}" for n, v in zip(module.PARAMS[:SHOWN_WEIGHTS], result.w))
+    print("  weights    " + shown + (f", ... ({len(result.w)} in all)" if len(result.w) > SHOWN_WEIGHTS else ""))
     print(f"  wall time  {loop * 1e3:.3f} ms for the loop; first call {first_call:.3f} s (Numba compile or cache load)")
     return 0
+
+
+SHOWN_WEIGHTS = 20
+
+
+def _threads(module, threads):
+    """train()'s keyword for --threads: only modules with dense kernels take it."""
+    if threads is None:
+        return {}
+    if "threads" not in inspect.signature(module.train).parameters:
+        raise SymcompileError("--threads applies to modules with dense kernels (build --kernels dense)")
+    import numba
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        raise SymcompileError(f"--threads {threads}: Numba started {numba.config.NUMBA_NUM_THREADS} threads at most")
+    return {"threads": threads}
 
 
 def command_bench(args):
@@ -145,6 +164,13 @@ def parser():
         "statements; fastest to compile for large models), or auto (rolled for large models)",
     )
     build_cmd.add_argument(
+        "--kernels",
+        type=argument_type("kernels"),
+        default="auto",
+        help="scalar (one sample at a time, straight-line code from SymPy), dense (MLPs: layers as loops over "
+        "weight matrices, samples in vectorized blocks, threads), or auto (dense for MLPs larger than the seed)",
+    )
+    build_cmd.add_argument(
         "--dump-after",
         choices=DUMP_STAGES,
         help="print what that stage produced and stop; nothing is written",
@@ -156,6 +182,9 @@ def parser():
     train_cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations at most")
     train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
     train_cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
+    train_cmd.add_argument(
+        "--threads", type=_positive_int, help="threads for a module with dense kernels (default: Numba's)"
+    )
 
     bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
     bench_cmd.set_defaults(run=command_bench)
@@ -167,6 +196,16 @@ def parser():
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
     return top
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, not {text!r}")
+    return value
 
 
 def main(argv=None):

@@ -31,6 +31,8 @@ import sympy as sp
 from symcompile import mlp
 from symcompile.emit import template_environment
 from symcompile.errors import SymcompileError
+from symcompile.mlp import MLPShape
+from symcompile.options import DENSE_MIN_PARAMS, choose
 from symcompile.printer import KernelPrinter
 from symcompile.rewrite import REWRITES
 from symcompile.stable import logsumexp, sigmoid
@@ -52,25 +54,6 @@ BLAS_MIN_WEIGHTS = 16_384
 
 Z, A, Y, LSE, YSUM = sp.symbols("z a y lse ysum", real=True)
 CODE_NAMES = {Z: "z", A: "a", Y: "y", LSE: "lse", YSUM: "ysum"}
-
-
-@dataclass(frozen=True)
-class MLPShape:
-    """What the dense kernels need to know about an MLP (the arguments of `symcompile.mlp.mlp_model`)."""
-
-    layers: tuple[int, ...]
-    hidden_activation: str = "sigmoid"
-    output_activation: str = "sigmoid"
-    loss: str = "binary_cross_entropy"
-    bias: str = "per-neuron"
-
-    def __post_init__(self):
-        mlp.check_layers(list(self.layers))
-        mlp._choice(self.hidden_activation, tuple(mlp.ACTIVATIONS), "hidden activation")
-        mlp._choice(self.output_activation, mlp.OUTPUT_ACTIVATIONS, "output activation")
-        mlp._choice(self.loss, tuple(mlp.LOSSES), "loss")
-        mlp._choice(self.bias, mlp.BIAS_SCHEMES, "bias scheme")
-        mlp._check_loss_fits(self.loss, self.output_activation, self.layers[-1])
 
 
 @dataclass(frozen=True)
@@ -101,8 +84,18 @@ def layer_table(shape: MLPShape) -> list[Layer]:
 
 
 def n_params(shape: MLPShape) -> int:
-    last = layer_table(shape)[-1]
-    return last.weights_at + last.n_in * last.n_out + (0 if shape.bias == "shared" else last.n_out)
+    return shape.n_params
+
+
+def chosen_kernels(model, kernels: str) -> str:
+    """`kernels` for `model`, "auto" resolved: dense for MLPs above options.DENSE_MIN_PARAMS parameters."""
+    choose("kernels", kernels)
+    if kernels == "dense" and model.network is None:
+        raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
+    if kernels == "auto":
+        dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS
+        return "dense" if dense else "scalar"
+    return kernels
 
 
 def _rewritten(expr):
@@ -196,6 +189,20 @@ def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
 
 
 def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=None) -> str:
+    return dense_kernels(shape, block=block, vecmath=vecmath).source
+
+
+@dataclass(frozen=True)
+class DenseKernels:
+    """The dense kernels' source, the block size, and the per-unit code (what the module's header shows)."""
+
+    source: str
+    block: int
+    hidden: Activation | None
+    output: OutputCode
+
+
+def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) -> DenseKernels:
     """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and their helpers) as module source text.
 
     The text expects `math`, `numba` and `np` (NumPy) imported in the module; it defines names that
@@ -224,7 +231,7 @@ def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=N
         n_params=n_params(shape),
     )
     used = sorted(printer.used | ({"_vexp", "_vlog"} if output.softmax else set()))
-    return (vecmath or default_vecmath)(used) + "\n\n" + body
+    return DenseKernels((vecmath or default_vecmath)(used) + "\n\n" + body, block, hidden, output)
 
 
 class VectorPrinter(KernelPrinter):
@@ -281,8 +288,61 @@ def default_vecmath(names) -> str:
     return vecmath_source(names)
 
 
-
-
 def standalone_source(shape: MLPShape, **options) -> str:
     """The dense kernels as a module of their own (for tests and benchmarks, until the emitter uses them)."""
     return "import math\n\nimport numba\nimport numpy as np\n\n\n" + dense_kernels_source(shape, **options)
+
+
+# --- the module -----------------------------------------------------------------------------------------------------
+
+# Up to this many parameters a dense module lists PARAMS and INIT; wider ones compute them when imported.
+LISTED_MAX_PARAMS = 10_000
+
+
+def formula_lines(shape: MLPShape, kernels: DenseKernels) -> list[str]:
+    """What the header shows as the training function: the network in words and the per-unit code from SymPy."""
+    lines = [f"A {shape.summary()}.", "Each layer: z = W^T a + b over a block of samples (W: n_in x n_out)."]
+    if kernels.hidden:
+        lines += [f"hidden units: a = {kernels.hidden.value}; da/dz = {kernels.hidden.derivative}"]
+    output = kernels.output
+    where = " (lse: the sample's logsumexp of z; ysum: its sum of targets)" if output.softmax else ""
+    lines += [f"output units: {output.value}{where}"]
+    lines += [f"  {line}" for line in output.loss_lines]
+    lines += [f"  loss per output = {output.loss}", f"  d loss/dz = {output.delta}"]
+    return lines
+
+
+def network_fields(model) -> dict:
+    """PARAMS and INIT as the module writes them: listed, or computed on import for wide networks."""
+    network, n = model.network, model.n_params
+    fields = {}
+    if model.symbolic or n <= LISTED_MAX_PARAMS:
+        names = [p.name for p in model.params] if model.symbolic else mlp.param_names(network.shape.layers, network.shape.bias)
+        fields["params"] = repr(tuple(names))
+    else:
+        fields["params"] = "_param_names()"
+    if n > LISTED_MAX_PARAMS and network.init is not None:
+        fields["init"] = "_initial_weights()"
+    if n > LISTED_MAX_PARAMS:
+        fields["network_code"] = template_environment().get_template("dense_network.py.j2").render(
+            layers=repr(network.shape.layers), bias=network.shape.bias,
+            init=network.init if fields.get("init") else None, seed=network.seed,
+        ).strip("\n")  # fmt: skip
+    return fields
+
+
+def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | None = None):
+    """The module of an MLP with the dense kernels: `emit`'s layout, with these kernels in place of the scalar
+    ones; the sequential update rule runs its generic sweep through the fused kernel."""
+    from symcompile.emit import model_fields, render_module
+    from symcompile.provenance import Provenance, versions
+
+    shape = model.network.shape
+    kernels = dense_kernels(shape, block=block)
+    fields = {**model_fields(model), **network_fields(model), "dense": kernels.source.strip("\n"),
+              "helpers": [], "sweep": [], "one_sample_sweep": None}  # fmt: skip
+    provenance = Provenance(
+        versions=versions(), gradient="backprop", layout=f"block={kernels.block}", rewrites=(),
+        model_digest=model_digest, body_digest="", rebuild_command=rebuild_command, kernels="dense",
+    )  # fmt: skip
+    return render_module(model, fields, provenance, formula_lines(shape, kernels))

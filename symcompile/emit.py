@@ -9,7 +9,7 @@ timestamp, so the same model always gives the same bytes.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -232,56 +232,73 @@ def _update_rule_fields(model):
     }
 
 
+def model_fields(model) -> dict:
+    """The template's variables that come from the model alone, whatever its kernels."""
+    return {
+        "params": repr(tuple(p.name for p in model.params)),
+        "inputs": repr(tuple(s.name for s in model.inputs)),
+        "targets": repr(tuple(s.name for s in model.targets)),
+        "init": f"np.array({_float_list(model.init)}, dtype=np.float64)",
+        "X": _float_list(model.X),
+        "Y": _float_list(model.Y),
+        "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
+        "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
+        "defaults": repr(vars(model.training)),
+        "n_outputs": len(model.targets),
+        "network_code": "",  # code the constants above need (dense modules of wide networks)
+        "dense": "",  # the dense kernels' source, in place of the scalar kernels
+        **_update_rule_fields(model),
+    }
+
+
 def module_fields(kernel: Kernel, layout: str) -> dict:
     """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
     model = kernel.program.model
     printer = KernelPrinter(kernel.code_names)
     forward, loss_and_grad = kernel_blocks(kernel, printer, layout)
     return {
-        "params": repr(tuple(p.name for p in model.params)),
-        "inputs": repr(tuple(s.name for s in model.inputs)),
-        "targets": repr(tuple(s.name for s in model.targets)),
-        "init": _float_list(model.init),
-        "X": _float_list(model.X),
-        "Y": _float_list(model.Y),
-        "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
-        "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
-        "defaults": repr(vars(model.training)),
-        "helpers": helper_sources(_expressions(*kernel.programs())),
+        **model_fields(model),
         "n_outputs": len(model.outputs),
+        "helpers": helper_sources(_expressions(*kernel.programs())),
         "forward": forward,
         "loss_and_grad": loss_and_grad,
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
-        **_update_rule_fields(model),
     }
 
 
-def header_fields(model, provenance: Provenance) -> dict:
-    """Every variable templates/header.py.j2 reads."""
+def header_fields(model, provenance: Provenance, formula=None) -> dict:
+    """Every variable templates/header.py.j2 reads; `formula`: the lines shown as the training function
+    (default: the model's formulas)."""
     return {
         "name": model.name,
         "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
         "rebuild_command": docstring_text(provenance.rebuild_command),
-        "formula": formula_lines(model),
+        "formula": formula_lines(model) if formula is None else [docstring_text(line) for line in formula],
         **provenance.header_fields(),
     }
+
+
+def render_module(model, fields: dict, provenance: Provenance, formula=None) -> ModuleSource:
+    """Header and body of a module whose body's variables are `fields` (provenance's body_digest filled in)."""
+    env = template_environment()
+    body = env.get_template("module.py.j2").render(fields)
+    provenance = replace(provenance, body_digest=sha256(body))
+    header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula))
+    return ModuleSource(header + body, provenance.layout, provenance)
 
 
 def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
     """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
     layout = chosen_layout(kernel, layout)
-    env = template_environment()
-    body = env.get_template("module.py.j2").render(module_fields(kernel, layout))
     provenance = Provenance(
         versions=versions(),
         gradient=kernel.program.method,
         layout=layout,
         rewrites=rewrites,
         model_digest=model_digest,
-        body_digest=sha256(body),
+        body_digest="",
         rebuild_command=rebuild_command,
     )
-    header = env.get_template("header.py.j2").render(header_fields(kernel.program.model, provenance))
-    return ModuleSource(header + body, layout, provenance)
+    return render_module(kernel.program.model, module_fields(kernel, layout), provenance)

@@ -40,6 +40,18 @@ class Model:
     Y: np.ndarray
     training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
+    # An MLP's shape, init scheme and seed (symcompile.mlp.Network), for the dense kernels; None for other models.
+    # A network too wide for one symbol per weight has no SymPy form: params, outputs are () and loss is 0.
+    network: object = None
+
+    @property
+    def symbolic(self) -> bool:
+        """Whether the model has its SymPy form (every model but the widest networks)."""
+        return bool(self.params)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params) if self.symbolic else self.network.shape.n_params
 
 
 def make_model(
@@ -55,6 +67,7 @@ def make_model(
     Y=None,
     training=None,
     description="",
+    network=None,
 ) -> Model:
     """Validate user input and return a `Model`; raise SymcompileError on bad input."""
     _check_module_name(name)
@@ -73,7 +86,19 @@ def make_model(
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
-    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
+    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description, network)
+
+
+def make_network_model(name, network, inputs, targets, *, init, X=None, Y=None, training=None, description=""):
+    """A Model of an MLP without its SymPy form (symcompile.mlp builds it for networks too wide for one symbol
+    per weight): name, data, init and settings checked as `make_model` checks them."""
+    _check_module_name(name)
+    init = _init_array(init, network.shape.n_params)
+    X, Y = _data_arrays(X, Y, len(inputs), len(targets))
+    return Model(
+        name, (), tuple(inputs), tuple(targets), (), sp.S.Zero, init, X, Y, training_settings(training), description,
+        network,
+    )  # fmt: skip
 
 
 # A generated module named like these would import itself for `math` or `numpy`, or shadow them.

@@ -36,6 +36,13 @@ UNROLLED_SWEEP_MAX_PARAMS = 16
 # once and grows faster than the model: for the 337-parameter 2-16-16-1 network it added 61 s to optimize and 25 s
 # to emit.
 ONE_SAMPLE_SWEEP_MAX_PARAMS = 32
+# kernels="auto" compiles MLPs with more parameters than this into the dense kernels (layers as loops over weight
+# matrices, samples in blocks); smaller ones, the seed's 7 among them, keep the scalar kernels, whose
+# straight-line code reads as the formula and runs fastest on a handful of samples.
+DENSE_MIN_PARAMS = 16
+# MLPs up to this many parameters also get their SymPy form (one symbol per weight), for kernels="scalar"; wider
+# ones are built for the dense kernels only, at a cost that grows with the layers, not the weights.
+SYMBOLIC_MLP_MAX_PARAMS = 5000
 # The loop keeps one loss per iteration: 10^8 of them take 800 MB.
 MAX_ITERATIONS = 10**8
 # Formulas larger than this (as a tree: about two characters a node) are too long to read in a module's docstring.
@@ -70,6 +77,7 @@ def _mlp_table(table):
 CHOICES = {
     "gradient": Choice("gradient method", ("auto", "diff", "reverse"), "auto"),
     "layout": Choice("layout", ("auto", "unrolled", "rolled"), "auto"),
+    "kernels": Choice("kernels", ("auto", "scalar", "dense"), "auto"),
     "update": Choice("update rule", lambda: tuple(update_rules.RULES), "simultaneous"),
     "kind": Choice("spec kind", ("mlp", "expression"), None),
     "hidden_activation": Choice("hidden activation", _mlp_table("ACTIVATIONS"), "sigmoid"),
@@ -113,16 +121,19 @@ def argument_type(option: str):
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """How to compile a model. `gradient` and `layout` may be "auto" (resolved by the stages, by the thresholds
-    above); `rebuild_command` is the command the module's docstring tells a reader to run to rebuild it."""
+    """How to compile a model. `gradient`, `layout` and `kernels` may be "auto" (resolved by the stages, by the
+    thresholds above); `rebuild_command` is the command the module's docstring tells a reader to run to rebuild
+    it. kernels="dense" applies to MLPs (symcompile.dense); gradient and layout then have nothing to choose."""
 
     gradient: str = "auto"
     layout: str = "auto"
     rebuild_command: str | None = None
+    kernels: str = "auto"
 
     def __post_init__(self):
         choose("gradient", self.gradient)
         choose("layout", self.layout)
+        choose("kernels", self.kernels)
 
 
 # --- training settings --------------------------------------------------------------------------------------------

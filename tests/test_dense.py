@@ -1,76 +1,68 @@
-"""Dense MLP kernels (symcompile/dense.py) against the scalar pipeline's kernels and finite differences.
+"""Dense MLP kernels (symcompile/dense.py) through the real pipeline, against the scalar kernels and NumPy.
 
-Each network is built twice: by the current pipeline (one symbol per weight) and as dense kernels
-rendered into a module of their own; loss, gradient and outputs must agree to 1e-12 relative on
-random weights and data, for short last blocks and for the threaded (chunked) path too.
+Each network is built twice by `build`: kernels="scalar" (one symbol per weight) and kernels="dense";
+loss, gradient and outputs must agree to 1e-12 relative on random weights and data, for short last
+blocks, for the threaded (chunked) path, for the wide layers' BLAS path, and on the examples.
 """
 
 import numpy as np
 import pytest
+from references import mlp_forward, mlp_mean_loss
 
 from symcompile import dense
-from symcompile.dense import MLPShape, standalone_source
 from symcompile.errors import SymcompileError
-from symcompile.mlp import mlp_model
+from symcompile.mlp import MLPShape, initial_weights, mlp_model, param_names, symbolic_form
 from symcompile.pipeline import build
-from symcompile.seed import seed_model
-from symcompile.writer import load_module, write_module
+from symcompile.spec import load_spec
+from symcompile.writer import load_module
 
 NETWORKS = {
-    "seed_shared_221": MLPShape((2, 2, 1), bias="shared"),
     "tanh_231_bce": MLPShape((2, 3, 1), "tanh", "sigmoid", "binary_cross_entropy"),
     "relu_243_softmax": MLPShape((2, 4, 3), "relu", "softmax", "softmax_cross_entropy"),
-    "identity_232_mse": MLPShape((2, 3, 2), "identity", "identity", "mean_squared_error"),
     "softplus_2331_tanh_mse": MLPShape((2, 3, 3, 1), "softplus", "tanh", "mean_squared_error"),
     "tanh_3442_softmax_shared": MLPShape((3, 4, 4, 2), "tanh", "softmax", "softmax_cross_entropy", "shared"),
 }
 BLOCK = 8  # small, so that a few dozen samples make several blocks and a short last one
+EXAMPLES = ["xor", "logistic", "softmax3"]
+
+
+def _model(name, shape, **data):
+    return mlp_model(name, list(shape.layers), hidden_activation=shape.hidden_activation,
+                     output_activation=shape.output_activation, loss=shape.loss, bias=shape.bias, **data)  # fmt: skip
+
+
+def _build_pair(model, folder):
+    """(scalar module, dense module) of `model`; the dense one named <name>_dense."""
+    scalar = load_module(build(model, folder, kernels="scalar").path)
+    renamed = mlp_model(f"{model.name}_dense", list(model.network.shape.layers), **_shape_arguments(model))
+    return scalar, load_module(build(renamed, folder, kernels="dense").path)
+
+
+def _shape_arguments(model):
+    shape = model.network.shape
+    return dict(hidden_activation=shape.hidden_activation, output_activation=shape.output_activation,
+                loss=shape.loss, bias=shape.bias, init=model.init, X=model.X, Y=model.Y)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """name -> (scalar module, dense module), each built once for the session (Numba caches beside them, in tmp)."""
+    """name -> (scalar module, dense module), built once for the session with small blocks and the chunked
+    (prange) path from two blocks on (Numba caches beside them, in tmp)."""
     folder = tmp_path_factory.mktemp("dense")
-    modules = {}
-    for name, shape in NETWORKS.items():
-        if name == "seed_shared_221":
-            model = seed_model()
-        else:
-            model = mlp_model(
-                f"scalar_{name}", list(shape.layers), hidden_activation=shape.hidden_activation,
-                output_activation=shape.output_activation, loss=shape.loss, bias=shape.bias,
-            )  # fmt: skip
-        scalar = load_module(build(model, folder).path)
-        # Forced onto the chunked (prange) path from 40 samples, to test it on small data.
-        source = standalone_source(shape, block=BLOCK).replace(
-            f"if n_samples < {max(1, dense.PARALLEL_MIN_WORK // _work(shape))}:", "if n_samples < 40:"
-        )
-        assert "if n_samples < 40:" in source
-        path, _ = write_module(source, folder, f"dense_{name}")
-        modules[name] = (scalar, load_module(path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dense, "DEFAULT_BLOCK", BLOCK)
+        patch.setattr(dense, "PARALLEL_MIN_WORK", 1)
+        modules = {name: _build_pair(_model(name, shape), folder) for name, shape in NETWORKS.items()}
+        # The seed's network from the MLP builder, with the blog's weights and sample
+        seed = mlp_model("mlp_221", [2, 2, 1], bias="shared", init=[0.1, 0.2, 0.8, 0.6, 0.4, 0.1, 0.5],
+                         X=[[0.35, 0.9]], Y=[1])  # fmt: skip
+        modules["seed"] = _build_pair(seed, folder)
+        # every layer through BLAS, as wide layers are
+        patch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
+        blas = _model("blas_3442", NETWORKS["tanh_3442_softmax_shared"])
+        modules["blas"] = (modules["tanh_3442_softmax_shared"][0], load_module(build(blas, folder, kernels="dense").path))
+    assert "_dense_affine_blas(W1" in open(modules["blas"][1].__file__).read()
     return modules
-
-
-@pytest.fixture(scope="session")
-def blas_module(tmp_path_factory):
-    """tanh_3442_softmax_shared with every layer multiplied through BLAS (as wide layers are)."""
-    before = dense.BLAS_MIN_WEIGHTS
-    dense.BLAS_MIN_WEIGHTS = 0
-    try:
-        source = standalone_source(NETWORKS["tanh_3442_softmax_shared"], block=BLOCK)
-    finally:
-        dense.BLAS_MIN_WEIGHTS = before
-    assert "_dense_affine_blas(W1" in source and "_dense_weight_grad_blas(a0" in source
-    return load_module(write_module(source, tmp_path_factory.mktemp("dense_blas"), "dense_blas")[0])
-
-
-def test_the_blas_path_matches_the_scalar_kernels(built, blas_module):
-    scalar, _ = built["tanh_3442_softmax_shared"]
-    _assert_matches(blas_module, scalar, NETWORKS["tanh_3442_softmax_shared"], 21, seed=5)
-
-
-def _work(shape):
-    return sum(a * b for a, b in zip(shape.layers, shape.layers[1:]))
 
 
 def _data(shape, n_samples, rng):
@@ -84,25 +76,13 @@ def _data(shape, n_samples, rng):
     return X, Y
 
 
-def _loss_and_grad(module, w, X, Y):
-    grad = np.empty_like(w)
-    return module._loss_and_grad_kernel(w, X, Y, grad), grad
-
-
-def _assert_matches(module, scalar, shape, n_samples, seed):
-    """Loss, gradient and outputs of `module` against the scalar kernels, on random weights and data."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=len(scalar.PARAMS))
-    X, Y = _data(shape, n_samples, rng)
-    loss, grad = _loss_and_grad(module, w, X, Y)
-    want_loss, want_grad = _loss_and_grad(scalar, w, X, Y)
-    assert grad.shape == want_grad.shape == (dense.n_params(shape),)
+def _assert_matches(module, scalar, w, X, Y):
+    """Loss, gradient and outputs of `module` against the scalar kernels."""
+    loss, grad = module.loss_and_grad(w, X, Y)
+    want_loss, want_grad = scalar.loss_and_grad(w, X, Y)
     _assert_close(loss, want_loss)
     _assert_close(grad, want_grad)
-    got, want = np.empty((n_samples, shape.layers[-1])), np.empty((n_samples, shape.layers[-1]))
-    module._forward_kernel(w, X, got)
-    scalar._forward_kernel(w, X, want)
-    _assert_close(got, want)
+    _assert_close(module.forward(w, X), scalar.forward(w, X))
 
 
 def _assert_close(got, want, rtol=1e-12):
@@ -111,51 +91,109 @@ def _assert_close(got, want, rtol=1e-12):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
 
 
-@pytest.mark.parametrize("name", NETWORKS)
-@pytest.mark.parametrize("n_samples", [1, 8, 13, 100])  # one sample; one full block; a short last block; chunks
+@pytest.mark.parametrize("name", [*NETWORKS, "blas"])
+@pytest.mark.parametrize("n_samples", [1, 13, 100])  # one sample; a short last block; chunks
 def test_loss_gradient_and_outputs_match_the_scalar_kernels(built, name, n_samples):
     scalar, dense_module = built[name]
-    _assert_matches(dense_module, scalar, NETWORKS[name], n_samples, seed=n_samples)
+    shape = NETWORKS.get(name, NETWORKS["tanh_3442_softmax_shared"])
+    rng = np.random.default_rng(n_samples)
+    _assert_matches(dense_module, scalar, rng.normal(size=len(scalar.PARAMS)), *_data(shape, n_samples, rng))
 
 
-def test_gradient_matches_central_differences(built):
-    """Independent of both kernels' derivative code: the loss alone, at w +- h e_j."""
-    _, dense_module = built["tanh_3442_softmax_shared"]
-    shape = NETWORKS["tanh_3442_softmax_shared"]
-    rng = np.random.default_rng(3)
-    w = rng.normal(size=dense.n_params(shape))
-    X, Y = _data(shape, 30, rng)
-    _, grad = _loss_and_grad(dense_module, w, X, Y)
-    h = 1e-6
-    numeric = np.empty_like(w)
-    for j in range(w.size):
-        step = np.zeros_like(w)
-        step[j] = h
-        numeric[j] = (_loss_and_grad(dense_module, w + step, X, Y)[0] - _loss_and_grad(dense_module, w - step, X, Y)[0]) / (2 * h)
-    _assert_close(grad, numeric, rtol=1e-7)
+def test_the_module_says_it_has_dense_kernels(built):
+    scalar, dense_module = built["relu_243_softmax"]
+    text = open(dense_module.__file__).read()
+    assert "# Options: kernels=dense, block=8, rewrites=none" in text
+    assert "d loss/dz = " in text  # the per-unit derivative from SymPy, in the header
+    assert dense_module.PARAMS == scalar.PARAMS
 
 
-def test_the_seed_reproduces_the_blog_output(built):
-    """The blog's f5 at its initial weights (DESIGN.md), through the dense forward kernel."""
-    scalar, dense_module = built["seed_shared_221"]
-    out = np.empty((1, 1))
-    dense_module._forward_kernel(scalar.INIT, scalar.X, out)
-    assert out[0, 0] == pytest.approx(0.649864477526152, rel=1e-14)
+def test_the_seed_network_reproduces_the_blog(built):
+    """The blog's f5 at its initial weights, and its 999 simultaneous steps (DESIGN.md), through dense kernels."""
+    _, module = built["seed"]
+    assert module.forward()[0] == pytest.approx(0.649864477526152, rel=1e-14)
+    result = module.train(lr=0.3, max_iter=999)
+    assert module.forward(result.w)[0] == pytest.approx(0.9994550920282003, rel=1e-13)
 
 
 def test_results_do_not_depend_on_the_thread_count(built):
     import numba
 
-    _, dense_module = built["relu_243_softmax"]
-    shape = NETWORKS["relu_243_softmax"]
+    _, module = built["relu_243_softmax"]
     rng = np.random.default_rng(11)
-    w = rng.normal(size=dense.n_params(shape))
-    X, Y = _data(shape, 500, rng)
-    results = [dense_module._dense_call(dense_module._loss_and_grad_kernel, threads, w, X, Y, np.empty_like(w))
-               for threads in (1, numba.config.NUMBA_NUM_THREADS, None, 1)]  # fmt: skip
-    grads = [_loss_and_grad(dense_module, w, X, Y)[1] for _ in range(2)]
-    assert len({r for r in results}) == 1  # bit for bit
-    assert np.array_equal(grads[0], grads[1])
+    w = rng.normal(size=len(module.PARAMS))
+    X, Y = _data(NETWORKS["relu_243_softmax"], 500, rng)
+    counts = (1, numba.config.NUMBA_NUM_THREADS, None, 1)
+    gradients = [module.loss_and_grad(w, X, Y, threads=threads)[1] for threads in counts]
+    trained = [module.train(w, X, Y, max_iter=5, threads=threads).w for threads in counts]
+    for got in gradients[1:]:
+        assert np.array_equal(got, gradients[0])  # bit for bit: the chunks are summed in a fixed order
+    for got in trained[1:]:
+        assert np.array_equal(got, trained[0])
+    with pytest.raises(ValueError, match="threads must be None or an integer from 1"):
+        module.train(w, X, Y, max_iter=1, threads=0)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_match_the_scalar_kernels(example, tmp_path_factory):
+    model = load_spec(f"examples/{example}.toml")
+    scalar, dense_module = _build_pair(model, tmp_path_factory.mktemp(example))
+    w = np.random.default_rng(4).normal(size=len(scalar.PARAMS))
+    _assert_matches(dense_module, scalar, w, scalar.X, scalar.Y)
+    _assert_close(dense_module.train(max_iter=50).w, scalar.train(max_iter=50).w)
+
+
+def _digits_loss_and_grad(w, X, Y):
+    """64-32-10 tanh/softmax cross-entropy by NumPy backpropagation: an independent reference."""
+    W1, b1 = w[:2048].reshape(64, 32), w[2048:2080]
+    W2, b2 = w[2080:2400].reshape(32, 10), w[2400:]
+    hidden = np.tanh(X @ W1 + b1)
+    z = hidden @ W2 + b2
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    n = len(X)
+    delta2 = (p * Y.sum(axis=1, keepdims=True) - Y) / n
+    delta1 = (delta2 @ W2.T) * (1 - hidden**2)
+    grad = np.concatenate([(X.T @ delta1).ravel(), delta1.sum(0), (hidden.T @ delta2).ravel(), delta2.sum(0)])
+    return mlp_mean_loss(w, X, Y, [64, 32, 10], "tanh", "softmax", "softmax_cross_entropy", "per-neuron"), grad
+
+
+def test_digits_matches_numpy(tmp_path_factory):
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
+    X, Y = digits.data / 16.0, np.eye(10)[digits.target]
+    model = mlp_model("digits_dense", [64, 32, 10], hidden_activation="tanh", output_activation="softmax",
+                      loss="softmax_cross_entropy", X=X, Y=Y)  # fmt: skip
+    module = load_module(build(model, tmp_path_factory.mktemp("digits")).path)  # auto: dense
+    w = np.random.default_rng(5).normal(scale=0.3, size=len(module.PARAMS))
+    loss, grad = module.loss_and_grad(w)
+    want_loss, want_grad = _digits_loss_and_grad(w, X, Y)
+    _assert_close(loss, want_loss)
+    _assert_close(grad, want_grad)
+    _assert_close(module.forward(w), mlp_forward(w, X, [64, 32, 10], "tanh", "softmax", "per-neuron"))
+
+
+def test_wide_networks_skip_the_sympy_form_and_regenerate_their_weights(tmp_path):
+    model = mlp_model("wide", [30, 200, 60, 3], hidden_activation="tanh", output_activation="softmax",
+                      loss="softmax_cross_entropy", init="normal", seed=7)  # fmt: skip
+    assert not model.symbolic and model.n_params == 30 * 200 + 200 + 200 * 60 + 60 + 60 * 3 + 3
+    text = build(model, tmp_path).path.read_text()
+    assert "PARAMS = _param_names()" in text and "INIT = _initial_weights()" in text
+    module = load_module(tmp_path / "wide.py")
+    assert module.PARAMS == tuple(param_names([30, 200, 60, 3], "per-neuron"))
+    np.testing.assert_array_equal(module.INIT, model.init)
+    np.testing.assert_array_equal(model.init, initial_weights([30, 200, 60, 3], "per-neuron", "normal", 7))
+
+
+def test_kernel_choices_are_checked_in_one_line(built):
+    from symcompile.seed import seed_model
+
+    with pytest.raises(SymcompileError, match="kernels=dense applies to MLP models"):
+        build(seed_model(), "unused", kernels="dense")
+    with pytest.raises(SymcompileError, match="too many for the scalar kernels"):
+        symbolic_form(mlp_model("big", [100, 100, 1]))
+    with pytest.raises(SymcompileError, match="unknown kernels 'vector'"):
+        build(seed_model(), "unused", kernels="vector")
 
 
 def test_softmax_with_another_loss_is_refused_in_one_line():

@@ -184,8 +184,8 @@ JAX_CHILD = r'''
 import sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from symcompile.bench.dense_bench import jax_runner, load_workload
-workload = load_workload(sys.argv[2])
+from symcompile.bench.dense_bench import jax_runner, load_workload, saved_workload
+workload = saved_workload(sys.argv[2]) if sys.argv[2].endswith(".npz") else load_workload(sys.argv[2])
 run = jax_runner(workload)
 w0 = np.load(sys.argv[3])
 print("ready", flush=True)
@@ -196,6 +196,19 @@ for line in sys.stdin:
     np.save(sys.argv[3] + ".out.npy", w)
     print(seconds, flush=True)
 '''
+
+
+def save_workload(workload, path):
+    shape = workload.shape
+    np.savez(path, X=workload.X, Y=workload.Y, lr=workload.lr, epochs=workload.epochs, layers=np.array(shape.layers),
+             names=np.array([workload.name, shape.hidden_activation, shape.output_activation, shape.loss, shape.bias]))
+
+
+def saved_workload(path):
+    data = np.load(path)
+    name, hidden, output, loss, bias = (str(v) for v in data["names"])
+    shape = MLPShape(tuple(int(n) for n in data["layers"]), hidden, output, loss, bias)
+    return Workload(name, shape, data["X"], data["Y"], float(data["lr"]), int(data["epochs"]))
 
 
 def jax_runner(workload):
@@ -248,9 +261,13 @@ class JaxOneThread:
 
     FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
-    def __init__(self, workload_key, w0, folder):
+    def __init__(self, workload_key, w0, folder, workload=None):
+        """`workload_key` names one of load_workload's; a `workload` given goes to the subprocess in a file."""
         self.weights = str(Path(folder) / f"w0_{workload_key}.npy")
         np.save(self.weights, w0)
+        if workload is not None:
+            workload_key = str(Path(folder) / f"workload_{workload_key}.npz")
+            save_workload(workload, workload_key)
         env = dict(os.environ, XLA_FLAGS=self.FLAGS, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
         root = str(Path(__file__).resolve().parents[2])
         self.process = subprocess.Popen(
@@ -267,6 +284,11 @@ class JaxOneThread:
 
     def result(self):
         return np.load(self.weights + ".out.npy")
+
+    def run_and_result(self):
+        """(final weights, seconds as the subprocess timed them: without the pipe's and the files' time)."""
+        seconds = self.run()
+        return self.result(), seconds
 
     def close(self):
         self.process.stdin.close()
