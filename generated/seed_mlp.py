@@ -11,20 +11,35 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
+forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...), check_digest().
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:18f09a21b6f222f483265eed6794062efef8a773872be07a6cd4094ba49938c9 (of the source below this line)
+# Digest: sha256:439019eefa9f32b3735df68d9207eece591c450dc3201ec51b1991b5a0d1626d (of the source below this line)
 
 
+import hashlib
 import math
+import os
+import sys
+import types
+import warnings
 from typing import NamedTuple
 
 import numba
 import numpy as np
+
+# Numba's on-disk cache records the name of the module that compiled a kernel, and imports the module
+# by that name when a later process loads the kernel (numba issue #7075). So this module goes by one
+# name of its own, derived from its content, however it is loaded (import, package import, a file
+# load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
+_loaded = sys.modules.get(__name__)
+__name__ = "_symcompile_aa3e12438796f75a"
+if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
+    _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
+sys.modules[__name__] = _loaded
 
 PARAMS = ('w0', 'w13', 'w14', 'w23', 'w24', 'w35', 'w45')
 INPUTS = ('x1', 'x2')
@@ -34,10 +49,13 @@ X = np.array([0.35, 0.9], dtype=np.float64).reshape(1, 2)
 Y = np.array([1.0], dtype=np.float64).reshape(1, 1)
 DEFAULTS = {'lr': 0.3, 'max_iter': 999, 'tol': 0.0, 'update': 'sequential'}
 
-_STATUS = ("max_iter", "converged", "non-finite")
+_STATUS = ("max_iter", "converged", "non-finite", "diverged")
+# Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
+# long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
+_DIVERGED_FACTOR = 1e6
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sigmoid(z):
     """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
     # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
@@ -46,13 +64,13 @@ def _sigmoid(z):
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _softplus(z):
     """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _forward_kernel(w, X, out):
     w0 = w[0]
     w13 = w[1]
@@ -68,7 +86,7 @@ def _forward_kernel(w, X, out):
         out[n, 0] = _sigmoid(t0 + w35*_sigmoid(t0 + w13*x1 + w23*x2) + w45*_sigmoid(t0 + w14*x1 + w24*x2))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _loss_and_grad_kernel(w, X, Y, grad):
     """Mean loss over the samples; its gradient is written into `grad`. One fused pass."""
     w0 = w[0]
@@ -115,7 +133,7 @@ def _loss_and_grad_kernel(w, X, Y, grad):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
@@ -284,7 +302,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
     return loss * scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     """The same sweep for a single sample, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter."""
@@ -375,7 +393,7 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     return t12*_softplus(t10) + y*_softplus(t11)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _all_finite(values):
     for value in values:
         if not np.isfinite(value):
@@ -383,7 +401,14 @@ def _all_finite(values):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _grown(history):
+    bigger = np.empty(2 * history.shape[0])
+    bigger[: history.shape[0]] = history
+    return bigger
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _all_below(values, tol):
     for value in values:
         if not abs(value) < tol:
@@ -391,14 +416,16 @@ def _all_below(values, tol):
     return True
 
 
-@numba.njit(cache=True)
-def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
-    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code)."""
+@numba.njit(cache=True, error_model="numpy")
+def _train_sequential_kernel(w, X, Y, lr, max_iter, tol):
+    """Gradient descent, sequential update, in compiled code; returns (iterations run, status code, loss history)."""
+    history = np.empty(min(max_iter, 1023) + 1)  # grown as needed: max_iter can be far more than a run takes
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
     status = 0
     iteration = 0
+    limit = np.inf  # the loss above which training has diverged, set from the first loss
     while iteration < max_iter:
         previous[:] = w
         if X.shape[0] == 1:  # one sample, as in the blog: the sweep as one straight-line program
@@ -410,23 +437,33 @@ def _train_sequential_kernel(w, X, Y, lr, max_iter, tol, history):
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if iteration == 0:
+            limit = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        elif loss > limit:
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        if iteration + 1 == history.shape[0]:
+            history = _grown(history)
         history[iteration] = loss
         iteration += 1
         if _all_below(steps, tol):
             status = 1
             break
     history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
-    return iteration, status
+    return iteration, status, history[: iteration + 1]
 
 
-@numba.njit(cache=True)
-def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
-    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code)."""
+@numba.njit(cache=True, error_model="numpy")
+def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol):
+    """Gradient descent, simultaneous update, in compiled code; returns (iterations run, status code, loss history)."""
+    history = np.empty(min(max_iter, 1023) + 1)  # grown as needed: max_iter can be far more than a run takes
     grad = np.empty_like(w)
     steps = np.empty_like(w)
     previous = np.empty_like(w)
     status = 0
     iteration = 0
+    limit = np.inf  # the loss above which training has diverged, set from the first loss
     while iteration < max_iter:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
         finite = np.isfinite(loss)
@@ -439,13 +476,21 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
             w[:] = previous  # keep the last finite weights
             status = 2
             break
+        if iteration == 0:
+            limit = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        elif loss > limit:
+            w[:] = previous  # the weights at which the loss passed the limit
+            status = 3
+            break
+        if iteration + 1 == history.shape[0]:
+            history = _grown(history)
         history[iteration] = loss
         iteration += 1
         if _all_below(steps, tol):
             status = 1
             break
     history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
-    return iteration, status
+    return iteration, status, history[: iteration + 1]
 
 
 class TrainResult(NamedTuple):
@@ -453,8 +498,9 @@ class TrainResult(NamedTuple):
     iterations: int  # iterations run
     loss_history: np.ndarray  # loss before each iteration, then the final loss
     converged: bool  # stopped because every |step| fell below tol
-    status: str  # "converged", "max_iter", or "non-finite": stopped when the loss or a weight stopped being finite;
-    # w is then the last point with finite weights, and loss_history ends with the loss there (inf if that overflowed)
+    status: str  # "converged", "max_iter", "non-finite": stopped when the loss or a weight stopped being finite
+    # (w is then the last point with finite weights, and loss_history ends with the loss there, inf if that overflowed),
+    # or "diverged": stopped at the first weights where the loss exceeds _DIVERGED_FACTOR * (1 + |first loss|)
 
 
 def _shape_text(shape):
@@ -508,19 +554,33 @@ def _is_real(value, integer=False):
 
 
 def _check_settings(lr, max_iter, tol, update):
+    """The checks and messages of symcompile's command line (symcompile/options.py): TypeError for a wrong type,
+    else ValueError."""
     if update not in ("sequential", "simultaneous"):
-        raise ValueError(f"update must be 'sequential' or 'simultaneous', got {update!r}")
+        raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous")
+    message = f"max_iter must be an integer from 1 to 2**62, not {max_iter!r}"
     if not _is_real(max_iter, integer=True):
-        raise TypeError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-    for name, value in (("lr", lr), ("tol", tol)):
+        raise TypeError(message)
+    if not 1 <= max_iter <= 2**62:
+        raise ValueError(message)
+    for name, value, fits, wanted in (
+        ("lr", lr, lambda v: 0.0 < v and v < math.inf, "a positive number"),
+        ("tol", tol, lambda v: 0 <= v < math.inf, "a non-negative number"),
+    ):
+        message = f"{name} must be {wanted}, not {value!r}"
         if not _is_real(value):
-            raise TypeError(f"{name} must be a real number, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-    if tol < 0:
-        raise ValueError(f"tol must be non-negative, got {tol!r}")
+            raise TypeError(message)
+        if not fits(value):
+            raise ValueError(message)
+
+
+def check_digest():
+    """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
+    digest in its header (a module edited by hand, or cut short, is not the build's output)."""
+    with open(__file__, encoding="utf-8", newline="") as f:
+        head, found, body = f.read().partition(" (of the source below this line)\n\n")
+    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
+        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
 
 
 def forward(w=None, X=None):
@@ -537,6 +597,8 @@ def loss_and_grad(w=None, X=None, Y=None):
     Y = _targets(Y, X.shape[0])
     grad = np.empty_like(w)
     value = _loss_and_grad_kernel(w, X, Y, grad)
+    if not math.isfinite(value):
+        warnings.warn(f"the loss is {value} at these weights: the model divides by zero or overflows there", RuntimeWarning, stacklevel=2)
     return value, grad
 
 
@@ -556,7 +618,10 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     w, X = _weights(w).copy(), _inputs(X)
     Y = _targets(Y, X.shape[0])
     _check_settings(lr, max_iter, tol, update)
-    history = np.empty(int(max_iter) + 1)
     kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
-    iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
-    return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
+    iterations, status, history = kernel(w, X, Y, float(lr), int(max_iter), float(tol))
+    return TrainResult(w, int(iterations), history, status == 1, _STATUS[status])
+
+
+if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names
+    vars(_loaded).update(globals())

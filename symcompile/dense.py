@@ -339,7 +339,8 @@ def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | N
 
     shape = model.network.shape
     kernels = dense_kernels(shape, block=block)
-    fields = {**model_fields(model), **network_fields(model), "dense": kernels.source.strip("\n"),
+    network = network_fields(model)
+    fields = {**model_fields(model, listed="init" not in network), **network, "dense": kernels.source.strip("\n"),
               "helpers": [], "sweep": [], "one_sample_sweep": None}  # fmt: skip
     provenance = Provenance(
         versions=versions(), gradient="backprop", layout=f"block={kernels.block}", rewrites=(),

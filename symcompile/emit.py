@@ -25,6 +25,7 @@ from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, sha256, versions
 from symcompile.stable import helper_sources
+from symcompile.writer import data_digest, data_file
 
 
 @dataclass(frozen=True)
@@ -215,16 +216,16 @@ def _update_rule_fields(model):
     """The template's view of the registered update rules: the loops, their arguments, and `train`'s dispatch."""
     rules = list(update_rules.RULES.values())
     hyperparameters = [
-        {"name": h.name, "default": f'DEFAULTS["{h.name}"]' if h.name in vars(model.training) else repr(h.default)}
+        {"name": h.name, "default": f'DEFAULTS["{h.name}"]' if h.name in vars(model.training) else repr(h.default),
+         "test": h.test_code("v"), "wanted": h.describe()}
         for h in update_rules.hyperparameters()
-    ]
-    quoted = [f"'{r.name}'" for r in rules]
+    ]  # fmt: skip
     return {
         "update_rules": rules,
         "hyperparameters": hyperparameters,
         "hyperparameter_names": ", ".join(h["name"] for h in hyperparameters),
         "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
-        "update_names_text": quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1],
+        "update_names_list": ", ".join(r.name for r in rules),
         # _train_a_kernel if update == "a" else _train_b_kernel: the last rule needs no test (update is checked)
         "kernel_choice": " else ".join(
             [f'_train_{r.name}_kernel if update == "{r.name}"' for r in rules[:-1]] + [f"_train_{rules[-1].name}_kernel"]
@@ -232,15 +233,19 @@ def _update_rule_fields(model):
     }
 
 
-def model_fields(model) -> dict:
-    """The template's variables that come from the model alone, whatever its kernels."""
+def model_fields(model, listed=True) -> dict:
+    """The template's variables that come from the model alone, whatever its kernels; `listed=False` leaves out
+    PARAMS and INIT (for a wide network's module, which computes them)."""
     return {
         "params": repr(tuple(p.name for p in model.params)),
         "inputs": repr(tuple(s.name for s in model.inputs)),
         "targets": repr(tuple(s.name for s in model.targets)),
-        "init": f"np.array({_float_list(model.init)}, dtype=np.float64)",
-        "X": _float_list(model.X),
-        "Y": _float_list(model.Y),
+        "init": f"np.array({_float_list(model.init)}, dtype=np.float64)" if listed else "",
+        "X": None if data_file(model) else _float_list(model.X),
+        "Y": None if data_file(model) else _float_list(model.Y),
+        "data_file": data_file(model),
+        "data_digest": data_file(model) and data_digest(model.X, model.Y),
+        "cache_name": CACHE_NAME_SLOT,
         "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
         "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         "defaults": repr(vars(model.training)),
@@ -280,10 +285,20 @@ def header_fields(model, provenance: Provenance, formula=None) -> dict:
     }
 
 
+# The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
+# this slot, then replaced by a name derived from the body's text, so the same body always gets the same name.
+CACHE_NAME_SLOT = "__symcompile_cache_name__"
+
+
+def module_cache_name(body: str) -> str:
+    return f"_symcompile_{sha256(body)[:16]}"
+
+
 def render_module(model, fields: dict, provenance: Provenance, formula=None) -> ModuleSource:
     """Header and body of a module whose body's variables are `fields` (provenance's body_digest filled in)."""
     env = template_environment()
     body = env.get_template("module.py.j2").render(fields)
+    body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
     provenance = replace(provenance, body_digest=sha256(body))
     header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula))
     return ModuleSource(header + body, provenance.layout, provenance)

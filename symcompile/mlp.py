@@ -6,33 +6,42 @@ Parameters are named after the edge they sit on: `w1_3` joins neuron 1 to
 neuron 3; biases are `b3`, ... (`per-neuron`), or a single `w0` added once per
 incoming edge (`shared`, the blog's scheme). All symbols are created real,
 as `make_model` would make them, so it has nothing to replace in the network.
+
+The network's functions and products are built without SymPy's eval(), whose
+assumption queries on a layer's long sums were most of the 2-3 s that making
+the digits example's 64-32-10 model took (BENCHMARKS.md), into exactly the
+expressions SymPy's evaluation writes: tests/test_models.py checks every node.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cmp_to_key
 
 import numpy as np
 import sympy as sp
 
 from symcompile.errors import SymcompileError
-from symcompile.model import make_model, make_network_model
-from symcompile.options import DENSE_MIN_PARAMS, SYMBOLIC_MLP_MAX_PARAMS, allowed, choose
+from symcompile.model import check_model_size, make_model, make_network_model
+from symcompile.options import DENSE_MIN_PARAMS, allowed, choose
 
 
-def _sigmoid(z):
-    return 1 / (1 + sp.exp(-z))
+# Each activation takes `evaluate=False` to skip SymPy's eval(), which asks the assumption system about its
+# argument (is it zero? finite? negative?): seconds for a layer's sum of 65 terms, and it cannot simplify one
+# (a sum with a free bias term). The network is built that way; expressions in specs are evaluated as usual.
+def _sigmoid(z, evaluate=True):
+    return sp.Pow(1 + sp.exp(-z, evaluate=evaluate), -1, evaluate=evaluate)
 
 
-def _softplus(z):
-    return sp.log(1 + sp.exp(z))
+def _softplus(z, evaluate=True):
+    return sp.log(1 + sp.exp(z, evaluate=evaluate), evaluate=evaluate)
 
 
 ACTIVATIONS = {
     "sigmoid": _sigmoid,
     "tanh": sp.tanh,
-    "relu": lambda z: sp.Max(0, z),
-    "identity": lambda z: z,
+    "relu": lambda z, evaluate=True: sp.Max(0, z, evaluate=evaluate),
+    "identity": lambda z, evaluate=True: z,
     "softplus": _softplus,
 }
 OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS) + ("softmax",)
@@ -40,8 +49,13 @@ BIAS_SCHEMES = allowed("bias")
 INIT_SCHEMES = allowed("init")
 
 
+def _log(p):
+    """log(p) of a network's output p, as SymPy writes it, without eval()'s assumption queries on p."""
+    return sp.log(p, evaluate=False)
+
+
 def binary_cross_entropy(outputs, targets):
-    return sum(-y * sp.log(f) - (1 - y) * sp.log(1 - f) for f, y in zip(outputs, targets))
+    return sum(-y * _log(f) - (1 - y) * _log(1 - f) for f, y in zip(outputs, targets))
 
 
 def mean_squared_error(outputs, targets):
@@ -50,7 +64,7 @@ def mean_squared_error(outputs, targets):
 
 def softmax_cross_entropy(outputs, targets):
     """Cross-entropy of softmax probabilities against one-hot (or soft) targets."""
-    return -sum(y * sp.log(p) for p, y in zip(outputs, targets))
+    return -sum(y * _log(p) for p, y in zip(outputs, targets))
 
 
 LOSSES = {
@@ -69,11 +83,35 @@ def check_layers(layers):
     return list(layers)
 
 
+# Cross-entropies are defined for outputs and targets in [0, 1]: log(output) of anything else is NaN or
+# meaningless, and a target outside it rewards the wrong answer (the loss goes negative).
+PROBABILITY_OUTPUTS = ("sigmoid", "softmax")
+PROBABILITY_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
+
+
 def _check_loss_fits(loss, output_activation, n_outputs):
     if loss == "softmax_cross_entropy" and output_activation != "softmax":
         raise SymcompileError("softmax_cross_entropy needs output_activation = 'softmax'")
+    if loss == "binary_cross_entropy" and output_activation not in PROBABILITY_OUTPUTS:
+        raise SymcompileError(
+            f"binary_cross_entropy needs outputs in (0, 1), so output_activation = 'sigmoid' or 'softmax', "
+            f"not {output_activation!r} (for unbounded outputs use mean_squared_error)"
+        )
     if output_activation == "softmax" and n_outputs < 2:
         raise SymcompileError("softmax needs at least two outputs")
+
+
+def parameter_count(layers, bias):
+    weights = sum(n_in * n_out for n_in, n_out in zip(layers, layers[1:]))
+    return weights + (1 if bias == "shared" else sum(layers[1:]))
+
+
+def check_targets_fit(loss, Y):
+    """Cross-entropy targets are probabilities: refuse default data outside [0, 1], naming the first."""
+    outside = np.flatnonzero((Y < 0) | (Y > 1)) if loss in PROBABILITY_LOSSES else []
+    if len(outside):
+        row, column = np.unravel_index(outside[0], Y.shape)
+        raise SymcompileError(f"{loss} needs targets in [0, 1]; Y has {Y[row, column]:g} in sample {row}, target {column}")
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,19 @@ def target_symbols(n_outputs):
     return [sp.Symbol(name, real=True) for name in names]
 
 
+_CANONICAL_ORDER = cmp_to_key(sp.Basic.compare)  # how Mul and Add sort their arguments
+
+
+def _product(a, b):
+    """a*b as SymPy writes it, for factors it cannot combine (no numbers, different bases).
+
+    Mul's flatten would split each factor into base and exponent and rebuild it:
+    exp(z) is rebuilt by exp's eval(), whose assumption queries on z take seconds.
+    Sorted as Mul sorts, the factors need nothing else (and this is 5x faster).
+    """
+    return sp.Mul._from_args(sorted((a, b), key=_CANONICAL_ORDER))
+
+
 def network(layers, hidden_activation, output_activation, bias):
     """Symbols and expressions of an MLP: (params, inputs, outputs)."""
     numbers = np.cumsum([0] + layers)  # neuron j of layer l is numbers[l] + j + 1
@@ -158,16 +209,16 @@ def network(layers, hidden_activation, output_activation, bias):
             incoming = [(v, weights[i, j]) for v, i in zip(values, sources)]
             # One Add of all the terms: summing them one by one re-sorts the growing sum at every step.
             if bias == "shared":  # the blog's scheme: w0 added once per incoming edge
-                z.append(sp.Add(*(v * w + params[0] for v, w in incoming)))
+                z.append(sp.Add(*(_product(v, w) + params[0] for v, w in incoming)))
             else:
                 params.append(sp.Symbol(f"b{j}", real=True))
-                z.append(sp.Add(*(v * w for v, w in incoming), params[-1]))
-        if activation is None:  # softmax: normalized exponentials of the whole layer
-            exps = [sp.exp(zj) for zj in z]
-            total = sp.Add(*exps)
-            values = [e / total for e in exps]
+                z.append(sp.Add(*(_product(v, w) for v, w in incoming), params[-1]))
+        if activation is None:  # softmax: normalized exponentials of the whole layer (unevaluated: see _product)
+            exps = [sp.exp(zj, evaluate=False) for zj in z]
+            inverse = sp.Pow(sp.Add(*exps), -1, evaluate=False)
+            values = [_product(e, inverse) for e in exps]
         else:
-            values = [activation(zj) for zj in z]
+            values = [activation(zj, evaluate=False) for zj in z]
     return params, inputs, values
 
 
@@ -221,6 +272,7 @@ def mlp_model(
         name, Network(shape, scheme, seed), input_symbols(shape.layers[0]), target_symbols(shape.layers[-1]),
         init=init, X=X, Y=Y, training=training, description=description or f"A {shape.summary()}.",
     )  # fmt: skip
+    check_targets_fit(loss, model.Y)
     return symbolic_form(model) if shape.n_params <= DENSE_MIN_PARAMS else model
 
 
@@ -229,11 +281,7 @@ def symbolic_form(model):
     if model.symbolic:
         return model
     shape = model.network.shape
-    if shape.n_params > SYMBOLIC_MLP_MAX_PARAMS:
-        raise SymcompileError(
-            f"{model.name}: {shape.n_params} parameters are too many for the scalar kernels (one symbol per weight, "
-            f"at most {SYMBOLIC_MLP_MAX_PARAMS}); build it with kernels=dense or auto"
-        )
+    check_model_size(shape.n_params, "build it with kernels=dense or auto")  # before the network's expressions
     params, inputs, outputs = network(list(shape.layers), shape.hidden_activation, shape.output_activation, shape.bias)
     return make_model(
         model.name, outputs, LOSSES[shape.loss](outputs, model.targets), params, inputs, model.targets,

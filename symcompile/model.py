@@ -9,7 +9,11 @@ the place where user input is validated, so every later stage may trust it.
 
 from __future__ import annotations
 
+import functools
 import keyword
+import math
+import os
+import site
 import sys
 from dataclasses import dataclass, field
 
@@ -77,6 +81,7 @@ def make_model(
     _check_distinct(params + inputs + targets)
     if not params:
         raise SymcompileError("model has no parameters to train")
+    check_model_size(len(params))
     outputs = tuple(_as_expr(o, "output") for o in (output if isinstance(output, (list, tuple)) else [output]))
     if not outputs:
         raise SymcompileError("model has no output expression")
@@ -110,10 +115,32 @@ def is_module_name(name) -> bool:
     return isinstance(name, str) and name.isidentifier() and name.isascii() and not keyword.iskeyword(name)
 
 
+MAX_NAME_LENGTH = 100  # a module's name is also part of file names (`.<name>.<pid>.<random>.tmp`, Numba's cache)
+
+
+@functools.cache
+def installed_top_level_names() -> frozenset:
+    """The top-level import names installed in site-packages (numba's llvmlite, sympy's mpmath, ...).
+
+    Read from the folders' listings: asking importlib.metadata reads every distribution's file list (~1 s).
+    """
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    entries = [entry for folder in folders if os.path.isdir(folder) for entry in os.scandir(folder)]
+    return frozenset(
+        entry.name.split(".")[0]
+        for entry in entries
+        if (entry.is_dir() and "." not in entry.name) or entry.name.endswith((".py", ".so", ".pyd"))
+    )
+
+
 def _check_module_name(name):
     if not is_module_name(name):
         raise SymcompileError(f"model name {name!r} is not a valid Python module name (letters, digits, underscores)")
-    if name in SHADOWED_MODULES:
+    if len(name) > MAX_NAME_LENGTH:
+        raise SymcompileError(f"model name {name[:20]!r}... has {len(name)} characters; at most {MAX_NAME_LENGTH}")
+    if name.startswith("__") and name.endswith("__"):
+        raise SymcompileError(f"model name {name!r} is reserved by Python (a __dunder__ name); choose another")
+    if name in SHADOWED_MODULES or name in sys.builtin_module_names or name in installed_top_level_names():
         raise SymcompileError(f"model name {name!r} is the name of a Python module it would shadow; choose another")
 
 
@@ -185,6 +212,55 @@ def _check_computable(nodes, what):
         raise SymcompileError(f"{what} contains an undefined value (nan or zoo, as from a division by zero)")
     if any(node is sp.I for node in nodes):
         raise SymcompileError(f"{what} is complex (contains I); symcompile compiles real-valued models")
+    _check_constants(nodes, what)
+
+
+# The scalar pipeline's size limit (README, Limits): build time grows faster than the parameter count
+# (2-70-70-1, 5,251 parameters: about 4 minutes to build and compile on our 2-core machines), so a model
+# beyond this is refused at once rather than left to run for many minutes.
+MAX_PARAMS = 5000
+
+
+def check_model_size(n_params, remedy="see Limits in README.md"):
+    """Refuse a SymPy form of more than MAX_PARAMS parameters (MLPs have the dense kernels beyond it)."""
+    if n_params > MAX_PARAMS:
+        raise SymcompileError(
+            f"the model has {n_params:,} parameters; symcompile builds models of at most {MAX_PARAMS:,} "
+            f"with the scalar kernels (beyond that a build takes many minutes; {remedy})"
+        )
+
+
+# Integers beyond this print as literals that compiled code cannot hold exactly (or at all, past int64).
+LARGEST_INTEGER = 2**53
+
+
+def _check_constants(nodes, what):
+    """Evaluate the constants among a formula's `nodes` and refuse one that compiled code cannot hold: an integer
+    beyond 2**53, or a function or power of numbers that is not a finite real float (exp(1000) overflows, acos(2)
+    is complex). SymPy evaluates arithmetic on numbers itself, so those are the constants left."""
+    for part in nodes:
+        if not isinstance(part, (sp.Rational, sp.Function, sp.Pow)):
+            continue
+        if isinstance(part, sp.Rational):
+            if max(abs(part.p), part.q) > LARGEST_INTEGER:
+                raise SymcompileError(f"{what} has the number {_short_number(part)}, too large for compiled code (at most 2**53)")
+            continue
+        if not part.is_number:  # is_number stops at the first symbol it meets: cheap on large parts
+            continue
+        try:
+            value = complex(part.evalf(20))
+        except (TypeError, ValueError):  # not a number SymPy can evaluate to a complex
+            continue
+        except OverflowError:
+            value = complex(math.inf)
+        if value.imag != 0 or not math.isfinite(value.real):
+            shown = "not a real number" if value.imag != 0 else "not a finite float"
+            raise SymcompileError(f"{what} has the constant {_short_number(part)}, which is {shown}")
+
+
+def _short_number(number, limit=40):
+    text = sp.sstr(number)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_free_symbols(nodes, allowed, what):

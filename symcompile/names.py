@@ -28,9 +28,9 @@ from symcompile import update_rules
 MODULE_NAMES = {
     "math", "np", "numba", "NamedTuple",
     "w", "X", "Y", "out", "grad", "steps", "n", "j", "loss", "scale", "lr", "tol", "max_iter",
-    "sequential", "history", "status", "iteration", "previous", "slope", "finite", "t", "k",
+    "sequential", "history", "status", "iteration", "previous", "slope", "finite", "limit", "t", "k",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "TrainResult",
-    "forward", "loss_and_grad", "train",
+    "forward", "loss_and_grad", "train", "check_digest",
 }  # fmt: skip
 TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 

@@ -38,13 +38,11 @@ UNROLLED_SWEEP_MAX_PARAMS = 16
 ONE_SAMPLE_SWEEP_MAX_PARAMS = 32
 # kernels="auto" compiles MLPs with more parameters than this into the dense kernels (layers as loops over weight
 # matrices, samples in blocks); smaller ones, the seed's 7 among them, keep the scalar kernels, whose
-# straight-line code reads as the formula and runs fastest on a handful of samples.
+# straight-line code reads as the formula and runs fastest on a handful of samples. The dense kernels have no
+# parameter limit; the scalar ones stop at symcompile.model.MAX_PARAMS.
 DENSE_MIN_PARAMS = 16
-# MLPs up to this many parameters also get their SymPy form (one symbol per weight), for kernels="scalar"; wider
-# ones are built for the dense kernels only, at a cost that grows with the layers, not the weights.
-SYMBOLIC_MLP_MAX_PARAMS = 5000
-# The loop keeps one loss per iteration: 10^8 of them take 800 MB.
-MAX_ITERATIONS = 10**8
+# Any run's worth (an int64 in compiled code): the loop's loss history grows as the run goes, not sized by this.
+MAX_ITERATIONS = 2**62
 # Formulas larger than this (as a tree: about two characters a node) are too long to read in a module's docstring.
 FORMULA_MAX_NODES = 1000
 
@@ -157,8 +155,8 @@ TRAINING_KEYS = tuple(f.name for f in fields(TrainingSettings))
 
 
 def _check_max_iter(value):
-    if isinstance(value, bool) or not (isinstance(value, int) and 0 <= value <= MAX_ITERATIONS):
-        raise SymcompileError(f"max_iter must be an integer from 0 to {MAX_ITERATIONS:.0e}, not {value!r}")
+    if isinstance(value, bool) or not (isinstance(value, int) and 1 <= value <= MAX_ITERATIONS):
+        raise SymcompileError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
     return value
 
 

@@ -22,7 +22,7 @@ from symcompile.optimize import optimize
 from symcompile.options import BuildOptions, training_settings
 from symcompile.provenance import model_digest
 from symcompile.rewrite import rewrite
-from symcompile.writer import load_module, write_module
+from symcompile.writer import data_digest, data_file, load_module, write_data, write_module
 
 DEFAULT_OUT_DIR = "generated"
 STAGES = ("model", "rewrite", "differentiate", "optimize", "emit", "write")
@@ -86,6 +86,8 @@ def build(model: Model, out_dir=DEFAULT_OUT_DIR, options: BuildOptions | None = 
         outputs[stage], seconds[stage] = output, time.perf_counter() - start
         start = time.perf_counter()
     source, kernel = outputs["emit"], outputs.get("optimize")
+    if data_file(model):  # first: a module is never without the data it reads
+        write_data(model.X, model.Y, out_dir, data_file(model), model.name, data_digest(model.X, model.Y))
     path, changed = write_module(source.text, out_dir, model.name)
     seconds["write"] = time.perf_counter() - start
     return BuildResult(

@@ -13,6 +13,7 @@ step in a parameter, has no printer and is refused: such a parameter's
 gradient is zero wherever it exists, so descent could never move it.
 """
 
+from sympy import Pow
 from sympy.printing.pycode import PythonCodePrinter
 
 from symcompile.errors import SymcompileError
@@ -34,6 +35,13 @@ class KernelPrinter(PythonCodePrinter):
         return self.code_names.get(symbol, symbol.name)
 
     _print_Dummy = _print_Symbol  # the compiler's own locals are Dummies with code names
+
+    def _print_Pow(self, expr, rational=False):
+        # Numba raises ZeroDivisionError for 0.0**-2 whatever the error model; 1/0.0**2 follows NumPy's
+        # (inf), with the same bits elsewhere (Numba computes x**-n as 1/x**n).
+        if expr.exp.is_Integer and expr.exp < -1:
+            return f"(1/{self._print(Pow(expr.base, -expr.exp))})"
+        return super()._print_Pow(expr, rational=rational)
 
     def _print_Float(self, number):
         return repr(float(number))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import sympy as sp
 
+from symcompile.writer import data_digest, data_file, holds_data  # the write stage owns the data file
+
 MODEL_LINE = "# Model: sha256:"
 DIGEST_LINE = "# Digest: sha256:"
 
@@ -137,7 +139,16 @@ def why_rebuild(path, model) -> str | None:
     path = Path(path)
     if not path.is_file():
         return "not built yet"
-    return None if read_header(path).model_digest == model_digest(model) else "was built from a different model"
+    if read_header(path).model_digest != model_digest(model):
+        return "was built from a different model"
+    return verify_module(path) or data_file_problem(path, model)
+
+
+def data_file_problem(path, model) -> str | None:
+    """What is wrong with the data file beside the module at `path`, for a model whose data lives in one."""
+    if data_file(model) and not holds_data(path.parent / data_file(model), data_digest(model.X, model.Y)):
+        return f"is missing its data file {data_file(model)}, or that file holds other data"
+    return None
 
 
 def verify_module(path) -> str | None:

@@ -149,7 +149,7 @@ def log_softmax_to_logsumexp(expr):
 def softmax_to_logsumexp(expr):
     """exp(a)/(exp(z_1) + ... + exp(z_n)) -> exp(a - logsumexp(z_1, ..., z_n)), never inf/inf."""
     return _replace_matches(
-        expr, _softmax, lambda node, parts: sp.Mul(sp.exp(parts[0] - logsumexp(*parts[1])), *parts[2])
+        expr, _softmax, lambda node, parts: sp.Mul(sp.exp(parts[0] - logsumexp(*parts[1]), evaluate=False), *parts[2])
     )
 
 

@@ -18,8 +18,10 @@ key, and the problem.
 
 from __future__ import annotations
 
+import array
 import csv
 import difflib
+import io
 import keyword
 import math
 import tomllib
@@ -27,6 +29,7 @@ import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 
 from symcompile import mlp
@@ -52,13 +55,14 @@ def located(where):
         raise SymcompileError(f"{where}: {exc}") from None
 
 
-def load_spec(path) -> Model:
-    """Read, check and build the model a spec file describes."""
+def load_spec(path, data_root=None) -> Model:
+    """Read, check and build the model a spec file describes; its CSV file must lie inside `data_root`
+    (default: the spec's folder)."""
     path = Path(path)
-    return spec_model(read_toml(path), path)
+    return spec_model(read_toml(path), path, data_root)
 
 
-def spec_model(spec: dict, path: Path) -> Model:
+def spec_model(spec: dict, path: Path, data_root=None) -> Model:
     """The model of a spec already read from `path` (which locates errors and CSV files)."""
     with located(f"{path}: kind"):
         kind = choose("kind", spec.get("kind"))
@@ -68,25 +72,60 @@ def spec_model(spec: dict, path: Path) -> Model:
         "description": _get(spec, "description", str, "a string", path, default=""),
         "training": _training(_table(spec, "training", path), path),
     }
+    data_root = Path(data_root) if data_root is not None else path.parent
     if kind == "mlp":
-        return _mlp(spec, path, common)
-    return _expression(spec, path, common)
+        return _mlp(spec, path, common, data_root)
+    return _expression(spec, path, common, data_root)
+
+
+# Input sizes (README.md, Limits): a spec is a page of settings; data belongs in a CSV file, and a CSV file's
+# rows become Python floats (about 30 times their text in memory) before they are an array.
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_NESTING = 16  # arrays and tables inside one another; the deepest a spec needs is 3
+MAX_CSV_BYTES = 64 << 20
+MAX_LINE_BYTES = 1 << 20
+
+
+def read_bounded(path, limit, what):
+    """The file's bytes, refused when there are more than `limit` (a device such as /dev/zero never ends)."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SymcompileError(f"{what} is larger than {limit >> 20} MiB, the most symcompile reads (README.md, Limits)")
+    return data
 
 
 def read_toml(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = read_bounded(path, MAX_SPEC_BYTES, "spec file").decode("utf-8")
+        spec = tomllib.loads(text)
     except OSError as exc:
         raise SymcompileError(f"{path}: cannot read spec file: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SymcompileError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SymcompileError(f"{path}: arrays or tables nested more than {MAX_SPEC_NESTING} deep") from None
+    except SymcompileError as exc:
+        raise SymcompileError(f"{path}: {exc}") from None
+    check_nesting(spec, path)
+    return spec
+
+
+def check_nesting(spec, path):
+    """Refuse values nested deeper than any spec needs, before the checks that walk them."""
+    level = [spec]
+    for _ in range(MAX_SPEC_NESTING):
+        level = [v for value in level for v in (value.values() if isinstance(value, dict) else value)
+                 if isinstance(v, (dict, list))]  # fmt: skip
+        if not level:
+            return
+    raise SymcompileError(f"{path}: arrays or tables nested more than {MAX_SPEC_NESTING} deep")
 
 
 # --- the two kinds ------------------------------------------------------------------------------------------------
 
 
-def _mlp(spec, path, common) -> Model:
+def _mlp(spec, path, common, data_root) -> Model:
     with located(f"{path}: layers"):
         layers = mlp.check_layers(spec.get("layers"))
     chosen = {}
@@ -104,12 +143,12 @@ def _mlp(spec, path, common) -> Model:
         raise SymcompileError(f"{path}: seed: must be a non-negative integer, got {seed}")
     inputs = [s.name for s in mlp.input_symbols(layers[0])]
     targets = [s.name for s in mlp.target_symbols(layers[-1])]
-    X, Y = _data(_table(spec, "data", path), inputs, targets, path)
+    X, Y = _data(_table(spec, "data", path), inputs, targets, path, data_root)
     with located(path):
         return mlp.mlp_model(layers=layers, **chosen, init=init, seed=seed, X=X, Y=Y, **common)
 
 
-def _expression(spec, path, common) -> Model:
+def _expression(spec, path, common, data_root) -> Model:
     declared = {}  # name -> the key that declared it, for clash messages
     symbols = {}  # "params", "inputs", "targets" -> their symbols, in order
     for key in ("params", "inputs", "targets"):
@@ -131,7 +170,7 @@ def _expression(spec, path, common) -> Model:
     with located(f"{path}: init"):
         init = _expression_init(spec.get("init"), [s.name for s in symbols["params"]])
     names = {key: [s.name for s in group] for key, group in symbols.items()}
-    X, Y = _data(_table(spec, "data", path), names["inputs"], names["targets"], path)
+    X, Y = _data(_table(spec, "data", path), names["inputs"], names["targets"], path, data_root)
     with located(path):
         return make_model(
             common["name"], outputs, loss, symbols["params"], symbols["inputs"], symbols["targets"],
@@ -248,7 +287,7 @@ def _training(table, path):
 # --- data ---------------------------------------------------------------------------------------------------------
 
 
-def _data(table, inputs, targets, path):
+def _data(table, inputs, targets, path, data_root):
     """(X, Y) from [data]: inline rows, or named columns of a CSV file; (None, None) when there is none."""
     if not table:
         return None, None
@@ -256,7 +295,7 @@ def _data(table, inputs, targets, path):
         inline = [k for k in ("X", "Y") if k in table]
         if inline:
             raise SymcompileError(f"{path}: data: give either csv or X and Y, not both (found csv and {inline[0]})")
-        return _csv_data(table, inputs, targets, path)
+        return _csv_data(table, inputs, targets, path, data_root)
     for key in ("X_columns", "Y_columns"):
         if key in table:
             raise SymcompileError(f"{path}: data.{key}: only meaningful with csv = \"file.csv\"")
@@ -292,8 +331,10 @@ def _count(n, noun):
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _csv_data(table, inputs, targets, path):
+def _csv_data(table, inputs, targets, path, data_root):
     csv_path = path.parent / _get(table, "csv", str, "a file name", path, default=None, prefix="data.")
+    with located(f"{path}: data.csv"):
+        check_inside(csv_path, data_root)
     columns = {}
     for key, default in (("X_columns", inputs), ("Y_columns", targets)):
         with located(f"{path}: data.{key}"):
@@ -311,31 +352,56 @@ def _csv_data(table, inputs, targets, path):
                 if name not in header:
                     columns = ", ".join(header)
                     raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {columns})")
-        X = [[row[header.index(c)] for c in columns["X_columns"]] for row in rows]
-        Y = [[row[header.index(c)] for c in columns["Y_columns"]] for row in rows]
+        X = rows[:, [header.index(c) for c in columns["X_columns"]]]
+        Y = rows[:, [header.index(c) for c in columns["Y_columns"]]]
     return X, Y
 
 
+def check_inside(data_path, data_root):
+    """Data files are read from inside `data_root` only: a spec from elsewhere must not read any file it names
+    (`../secret.txt`, `/etc/passwd`, or a link out of the folder); --data-root widens it."""
+    if not data_path.resolve().is_relative_to(data_root.resolve()):
+        raise SymcompileError(
+            f"{data_path} is outside {data_root} (data files are read from the spec's folder; "
+            "give --data-root to read elsewhere)"
+        )
+
+
 def read_csv(csv_path):
-    """(header, rows of floats) from a CSV file with a header line; blank lines are skipped."""
+    """(header, rows of floats as an (N, columns) array) from a CSV file with a header line; blank lines are skipped.
+
+    A UTF-8 byte-order mark (as spreadsheets write) is dropped. Rows are parsed one at a time into a
+    compact array, so memory stays a small multiple of the file.
+    """
     try:
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            lines = [(i, row) for i, row in enumerate(csv.reader(f), start=1) if any(cell.strip() for cell in row)]
+        text = read_bounded(csv_path, MAX_CSV_BYTES, str(csv_path)).decode("utf-8-sig")
+        longest = max(map(len, io.StringIO(text)), default=0)
+        if longest > MAX_LINE_BYTES:
+            raise SymcompileError(f"{csv_path} has a line of {longest:,} characters; at most {MAX_LINE_BYTES:,}")
+        lines = ((i, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1) if any(cell.strip() for cell in row))
+        header = [cell.strip() for cell in next(lines, (0, []))[1]]
+        twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+        if twice is not None:
+            raise SymcompileError(f"{csv_path} has two columns named {_fragment(twice)}")
+        values = array.array("d")
+        for line, row in lines:
+            if len(row) != len(header):
+                raise SymcompileError(f"{csv_path} line {line} has {len(row)} fields, the header has {len(header)}")
+            try:
+                values.extend([float(cell) for cell in row])
+            except ValueError:
+                bad = next(c for c in row if not _is_float(c))
+                raise SymcompileError(f"{csv_path} line {line}: {_fragment(bad)} is not a number") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SymcompileError(f"cannot read {csv_path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if len(lines) < 2:
+    if not header or not values:
         raise SymcompileError(f"{csv_path} needs a header line and at least one row of numbers")
-    header = [cell.strip() for cell in lines[0][1]]
-    rows = []
-    for line, row in lines[1:]:
-        if len(row) != len(header):
-            raise SymcompileError(f"{csv_path} line {line} has {len(row)} fields, the header has {len(header)}")
-        try:
-            rows.append([float(cell) for cell in row])
-        except ValueError:
-            bad = next(c for c in row if not _is_float(c))
-            raise SymcompileError(f"{csv_path} line {line}: {bad!r} is not a number") from None
-    return header, rows
+    return header, np.frombuffer(values, dtype=np.float64).reshape(-1, len(header))
+
+
+def _fragment(cell, limit=20):
+    """A cell as an error quotes it: escaped, and cut short (a bad file may not be the file meant)."""
+    return repr(cell[:limit]) + ("..." if len(cell) > limit else "")
 
 
 def _is_float(text):

@@ -94,7 +94,7 @@ class sigmoid(StableFunction):  # noqa: N801 (SymPy functions are lower case, li
         return 1 / (1 + mpmath.exp(-z))
 
     numba_helper = helper_source('''
-        @numba.njit(cache=True)
+        @numba.njit(cache=True, error_model="numpy")
         def _sigmoid(z):
             """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
             # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
@@ -128,7 +128,7 @@ class softplus(StableFunction):  # noqa: N801
         return mpmath.log1p(mpmath.exp(z))
 
     numba_helper = helper_source('''
-        @numba.njit(cache=True)
+        @numba.njit(cache=True, error_model="numpy")
         def _softplus(z):
             """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
             return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
@@ -161,7 +161,7 @@ class logsumexp(StableFunction):  # noqa: N801
         return mpmath.log(mpmath.fsum(mpmath.exp(z) for z in zs))
 
     numba_helper = helper_source('''
-        @numba.njit(cache=True)
+        @numba.njit(cache=True, error_model="numpy")
         def _logsumexp(values):
             """log(sum(exp(values))) for a tuple of floats, with the largest value factored out."""
             top = max(values)

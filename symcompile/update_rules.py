@@ -35,24 +35,33 @@ from symcompile.errors import SymcompileError
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """A number a rule reads: its name (a keyword of `train`), default and valid range, bounds included."""
+    """A number a rule reads: its name (a keyword of `train`), default and valid range, bounds included
+    (the low bound excluded when `above_low`: a learning rate of 0 would never move)."""
 
     name: str
     default: float
     low: float = 0.0
     high: float = math.inf
     description: str = ""
+    above_low: bool = False
 
     def describe(self) -> str:
         if self.low == 0 and self.high == math.inf:
-            return "a non-negative number"
-        return f"a number from {self.low:g} to {self.high:g}"
+            return "a positive number" if self.above_low else "a non-negative number"
+        return f"a number {'above' if self.above_low else 'from'} {self.low:g} {'and up ' if self.above_low else ''}to {self.high:g}"
+
+    def fits(self, value) -> bool:
+        return math.isfinite(value) and (self.low < value if self.above_low else self.low <= value) and value <= self.high
+
+    def test_code(self, var: str) -> str:
+        """`fits` as a Python expression in `var`, for the generated module's own check of `train`'s arguments."""
+        low = f"{self.low!r} {'<' if self.above_low else '<='} {var}"
+        high = f"{var} < math.inf" if self.high == math.inf else f"{var} <= {self.high!r}"
+        return f"{low} and {high}"
 
     def check(self, value) -> float:
         """`value` as a float, or a one-line SymcompileError saying what is allowed."""
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-            raise SymcompileError(f"{self.name} must be {self.describe()}, not {value!r}")
-        if not self.low <= value <= self.high:
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and self.fits(value)):
             raise SymcompileError(f"{self.name} must be {self.describe()}, not {value!r}")
         return float(value)
 
@@ -74,7 +83,7 @@ class UpdateRule:
         return {h.name for h in self.hyperparameters} | set(self.state)
 
 
-LEARNING_RATE = Hyperparameter("lr", 0.1, description="learning rate: the step is lr times the gradient")
+LEARNING_RATE = Hyperparameter("lr", 0.1, description="learning rate: the step is lr times the gradient", above_low=True)
 
 RULES: dict[str, UpdateRule] = {}
 
@@ -114,7 +123,7 @@ register(
         # Gauss-Seidel order: each parameter's new value is used for the next parameter's derivative.
         kernels='''\
 {%- from "macros.py.j2" import load_params, load_sample -%}
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
     each parameter's new value is used for the next parameter's derivative.
@@ -155,7 +164,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, steps):
 
 
 {% if one_sample_sweep %}
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     """The same sweep for a single sample, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter."""

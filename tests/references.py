@@ -7,6 +7,8 @@
 - `central_differences`: of any scalar function.
 - `sympy_loss_and_grad`: a model's loss and SymPy `diff` gradient, evaluated
   exactly as SymPy evaluates (no code generation, no Numba).
+- `sympy_evaluated`: an expression as SymPy's evaluation writes it, for code
+  that builds expressions unevaluated to save time.
 """
 
 import numpy as np
@@ -78,3 +80,18 @@ def sympy_loss_and_grad(model, w, X, Y):
             along_p = at_sample.xreplace({q: v for q, v in weights.items() if q != p})
             grad[j] += float(sp.diff(along_p, p).xreplace({p: weights[p]})) / len(X)
     return loss, grad
+
+
+def sympy_evaluated(expr):
+    """`expr` rebuilt bottom-up with SymPy's evaluation at every node: the form SymPy itself would write."""
+    rebuilt = {}
+    stack = [expr]
+    while stack:  # each distinct node after its arguments, without recursion (networks are deep)
+        node = stack[-1]
+        pending = [arg for arg in node.args if arg not in rebuilt]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        rebuilt[node] = node.func(*(rebuilt[arg] for arg in node.args)) if node.args else node
+    return rebuilt[expr]

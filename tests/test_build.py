@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,9 +88,17 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys):
     assert err.startswith("symcompile: error:") and "max_iter" in err and "\n" not in err
 
 
-def test_python_dash_m_entry_point(tmp_path):
+def test_python_dash_m_entry_point_reports_its_startup_and_stages(tmp_path):
+    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "symcompile", "build", "--out-dir", str(tmp_path)], capture_output=True, text=True
     )
+    wall = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     assert "seed_mlp" in done.stdout
+    seconds = {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines()[1:]}
+    assert list(seconds) == ["startup", "model", "rewrite", "differentiate", "optimize", "emit", "write", "total"]
+    total = seconds.pop("total")
+    assert total == pytest.approx(sum(seconds.values()), abs=0.0005 * len(seconds))  # rows rounded to 1 ms
+    # The startup counts from the process's start (in 10 ms clock ticks), which came after `started`.
+    assert 0 < seconds["startup"] and total <= wall + 0.011

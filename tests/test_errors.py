@@ -43,7 +43,7 @@ def test_bad_formula_is_a_symcompile_error_and_writes_nothing(tmp_path, case):
 @pytest.mark.parametrize("case", BAD_FORMULAS)
 def test_cli_reports_a_bad_formula_in_one_line(tmp_path, monkeypatch, capsys, case):
     make, message = BAD_FORMULAS[case]
-    monkeypatch.setattr(cli, "resolve_model", lambda spec: (make(), "python -m symcompile build bad.toml"))
+    monkeypatch.setattr(cli, "resolve_model", lambda spec, data_root=None: (make(), "python -m symcompile build bad.toml"))
     assert cli.main(["build", "--out-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("symcompile: error: ") and err.count("\n") == 1, err
@@ -63,7 +63,7 @@ def test_cli_does_not_hide_a_bug_as_a_user_error(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["train", "--lr", "nan"], "lr must be a non-negative number"),
+        (["train", "--lr", "nan"], "lr must be a positive number"),
         (["train", "--tol", "-1"], "tol must be a non-negative number"),
         (["train", "--max-iter", "-3"], "max_iter must be an integer"),
         (["train", "--max-iter", "100000000000000000000"], "max_iter must be an integer"),

@@ -8,9 +8,9 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from references import central_differences, mlp_forward, mlp_mean_loss, sympy_loss_and_grad
+from references import central_differences, mlp_forward, mlp_mean_loss, sympy_evaluated, sympy_loss_and_grad
 from symcompile import compile_model
-from symcompile.mlp import ACTIVATIONS, BIAS_SCHEMES, mlp_model
+from symcompile.mlp import ACTIVATIONS, BIAS_SCHEMES, OUTPUT_ACTIVATIONS, mlp_model
 from symcompile.model import make_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
@@ -88,6 +88,22 @@ def test_drawn_mlps_generated_code_agrees_with_references(out_dir, settings, see
     module = load_module(build(model, out_dir).path)
     w = rng.normal(0, 0.7, len(model.params))
     _check_against_references(model, _generated_python(module), settings, w, X, Y)
+
+
+FITTING_LOSSES = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy"}
+
+
+@pytest.mark.parametrize("bias", BIAS_SCHEMES)
+@pytest.mark.parametrize("output_activation", OUTPUT_ACTIVATIONS)
+@pytest.mark.parametrize("hidden_activation", list(ACTIVATIONS))
+def test_networks_built_without_eval_are_what_sympy_evaluates(hidden_activation, output_activation, bias):
+    """mlp builds its sums, products and functions unevaluated (eval's assumption queries take seconds on a
+    large layer); every node must still be exactly SymPy's evaluated form, or modules and digests would change."""
+    loss = FITTING_LOSSES.get(output_activation, "mean_squared_error")
+    model = mlp_model("evaluated", [2, 3, 2], hidden_activation=hidden_activation,
+                      output_activation=output_activation, loss=loss, bias=bias)  # fmt: skip
+    for expr in (*model.outputs, model.loss):
+        assert sp.srepr(expr) == sp.srepr(sympy_evaluated(expr))
 
 
 COMPILED = [

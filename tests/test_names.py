@@ -132,3 +132,35 @@ def test_any_names_give_valid_python_that_keeps_them(names):
     code_names = list(NameTable(model.params + model.inputs + model.targets).code.values())
     assert all(n.isidentifier() and n.isascii() and n not in TAKEN and not n.startswith("_") for n in code_names)
     assert len(set(code_names)) == 4
+
+
+# ----------------------------------------------------------------------------- module names (issue 9)
+
+a_, x_, y_ = sp.symbols("a x y")
+
+
+@pytest.mark.parametrize("name, words", [
+    ("mpmath", "would shadow"), ("llvmlite", "would shadow"), ("__main__", "reserved"), ("m" * 300, "at most 100"),
+])  # fmt: skip
+def test_compile_model_refuses_names_that_would_shadow_or_replace(tmp_path, name, words):
+    import sys
+
+    before = dict(sys.modules)
+    with pytest.raises(symcompile.SymcompileError, match=words):
+        symcompile.compile_model(a_ * x_, (a_ * x_ - y_) ** 2, [a_], [x_], [y_], name=name, out_dir=tmp_path)
+    assert sys.modules.get(name) is before.get(name) and list(tmp_path.iterdir()) == []
+
+
+def test_compile_model_never_replaces_another_modules_entry(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    mine = types.ModuleType("my_fit")  # the caller's own module, named like the model
+    monkeypatch.setitem(sys.modules, "my_fit", mine)
+    m = symcompile.compile_model(a_ * x_, (a_ * x_ - y_) ** 2, [a_], [x_], [y_], name="my_fit", out_dir=tmp_path,
+                                 init=[0.5], X=[1.0, 2.0], Y=[2.0, 4.0])  # fmt: skip
+    assert sys.modules["my_fit"] is mine
+    assert m.loss() == pytest.approx(((0.5 - 2) ** 2 + (1.0 - 4) ** 2) / 2, rel=1e-15)
+    again = symcompile.compile_model(a_ * x_, (a_ * x_ - y_) ** 2, [a_], [x_], [y_], name="my_fit2", out_dir=tmp_path)
+    rebuilt = symcompile.compile_model(a_ * x_, (a_ * x_ - y_) ** 2, [a_], [x_], [y_], name="my_fit2", out_dir=tmp_path)
+    assert sys.modules["my_fit2"] is rebuilt and again is not rebuilt  # an earlier build of the same module gives way

@@ -100,7 +100,7 @@ BAD_SPECS = {
     "missing loss": (BASE + 'output = "a*x"\n', ["loss:", "missing"]),
     "init for an unknown param": (FIT + "init = { b = 1.0 }\n", ["init:", "unknown parameter 'b'"]),
     "init of the wrong length": (MLP + "init = [1, 2]\n", ["init has shape (2,), expected (3,)"]),
-    "lr not a number": (MLP + '[training]\nlr = "fast"\n', ["training.lr:", "must be a non-negative number"]),
+    "lr not a number": (MLP + '[training]\nlr = "fast"\n', ["training.lr:", "must be a positive number"]),
     "unknown update rule": (MLP + '[training]\nupdate = "newton"\n', ["training.update:", "'newton'"]),
     "csv without the named column": (MLP + '[data]\ncsv = "points.csv"\nX_columns = ["u", "v"]\nY_columns = ["label"]\n',
                                      ["data.csv:", "no column 'v'", "columns: u, w, label"]),
@@ -110,6 +110,24 @@ BAD_SPECS = {
     "both csv and inline data": (MLP + '[data]\ncsv = "points.csv"\nX = [[1, 2]]\n', ["data:", "either csv or X and Y"]),
     "not TOML": (MLP + "layers = [2, 1\n", ["not valid TOML"]),
     "softmax loss without softmax": (MLP + 'loss = "softmax_cross_entropy"\n', ["softmax_cross_entropy needs"]),
+    # Models that cannot compute (issue 9): constants beyond floats, and cross-entropy outside its domain.
+    "integer constant beyond floats": (BASE + 'output = "a*x*2**1000"\nloss = "(a*x - y)**2"\n', ["output has the number", "too large"]),
+    "integer exponent beyond int64": (BASE + 'output = "a*x**(2**100)"\nloss = "(a*x - y)**2"\n', ["output has the number", "too large"]),
+    "constant that overflows": (BASE + 'output = "a*x + exp(1000)"\nloss = "(a*x - y)**2"\n', ["output has the constant exp(1000)", "not a finite float"]),
+    "constant that is not real": (FIT.replace('loss = "', 'loss = "acos(2) + ') , ["loss has the constant acos(2)", "not a real number"]),
+    "cross-entropy of an identity output": (MLP + 'output_activation = "identity"\n', ["binary_cross_entropy needs outputs in (0, 1)", "'identity'"]),
+    "cross-entropy of a relu output": (MLP + 'output_activation = "relu"\n', ["binary_cross_entropy needs outputs in (0, 1)", "'relu'"]),
+    "cross-entropy of a softplus output": (MLP + 'output_activation = "softplus"\n', ["binary_cross_entropy needs outputs in (0, 1)", "'softplus'"]),
+    "cross-entropy target of 2": (MLP + "[data]\nX = [[0, 0], [1, 1]]\nY = [0, 2]\n", ["binary_cross_entropy needs targets in [0, 1]", "Y has 2 in sample 1"]),
+    # Names and paths (issue 9).
+    "name of an installed package": (MLP + 'name = "mpmath"\n', ["model name 'mpmath'", "would shadow"]),
+    "name of numba's compiler": (MLP + 'name = "llvmlite"\n', ["model name 'llvmlite'", "would shadow"]),
+    "dunder name": (MLP + 'name = "__main__"\n', ["model name '__main__'", "reserved"]),
+    "name too long": (MLP + f'name = "{"m" * 300}"\n', ["300 characters; at most 100"]),
+    "csv outside the spec's folder": (MLP + '[data]\ncsv = "../secret.txt"\n', ["data.csv:", "secret.txt is outside", "--data-root"]),
+    "csv at an absolute path": (MLP + '[data]\ncsv = "/etc/passwd"\n', ["data.csv:", "/etc/passwd is outside"]),
+    "csv with a column named twice": (MLP + '[data]\ncsv = "twice.csv"\n', ["data.csv:", "two columns named 'x1'"]),
+    "csv with a long bad cell": (MLP + '[data]\ncsv = "secret.csv"\n', ["data.csv:", "line 2: 'password: hunter2 an'... is not a number"]),
     "file name not a module name": (None, ["name:", "'my-model'", 'set name = "..."']),
     "name shadowing a module": (MLP + 'name = "random"\n', ["model name 'random'", "would shadow"]),
 }  # fmt: skip
@@ -119,6 +137,8 @@ def _write_bad_spec(folder, case):
     text, _ = BAD_SPECS[case]
     (folder / "points.csv").write_text("u,w,label\n0,1,0\n1,0,1\n")
     (folder / "words.csv").write_text("x1,x2,y\n0,1,0\n1,two,1\n")
+    (folder / "twice.csv").write_text("x1,x1,y\n0,1,0\n")
+    (folder / "secret.csv").write_text("x1,x2,y\n0,password: hunter2 and the rest of the file,0\n")
     if text is None:
         spec = folder / "my-model.toml"
         spec.write_text(MLP)
@@ -284,3 +304,24 @@ def test_cli_on_damaged_spec_files_builds_or_fails_in_one_line(tmp_path_factory,
     if status == 2:
         assert message.startswith("symcompile: error: ") and message.count("\n") == 1
         assert not out_dir.exists()
+
+
+def test_csv_with_a_byte_order_mark_reads_as_spreadsheets_write_it(tmp_path):
+    spec = tmp_path / "bom.toml"
+    spec.write_text('kind = "mlp"\nlayers = [2, 1]\n[data]\ncsv = "bom.csv"\n')
+    (tmp_path / "bom.csv").write_bytes("x1,x2,y\r\n0.5,1,0\r\n2,3,1\r\n".encode("utf-8-sig"))
+    model = load_spec(spec)
+    np.testing.assert_array_equal(model.X, [[0.5, 1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(model.Y, [[0.0], [1.0]])
+
+
+def test_data_root_allows_a_csv_outside_the_specs_folder(tmp_path, capsys):
+    (tmp_path / "shared.csv").write_text("x1,x2,y\n0,1,0\n1,0,1\n")
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "outside.toml"
+    spec.write_text('kind = "mlp"\nlayers = [2, 1]\n[data]\ncsv = "../shared.csv"\n')
+    out_dir = str(tmp_path / "generated")
+    assert main(["build", str(spec), "--out-dir", out_dir]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert main(["build", str(spec), "--out-dir", out_dir, "--data-root", str(tmp_path)]) == 0
+    assert "--data-root" in (tmp_path / "generated" / "outside.py").read_text()  # the rebuild command says it
