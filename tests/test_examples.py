@@ -87,7 +87,7 @@ def test_gradient_agrees_with_sympy_diff(modules, name):
     m = modules[name]
     w = _random_weights(m, 4)
     X, Y = m.X[:3], m.Y[:3]
-    expected_loss, expected_grad = sympy_loss_and_grad(load_spec(EXAMPLES / f"{name}.toml"), w, X, Y)
+    expected_loss, expected_grad = sympy_loss_and_grad(symbolic_form(load_spec(EXAMPLES / f"{name}.toml")), w, X, Y)
     loss, grad = m.loss_and_grad(w, X, Y)
     assert loss == pytest.approx(expected_loss, rel=1e-11)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12 * np.abs(expected_grad).max())
