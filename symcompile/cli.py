@@ -62,19 +62,19 @@ def command_build(args):
     start = time.perf_counter()
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     model_seconds = time.perf_counter() - start
-    options = BuildOptions(args.gradient, args.layout, rebuild_command)
+    options = BuildOptions(args.gradient, args.layout, rebuild_command, args.kernels)
     if args.dump_after:
         print(dump_after(model, options, args.dump_after))
         return 0
-    describe = f"{len(model.params)} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
+    describe = f"{model.n_params} params, {len(model.inputs)} inputs, {len(model.targets)} targets"
     print(f"symcompile build: {model.name} ({describe}, {model.X.shape[0]} default samples)")
     report = build(model, args.out_dir, options, model_seconds=model_seconds)
     notes = {
         "model": "spec read and model checked" if args.spec else "built-in seed model",
+        "emit": f"dense kernels, {report.layout}" if report.kernels == "dense" else f"{report.layout} layout",
         "rewrite": ", ".join(report.rewrites) or "nothing to rewrite",
         "differentiate": f"gradient by {report.gradient}",
         "optimize": f"{report.ops_before} -> {report.ops_after} operations after CSE",
-        "emit": f"{report.layout} layout",
         "write": f"{report.path} ({'written' if report.changed else 'unchanged'})",
     }
     stage_seconds = report.stage_seconds
@@ -119,7 +119,7 @@ def command_train(args):
     train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
     module = ensure_built(model, rebuild_command, args.out_dir)
     data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])
-    keywords = train_keywords(training, run) | data.validation_keywords()
+    keywords = train_keywords(training, run) | data.validation_keywords() | _threads(module, args.threads)
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in _shown(keywords).items()))
     if len(val_rows):
         print(f"  data       {len(train_rows)} training samples, {len(val_rows)} validation samples "
@@ -279,6 +279,19 @@ def command_fit(args):
     return 0
 
 
+def _threads(module, threads):
+    """train()'s keyword for --threads: only modules with dense kernels take it."""
+    if threads is None:
+        return {}
+    if not hasattr(module, "_dense_call"):  # every module's train() takes threads=; only dense kernels use it
+        raise SymcompileError("--threads applies to modules with dense kernels (build --kernels dense)")
+    import numba
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        raise SymcompileError(f"--threads {threads}: Numba started {numba.config.NUMBA_NUM_THREADS} threads at most")
+    return {"threads": threads}
+
+
 def command_bench(args):
     if args.spec and args.scenario not in ("seed", "all"):
         raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
@@ -358,6 +371,13 @@ def parser():
     build_cmd.set_defaults(run=command_build)
     _add_build_options(build_cmd)
     build_cmd.add_argument(
+        "--kernels",
+        type=argument_type("kernels"),
+        default="auto",
+        help="scalar (one sample at a time, straight-line code from SymPy), dense (MLPs: layers as loops over "
+        "weight matrices, samples in vectorized blocks, threads), or auto (dense for MLPs larger than the seed)",
+    )
+    build_cmd.add_argument(
         "--dump-after",
         choices=DUMP_STAGES,
         help="print what that stage produced and stop; nothing is written",
@@ -366,6 +386,9 @@ def parser():
     train_cmd = commands.add_parser("train", help="train the model's module (building it first if needed)")
     train_cmd.set_defaults(run=command_train)
     _add_training_options(train_cmd)
+    train_cmd.add_argument(
+        "--threads", type=_positive_int, help="threads for a module with dense kernels (default: Numba's)"
+    )
 
     predict_cmd = commands.add_parser("predict", help="the model's outputs for new data at saved weights")
     predict_cmd.set_defaults(run=command_predict)
@@ -396,6 +419,16 @@ def parser():
             "--data-root", help="folder the spec's data files may be read from (default: the spec's own folder)"
         )
     return top
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, not {text!r}")
+    return value
 
 
 def main(argv=None, *, report_startup=False):

@@ -17,6 +17,8 @@ DUMP_STAGES = ("model", "rewrite", "differentiate", "optimize", "emit")
 
 
 def model_text(model) -> str:
+    if not model.symbolic:  # an MLP too wide for its SymPy form by default (symcompile.mlp)
+        return f"model {model.name}\n  network {model.network}\n  training {vars(model.training)}"
     lines = [
         f"model {model.name}",
         f"  params  {', '.join(p.name for p in model.params)}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -252,16 +252,14 @@ def _update_rule_fields(model):
     }
 
 
-def module_fields(kernel: Kernel, layout: str) -> dict:
-    """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
-    model = kernel.program.model
-    printer = KernelPrinter(kernel.code_names)
-    forward, loss_and_grad = kernel_blocks(kernel, printer, layout)
+def model_fields(model, listed=True) -> dict:
+    """The template's variables that come from the model alone, whatever its kernels; `listed=False` leaves out
+    PARAMS and INIT (for a wide network's module, which computes them)."""
     return {
         "params": repr(tuple(p.name for p in model.params)),
         "inputs": repr(tuple(s.name for s in model.inputs)),
         "targets": repr(tuple(s.name for s in model.targets)),
-        "init": _float_list(model.init),
+        "init": f"np.array({_float_list(model.init)}, dtype=np.float64)" if listed else "",
         "X": None if data_file(model) else _float_list(model.X),
         "Y": None if data_file(model) else _float_list(model.Y),
         "data_file": data_file(model),
@@ -272,16 +270,50 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "defaults": repr(vars(model.training)),
         "standardization": model.standardization
         and {"mean": _float_list(model.standardization.mean), "scale": _float_list(model.standardization.scale)},
-        "helpers": helper_sources(_expressions(*kernel.programs())),
+        "n_outputs": len(model.targets),
+        "network_code": "",  # code the constants above need (dense modules of wide networks)
+        "dense": "",  # the dense kernels' source, in place of the scalar kernels
+        "classifier": model.classifier,
+        "weights_digest": weights_digest(model),
+        # What templates/hessian.py.j2 and residuals.py.j2 read for a module without those kernels (a dense
+        # module's); `module_fields` replaces them with the scalar kernels' own.
+        "n_params": model.n_params,
+        "hessian": None,
+        "hessian_entries": [],
+        "no_hessian": f"hessian is not available in a module with {NO_SCALAR_KERNELS}",
+        "residual_model": residual_model(model),
+        "residuals_per_sample": len(model.residuals) or len(model.targets),
+        "residual_rows": [],
+        "residuals_and_jacobian": None,
+        "no_jacobian": f"residuals, jacobian and least_squares are not available in a module with {NO_SCALAR_KERNELS}",
+        **_update_rule_fields(model),
+    }
+
+
+def residual_model(model) -> bool:
+    """Whether the module has residuals, jacobian and least_squares (a dense module: raising why not). A network
+    without its SymPy form has no residual expressions, but one with mean squared error is a residual model."""
+    return bool(model.residuals) or (model.network is not None and model.network.shape.loss == "mean_squared_error")
+
+
+# Why a dense module lacks the Hessian and Jacobian kernels (they come from the scalar pipeline's SymPy derivatives).
+NO_SCALAR_KERNELS = "dense kernels; build it with --kernels scalar (kernels='scalar') for them"
+
+
+def module_fields(kernel: Kernel, layout: str) -> dict:
+    """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
+    model = kernel.program.model
+    printer = KernelPrinter(kernel.code_names)
+    forward, loss_and_grad = kernel_blocks(kernel, printer, layout)
+    return {
+        **model_fields(model),
         "n_outputs": len(model.outputs),
+        "helpers": helper_sources(_expressions(*kernel.programs())),
         "forward": forward,
         "loss_and_grad": loss_and_grad,
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
-        "classifier": model.classifier,
-        "weights_digest": weights_digest(model),
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
-        **_update_rule_fields(model),
         **_second_order_fields(kernel, printer),
         **_residual_fields(kernel, printer),
     }
@@ -321,14 +353,15 @@ def _residual_fields(kernel: Kernel, printer) -> dict:
     }
 
 
-def header_fields(model, provenance: Provenance) -> dict:
-    """Every variable templates/header.py.j2 reads."""
+def header_fields(model, provenance: Provenance, formula=None) -> dict:
+    """Every variable templates/header.py.j2 reads; `formula`: the lines shown as the training function
+    (default: the model's formulas)."""
     return {
         "name": model.name,
         "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
         "rebuild_command": docstring_text(provenance.rebuild_command),
-        "formula": formula_lines(model),
-        "residual_model": bool(model.residuals),
+        "formula": formula_lines(model) if formula is None else [docstring_text(line) for line in formula],
+        "residual_model": residual_model(model),
         **provenance.header_fields(),
     }
 
@@ -342,20 +375,26 @@ def module_cache_name(body: str) -> str:
     return f"_symcompile_{sha256(body)[:16]}"
 
 
+def render_module(model, fields: dict, provenance: Provenance, formula=None) -> ModuleSource:
+    """Header and body of a module whose body's variables are `fields` (provenance's body_digest filled in)."""
+    env = template_environment()
+    body = env.get_template("module.py.j2").render(fields)
+    body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
+    provenance = replace(provenance, body_digest=sha256(body))
+    header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula))
+    return ModuleSource(header + body, provenance.layout, provenance)
+
+
 def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
     """The module's source; `layout` is "auto", "unrolled" or "rolled" (see `chosen_layout`)."""
     layout = chosen_layout(kernel, layout)
-    env = template_environment()
-    body = env.get_template("module.py.j2").render(module_fields(kernel, layout))
-    body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
     provenance = Provenance(
         versions=versions(),
         gradient=kernel.program.method,
         layout=layout,
         rewrites=rewrites,
         model_digest=model_digest,
-        body_digest=sha256(body),
+        body_digest="",
         rebuild_command=rebuild_command,
     )
-    header = env.get_template("header.py.j2").render(header_fields(kernel.program.model, provenance))
-    return ModuleSource(header + body, layout, provenance)
+    return render_module(kernel.program.model, module_fields(kernel, layout), provenance)

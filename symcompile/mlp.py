@@ -15,6 +15,7 @@ expressions SymPy's evaluation writes: tests/test_models.py checks every node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cmp_to_key
 
 import numpy as np
@@ -22,8 +23,8 @@ import sympy as sp
 
 from symcompile.data import check_targets
 from symcompile.errors import SymcompileError
-from symcompile.model import check_model_size, make_model
-from symcompile.options import allowed, choose
+from symcompile.model import check_model_size, make_model, make_network_model
+from symcompile.options import DENSE_MIN_PARAMS, allowed, choose
 
 
 # Each activation takes `evaluate=False` to skip SymPy's eval(), which asks the assumption system about its
@@ -110,6 +111,59 @@ def parameter_count(layers, bias):
     return weights + (1 if bias == "shared" else sum(layers[1:]))
 
 
+@dataclass(frozen=True)
+class MLPShape:
+    """An MLP as the dense kernels see it (the arguments of `mlp_model` that fix its arithmetic), checked."""
+
+    layers: tuple[int, ...]
+    hidden_activation: str = "sigmoid"
+    output_activation: str = "sigmoid"
+    loss: str = "binary_cross_entropy"
+    bias: str = "per-neuron"
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(check_layers(self.layers)))
+        choose("hidden_activation", self.hidden_activation)
+        choose("output_activation", self.output_activation)
+        choose("loss", self.loss)
+        choose("bias", self.bias)
+        _check_loss_fits(self.loss, self.output_activation, self.layers[-1])
+
+    @property
+    def n_params(self) -> int:
+        pairs = zip(self.layers, self.layers[1:])
+        return sum(n_in * n_out + (0 if self.bias == "shared" else n_out) for n_in, n_out in pairs) + (
+            self.bias == "shared"
+        )
+
+    def summary(self) -> str:
+        sizes = "-".join(map(str, self.layers))
+        return f"{sizes} network: {self.hidden_activation} hidden layers, {self.output_activation} output, {self.loss}, {self.bias} bias"
+
+
+@dataclass(frozen=True)
+class Network:
+    """What a Model built by `mlp_model` keeps of its MLP: the shape, and the init scheme (None: explicit values)
+    and seed its initial weights came from, so a module can regenerate them instead of listing millions."""
+
+    shape: MLPShape
+    init: str | None
+    seed: int
+
+
+def param_names(layers, bias) -> list[str]:
+    """The parameters' names in `network`'s order: w0 (shared bias), then per layer w<i>_<j> source-major and,
+    per-neuron, that layer's b<j>. Neurons are numbered from 1: inputs first, then each layer in turn."""
+    names = ["w0"] if bias == "shared" else []
+    first = 1
+    for n_in, n_out in zip(layers, layers[1:]):
+        sources, targets = range(first, first + n_in), range(first + n_in, first + n_in + n_out)
+        names += [f"w{i}_{j}" for i in sources for j in targets]
+        names += [] if bias == "shared" else [f"b{j}" for j in targets]
+        first += n_in
+    return names
+
+
 def input_symbols(n_inputs):
     """x1, x2, ...: the inputs are neurons 1 to n_inputs."""
     return [sp.Symbol(f"x{j + 1}", real=True) for j in range(n_inputs)]
@@ -135,11 +189,10 @@ def _product(a, b):
 
 
 def network(layers, hidden_activation, output_activation, bias):
-    """Symbols and expressions of an MLP: (params, inputs, outputs, per-layer weight shapes)."""
+    """Symbols and expressions of an MLP: (params, inputs, outputs)."""
     numbers = np.cumsum([0] + layers)  # neuron j of layer l is numbers[l] + j + 1
     inputs = input_symbols(layers[0])
     params = [sp.Symbol("w0", real=True)] if bias == "shared" else []
-    fans = []  # (fan_in, fan_out) of each weight parameter, for initialization
     values = inputs
     for l in range(1, len(layers)):
         activation = ACTIVATIONS.get(hidden_activation if l < len(layers) - 1 else output_activation)
@@ -148,7 +201,6 @@ def network(layers, hidden_activation, output_activation, bias):
         # Source-major order, as the blog lists its parameters: w13, w14, w23, w24, ...
         weights = {(i, j): sp.Symbol(f"w{i}_{j}", real=True) for i in sources for j in targets}
         params += weights.values()
-        fans += [(layers[l - 1], layers[l])] * len(weights)
         z = []
         for j in targets:
             incoming = [(v, weights[i, j]) for v, i in zip(values, sources)]
@@ -157,7 +209,6 @@ def network(layers, hidden_activation, output_activation, bias):
                 z.append(sp.Add(*(_product(v, w) + params[0] for v, w in incoming)))
             else:
                 params.append(sp.Symbol(f"b{j}", real=True))
-                fans.append(None)
                 z.append(sp.Add(*(_product(v, w) for v, w in incoming), params[-1]))
         if activation is None:  # softmax: normalized exponentials of the whole layer (unevaluated: see _product)
             exps = [sp.exp(zj, evaluate=False) for zj in z]
@@ -165,25 +216,27 @@ def network(layers, hidden_activation, output_activation, bias):
             values = [_product(e, inverse) for e in exps]
         else:
             values = [activation(zj, evaluate=False) for zj in z]
-    if bias == "shared":
-        fans.insert(0, None)
-    return params, inputs, values, fans
+    return params, inputs, values
 
 
-def initial_weights(fans, scheme, seed):
-    """Seeded initial values: weights by `scheme`, biases zero."""
+def initial_weights(layers, bias, scheme, seed):
+    """Seeded initial values in `network`'s order: weights by `scheme`, biases zero.
+
+    One draw per weight, layer by layer (a layer's weights are contiguous; its biases take no draw), so
+    the values are those of drawing weight by weight; generated dense modules repeat this code.
+    """
     rng = np.random.default_rng(seed)
-    init = np.zeros(len(fans))
-    for k, fan in enumerate(fans):
-        if fan is None or scheme == "zeros":
-            continue
-        fan_in, fan_out = fan
-        if scheme == "xavier":
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
-            init[k] = rng.uniform(-limit, limit)
+    parts = [np.zeros(1)] if bias == "shared" else []
+    for n_in, n_out in zip(layers, layers[1:]):
+        if scheme == "zeros":
+            parts.append(np.zeros(n_in * n_out))
+        elif scheme == "xavier":
+            limit = np.sqrt(6.0 / (n_in + n_out))
+            parts.append(rng.uniform(-limit, limit, n_in * n_out))
         else:
-            init[k] = rng.normal(0.0, 1.0 / np.sqrt(fan_in))
-    return init
+            parts.append(rng.normal(0.0, 1.0 / np.sqrt(n_in), n_in * n_out))
+        parts += [] if bias == "shared" else [np.zeros(n_out)]
+    return np.concatenate(parts)
 
 
 def mlp_model(
@@ -201,41 +254,41 @@ def mlp_model(
     training=None,
     description="",
 ):
-    """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values."""
-    layers = check_layers(layers)
-    choose("hidden_activation", hidden_activation)
-    choose("output_activation", output_activation)
-    choose("loss", loss)
-    choose("bias", bias)
-    _check_loss_fits(loss, output_activation, layers[-1])
-    check_model_size(parameter_count(layers, bias))  # before the network's expressions are made, which takes long
-    params, inputs, outputs, fans = network(layers, hidden_activation, output_activation, bias)
-    targets = target_symbols(layers[-1])
-    if isinstance(init, str):
-        init = initial_weights(fans, choose("init", init), seed)
-    sizes = "-".join(map(str, layers))
-    description = description or (
-        f"A {sizes} network: {hidden_activation} hidden layers, {output_activation} output, {loss}, {bias} bias."
-    )
-    model = make_model(
-        name,
-        outputs,
-        LOSSES[loss](outputs, targets),
-        params,
-        inputs,
-        targets,
-        init=init,
-        X=X,
-        Y=Y,
-        training=training,
-        description=description,
+    """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values.
+
+    The Model keeps the MLP's shape (`Model.network`) for the dense kernels. Its SymPy form, one symbol per
+    weight, is made here only for networks small enough for the scalar kernels by default
+    (options.DENSE_MIN_PARAMS), and otherwise by `symbolic_form` when a build asks for kernels="scalar":
+    a dense build's cost grows with the layers, not with the weights.
+    """
+    shape = MLPShape(tuple(check_layers(layers)), hidden_activation, output_activation, loss, bias)
+    scheme = choose("init", init) if isinstance(init, str) else None
+    if scheme is not None:
+        init = initial_weights(shape.layers, bias, scheme, seed)
+    model = make_network_model(
+        name, Network(shape, scheme, seed), input_symbols(shape.layers[0]), target_symbols(shape.layers[-1]),
+        init=init, X=X, Y=Y, training=training, description=description or f"A {shape.summary()}.",
         classifier=classifier_kind(loss, output_activation),
+    )  # fmt: skip
+    check_targets(loss, model.Y)
+    return symbolic_form(model) if shape.n_params <= DENSE_MIN_PARAMS else model
+
+
+def symbolic_form(model):
+    """`model` (made by `mlp_model`) with its SymPy form: one symbol per weight, the network's formulas."""
+    if model.symbolic:
+        return model
+    shape = model.network.shape
+    check_model_size(shape.n_params, "build it with kernels=dense or auto")  # before the network's expressions
+    params, inputs, outputs = network(list(shape.layers), shape.hidden_activation, shape.output_activation, shape.bias)
+    return make_model(
+        model.name, outputs, LOSSES[shape.loss](outputs, model.targets), params, inputs, model.targets,
+        init=model.init, X=model.X, Y=model.Y, training=model.training, description=model.description,
+        classifier=model.classifier, network=model.network,
         # The loss stays as written above; these residuals square and sum to it (a residual model, for
         # least_squares).
-        residual=mean_squared_error_residuals(outputs, targets) if loss == "mean_squared_error" else None,
-    )
-    check_targets(loss, model.Y)
-    return model
+        residual=mean_squared_error_residuals(outputs, model.targets) if shape.loss == "mean_squared_error" else None,
+    )  # fmt: skip
 
 
 def classifier_kind(loss, output_activation):

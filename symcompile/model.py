@@ -53,6 +53,18 @@ class Model:
     # divides each by sqrt(outputs)). Empty for other models. They give the module residuals, jacobian and
     # least_squares (Levenberg-Marquardt).
     residuals: tuple[sp.Expr, ...] = ()
+    # An MLP's shape, init scheme and seed (symcompile.mlp.Network), for the dense kernels; None for other models.
+    # A network too wide for one symbol per weight has no SymPy form: params, outputs are () and loss is 0.
+    network: object = None
+
+    @property
+    def symbolic(self) -> bool:
+        """Whether the model has its SymPy form (every model but the widest networks)."""
+        return bool(self.params)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params) if self.symbolic else self.network.shape.n_params
 
 
 def make_model(
@@ -70,6 +82,7 @@ def make_model(
     description="",
     classifier="",
     residual=None,
+    network=None,
 ) -> Model:
     """Validate user input and return a `Model`; raise SymcompileError on bad input.
 
@@ -99,11 +112,9 @@ def make_model(
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
-    if classifier not in CLASSIFIERS:
-        raise SymcompileError(f"classifier must be one of {', '.join(map(repr, CLASSIFIERS))}, not {classifier!r}")
     return Model(
         name, params, inputs, targets, outputs, loss, init, X, Y, training, description, classifier,
-        residuals=tuple(residuals),
+        residuals=tuple(residuals), network=network,
     )  # fmt: skip
 
 
@@ -118,6 +129,20 @@ def _residual_exprs(residual):
     if not residuals:
         raise SymcompileError("residual is an empty list: give one expression per residual of a sample")
     return residuals
+
+
+def make_network_model(
+    name, network, inputs, targets, *, init, X=None, Y=None, training=None, description="", classifier=""
+):
+    """A Model of an MLP without its SymPy form (symcompile.mlp builds it for networks too wide for one symbol
+    per weight): name, data, init and settings checked as `make_model` checks them."""
+    _check_module_name(name)
+    init = _init_array(init, network.shape.n_params)
+    X, Y = _data_arrays(X, Y, len(inputs), len(targets))
+    return Model(
+        name, (), tuple(inputs), tuple(targets), (), sp.S.Zero, init, X, Y, training_settings(training), description,
+        classifier, network=network,
+    )  # fmt: skip
 
 
 # A generated module named like these would import itself for `math` or `numpy`, or shadow them.
@@ -236,11 +261,12 @@ def _check_computable(nodes, what):
 MAX_PARAMS = 5000
 
 
-def check_model_size(n_params):
+def check_model_size(n_params, remedy="see Limits in README.md"):
+    """Refuse a SymPy form of more than MAX_PARAMS parameters (MLPs have the dense kernels beyond it)."""
     if n_params > MAX_PARAMS:
         raise SymcompileError(
             f"the model has {n_params:,} parameters; symcompile builds models of at most {MAX_PARAMS:,} "
-            "(beyond that a build takes many minutes; see Limits in README.md)"
+            f"with the scalar kernels (beyond that a build takes many minutes; {remedy})"
         )
 
 

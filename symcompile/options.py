@@ -49,6 +49,11 @@ HESSIAN_MAX_PARAMS = 16
 # Up to this many parameters a residual model's module has `jacobian` and `least_squares`: the Jacobian kernel is
 # emitted unrolled (N*k rows of P derivatives), and Levenberg-Marquardt's dense QR is meant for small P.
 JACOBIAN_MAX_PARAMS = 64
+# kernels="auto" compiles MLPs with more parameters than this into the dense kernels (layers as loops over weight
+# matrices, samples in blocks); smaller ones, the seed's 7 among them, keep the scalar kernels, whose
+# straight-line code reads as the formula and runs fastest on a handful of samples. The dense kernels have no
+# parameter limit; the scalar ones stop at symcompile.model.MAX_PARAMS.
+DENSE_MIN_PARAMS = 16
 # Any run's worth (an int64 in compiled code): the loop's loss history grows as the run goes, not sized by this.
 MAX_ITERATIONS = 2**62
 # Formulas larger than this (as a tree: about two characters a node) are too long to read in a module's docstring.
@@ -83,6 +88,7 @@ def _mlp_table(table):
 CHOICES = {
     "gradient": Choice("gradient method", ("auto", "diff", "reverse"), "auto"),
     "layout": Choice("layout", ("auto", "unrolled", "rolled"), "auto"),
+    "kernels": Choice("kernels", ("auto", "scalar", "dense"), "auto"),
     "update": Choice("update rule", lambda: tuple(update_rules.RULES), "simultaneous"),
     "kind": Choice("spec kind", ("mlp", "expression"), None),
     "hidden_activation": Choice("hidden activation", _mlp_table("ACTIVATIONS"), "sigmoid"),
@@ -128,16 +134,19 @@ def argument_type(option: str):
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """How to compile a model. `gradient` and `layout` may be "auto" (resolved by the stages, by the thresholds
-    above); `rebuild_command` is the command the module's docstring tells a reader to run to rebuild it."""
+    """How to compile a model. `gradient`, `layout` and `kernels` may be "auto" (resolved by the stages, by the
+    thresholds above); `rebuild_command` is the command the module's docstring tells a reader to run to rebuild
+    it. kernels="dense" applies to MLPs (symcompile.dense); gradient and layout then have nothing to choose."""
 
     gradient: str = "auto"
     layout: str = "auto"
     rebuild_command: str | None = None
+    kernels: str = "auto"
 
     def __post_init__(self):
         choose("gradient", self.gradient)
         choose("layout", self.layout)
+        choose("kernels", self.kernels)
 
 
 # --- training settings --------------------------------------------------------------------------------------------

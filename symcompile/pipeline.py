@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from symcompile.dense import chosen_kernels, emit_dense
 from symcompile.differentiate import differentiate
 from symcompile.emit import ModuleSource, emit
+from symcompile.mlp import symbolic_form
 from symcompile.model import Model, make_model
 from symcompile.optimize import optimize
 from symcompile.options import BuildOptions, training_settings
@@ -40,20 +42,28 @@ class BuildResult:
     gradient: str
     layout: str
     stage_seconds: dict[str, float]
+    kernels: str = "scalar"  # or "dense" (symcompile/dense.py): then no rewrite, differentiate or optimize stage
 
 
 def stages(model: Model, options: BuildOptions = BuildOptions()):
-    """Run the stages from rewrite to emit, yielding (stage name, its output) after each."""
+    """Run the stages from rewrite to emit, yielding (stage name, its output) after each.
+
+    An MLP compiled to the dense kernels goes from its shape straight to emit (symcompile/dense.py: SymPy
+    derives its per-unit derivatives there); the other stages work on its SymPy form, made when needed.
+    """
+    command = options.rebuild_command or _api_rebuild_command(model)
+    if chosen_kernels(model, options.kernels) == "dense":
+        yield "emit", emit_dense(model, rebuild_command=command, model_digest=model_digest(model))
+        return
+    digest = model_digest(model)
+    model = symbolic_form(model) if model.network is not None else model
     rewritten, rewrites = rewrite(model)
     yield "rewrite", rewritten
     program = differentiate(rewritten, options.gradient)
     yield "differentiate", program
     kernel = optimize(program)
     yield "optimize", kernel
-    command = options.rebuild_command or _api_rebuild_command(model)
-    yield "emit", emit(
-        kernel, options.layout, rewrites=rewrites.applied, rebuild_command=command, model_digest=model_digest(model)
-    )
+    yield "emit", emit(kernel, options.layout, rewrites=rewrites.applied, rebuild_command=command, model_digest=digest)
 
 
 def generate(model: Model, options: BuildOptions | None = None, **choices) -> ModuleSource:
@@ -75,14 +85,14 @@ def build(model: Model, out_dir=DEFAULT_OUT_DIR, options: BuildOptions | None = 
     for stage, output in stages(model, options):
         outputs[stage], seconds[stage] = output, time.perf_counter() - start
         start = time.perf_counter()
-    source, kernel = outputs["emit"], outputs["optimize"]
+    source, kernel = outputs["emit"], outputs.get("optimize")
     if data_file(model):  # first: a module is never without the data it reads
         write_data(model.X, model.Y, out_dir, data_file(model), model.name, data_digest(model.X, model.Y))
     path, changed = write_module(source.text, out_dir, model.name)
     seconds["write"] = time.perf_counter() - start
     return BuildResult(
-        path, changed, source.provenance.rewrites, kernel.ops_before, kernel.ops_after, source.provenance.gradient,
-        source.layout, seconds,
+        path, changed, source.provenance.rewrites, kernel.ops_before if kernel else 0, kernel.ops_after if kernel else 0,
+        source.provenance.gradient, source.layout, seconds, source.provenance.kernels,
     )  # fmt: skip
 
 
@@ -101,7 +111,7 @@ def compile_model(
     `residual` (one expression or a list) makes a residual model: give `loss=None` and the per-sample loss is
     the sum of their squares; the module then also has residuals, jacobian and least_squares.
     """
-    options = BuildOptions(gradient, layout)  # checked before the model is made
+    options = BuildOptions(gradient, layout, kernels="scalar")  # checked before the model is made
     start = time.perf_counter()
     model = make_model(
         name, output, loss, params, inputs, targets, init=init, X=X, Y=Y,

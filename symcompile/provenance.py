@@ -35,10 +35,11 @@ def model_digest(model) -> str:
     """
     from symcompile import __version__
 
+    network = [] if model.network is None else [repr(model.network)]  # kept out for other models: their digests stay
     parts = [
-        __version__, model.name, model.description, repr(vars(model.training)),
+        __version__, model.name, model.description, repr(vars(model.training)), *network,
         *_expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
-        *(f"{a.shape}:{a.tobytes().hex()}" for a in (model.init, model.X, model.Y)),
+        *(_array_text(a, hashed=model.network is not None) for a in (model.init, model.X, model.Y)),
     ]  # fmt: skip
     if model.classifier:
         parts.append(f"classifier={model.classifier}")
@@ -52,6 +53,11 @@ def weights_digest(model) -> str:
     defaults). Saved weights carry it, so a module loads only weights trained for its own formula."""
     symbols = model.params + model.inputs + model.targets
     return sha256("\n".join(_expression_digests(symbols + model.outputs + (model.loss,))))
+def _array_text(array, hashed):
+    """An array as digest input: its shape and bytes, or (for networks: millions of weights) its bytes' SHA-256,
+    an order of magnitude faster than spelling them in hex. Other models keep the hex, and so their digests."""
+    data = hashlib.sha256(array.tobytes()).hexdigest() if hashed else array.tobytes().hex()
+    return f"{array.shape}:{data}"
 
 
 def _expression_digests(exprs):
@@ -90,10 +96,13 @@ class Provenance:
     model_digest: str
     body_digest: str
     rebuild_command: str
+    kernels: str = "scalar"  # or "dense": an MLP's layers as loops over weight matrices (symcompile/dense.py)
 
     def options_text(self) -> str:
         """The `# Options:` line. `cse=on` is always so, and the original layout, unrolled, goes unmentioned:
         both keep the bytes of modules built before they could vary."""
+        if self.kernels == "dense":
+            return f"kernels=dense, {self.layout}, rewrites={'+'.join(self.rewrites) or 'none'}"
         options = {"gradient": self.gradient, "cse": "on", "rewrites": "+".join(self.rewrites) or "none"}
         if self.layout != "unrolled":
             options["layout"] = self.layout

@@ -14,6 +14,7 @@ import sympy as sp
 from references import central_differences, mlp_forward, mlp_mean_loss, sympy_loss_and_grad
 from symcompile.cli import main
 from symcompile.graph import replace_bottom_up
+from symcompile.mlp import symbolic_form
 from symcompile.spec import load_spec
 from symcompile.writer import load_module
 
@@ -89,7 +90,7 @@ def test_gradient_agrees_with_sympy_diff(modules, name):
     m = modules[name]
     w = _random_weights(m, 4)
     X, Y = m.X[:3], m.Y[:3]
-    expected_loss, expected_grad = sympy_loss_and_grad(load_spec(EXAMPLES / f"{name}.toml"), w, X, Y)
+    expected_loss, expected_grad = sympy_loss_and_grad(symbolic_form(load_spec(EXAMPLES / f"{name}.toml")), w, X, Y)
     loss, grad = m.loss_and_grad(w, X, Y)
     assert loss == pytest.approx(expected_loss, rel=1e-11)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12 * np.abs(expected_grad).max())
@@ -179,7 +180,7 @@ def digits_spec(tmp_path_factory):
 
 
 def test_digits_model_computes_what_numpy_computes(digits_spec):
-    model = load_spec(digits_spec)
+    model = symbolic_form(load_spec(digits_spec))
     assert len(model.params) == 64 * 32 + 32 + 32 * 10 + 10
     assert model.X.shape == (1797, 64) and model.Y.shape == (1797, 10)
     np.testing.assert_array_equal(model.Y.sum(axis=1), 1)  # one-hot

@@ -18,7 +18,7 @@ from symcompile.emit import (
 )  # fmt: skip
 from symcompile.errors import SymcompileError
 from symcompile.loops import Index, Loop, rolled
-from symcompile.mlp import mlp_model
+from symcompile.mlp import mlp_model, symbolic_form
 from symcompile.model import make_model
 from symcompile.optimize import count_ops, eliminate_common_subexpressions, optimize
 from symcompile.options import BuildOptions, argument_type, choose, training_settings
@@ -130,7 +130,7 @@ def test_reverse_mode_program_gives_sympy_derivatives(loss):
 
 
 def test_rolled_layout_turns_runs_of_like_statements_into_loops():
-    model = mlp_model("net", [2, 8, 1], X=[[0.1, 0.2]], Y=[1])
+    model = symbolic_form(mlp_model("net", [2, 8, 1], X=[[0.1, 0.2]], Y=[1]))
     kernel = optimize(differentiate(model, "reverse"))
     destinations = [("loss +=", None)] + [("grad[{}] +=", j) for j in range(len(model.params))]
     code = rolled(kernel.loss_and_grad, model, destinations)

@@ -2,7 +2,8 @@
 
 Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
-    dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
+    dataset   MLPs on thousands of samples (2-16-16-1, digits), per epoch            scenario_dataset.py
+    wide      784-1000-1000-10 on 10,000 samples: build, first call, epoch       scenario_dataset.py
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
     minibatch digits 64-32-10, Adam on batches of 32, per epoch                  scenario_minibatch.py
     fitting   NIST StRD curve fits: compiled Levenberg-Marquardt against SciPy's  lm_bench.py
@@ -22,13 +23,13 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting")
+SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide")
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
     "fresh_processes": 1, "build_repeats": 1,
 }  # fmt: skip
-QUICK_DATASET = {"epochs": 3, "python_epochs": 3, "repeats": 2}
+QUICK_DATASET = {"epochs": 3, "python_epochs": 3, "repeats": 2, "fresh_processes": 0}
 
 
 def _layers(text):
@@ -39,6 +40,12 @@ def _layers(text):
     if len(layers) < 2 or min(layers) < 1:
         raise argparse.ArgumentTypeError(f"layer sizes like 2-16-16-1 expected, got {text!r}")
     return layers
+
+
+def _workload(text):
+    if text not in ("small", "digits"):
+        raise argparse.ArgumentTypeError(f"workloads are small and digits, not {text!r}")
+    return text
 
 
 def _list_of(parse_one):
@@ -67,6 +74,7 @@ def add_arguments(parser):
     dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
     dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
     dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20; also minibatch)")
+    dataset.add_argument("--workloads", type=_list_of(_workload), help="small (--layers, --samples), digits (default: both)")
     scaling = parser.add_argument_group("scaling scenario")
     scaling.add_argument("--sizes", type=_list_of(_layers), help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")
     scaling.add_argument("--methods", type=_list_of(argument_type("gradient")), help="gradient methods (default: diff,reverse)")
@@ -94,7 +102,15 @@ def _run_dataset(model, rebuild_command, args):
     settings = DatasetSettings(layers=args.layers, samples=args.samples, out_dir=args.out_dir)
     if args.quick:
         settings = _replace(settings, QUICK_DATASET)
-    return run_dataset(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
+    workloads = tuple(args.workloads) if args.workloads else None
+    return run_dataset(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats, "workloads": workloads}))
+
+
+def _run_wide(model, rebuild_command, args):
+    from symcompile.bench.scenario_dataset import DatasetSettings, run_dataset
+
+    settings = DatasetSettings(out_dir=args.out_dir, workloads=("wide",), repeats=args.repeats or 3)
+    return run_dataset(settings)
 
 
 def _run_scaling(model, rebuild_command, args):
@@ -131,11 +147,11 @@ def _run_fitting(model, rebuild_command, args):
 
 
 RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch,
-           "fitting": _run_fitting}
+           "fitting": _run_fitting, "wide": _run_wide}
 
 
 def _chosen(scenario):
-    return SCENARIOS if scenario == "all" else (scenario,)
+    return SCENARIOS[:3] if scenario == "all" else (scenario,)  # "all" leaves out the slow wide scenario
 
 
 def run(model, rebuild_command, args):

@@ -1,28 +1,43 @@
-"""The dataset scenario: a sigmoid MLP on thousands of samples, time per epoch (one full-batch gradient step).
+"""The dataset scenario: MLPs on thousands of samples, time per epoch (one full-batch gradient step).
 
-The compiled module's `train(update="simultaneous")` against a hand-written
-NumPy backprop, JAX `jit` + `lax.fori_loop` and PyTorch autograd (when
-installed). The data are synthetic and seeded; every peer starts from the
-module's initial weights, and its weights after the run are compared with the
-module's after the same number of epochs (the `check` column).
+Workloads: `small` (a sigmoid MLP, 2-16-16-1 by default, on synthetic data), `digits` (scikit-learn's
+8x8 digits, 64-32-10 tanh/softmax; skipped with a line when scikit-learn is missing) and `wide`
+(784-1000-1000-10 on 10,000 synthetic samples; slow, so only when asked: `--scenario wide`).
+
+Per epoch: the compiled module's `train(update="simultaneous")` at Numba's default threads and on
+one thread, against JAX `jit` + `lax.fori_loop` at its default threads and pinned to one thread (in a
+subprocess: XLA reads its thread flags at start-up), a hand-written NumPy backprop on one BLAS thread,
+and PyTorch autograd (sigmoid workloads). The implementations run in interleaved rounds, so they see
+the same machine load; every one starts from the module's initial weights, and its weights after the
+run are compared with the module's (the `check` column).
+
+One-time costs, in new processes with an empty Numba cache: the build and the first train(), then a
+second process that imports the module and trains, loading the kernels from Numba's cache.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-import sympy as sp
 
-from symcompile.bench import numpy_mlp
+from symcompile.bench import dense_bench, numpy_mlp
 from symcompile.bench.peers import missing_note, optional_peer
 from symcompile.bench.report import Report, Row, WeightCheck
-from symcompile.bench.timing import Timing, format_seconds, measure, time_once
-from symcompile.mlp import mlp_model
+from symcompile.bench.timing import Timing, format_seconds
+from symcompile.mlp import MLPShape, mlp_model
 from symcompile.model import TrainingDefaults
-from symcompile.pipeline import build
-from symcompile.writer import load_module
+
+WORKLOADS = ("small", "digits")
 
 
 @dataclass(frozen=True)
@@ -30,11 +45,13 @@ class DatasetSettings:
     layers: list[int] = field(default_factory=lambda: [2, 16, 16, 1])
     samples: int = 4096
     lr: float = 0.5
-    epochs: int = 20  # per timed call of a compiled loop (compiled module, JAX)
-    python_epochs: int = 20  # per timed call of a Python-driven loop (NumPy, PyTorch)
-    repeats: int = 5
+    epochs: int = 20  # per timed call (every implementation)
+    python_epochs: int = 20  # kept for the command line's --quick; the rounds interleave every implementation
+    repeats: int = 5  # interleaved rounds
     seed: int = 0
     out_dir: str = "generated"
+    workloads: tuple[str, ...] = WORKLOADS
+    fresh_processes: int = 1  # (0: none) runs of the one-time costs (each: a build on an empty cache, then a cache load)
 
 
 def synthetic_data(n_inputs, n_outputs, samples, seed):
@@ -46,18 +63,28 @@ def synthetic_data(n_inputs, n_outputs, samples, seed):
     return X, Y
 
 
-def dataset_model(settings: DatasetSettings):
-    layers = settings.layers
-    X, Y = synthetic_data(layers[0], layers[-1], settings.samples, settings.seed)
-    training = TrainingDefaults(lr=settings.lr, max_iter=settings.epochs, update="simultaneous")
-    name = "bench_mlp_" + "_".join(map(str, layers))
-    return mlp_model(name, layers, X=X, Y=Y, training=training, seed=settings.seed)
+def workload_data(key, settings: DatasetSettings):
+    """(shape, X, Y, lr, epochs) of a workload, or None (with a printed line) when its data cannot be had."""
+    if key == "small":
+        X, Y = synthetic_data(settings.layers[0], settings.layers[-1], settings.samples, settings.seed)
+        return MLPShape(tuple(settings.layers)), X, Y, settings.lr, settings.epochs
+    workload = dense_bench.load_workload(key)  # digits: None (printed) without scikit-learn
+    if workload is None:
+        return None
+    epochs = workload.epochs if key == "wide" else settings.epochs
+    return workload.shape, workload.X, workload.Y, workload.lr, epochs
 
 
-def _compiled_or_loaded(module):
-    kernels = [k for k in vars(module).values() if hasattr(k, "stats") and hasattr(k.stats, "cache_misses")]
-    misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
-    return f"Numba compiled {misses} kernels" if misses else "loaded from Numba's cache (built before)"
+def workload_model(key, settings: DatasetSettings, data):
+    """The Model of a workload: its data as the module's defaults, except the wide one's (7.8 million numbers)."""
+    shape, X, Y, lr, epochs = data
+    training = TrainingDefaults(lr=lr, max_iter=epochs, update="simultaneous")
+    name = "bench_mlp_" + "_".join(map(str, shape.layers)) if key == "small" else f"bench_{key}"
+    defaults = {} if key == "wide" else {"X": X, "Y": Y}
+    return mlp_model(
+        name, list(shape.layers), hidden_activation=shape.hidden_activation, output_activation=shape.output_activation,
+        loss=shape.loss, training=training, seed=settings.seed, **defaults,
+    )  # fmt: skip
 
 
 def one_blas_thread():
@@ -74,57 +101,175 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas"), "1 BLAS thread"
 
 
-def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
-    model = dataset_model(settings)
-    sizes = "-".join(map(str, settings.layers))
-    report = Report("dataset", f"{model.name} ({sizes} sigmoid MLP, {len(model.params)} params, {settings.samples} samples)")
-    per_epoch = report.table(f"{model.name}: time per epoch (full-batch gradient step), median of repeats", "epoch")
-    once = report.table(f"{model.name}: one-time costs")
+# --- one-time costs, in new processes -------------------------------------------------------------------------------
 
-    sp.core.cache.clear_cache()  # build from cold, as a user's first build does
-    built = build(model, settings.out_dir)
-    for stage, seconds in built.stage_seconds.items():
-        once.add(Row(f"build: {stage}", Timing.of([seconds])))
-    module = load_module(built.path)
-    lr, n = settings.lr, settings.epochs
+CHILD = r"""
+import json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from symcompile.bench.scenario_dataset import DatasetSettings, workload_data, workload_model
+from symcompile.pipeline import build
+from symcompile.writer import load_module
+settings = DatasetSettings(**json.loads(sys.argv[3]))
+data = workload_data(sys.argv[2], settings)
+if sys.argv[4] == "build":
+    report = build(workload_model(sys.argv[2], settings, data), settings.out_dir)
+    path = str(report.path)
+else:
+    path = sys.argv[5]
+built = time.perf_counter()
+module = load_module(path)
+module.train(X=data[1], Y=data[2], max_iter=1)
+done = time.perf_counter()
+kernels = [k for k in vars(module).values() if hasattr(k, "stats") and hasattr(k.stats, "cache_misses")]
+misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
+hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)
+print(json.dumps({"path": path, "build": built - start, "first_train": done - built, "misses": misses, "hits": hits}))
+"""
 
-    def compiled():
-        return module.train(lr=lr, max_iter=n, tol=0.0, update="simultaneous")
 
-    seconds, _ = time_once(compiled)
-    once.add(Row("compiled module: first train()", Timing.of([seconds]), note=_compiled_or_loaded(module)))
-    baseline = per_epoch.add(Row("compiled module train()", measure(compiled, repeats=settings.repeats, per=n)))
-    check = WeightCheck(module, "epochs", lr=lr)
-    layout = numpy_mlp.MlpLayout(settings.layers, module.PARAMS)
+def fresh_process(key, settings, what, cache_dir, path=""):
+    """Run CHILD: `what` is "build" (model, build, first train) or "load" (import `path`, first train)."""
+    root = str(Path(__file__).resolve().parents[2])
+    options = json.dumps({"layers": settings.layers, "samples": settings.samples, "lr": settings.lr,
+                          "epochs": settings.epochs, "seed": settings.seed, "out_dir": settings.out_dir})  # fmt: skip
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, root, key, options, what, path],
+                          capture_output=True, text=True, env=env)  # fmt: skip
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"the one-time-cost process for {key} failed:\n{done.stderr}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": wall}
 
-    m = settings.python_epochs
+
+def one_time_rows(key, settings):
+    """Build + first train() on an empty cache, then import + first train() loading from Numba's cache."""
+    cold, warm = [], []
+    for _ in range(settings.fresh_processes):
+        with tempfile.TemporaryDirectory(prefix="symcompile-bench-cache-") as cache_dir:
+            cold.append(fresh_process(key, settings, "build", cache_dir))
+            warm.append(fresh_process(key, settings, "load", cache_dir, cold[-1]["path"]))
+
+    def row(name, runs, part, note):
+        return Row(name, Timing.of(r[part] for r in runs), note=note)
+
+    compiled = f"{cold[-1]['misses']} kernels compiled"
+    loaded = f"{warm[-1]['hits']} cache hits, {warm[-1]['misses']} misses"
+    return [
+        row("new process: build (imports, model, stages, write)", cold, "build", "empty Numba cache"),
+        row("  then first train() (Numba compiles)", cold, "first_train", compiled),
+        row("  the whole process", cold, "wall", "what `symcompile build` + a first train() cost"),
+        row("second process: import + first train()", warm, "first_train", loaded),
+        row("  the whole process", warm, "wall", "Python, NumPy, Numba and symcompile imports included"),
+    ]
+
+
+# --- per epoch, interleaved -------------------------------------------------------------------------------------
+
+
+def _compiled_runner(module, X, Y, lr, epochs, threads):
+    extra = {} if threads is None else {"threads": threads}
+    return lambda w0: module.train(w0, X, Y, lr=lr, max_iter=epochs, tol=0.0, update="simultaneous", **extra).w
+
+
+def _runners(key, model, module, data, folder):
+    """{row name: (run(w0) -> final weights, or (weights, seconds), note)}, and the JAX subprocess to close."""
+    shape, X, Y, lr, epochs = data
+    workload = dense_bench.Workload(key, shape, X, Y, lr, epochs)
+    threaded = "threads" in inspect.signature(module.train).parameters
+    runners = {"compiled module train(), default threads": (_compiled_runner(module, X, Y, lr, epochs, None), "")}
+    if threaded:
+        runners["compiled module train(threads=1)"] = (_compiled_runner(module, X, Y, lr, epochs, 1), "")
     blas_threads, blas_note = one_blas_thread()
-    with blas_threads:
-        w, _ = numpy_mlp.train(layout.unpack(module.INIT), module.X, module.Y, lr, m)
-        numpy_timing = measure(
-            lambda: numpy_mlp.train(layout.unpack(module.INIT), module.X, module.Y, lr, m), repeats=settings.repeats, per=m
-        )
-    per_epoch.add(Row("hand-written NumPy backprop", numpy_timing, **check(layout.pack(w), m), note=blas_note))
+    numpy_run = dense_bench.numpy_runner(workload)
 
-    for framework, label, epochs, threads in (
-        ("jax", "JAX jit + lax.fori_loop", n, "XLA's default threads"),
-        ("torch", "PyTorch autograd (1 thread), Python loop", m, ""),
-    ):
-        peer = optional_peer(framework)
-        if peer is None:
-            per_epoch.add(Row(label, None, note=missing_note(framework)))
+    def numpy_one_thread(w0):
+        with blas_threads:
+            return numpy_run(w0)
+
+    if shape.hidden_activation in ("sigmoid", "tanh"):
+        runners["hand-written NumPy backprop"] = (numpy_one_thread, blas_note)
+    child = None
+    if optional_peer("jax") is None:
+        runners["JAX jit + lax.fori_loop"] = (None, missing_note("jax"))
+    else:
+        runners["JAX jit + lax.fori_loop, default threads"] = (dense_bench.jax_runner(workload), "XLA's default")
+        child = dense_bench.JaxOneThread(key, module.INIT, folder, workload=workload)
+        runners["JAX jit + lax.fori_loop, 1 thread"] = (lambda w0: child.run_and_result(), "XLA on one thread, own process")
+    torch = optional_peer("torch")
+    if shape.hidden_activation == "sigmoid" and shape.output_activation == "sigmoid":
+        if torch is None:
+            runners["PyTorch autograd (1 thread), Python loop"] = (None, missing_note("torch"))
+        else:
+            layout = numpy_mlp.MlpLayout(list(shape.layers), module.PARAMS)
+            train = torch.mlp_descent(layout, X, Y, lr, epochs)
+            runners["PyTorch autograd (1 thread), Python loop"] = (lambda w0: train(w0)[0], "")
+    return runners, child
+
+
+def measure_epochs(key, model, module, data, settings, table, folder):
+    runners, child = _runners(key, model, module, data, folder)
+    epochs = data[4]
+    seconds = {name: [] for name, (run, _) in runners.items() if run}
+    finals = {}
+    try:
+        for name, (run, _) in runners.items():  # a first call: compiles, traces, warms caches
+            if run:
+                run(module.INIT)
+        for _ in range(settings.repeats):
+            for name in seconds:
+                start = time.perf_counter()
+                result = runners[name][0](module.INIT)
+                elapsed = time.perf_counter() - start
+                if isinstance(result, tuple):  # (weights, seconds the subprocess measured)
+                    result, elapsed = result
+                finals[name] = result
+                seconds[name].append(elapsed / epochs)
+    finally:
+        if child:
+            child.close()
+    check = WeightCheck(module, "epochs", lr=data[3], X=data[1], Y=data[2])
+    rows = {}
+    for name, (run, note) in runners.items():
+        if run is None:
+            rows[name] = table.add(Row(name, None, note=note))
             continue
-        train = peer.mlp_descent(layout, module.X, module.Y, lr, epochs)
-        seconds, (w, _) = time_once(lambda: train(module.INIT))
-        once.add(Row(f"{label}: first call", Timing.of([seconds])))
-        timing = measure(lambda: train(module.INIT), repeats=settings.repeats, per=epochs, warmup=0)
-        per_epoch.add(Row(label, timing, **check(w, epochs), note=threads))
+        rows[name] = table.add(Row(name, Timing.of(seconds[name]), **check(finals[name], epochs), note=note))
+    table.compare_to({"": rows["compiled module train(), default threads"]})
+    return rows
 
-    per_epoch.compare_to({"": baseline})
-    jax_row = next((r for r in per_epoch.rows if r.name.startswith("JAX") and r.timing), None)
-    if jax_row:
-        report.notes.append(
-            f"target: an epoch no slower than JAX jit on the CPU; compiled {format_seconds(baseline.timing.median)},"
-            f" JAX {format_seconds(jax_row.timing.median)} ({jax_row.ratio:.3g} x the compiled time)"
-        )
+
+def run_dataset(settings: DatasetSettings = DatasetSettings()) -> Report:
+    report = Report("dataset", ", ".join(settings.workloads))
+    with tempfile.TemporaryDirectory(prefix="symcompile-bench-dataset-") as folder:
+        for key in settings.workloads:
+            data = workload_data(key, settings)
+            if data is None:
+                report.notes.append(f"{key}: skipped, scikit-learn is not installed (pip install scikit-learn)")
+                continue
+            run_workload(key, workload_model(key, settings, data), data, settings, report, folder)
     return report.finish()
+
+
+def run_workload(key, model, data, settings, report, folder):
+    from symcompile.pipeline import build
+    from symcompile.writer import load_module
+
+    shape = model.network.shape
+    title = f"{model.name} ({shape.summary()}; {model.n_params} params, {len(data[1])} samples)"
+    if settings.fresh_processes:
+        once = report.table(f"{title}: one-time costs")
+        for row in one_time_rows(key, settings):
+            once.add(row)
+    built = build(model, settings.out_dir)
+    module = load_module(built.path)
+    per_epoch = report.table(f"{title}: time per epoch ({built.kernels} kernels), median of interleaved rounds", "epoch")
+    rows = measure_epochs(key, model, module, data, settings, per_epoch, folder)
+    compiled = rows["compiled module train(), default threads"].timing.median
+    for name, row in rows.items():
+        if name.startswith("JAX") and row.timing:
+            report.notes.append(
+                f"{key}: compiled {format_seconds(compiled)}/epoch, {name} {format_seconds(row.timing.median)}"
+                f" ({row.ratio:.3g} x the compiled time; target >= 1, aim 2)"
+            )

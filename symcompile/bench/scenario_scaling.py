@@ -25,7 +25,7 @@ import numpy as np
 from sympy.core.cache import clear_cache
 
 from symcompile.bench.timing import load_average, time_once
-from symcompile.mlp import mlp_model
+from symcompile.mlp import mlp_model, symbolic_form
 from symcompile.pipeline import build
 from symcompile.writer import load_module
 
@@ -42,11 +42,12 @@ def size_label(layers) -> str:
 
 
 def scaling_model(layers, name="scaling", seed=0):
-    """A sigmoid MLP with binary cross-entropy and a random data set of N_SAMPLES samples."""
+    """A sigmoid MLP with binary cross-entropy and a random data set of N_SAMPLES samples, in its SymPy form
+    (this scenario measures the scalar pipeline)."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(N_SAMPLES, layers[0]))
     Y = (rng.random((N_SAMPLES, layers[-1])) < 0.5).astype(float)
-    return mlp_model(name, list(layers), X=X, Y=Y, seed=seed)
+    return symbolic_form(mlp_model(name, list(layers), X=X, Y=Y, seed=seed))
 
 
 def n_params(layers) -> int:
@@ -56,7 +57,7 @@ def n_params(layers) -> int:
 def _warm_up_numba(out_dir):
     """Pay Numba's one-time start-up (LLVM, typing of the module's NumPy calls) before anything is measured."""
     for layout in ("unrolled", "rolled"):
-        module = load_module(build(scaling_model((1, 1), f"warm_up_{layout}"), out_dir, layout=layout).path)
+        module = load_module(build(scaling_model((1, 1), f"warm_up_{layout}"), out_dir, layout=layout, kernels="scalar").path)
         module.loss_and_grad()
         module.train(max_iter=1)
 
@@ -87,7 +88,7 @@ def measure(layers, method, layout, out_dir, repeats=7) -> dict:
     """Build, compile and time one network with one method and layout."""
     model = scaling_model(layers, f"scaling_{'_'.join(map(str, layers))}_{method}_{layout}")
     clear_cache()  # SymPy caches derivatives: a second build of the same network would look faster than it is
-    report = build(model, out_dir, gradient=method, layout=layout)
+    report = build(model, out_dir, gradient=method, layout=layout, kernels="scalar")
     source = report.path.read_text(encoding="utf-8")
     _forget_cached_kernels(report.path)
     module = load_module(report.path)

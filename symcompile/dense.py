@@ -1,0 +1,349 @@
+"""Array-structured ("dense") kernels for MLPs: layers as loops over weight matrices, samples in blocks.
+
+The scalar pipeline turns every weight into its own symbol, so its build cost grows
+with the number of parameters and its kernels handle one sample at a time. Here an
+MLP stays what it is: a list of weight matrices. SymPy derives only what is
+per-unit: the hidden activation f(z) and its derivative, and the per-output loss
+and its derivative with respect to the output layer's pre-activation z (through
+the same stable rewrites as the scalar pipeline: sigmoid, softplus, logsumexp).
+Everything else is fixed loop code in `templates/dense_kernels.py.j2`, so the
+build costs the same for 2-2-1 and for 784-1000-1000-10.
+
+The kernels process samples in blocks of `block` with the sample index innermost:
+activations are (units, block) arrays, so every statement is a loop that LLVM
+vectorizes. Blocks are grouped into chunks whose number depends on the sample
+count and the work per sample only (never on the thread count); chunks run under
+`prange`, each into its own partial gradient, and the partials are summed in chunk
+order, so the result is the same for any number of threads and from run to run.
+
+The flat weight vector is the scalar module's, in `symcompile.mlp`'s order: the
+shared bias `w0` first (bias="shared"), then per layer its weights source-major
+(w[i, j] joins unit i of the layer below to unit j) followed, for per-neuron
+biases, by that layer's biases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symcompile import mlp
+from symcompile.emit import template_environment
+from symcompile.errors import SymcompileError
+from symcompile.mlp import MLPShape
+from symcompile.options import DENSE_MIN_PARAMS, choose
+from symcompile.printer import KernelPrinter
+from symcompile.rewrite import REWRITES
+from symcompile.stable import logsumexp, sigmoid
+
+# Samples per block. Measured (2-16-16-1 loss and gradient on 4,096 samples, one thread, busy machine,
+# before the four-row matrix loops): 16: 1.6 ms, 32: 1.3 ms, 64: 0.70 ms, 128: 0.65 ms, 256: 0.71 ms;
+# 64 keeps the per-chunk buffers small. Re-measure with `python -m symcompile.bench.dense_bench --blocks 32,64,128`.
+DEFAULT_BLOCK = 64
+WIDE_BLOCK = 256  # where a layer goes through BLAS: larger matrix products per call
+MAX_CHUNKS = 16
+# Below this much work per call (samples x weights) one chunk, no threads. Measured on the 2-core machine
+# while other work ran (load 5-6): digits (1,797 x 2,368 = 4.3e6) took 5.2 ms on one thread and 22 ms on
+# two, as the second thread waits for a core; threads pay only where one call is long (the wide networks).
+PARALLEL_MIN_WORK = 500_000_000
+# The chunks' partial gradients together stay under this many bytes (a 1.8M-parameter net: 4 chunks).
+PARTIAL_BYTES = 64 * 2**20
+# Layers with more weights than this multiply through BLAS (np.dot); smaller ones through loops.
+BLAS_MIN_WEIGHTS = 16_384
+
+Z, A, Y, LSE, YSUM = sp.symbols("z a y lse ysum", real=True)
+CODE_NAMES = {Z: "z", A: "a", Y: "y", LSE: "lse", YSUM: "ysum"}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One weight layer as the template sees it: sizes, where its numbers sit in `w`, and how it multiplies."""
+
+    index: int  # 1 for the first weight layer
+    n_in: int
+    n_out: int
+    weights_at: int  # offset of w[i, j] = w[weights_at + i*n_out + j]
+    bias_at: int  # offset of its biases (per-neuron), or -1 (shared: n_in * w[0] for every unit)
+    blas: bool  # multiply through np.dot rather than loops
+    last: bool
+
+
+def layer_table(shape: MLPShape) -> list[Layer]:
+    """The weight layers with their offsets in the flat parameter vector (mlp.network's order)."""
+    shared = shape.bias == "shared"
+    at = 1 if shared else 0
+    layers = []
+    sizes = shape.layers
+    for l in range(1, len(sizes)):
+        n_in, n_out = sizes[l - 1], sizes[l]
+        bias_at = -1 if shared else at + n_in * n_out
+        layers.append(Layer(l, n_in, n_out, at, bias_at, n_in * n_out > BLAS_MIN_WEIGHTS, l == len(sizes) - 1))
+        at += n_in * n_out + (0 if shared else n_out)
+    return layers
+
+
+def n_params(shape: MLPShape) -> int:
+    return shape.n_params
+
+
+def chosen_kernels(model, kernels: str) -> str:
+    """`kernels` for `model`, "auto" resolved: dense for MLPs above options.DENSE_MIN_PARAMS parameters."""
+    choose("kernels", kernels)
+    if kernels == "dense" and model.network is None:
+        raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
+    if kernels == "auto":
+        dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS
+        return "dense" if dense else "scalar"
+    return kernels
+
+
+def _rewritten(expr):
+    for rule in REWRITES:
+        expr = rule(expr)
+    return expr
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A hidden activation's code: the value `a` of z, and its derivative in z and a."""
+
+    value: str
+    derivative: str
+
+
+def activation_code(name: str, printer) -> Activation:
+    """f(z) and f'(z) from SymPy, after the stable rewrites; f' reuses the value a = f(z) where it can."""
+    value = _rewritten(mlp.ACTIVATIONS[name](Z))
+    derivative = sp.diff(value, Z)
+    if value == sigmoid(Z):  # sigmoid(-z) = 1 - sigmoid(z): one exp per unit, not two
+        derivative = derivative.subs(sigmoid(-Z), 1 - value)
+    derivative = derivative.subs(value, A) if value != Z else derivative
+    return Activation(printer.doprint(value), printer.doprint(derivative))
+
+
+def _per_output_term(loss: str, n_outputs: int):
+    """The loss of output 1 alone, as a function of f1 and y1; refused unless the loss is that term summed."""
+    fs = sp.symbols(f"f1:{n_outputs + 1}", real=True)
+    ys = sp.symbols(f"y1:{n_outputs + 1}", real=True)
+    total = sp.expand(mlp.LOSSES[loss](list(fs), list(ys)), deep=False)
+    terms = sp.Add.make_args(total)
+    term = sp.Add(*(t for t in terms if t.free_symbols & {fs[0], ys[0]}))
+    rebuilt = sp.Add(*(term.subs({fs[0]: f, ys[0]: y}, simultaneous=True) for f, y in zip(fs, ys)))
+    if sp.expand(rebuilt - total, deep=False) != 0:
+        raise SymcompileError(f"dense kernels: the loss {loss} is not a sum of one term per output")
+    return term.subs({fs[0]: sp.Symbol("f", real=True), ys[0]: Y}), sp.Symbol("f", real=True)
+
+
+@dataclass(frozen=True)
+class OutputCode:
+    """The output layer's code. Elementwise: value of the output, per-output loss and its z-derivative in z, y.
+    Softmax: the same in z, y, lse (the sample's logsumexp) and ysum (its sum of targets)."""
+
+    softmax: bool
+    value: str
+    loss_lines: tuple[str, ...]  # common subexpressions, as `name = expression` lines
+    loss: str
+    delta: str
+
+
+def _with_common_parts(exprs, printer):
+    """`exprs` after common-subexpression elimination: (assignment lines, printed expressions)."""
+    symbols = sp.numbered_symbols("c", real=True)
+    shared, reduced = sp.cse(list(exprs), symbols=symbols, optimizations="basic")
+    printer.code_names = {**printer.code_names, **{s: s.name for s, _ in shared}}
+    lines = tuple(f"{s.name} = {printer.doprint(e)}" for s, e in shared)
+    return lines, [printer.doprint(e) for e in reduced]
+
+
+def output_code(shape: MLPShape, printer) -> OutputCode:
+    if shape.output_activation == "softmax":
+        return _softmax_output_code(shape, printer)
+    term, f = _per_output_term(shape.loss, shape.layers[-1])
+    value = _rewritten(mlp.ACTIVATIONS[shape.output_activation](Z))
+    loss = _rewritten(term.subs(f, value))
+    lines, (loss_text, delta_text) = _with_common_parts([loss, sp.diff(loss, Z)], printer)
+    return OutputCode(False, printer.doprint(value), lines, loss_text, delta_text)
+
+
+def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
+    """Softmax cross-entropy, derived on three classes (the form is the same for any number): class 1's
+    loss is y1*(lse - z1) and d loss/d z1 = ysum*exp(z1 - lse) - y1 (lse: the logsumexp, ysum: sum of y)."""
+    if shape.loss != "softmax_cross_entropy":
+        raise SymcompileError("dense kernels: a softmax output supports only softmax_cross_entropy")
+    zs = sp.symbols("z1:4", real=True)
+    ys = sp.symbols("y1:4", real=True)
+    exps = [sp.exp(z) for z in zs]
+    probabilities = [e / sum(exps) for e in exps]
+    loss = _rewritten(mlp.LOSSES[shape.loss](probabilities, list(ys)))
+    (lse_call,) = loss.atoms(logsumexp)
+    to_code = {zs[0]: Z, ys[0]: Y}
+    delta = sp.expand(sp.diff(loss, zs[0]).subs(lse_call, LSE), power_exp=False)
+    delta = sp.collect(delta, sp.exp(zs[0] - LSE)).subs(sum(ys), YSUM)
+    term = sp.Add(*(t for t in sp.Add.make_args(sp.expand(loss, power_exp=False)) if ys[0] in t.free_symbols))
+    value = _rewritten(probabilities[0])
+    value, term, delta = (sp.factor_terms(e.subs(lse_call, LSE).subs(to_code)) for e in (value, term, delta))
+    if not delta.free_symbols <= {Z, Y, LSE, YSUM}:
+        raise SymcompileError(f"dense kernels: the softmax derivative {delta} is not per class")
+    return OutputCode(True, printer.doprint(value), (), printer.doprint(term), printer.doprint(delta))
+
+
+def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=None) -> str:
+    return dense_kernels(shape, block=block, vecmath=vecmath).source
+
+
+@dataclass(frozen=True)
+class DenseKernels:
+    """The dense kernels' source, the block size, and the per-unit code (what the module's header shows)."""
+
+    source: str
+    block: int
+    hidden: Activation | None
+    output: OutputCode
+
+
+def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) -> DenseKernels:
+    """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and their helpers) as module source text.
+
+    The text expects `math`, `numba` and `np` (NumPy) imported in the module; it defines names that
+    start with `_dense_` or `_v` besides the two kernels and `_dense_call` (runs a kernel on a number
+    of threads). `vecmath(names) -> str` gives the vectorizable elementary functions (`_vexp`, ...);
+    by default `symcompile.vecmath.vecmath_source` where it exists, else thin wrappers around `math`.
+    """
+    layers = layer_table(shape)
+    wide = any(layer.blas for layer in layers)
+    block = (WIDE_BLOCK if wide else DEFAULT_BLOCK) if block is None else block
+    if not (isinstance(block, int) and block >= 1):
+        raise SymcompileError(f"dense kernels: block must be a positive integer, got {block!r}")
+    printer = VectorPrinter(CODE_NAMES)
+    hidden = activation_code(shape.hidden_activation, printer) if len(shape.layers) > 2 else None
+    output = output_code(shape, printer)
+    work_per_sample = sum(layer.n_in * layer.n_out for layer in layers)
+    body = template_environment().get_template("dense_kernels.py.j2").render(
+        shape=shape,
+        layers=layers,
+        hidden=hidden,
+        output=output,
+        block=block,
+        # BLAS threads the wide layers itself; Numba's threads around it would only compete with them
+        max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
+        parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
+        n_params=n_params(shape),
+    )
+    used = sorted(printer.used | ({"_vexp", "_vlog"} if output.softmax else set()))
+    return DenseKernels((vecmath or default_vecmath)(used) + "\n\n" + body, block, hidden, output)
+
+
+class VectorPrinter(KernelPrinter):
+    """KernelPrinter with exp, log and the stable functions as the vectorizable `_v...` functions."""
+
+    def __init__(self, code_names):
+        super().__init__(code_names)
+        self.used = set()
+
+    def _vector_call(self, name, args):
+        self.used.add(name)
+        return f"{name}({', '.join(self._print(arg) for arg in args)})"
+
+    def _print_exp(self, expr):
+        return self._vector_call("_vexp", expr.args)
+
+    def _print_log(self, expr):
+        return self._vector_call("_vlog", expr.args)
+
+    def _print_tanh(self, expr):
+        return self._vector_call("_vtanh", expr.args)
+
+    def _print_sigmoid(self, expr):
+        return self._vector_call("_vsigmoid", expr.args)
+
+    def _print_softplus(self, expr):
+        return self._vector_call("_vsoftplus", expr.args)
+
+
+_MATH_FALLBACK = {
+    "_vexp": "math.exp(x)",
+    "_vlog": "math.log(x)",
+    "_vtanh": "math.tanh(x)",
+    "_vsigmoid": "1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))",
+    "_vsoftplus": "max(x, 0.0) + math.log1p(math.exp(-abs(x)))",
+}
+
+
+def math_vecmath(names) -> str:
+    """Stand-ins for symcompile.vecmath's functions through libm: correct, but their loops do not vectorize."""
+    parts = []
+    for name in names:
+        parts.append(
+            f'@numba.njit(cache=True, error_model="numpy")\ndef {name}(x):\n    return {_MATH_FALLBACK[name]}\n'
+        )
+    return "\n\n".join(parts)
+
+
+def default_vecmath(names) -> str:
+    try:
+        from symcompile.vecmath import vecmath_source
+    except ImportError:
+        return math_vecmath(names)
+    return vecmath_source(names)
+
+
+def standalone_source(shape: MLPShape, **options) -> str:
+    """The dense kernels as a module of their own (for tests and benchmarks, until the emitter uses them)."""
+    return "import math\n\nimport numba\nimport numpy as np\n\n\n" + dense_kernels_source(shape, **options)
+
+
+# --- the module -----------------------------------------------------------------------------------------------------
+
+# Up to this many parameters a dense module lists PARAMS and INIT; wider ones compute them when imported.
+LISTED_MAX_PARAMS = 10_000
+
+
+def formula_lines(shape: MLPShape, kernels: DenseKernels) -> list[str]:
+    """What the header shows as the training function: the network in words and the per-unit code from SymPy."""
+    lines = [f"A {shape.summary()}.", "Each layer: z = W^T a + b over a block of samples (W: n_in x n_out)."]
+    if kernels.hidden:
+        lines += [f"hidden units: a = {kernels.hidden.value}; da/dz = {kernels.hidden.derivative}"]
+    output = kernels.output
+    where = " (lse: the sample's logsumexp of z; ysum: its sum of targets)" if output.softmax else ""
+    lines += [f"output units: {output.value}{where}"]
+    lines += [f"  {line}" for line in output.loss_lines]
+    lines += [f"  loss per output = {output.loss}", f"  d loss/dz = {output.delta}"]
+    return lines
+
+
+def network_fields(model) -> dict:
+    """PARAMS and INIT as the module writes them: listed, or computed on import for wide networks."""
+    network, n = model.network, model.n_params
+    fields = {}
+    if model.symbolic or n <= LISTED_MAX_PARAMS:
+        names = [p.name for p in model.params] if model.symbolic else mlp.param_names(network.shape.layers, network.shape.bias)
+        fields["params"] = repr(tuple(names))
+    else:
+        fields["params"] = "_param_names()"
+    if n > LISTED_MAX_PARAMS and network.init is not None:
+        fields["init"] = "_initial_weights()"
+    if n > LISTED_MAX_PARAMS:
+        fields["network_code"] = template_environment().get_template("dense_network.py.j2").render(
+            layers=repr(network.shape.layers), bias=network.shape.bias,
+            init=network.init if fields.get("init") else None, seed=network.seed,
+        ).strip("\n")  # fmt: skip
+    return fields
+
+
+def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | None = None):
+    """The module of an MLP with the dense kernels: `emit`'s layout, with these kernels in place of the scalar
+    ones; the sequential update rule runs its generic sweep through the fused kernel."""
+    from symcompile.emit import model_fields, render_module
+    from symcompile.provenance import Provenance, versions
+
+    shape = model.network.shape
+    kernels = dense_kernels(shape, block=block)
+    network = network_fields(model)
+    fields = {**model_fields(model, listed="init" not in network), **network, "dense": kernels.source.strip("\n"),
+              "helpers": [], "sweep": [], "one_sample_sweep": None}  # fmt: skip
+    provenance = Provenance(
+        versions=versions(), gradient="backprop", layout=f"block={kernels.block}", rewrites=(),
+        model_digest=model_digest, body_digest="", rebuild_command=rebuild_command, kernels="dense",
+    )  # fmt: skip
+    return render_module(model, fields, provenance, formula_lines(shape, kernels))

@@ -1,0 +1,234 @@
+"""Dense MLP kernels (symcompile/dense.py) through the real pipeline, against the scalar kernels and NumPy.
+
+Each network is built twice by `build`: kernels="scalar" (one symbol per weight) and kernels="dense";
+loss, gradient and outputs must agree to 1e-12 relative on random weights and data, for short last
+blocks, for the threaded (chunked) path, for the wide layers' BLAS path, and on the examples.
+"""
+
+import numpy as np
+import pytest
+from references import mlp_forward, mlp_mean_loss
+
+from symcompile import dense
+from symcompile.errors import SymcompileError
+from symcompile.mlp import MLPShape, initial_weights, mlp_model, param_names, symbolic_form
+from symcompile.pipeline import build
+from symcompile.spec import load_spec
+from symcompile.writer import load_module
+
+# Random networks for what the examples (tanh/sigmoid, no hidden layer, tanh/softmax) leave out: relu, softplus,
+# tanh outputs, mean squared error, two hidden layers (the shared bias: the seed). Each costs a Numba compile.
+# (Softmax with the shared bias has a gradient of exactly 0 for w0: rounding noise, no relative comparison.)
+NETWORKS = {
+    "softplus_2331_tanh_mse": MLPShape((2, 3, 3, 1), "softplus", "tanh", "mean_squared_error"),
+    "relu_3442_softmax": MLPShape((3, 4, 4, 2), "relu", "softmax", "softmax_cross_entropy"),
+}
+BLOCK = 8  # small, so that a few dozen samples make several blocks and a short last one
+EXAMPLES = ["xor", "logistic", "softmax3"]
+
+
+def _model(name, shape, **data):
+    return mlp_model(name, list(shape.layers), hidden_activation=shape.hidden_activation,
+                     output_activation=shape.output_activation, loss=shape.loss, bias=shape.bias, **data)  # fmt: skip
+
+
+def _build_pair(model, folder):
+    """(scalar module, dense module) of `model`; the dense one named <name>_dense."""
+    scalar = load_module(build(model, folder, kernels="scalar").path)
+    renamed = mlp_model(f"{model.name}_dense", list(model.network.shape.layers), **_shape_arguments(model))
+    return scalar, load_module(build(renamed, folder, kernels="dense").path)
+
+
+def _shape_arguments(model):
+    shape = model.network.shape
+    return dict(hidden_activation=shape.hidden_activation, output_activation=shape.output_activation,
+                loss=shape.loss, bias=shape.bias, init=model.init, X=model.X, Y=model.Y,
+                training=model.training)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """name -> (scalar module, dense module), built once for the session with small blocks and the chunked
+    (prange) path from two blocks on (Numba caches beside them, in tmp)."""
+    folder = tmp_path_factory.mktemp("dense")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dense, "DEFAULT_BLOCK", BLOCK)
+        patch.setattr(dense, "PARALLEL_MIN_WORK", 1)
+        modules = {name: _build_pair(_model(name, shape), folder) for name, shape in NETWORKS.items()}
+        # The seed's network from the MLP builder, with the blog's weights and sample
+        seed = mlp_model("mlp_221", [2, 2, 1], bias="shared", init=[0.1, 0.2, 0.8, 0.6, 0.4, 0.1, 0.5],
+                         X=[[0.35, 0.9]], Y=[1])  # fmt: skip
+        modules["seed"] = _build_pair(seed, folder)
+        # every layer through BLAS, as wide layers are
+        patch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
+        blas = _model("blas_3442", NETWORKS["relu_3442_softmax"])
+        modules["blas"] = (modules["relu_3442_softmax"][0], load_module(build(blas, folder, kernels="dense").path))
+    assert "_dense_affine_blas(W1" in open(modules["blas"][1].__file__).read()
+    return modules
+
+
+def _data(shape, n_samples, rng):
+    X = rng.normal(size=(n_samples, shape.layers[0]))
+    if shape.output_activation == "softmax":
+        Y = np.eye(shape.layers[-1])[rng.integers(shape.layers[-1], size=n_samples)]
+    elif shape.loss == "binary_cross_entropy":
+        Y = rng.integers(2, size=(n_samples, shape.layers[-1])).astype(float)
+    else:
+        Y = rng.normal(size=(n_samples, shape.layers[-1]))
+    return X, Y
+
+
+def _assert_matches(module, scalar, w, X, Y):
+    """Loss, gradient and outputs of `module` against the scalar kernels."""
+    loss, grad = module.loss_and_grad(w, X, Y)
+    want_loss, want_grad = scalar.loss_and_grad(w, X, Y)
+    _assert_close(loss, want_loss)
+    _assert_close(grad, want_grad)
+    _assert_close(module.forward(w, X), scalar.forward(w, X))
+
+
+def _assert_close(got, want, rtol=1e-12):
+    got, want = np.asarray(got), np.asarray(want)
+    scale = np.max(np.abs(want)) if want.size else 0.0
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
+
+
+SHAPES = {**NETWORKS, "blas": NETWORKS["relu_3442_softmax"], "seed": MLPShape((2, 2, 1), bias="shared")}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+@pytest.mark.parametrize("n_samples", [1, 13, 100])  # one sample; a short last block; chunks
+def test_loss_gradient_and_outputs_match_the_scalar_kernels(built, name, n_samples):
+    scalar, dense_module = built[name]
+    shape = SHAPES[name]
+    rng = np.random.default_rng(n_samples)
+    _assert_matches(dense_module, scalar, rng.normal(size=len(scalar.PARAMS)), *_data(shape, n_samples, rng))
+
+
+def test_the_module_says_it_has_dense_kernels(built):
+    scalar, dense_module = built["relu_3442_softmax"]
+    text = open(dense_module.__file__).read()
+    assert "# Options: kernels=dense, block=8, rewrites=none" in text
+    assert "d loss/dz = " in text  # the per-unit derivative from SymPy, in the header
+    assert dense_module.PARAMS == scalar.PARAMS
+
+
+def test_the_seed_network_reproduces_the_blog(built):
+    """The blog's f5 at its initial weights, and its 999 simultaneous steps (DESIGN.md), through dense kernels."""
+    _, module = built["seed"]
+    assert module.forward()[0] == pytest.approx(0.649864477526152, rel=1e-14)
+    result = module.train(lr=0.3, max_iter=999)
+    assert module.forward(result.w)[0] == pytest.approx(0.9994550920282003, rel=1e-13)
+
+
+def test_results_do_not_depend_on_the_thread_count(built):
+    import numba
+
+    _, module = built["relu_3442_softmax"]
+    rng = np.random.default_rng(11)
+    w = rng.normal(size=len(module.PARAMS))
+    X, Y = _data(NETWORKS["relu_3442_softmax"], 500, rng)
+    counts = (1, numba.config.NUMBA_NUM_THREADS, None, 1)
+    gradients = [module.loss_and_grad(w, X, Y, threads=threads)[1] for threads in counts]
+    trained = [module.train(w, X, Y, max_iter=5, threads=threads).w for threads in counts]
+    for got in gradients[1:]:
+        assert np.array_equal(got, gradients[0])  # bit for bit: the chunks are summed in a fixed order
+    for got in trained[1:]:
+        assert np.array_equal(got, trained[0])
+    with pytest.raises(ValueError, match="threads must be None or an integer from 1"):
+        module.train(w, X, Y, max_iter=1, threads=0)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_match_the_scalar_kernels(example, tmp_path_factory):
+    model = load_spec(f"examples/{example}.toml")
+    scalar, dense_module = _build_pair(model, tmp_path_factory.mktemp(example))
+    w = np.random.default_rng(4).normal(size=len(scalar.PARAMS))
+    _assert_matches(dense_module, scalar, w, scalar.X, scalar.Y)
+    _assert_close(dense_module.train(max_iter=50).w, scalar.train(max_iter=50).w)
+
+
+def _digits_loss_and_grad(w, X, Y):
+    """64-32-10 tanh/softmax cross-entropy by NumPy backpropagation: an independent reference."""
+    W1, b1 = w[:2048].reshape(64, 32), w[2048:2080]
+    W2, b2 = w[2080:2400].reshape(32, 10), w[2400:]
+    hidden = np.tanh(X @ W1 + b1)
+    z = hidden @ W2 + b2
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    n = len(X)
+    delta2 = (p * Y.sum(axis=1, keepdims=True) - Y) / n
+    delta1 = (delta2 @ W2.T) * (1 - hidden**2)
+    grad = np.concatenate([(X.T @ delta1).ravel(), delta1.sum(0), (hidden.T @ delta2).ravel(), delta2.sum(0)])
+    return mlp_mean_loss(w, X, Y, [64, 32, 10], "tanh", "softmax", "softmax_cross_entropy", "per-neuron"), grad
+
+
+def test_digits_matches_numpy(tmp_path_factory):
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
+    X, Y = digits.data / 16.0, np.eye(10)[digits.target]
+    model = mlp_model("digits_dense", [64, 32, 10], hidden_activation="tanh", output_activation="softmax",
+                      loss="softmax_cross_entropy", X=X, Y=Y)  # fmt: skip
+    module = load_module(build(model, tmp_path_factory.mktemp("digits")).path)  # auto: dense
+    w = np.random.default_rng(5).normal(scale=0.3, size=len(module.PARAMS))
+    loss, grad = module.loss_and_grad(w)
+    want_loss, want_grad = _digits_loss_and_grad(w, X, Y)
+    _assert_close(loss, want_loss)
+    _assert_close(grad, want_grad)
+    _assert_close(module.forward(w), mlp_forward(w, X, [64, 32, 10], "tanh", "softmax", "per-neuron"))
+
+
+def test_wide_networks_skip_the_sympy_form_and_regenerate_their_weights(tmp_path):
+    model = mlp_model("wide", [30, 200, 60, 3], hidden_activation="tanh", output_activation="softmax",
+                      loss="softmax_cross_entropy", init="normal", seed=7)  # fmt: skip
+    assert not model.symbolic and model.n_params == 30 * 200 + 200 + 200 * 60 + 60 + 60 * 3 + 3
+    text = build(model, tmp_path).path.read_text()
+    assert "PARAMS = _param_names()" in text and "INIT = _initial_weights()" in text
+    module = load_module(tmp_path / "wide.py")
+    assert module.PARAMS == tuple(param_names([30, 200, 60, 3], "per-neuron"))
+    np.testing.assert_array_equal(module.INIT, model.init)
+    np.testing.assert_array_equal(model.init, initial_weights([30, 200, 60, 3], "per-neuron", "normal", 7))
+
+
+def test_kernel_choices_are_checked_in_one_line(built):
+    from symcompile.seed import seed_model
+
+    with pytest.raises(SymcompileError, match="kernels=dense applies to MLP models"):
+        build(seed_model(), "unused", kernels="dense")
+    with pytest.raises(SymcompileError, match="at most 5,000 with the scalar kernels.*kernels=dense or auto"):
+        symbolic_form(mlp_model("big", [100, 100, 1]))
+    with pytest.raises(SymcompileError, match="unknown kernels 'vector'"):
+        build(seed_model(), "unused", kernels="vector")
+
+
+def test_softmax_with_another_loss_is_refused_in_one_line():
+    with pytest.raises(SymcompileError, match="softmax output supports only softmax_cross_entropy"):
+        dense.dense_kernels_source(MLPShape((2, 3, 2), "tanh", "softmax", "mean_squared_error"))
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(SymcompileError, match="unknown hidden activation"):
+        MLPShape((2, 3, 1), "swish")
+    with pytest.raises(SymcompileError, match="softmax_cross_entropy needs"):
+        MLPShape((2, 3, 2), "tanh", "sigmoid", "softmax_cross_entropy")
+    with pytest.raises(SymcompileError, match="block must be a positive integer"):
+        dense.dense_kernels_source(MLPShape((2, 3, 1)), block=0)
+
+
+def test_mini_batch_adam_matches_the_scalar_kernels(built):
+    scalar, dense_module = built["softplus_2331_tanh_mse"]
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=len(scalar.PARAMS))
+    X, Y = _data(NETWORKS["softplus_2331_tanh_mse"], 40, rng)
+    settings = dict(max_iter=3, optimizer="adam", lr=0.01, batch_size=8, seed=3)
+    want = scalar.train(w, X, Y, **settings)
+    got = dense_module.train(w, X, Y, threads=1, **settings)
+    np.testing.assert_allclose(got.w, want.w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.loss_history, want.loss_history, rtol=1e-10)
+
+
+def test_second_order_and_least_squares_say_dense_modules_lack_them(built):
+    _, dense_module = built["softplus_2331_tanh_mse"]  # mean squared error: a residual model
+    for function in (dense_module.hessian, dense_module.residuals, dense_module.jacobian, dense_module.least_squares):
+        with pytest.raises(NotImplementedError, match="not available in a module with dense kernels; build it with --kernels scalar"):
+            function()
