@@ -109,7 +109,12 @@ def standardization(X: np.ndarray) -> Standardization:
 
 
 def standardized(model, scaling: Standardization):
-    """`model` whose formulas read each input x as (x - mean) / scale, recording `scaling` for the module."""
+    """`model` whose formulas read each input x as (x - mean) / scale, recording `scaling` for the module.
+    An MLP gets its SymPy form for it, and so the scalar kernels (the dense ones do not scale inputs)."""
+    if not model.symbolic:
+        from symcompile.mlp import symbolic_form  # here: symcompile.mlp imports this module
+
+        model = symbolic_form(model)
     inputs = {
         x: (x - sp.Float(mean)) / sp.Float(scale) for x, mean, scale in zip(model.inputs, scaling.mean, scaling.scale)
     }

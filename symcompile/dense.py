@@ -92,8 +92,10 @@ def chosen_kernels(model, kernels: str) -> str:
     choose("kernels", kernels)
     if kernels == "dense" and model.network is None:
         raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
-    if kernels == "auto":
-        dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS
+    if kernels == "dense" and model.standardization is not None:
+        raise SymcompileError("kernels=dense does not scale inputs (the spec's standardize); use kernels=scalar or auto")
+    if kernels == "auto":  # standardized inputs live in the SymPy formulas, which only the scalar kernels read
+        dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS and model.standardization is None
         return "dense" if dense else "scalar"
     return kernels
 
