@@ -24,6 +24,7 @@ from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.emit import formula_lines
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
+from symcompile.dense import chosen_kernels
 from symcompile.options import (
     RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, run_settings, train_keywords,
     training_settings,
@@ -244,6 +245,11 @@ def command_show(args):
 def command_fit(args):
     model, rebuild_command = resolve_model(args.spec)
     # Everything checked before building, so bad input never writes a module.
+    if chosen_kernels(model, "auto") == "dense":
+        raise SymcompileError(
+            f"{model.name} builds dense kernels ({model.n_params} parameters), which have no Jacobian for least "
+            "squares: fit takes the MLPs that build scalar kernels"
+        )
     if not model.residuals:
         raise SymcompileError(
             f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
