@@ -406,7 +406,7 @@ def parser():
     show_cmd.set_defaults(run=command_show)
     _add_build_options(show_cmd)
 
-    fit_cmd = commands.add_parser("fit", help="fit a residual model to its data by least squares (builds first if needed)")
+    fit_cmd = commands.add_parser("fit", help="fit a residual model by Levenberg-Marquardt")
     fit_cmd.set_defaults(run=command_fit)
     fit_cmd.add_argument("--max-iter", type=int, dest="max_iter", default=200, help="evaluations of the residuals at most (default: %(default)s)")
     fit_cmd.add_argument("--tol", type=float, default=1e-10, help="xtol = ftol = gtol of Levenberg-Marquardt (default: %(default)s)")

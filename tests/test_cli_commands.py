@@ -37,7 +37,7 @@ def test_help_lists_every_command_with_one_line(capsys):
         cli.main(["--help"])
     out = capsys.readouterr().out
     listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("    ") and line.split()}
-    assert set(listed) == {"build", "train", "predict", "show", "bench"}, out
+    assert set(listed) == {"build", "train", "fit", "predict", "show", "bench"}, out
     assert all(len(line.split()) > 2 for line in listed.values())  # each with its one-line description
 
 

@@ -45,7 +45,7 @@ BAD_CALLS = {
     "Y complex": (lambda m: m.loss(W7, m.X, [1j]), TypeError, r"Y .*got dtype complex128"),
     "Y inf": (lambda m: m.train(W7, m.X, [[np.inf]]), ValueError, r"Y .*contains NaN or infinity"),
     # training settings
-    "update unknown": (lambda m: m.train(update="lbfgs"), ValueError, r"unknown update rule 'lbfgs'; choose one of sequential, simultaneous, newton"),
+    "update unknown": (lambda m: m.train(update="lbfgs"), ValueError, r"unknown update rule 'lbfgs'; choose one of sequential, simultaneous, momentum, adam, adamw, newton"),
     "max_iter negative": (lambda m: m.train(max_iter=-1), ValueError, r"max_iter must be an integer from 1 to 2\*\*62, not -1"),
     "max_iter zero": (lambda m: m.train(max_iter=0), ValueError, r"max_iter must be an integer from 1 to 2\*\*62, not 0"),
     "max_iter float": (lambda m: m.train(max_iter=2.5), TypeError, r"max_iter must be an integer from 1 to 2\*\*62, not 2.5"),
@@ -56,7 +56,7 @@ BAD_CALLS = {
     "lr zero": (lambda m: m.train(lr=0), ValueError, r"lr must be a positive number, not 0"),
     "tol negative": (lambda m: m.train(tol=-1e-3), ValueError, r"tol must be a non-negative number, not -0.001"),
     "tol NaN": (lambda m: m.train(tol=float("nan")), ValueError, r"tol must be a non-negative number, not nan"),
-    "optimizer unknown": (lambda m: m.train(optimizer="lbfgs"), ValueError, r"optimizer must be one of gd, sequential, .*adamw, not 'lbfgs'"),
+    "optimizer unknown": (lambda m: m.train(optimizer="lbfgs"), ValueError, r"optimizer must be one of gd, sequential, .*adamw, newton, not 'lbfgs'"),
     "lr inf": (lambda m: m.train(lr=float("inf"), optimizer="adam"), ValueError, r"lr must be a positive number, not inf"),
     "betas": (lambda m: m.train(optimizer="adam", betas=(0.9, 1.0)), ValueError, r"betas must be two numbers, each a number from 0 to 1 \(excluded\), not \(0.9, 1.0\)"),
     "nesterov 1": (lambda m: m.train(optimizer="momentum", momentum=0.9, nesterov=1), ValueError, r"nesterov must be True or False, not 1"),
