@@ -24,6 +24,7 @@ biases, by that layer's biases.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import sympy as sp
@@ -78,9 +79,16 @@ def layer_table(shape: MLPShape) -> list[Layer]:
     for l in range(1, len(sizes)):
         n_in, n_out = sizes[l - 1], sizes[l]
         bias_at = -1 if shared else at + n_in * n_out
-        layers.append(Layer(l, n_in, n_out, at, bias_at, n_in * n_out > BLAS_MIN_WEIGHTS, l == len(sizes) - 1))
+        blas = n_in * n_out > BLAS_MIN_WEIGHTS and _numba_has_blas()
+        layers.append(Layer(l, n_in, n_out, at, bias_at, blas, l == len(sizes) - 1))
         at += n_in * n_out + (0 if shared else n_out)
     return layers
+
+
+def _numba_has_blas() -> bool:
+    """Whether Numba's np.dot can run here: it calls SciPy's BLAS. Without SciPy, wide layers build
+    with the loops (slower on them, the same results), so that the module imports where SciPy is absent."""
+    return importlib.util.find_spec("scipy") is not None
 
 
 def n_params(shape: MLPShape) -> int:

@@ -5,6 +5,8 @@ loss, gradient and outputs must agree to 1e-12 relative on random weights and da
 blocks, for the threaded (chunked) path, for the wide layers' BLAS path, and on the examples.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 from references import mlp_forward, mlp_mean_loss
@@ -23,6 +25,7 @@ NETWORKS = {
     "softplus_2331_tanh_mse": MLPShape((2, 3, 3, 1), "softplus", "tanh", "mean_squared_error"),
     "relu_3442_softmax": MLPShape((3, 4, 4, 2), "relu", "softmax", "softmax_cross_entropy"),
 }
+HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
 BLOCK = 8  # small, so that a few dozen samples make several blocks and a short last one
 EXAMPLES = ["xor", "logistic", "softmax3"]
 
@@ -59,11 +62,11 @@ def built(tmp_path_factory):
         seed = mlp_model("mlp_221", [2, 2, 1], bias="shared", init=[0.1, 0.2, 0.8, 0.6, 0.4, 0.1, 0.5],
                          X=[[0.35, 0.9]], Y=[1])  # fmt: skip
         modules["seed"] = _build_pair(seed, folder)
-        # every layer through BLAS, as wide layers are
-        patch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
-        blas = _model("blas_3442", NETWORKS["relu_3442_softmax"])
-        modules["blas"] = (modules["relu_3442_softmax"][0], load_module(build(blas, folder, kernels="dense").path))
-    assert "_dense_affine_blas(W1" in open(modules["blas"][1].__file__).read()
+        if HAVE_SCIPY:  # every layer through BLAS, as wide layers are (Numba's np.dot needs SciPy)
+            patch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
+            blas = _model("blas_3442", NETWORKS["relu_3442_softmax"])
+            modules["blas"] = (modules["relu_3442_softmax"][0], load_module(build(blas, folder, kernels="dense").path))
+            assert "_dense_affine_blas(W1" in open(modules["blas"][1].__file__).read()
     return modules
 
 
@@ -99,6 +102,8 @@ SHAPES = {**NETWORKS, "blas": NETWORKS["relu_3442_softmax"], "seed": MLPShape((2
 @pytest.mark.parametrize("name", SHAPES)
 @pytest.mark.parametrize("n_samples", [1, 13, 100])  # one sample; a short last block; chunks
 def test_loss_gradient_and_outputs_match_the_scalar_kernels(built, name, n_samples):
+    if name == "blas" and not HAVE_SCIPY:
+        pytest.skip("the BLAS layers need SciPy (the wide extra)")
     scalar, dense_module = built[name]
     shape = SHAPES[name]
     rng = np.random.default_rng(n_samples)
@@ -204,6 +209,13 @@ def test_kernel_choices_are_checked_in_one_line(built):
 def test_softmax_with_another_loss_is_refused_in_one_line():
     with pytest.raises(SymcompileError, match="softmax output supports only softmax_cross_entropy"):
         dense.dense_kernels_source(MLPShape((2, 3, 2), "tanh", "softmax", "mean_squared_error"))
+
+
+def test_wide_layers_build_with_loops_without_scipy(monkeypatch):
+    monkeypatch.setattr(dense, "_numba_has_blas", lambda: False)
+    monkeypatch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
+    source = dense.dense_kernels_source(MLPShape((3, 4, 2), "relu", "softmax", "softmax_cross_entropy"))
+    assert "_dense_affine(W1" in source and "_dense_affine_blas(W1" not in source and "import scipy" not in source
 
 
 def test_bad_shapes_are_refused():
