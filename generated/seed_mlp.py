@@ -17,7 +17,7 @@ forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), hessian(w, X, Y), train(w,
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:f0e5c825524062ad4cfaabb3cf57e86c216135ababded9a1233e7f03579de6a4 (of the source below this line)
+# Digest: sha256:fb732d4e532e16e63f51911d46c48bb8d44c2e900d70d11fef06f7f975198089 (of the source below this line)
 
 
 import hashlib
@@ -39,7 +39,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_c1b8db197b8ccb0b"
+__name__ = "_symcompile_83b65e384140f723"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -1640,19 +1640,30 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
     comes from `first_guess` (seconds per iteration), the others' from the time the last one took.
     Returns (status, the recorded losses, validation losses and accuracies).
     """
-    losses, val_losses, accuracies = [], [], []
-    done, seconds_per_iteration = 0, first_guess
-    status = -1
     validating = arguments[_X_VAL_ARGUMENT].shape[0] > 0
+    if progress is False and first_guess * max_iter <= _CHUNK_SECONDS:
+        # The whole run fits the first call (the seed's does): that call alone, without the loop's bookkeeping,
+        # which costs microseconds, a few percent of a run this short (BENCHMARKS.md, trainer overhead)
+        losses, val_losses, accuracies = _buffers(max_iter, validating)
+        try:
+            status = kernel(*arguments, max_iter, max_iter, losses, val_losses, accuracies)
+        except KeyboardInterrupt:  # as in the loop's first call
+            status = _INTERRUPTED
+        ran = int(run[0])
+        return status, _recorded(losses, 0, ran, status, record_every), val_losses[:ran], accuracies[:ran]
+    losses, val_losses, accuracies = [], [], []
+    done, seconds_per_iteration, status = 0, first_guess, -1
     interrupts = _Interrupts()
     try:
         with _progress_bar(progress, max_iter) as bar:
             while status < 0:
                 if interrupts.seen:
                     status = _INTERRUPTED
+                    if record_every:
+                        losses.append(np.empty(1))  # the final loss: train computes it
                     break
                 count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
-                chunk = (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
+                chunk = _buffers(count, validating)
                 started = time.perf_counter()
                 try:
                     status = kernel(*arguments, done + count, max_iter, *chunk)
@@ -1660,28 +1671,37 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
                     status = _INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
                 ran = int(run[0]) - done
                 seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
-                finished = 0 <= status < _INTERRUPTED  # then the call has written the final loss after the others
-                if record_every:  # iterations done + i with (done + i) % record_every == 0, and the final loss
-                    first = -done % record_every
-                    if finished and (done + ran) % record_every == 0:  # the final loss falls in step: one slice
-                        losses.append(chunk[0][first : ran + 1 : record_every])
-                    else:
-                        losses.append(chunk[0][first:ran:record_every])
-                        if finished:
-                            losses.append(chunk[0][ran : ran + 1])
-                if validating:
-                    val_losses.append(chunk[1][:ran])
-                    accuracies.append(chunk[2][:ran])
+                losses.append(_recorded(chunk[0], done, ran, status, record_every))
+                val_losses.append(chunk[1][:ran])
+                accuracies.append(chunk[2][:ran])
                 done += ran
                 if bar is not None and ran:
-                    bar.show(done, chunk[0][ran] if finished else chunk[0][ran - 1])
+                    bar.show(done, chunk[0][ran] if 0 <= status < _INTERRUPTED else chunk[0][ran - 1])
                 if status < 0:
                     interrupts.install()  # only now: a run that takes one call pays nothing for it
     finally:
         interrupts.restore()
-    if status == _INTERRUPTED and record_every:
-        losses.append(np.empty(1))  # the final loss: train computes it
     return status, _joined(losses), _joined(val_losses), _joined(accuracies)
+
+
+def _buffers(count, validating):
+    """What one call of the compiled loop for `count` iterations writes: losses (and the final one), validation
+    losses, accuracies."""
+    return (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
+
+
+def _recorded(losses, done, ran, status, record_every):
+    """What to keep of one call's `losses` (iterations done .. done + ran - 1): the iterations that are multiples of
+    record_every; once the loop has stopped (status >= 0), also the final loss written after them (after Ctrl-C
+    during the call, its place, which train fills)."""
+    if not record_every:
+        return np.empty(0)
+    first = -done % record_every
+    if status < 0:
+        return losses[first:ran:record_every]
+    if (done + ran) % record_every == 0:  # the final loss falls in step: one slice
+        return losses[first : ran + 1 : record_every]
+    return np.concatenate((losses[first:ran:record_every], losses[ran : ran + 1]))
 
 
 def _joined(arrays):
