@@ -10,8 +10,19 @@ Training function (per sample, after symcompile's rewrites):
         + (1 - y)*softplus(2*w0 + w35*sigmoid(2*w0 + w13*x1 + w23*x2) + w45*sigmoid(2*w0 + w14*x1 +
         w24*x2))
 
-Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), hessian(w, X, Y), train(w, X, Y, ...), check_digest().
+Contract (what this module defines for its users; every other name starts with an underscore):
+    PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS, MODEL_DIGEST
+    TrainResult: w, iterations, loss_history, converged, status, val_loss_history, accuracy_history,
+        best_w; predict(X), save(path)
+    forward(w, X)
+    loss_and_grad(w, X, Y)
+    loss(w, X, Y)
+    accuracy(w, X, Y)
+    load_weights(path)
+    train(w, X, Y, lr, max_iter, tol, update, *, optimizer, weight_decay, momentum, nesterov, betas,
+        eps, batch_size, shuffle, seed, X_val, Y_val, patience, record_every, progress, threads)
+    check_digest()
+    hessian(w, X, Y)
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
