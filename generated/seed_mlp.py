@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:fb732d4e532e16e63f51911d46c48bb8d44c2e900d70d11fef06f7f975198089 (of the source below this line)
+# Digest: sha256:b00eca207d0923bec0fec853a3b977788aacd358e090b8b2c3ccd8f63ccb97f0 (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_83b65e384140f723"
+__name__ = "_symcompile_cd6ffa26f0b8ede9"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -713,12 +713,11 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
-        for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+        for j in range(w.shape[0]):  # one pass: step, keep and update each weight
             steps[j] = lr * (grad[j] + weight_decay * w[j])
             previous[j] = w[j]
             w[j] -= steps[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -781,12 +780,11 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
-            for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+            for j in range(w.shape[0]):  # one pass: step, keep and update each weight
                 steps[j] = lr * (grad[j] + weight_decay * w[j])
                 previous[j] = w[j]
                 w[j] -= steps[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -843,7 +841,6 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
         for j in range(w.shape[0]):
             g = grad[j] + weight_decay * w[j]
             velocity[j] = momentum * velocity[j] + g
@@ -851,7 +848,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             steps[j] = lr * g
             previous[j] = w[j]
             w[j] -= steps[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -915,7 +912,6 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
             for j in range(w.shape[0]):
                 g = grad[j] + weight_decay * w[j]
                 velocity[j] = momentum * velocity[j] + g
@@ -923,7 +919,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
                 steps[j] = lr * g
                 previous[j] = w[j]
                 w[j] -= steps[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -981,7 +977,6 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
         beta1, beta2 = betas
         t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
         step_size = lr / (1.0 - beta1**t)
@@ -993,7 +988,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             previous[j] = w[j]
             w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
             steps[j] = previous[j] - w[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -1058,7 +1053,6 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
             beta1, beta2 = betas
             t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
             step_size = lr / (1.0 - beta1**t)
@@ -1070,7 +1064,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
                 previous[j] = w[j]
                 w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
                 steps[j] = previous[j] - w[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -1128,7 +1122,6 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
         beta1, beta2 = betas
         t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
         step_size = lr / (1.0 - beta1**t)
@@ -1140,7 +1133,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             previous[j] = w[j]
             w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
             steps[j] = previous[j] - w[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -1205,7 +1198,6 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
             beta1, beta2 = betas
             t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
             step_size = lr / (1.0 - beta1**t)
@@ -1217,7 +1209,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
                 previous[j] = w[j]
                 w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
                 steps[j] = previous[j] - w[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
