@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:b00eca207d0923bec0fec853a3b977788aacd358e090b8b2c3ccd8f63ccb97f0 (of the source below this line)
+# Digest: sha256:4c8fceaeea374063206c517252b1fc3c7581c145f73df1a895cfd3046b612742 (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_cd6ffa26f0b8ede9"
+__name__ = "_symcompile_96161bab50edf81e"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -1647,13 +1647,16 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
     if progress is False and first_guess * max_iter <= _CHUNK_SECONDS:
         # The whole run fits the first call (the seed's does): that call alone, without the loop's bookkeeping,
         # which costs microseconds, a few percent of a run this short (BENCHMARKS.md, trainer overhead)
-        losses, val_losses, accuracies = _buffers(max_iter, validating)
+        losses = np.empty(max_iter + 1)
+        val_losses, accuracies = (np.empty(max_iter), np.empty(max_iter)) if validating else _NO_VALIDATION
         try:
             status = kernel(*arguments, max_iter, max_iter, losses, val_losses, accuracies)
         except KeyboardInterrupt:  # as in the loop's first call
             status = _INTERRUPTED
         ran = int(run[0])
-        return status, _recorded(losses, 0, ran, status, record_every), val_losses[:ran], accuracies[:ran]
+        if validating:
+            val_losses, accuracies = val_losses[:ran], accuracies[:ran]
+        return status, _recorded(losses, 0, ran, status, record_every), val_losses, accuracies
     losses, val_losses, accuracies = [], [], []
     done, seconds_per_iteration, status = 0, first_guess, -1
     interrupts = _Interrupts()
@@ -1666,7 +1669,7 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
                         losses.append(np.empty(1))  # the final loss: train computes it
                     break
                 count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
-                chunk = _buffers(count, validating)
+                chunk = (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
                 started = time.perf_counter()
                 try:
                     status = kernel(*arguments, done + count, max_iter, *chunk)
@@ -1685,12 +1688,6 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
     finally:
         interrupts.restore()
     return status, _joined(losses), _joined(val_losses), _joined(accuracies)
-
-
-def _buffers(count, validating):
-    """What one call of the compiled loop for `count` iterations writes: losses (and the final one), validation
-    losses, accuracies."""
-    return (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
 
 
 def _recorded(losses, done, ran, status, record_every):
