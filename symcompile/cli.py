@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from symcompile import cli_dask
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
@@ -78,6 +79,8 @@ def command_train(args):
         build(model, args.out_dir, BuildOptions(rebuild_command=rebuild_command))
     module = load_module(path)
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    if args.dask:
+        return cli_dask.train_on_dask(args, module, settings, _print_state)
     start = time.perf_counter()
     result = module.train(module.INIT, module.X, module.Y, **settings)
     first_call = time.perf_counter() - start
@@ -90,6 +93,23 @@ def command_train(args):
     print("  weights    " + ", ".join(f"{n}={v:.10g}" for n, v in zip(module.PARAMS, result.w)))
     print(f"  wall time  {loop * 1e3:.3f} ms for the loop; first call {first_call:.3f} s (Numba compile or cache load)")
     return 0
+
+
+def command_fit(args):
+    if not args.many:
+        raise SymcompileError("fit needs --many DATA_DIR (a folder of CSV files, one fit per file)")
+    model, rebuild_command = resolve_model(args.spec)
+    return cli_dask.fit_many_command(args, _built_module(model, rebuild_command, args.out_dir))
+
+
+def _built_module(model, rebuild_command, out_dir):
+    """The model's module, built first when it is missing or was built from another model."""
+    path = module_path(model, out_dir)
+    reason = why_rebuild(path, model)
+    if reason:
+        print(f"{path} {reason}; building it")
+        build(model, out_dir, BuildOptions(rebuild_command=rebuild_command))
+    return load_module(path)
 
 
 def command_bench(args):
@@ -156,6 +176,11 @@ def parser():
     train_cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations at most")
     train_cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
     train_cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
+    cli_dask.add_train_arguments(train_cmd)
+
+    fit_cmd = commands.add_parser("fit", help="fit the model to each CSV file of a folder (--many), optionally on Dask")
+    fit_cmd.set_defaults(run=command_fit)
+    cli_dask.add_fit_many_arguments(fit_cmd)
 
     bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")
     bench_cmd.set_defaults(run=command_bench)
@@ -163,7 +188,7 @@ def parser():
 
     add_bench_arguments(bench_cmd)
 
-    for cmd in (build_cmd, train_cmd, bench_cmd):
+    for cmd in (build_cmd, train_cmd, fit_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
         cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
     return top

@@ -35,6 +35,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -186,12 +187,12 @@ def train(module, X, Y=None, *, client=None, **train_kwargs):
     partitions = _partitions(client, module, X, Y)
 
     def loss_and_grad(w):
-        futures = [client.submit(_partition_sums, digest, w, part, pure=False) for part in partitions]
-        sums = client.gather(futures)
-        total_loss, total_grad, count = 0.0, np.zeros_like(w), 0
+        # One message for all the partitions' tasks, one for their results.
+        sums = client.gather(client.map(partial(_partition_sums, digest, w), partitions, pure=False))
+        total_loss, total_grad, total_rows = 0.0, np.zeros_like(w), 0
         for loss_sum, grad_sum, rows in sums:  # in partition order: the same sum whichever worker answered first
-            total_loss, total_grad, count = total_loss + loss_sum, total_grad + grad_sum, count + rows
-        return total_loss / count, total_grad / count
+            total_loss, total_grad, total_rows = total_loss + loss_sum, total_grad + grad_sum, total_rows + rows
+        return total_loss / total_rows, total_grad / total_rows
 
     return _run(module, loss_and_grad, settings)
 
@@ -392,7 +393,7 @@ def fit_many(module, datasets, *, client=None, method="least_squares", batch=Non
         datasets = list(datasets)
         batch = batch or _default_batch(client, len(datasets))
         chunks = [datasets[i : i + batch] for i in range(0, len(datasets), batch)]
-        futures = [client.submit(_fit_batch, chunk, digest, method, kwargs, pure=False) for chunk in chunks]
+        futures = client.map(partial(_fit_batch, digest=digest, method=method, kwargs=kwargs), chunks, pure=False)
         rows = [row for rows in client.gather(futures) for row in rows]
     result_type = module.FitResult if method == "least_squares" else module.TrainResult
     return [result_type(*row) for row in rows]

@@ -6,11 +6,14 @@ module has no `optimizer="adam"` yet, a textbook Adam loop (Kingma and Ba's bias
 `module.loss_and_grad`. One cluster for the session; the worker-kill tests run last in this file.
 """
 
+import csv
 import inspect
 import os
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +22,14 @@ import sympy as sp
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 
-from symcompile import SymcompileError, compile_model  # noqa: E402
+from symcompile import SymcompileError, build, compile_model  # noqa: E402
 from symcompile import distributed as sd  # noqa: E402
+from symcompile.cli import main  # noqa: E402
+from symcompile.spec import load_spec  # noqa: E402
+from symcompile.writer import load_module  # noqa: E402
 
 RTOL = 1e-12
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="session")
@@ -43,16 +50,20 @@ def client(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def decay(tmp_path_factory):
-    """y = a exp(-k x) + c, least squares (a residual model where the compiler knows them)."""
-    a, k, c, x, y = sp.symbols("a k c x y")
-    f = a * sp.exp(-k * x) + c
-    residual = {"residual": f - y} if "residual" in inspect.signature(compile_model).parameters else {}
-    loss = None if residual else (f - y) ** 2
-    return compile_model(
-        f, loss, [a, k, c], [x], [y], name="decay_curve", init=[1.0, 1.0, 0.0], lr=0.1, max_iter=200,
-        out_dir=tmp_path_factory.mktemp("decay"), **residual,
-    )  # fmt: skip
+def decay_spec(tmp_path_factory):
+    """examples/decay.toml (y = a exp(-b x) + c) training by simultaneous descent, whose loop compiles faster
+    than the sequential one: the API and the CLI tests share its module, so each process compiles it once."""
+    folder = tmp_path_factory.mktemp("decay")
+    (folder / "data").mkdir()
+    shutil.copy(EXAMPLES / "data" / "decay.csv", folder / "data")
+    text = (EXAMPLES / "decay.toml").read_text().replace("[training]\n", '[training]\nupdate = "simultaneous"\n')
+    (folder / "decay.toml").write_text(text)
+    return folder / "decay.toml"
+
+
+@pytest.fixture(scope="session")
+def decay(decay_spec):
+    return load_module(build(load_spec(decay_spec), decay_spec.parent).path)
 
 
 def curves(count, points=12, seed=0):
@@ -122,7 +133,7 @@ def test_dataframe_partitions_train_as_the_array(client, seed_module):
     pd = pytest.importorskip("pandas")
     X, Y = samples(n=120)
     frame = dd.from_pandas(pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "y": Y[:, 0]}), npartitions=3)
-    settings = {"lr": 0.5, "max_iter": 5, "tol": 0.0, "update": "simultaneous"}
+    settings = {"lr": 0.5, "max_iter": 3, "tol": 0.0, "update": "simultaneous"}
     result = sd.train(seed_module, frame, client=client, **settings)
     assert_same_training(result, seed_module.train(seed_module.INIT, X, Y, **settings))
 
@@ -209,6 +220,48 @@ def test_settings_distributed_training_cannot_honour_are_refused_in_one_line(cli
         sd.train(seed_module, X, Y, client=client, **settings)
 
 
+def test_cli_fit_many_writes_one_row_per_file_equal_to_the_fit_in_memory(client, decay, decay_spec, tmp_path, capsys):
+    data = tmp_path / "curves"
+    data.mkdir()
+    datasets = curves(5, seed=7)
+    for i, (x, y) in enumerate(datasets):
+        (data / f"sensor{i}.csv").write_text("x,y\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(x, y)))
+    out = tmp_path / "fits.csv"
+    argv = ["fit", str(decay_spec), "--many", str(data), "--method", "train", "--out", str(out)]
+    out_dir = Path(decay.__file__).parent  # the module is built: the workers have it already
+    assert main([*argv, "--dask", client.scheduler.address, "--out-dir", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "5 files" in printed and "building" not in printed
+    module = decay
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == [f"sensor{i}.csv" for i in range(5)]
+    for row, (x, y) in zip(rows, datasets):
+        reference = module.train(X=x, Y=y)
+        assert [float(row[p]) for p in module.PARAMS] == list(reference.w)
+        assert float(row["loss"]) == reference.loss_history[-1] and row["status"] == reference.status
+
+
+def test_cli_train_on_dask_prints_the_in_memory_result(client, seed_module, capsys):
+    argv = ["train", "--dask", client.scheduler.address, "--update", "simultaneous", "--max-iter", "20"]
+    assert main([*argv, "--out-dir", str(Path(seed_module.__file__).parent)]) == 0
+    module = seed_module
+    reference = module.train(module.INIT, module.X, module.Y, lr=0.3, max_iter=20, tol=0.0, update="simultaneous")
+    assert f"final      loss {reference.loss_history[-1]:.15g}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fit"], "fit needs --many"),
+        (["train", "--dask", "local:x", "--update", "simultaneous"], "positive number of workers"),
+    ],
+)
+def test_cli_dask_mistakes_are_one_line(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
 # ---- faults: these kill a worker process, so they run last ------------------------------------------------------
 
 
@@ -255,7 +308,7 @@ def test_a_worker_killed_during_fit_many_loses_and_duplicates_nothing(client, de
 
 def test_a_worker_killed_during_training_changes_nothing(client, seed_module):
     X, Y = samples()
-    settings = {"lr": 0.5, "max_iter": 40, "tol": 0.0, "update": "simultaneous"}
+    settings = {"lr": 0.5, "max_iter": 25, "tol": 0.0, "update": "simultaneous"}
     thread, running, outcome = run_in_thread(
         lambda: sd.train(seed_module, *partitioned(X, Y), client=client, **settings)
     )

@@ -4,6 +4,8 @@ Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
     dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
+    distributed  many fits and partitioned training on a Dask LocalCluster        scenario_distributed.py
+                 (the `dask` extra; not part of `all`, since it starts a cluster)
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -21,6 +23,7 @@ from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
 SCENARIOS = ("seed", "dataset", "scaling")
+EXTRA_SCENARIOS = ("distributed",)  # run only when named
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
@@ -52,7 +55,7 @@ def _positive(text):
 
 def add_arguments(parser):
     parser.add_argument(
-        "--scenario", choices=SCENARIOS + ("all",), default="seed", help="what to measure (default: %(default)s)"
+        "--scenario", choices=SCENARIOS + EXTRA_SCENARIOS + ("all",), default="seed", help="what to measure (default: %(default)s)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--quick", action="store_true", help="few repeats and iterations: checks the setup only")
@@ -109,11 +112,23 @@ def _run_scaling(model, rebuild_command, args):
     return report.finish()
 
 
+def _run_distributed(model, rebuild_command, args):
+    from symcompile.distributed import _dask
+
+    _dask()  # a one-line error without the extra
+    from symcompile.bench.scenario_distributed import QUICK, DistributedSettings, run_distributed
+
+    settings = DistributedSettings()
+    if args.quick:
+        settings = _replace(settings, QUICK)
+    return run_distributed(_replace(settings, {"repeats": args.repeats}))
+
+
 def _replace(settings, overrides):
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling}
+RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "distributed": _run_distributed}
 
 
 def _chosen(scenario):
