@@ -11,13 +11,13 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), train(w, X, Y, ...).
+forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), hessian(w, X, Y), train(w, X, Y, ...).
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:557c6d81ea4bdd9025061bfe523fc4a0c82451f643ce21c3c755b3da9785e454 (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:18f09a21b6f222f483265eed6794062efef8a773872be07a6cd4094ba49938c9 (of the source below this line)
+# Digest: sha256:6713538349704ae944a6e03db14500cc9e03960aa803586dff416384333467a8 (of the source below this line)
 
 
 import math
@@ -375,6 +375,68 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     return t12*_softplus(t10) + y*_softplus(t11)
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _cholesky_solve(A, b, x):
+    """Solve A x = b for a symmetric A by Cholesky (A = L L^T); False, x untouched, where A is not positive
+    definite to working precision."""
+    n = A.shape[0]
+    L = np.zeros((n, n))
+    for j in range(n):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= L[j, k] * L[j, k]
+        if not pivot > 1e-14 * abs(A[j, j]) or not pivot > 0.0:
+            return False
+        L[j, j] = math.sqrt(pivot)
+        for i in range(j + 1, n):
+            total = A[i, j]
+            for k in range(j):
+                total -= L[i, k] * L[j, k]
+            L[i, j] = total / L[j, j]
+    for i in range(n):  # L y = b
+        total = b[i]
+        for k in range(i):
+            total -= L[i, k] * x[k]
+        x[i] = total / L[i, i]
+    for i in range(n - 1, -1, -1):  # L^T x = y
+        total = x[i]
+        for k in range(i + 1, n):
+            total -= L[k, i] * x[k]
+        x[i] = total / L[i, i]
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _newton_step(w, X, Y, grad, steps):
+    """One damped Newton step from w, in place; the steps taken go to `steps`. Returns the loss at the
+    starting weights. The direction is H^-1 g where H is positive definite, else g (a gradient step); the
+    step is 2^-k times it for the first k from 0 to 59 at which the loss falls by at least 1e-4 of what
+    the slope promises (Armijo). When none does (at a minimum, to rounding), no step is taken."""
+    n = w.shape[0]
+    H = np.empty((n, n))
+    loss = _loss_grad_hessian_kernel(w, X, Y, grad, H)
+    direction = np.empty(n)
+    if not _cholesky_solve(H, grad, direction):
+        direction[:] = grad
+    slope = 0.0
+    for j in range(n):
+        slope += grad[j] * direction[j]
+    trial = np.empty(n)
+    trial_grad = np.empty(n)
+    steps[:] = 0.0
+    alpha = 1.0
+    for _ in range(60):
+        for j in range(n):
+            trial[j] = w[j] - alpha * direction[j]
+        if _loss_and_grad_kernel(trial, X, Y, trial_grad) <= loss - 1e-4 * alpha * slope:
+            for j in range(n):
+                steps[j] = alpha * direction[j]
+                w[j] = trial[j]
+            break
+        alpha *= 0.5
+    return loss
+
+
 @numba.njit(cache=True)
 def _all_finite(values):
     for value in values:
@@ -448,6 +510,31 @@ def _train_simultaneous_kernel(w, X, Y, lr, max_iter, tol, history):
     return iteration, status
 
 
+@numba.njit(cache=True)
+def _train_newton_kernel(w, X, Y, lr, max_iter, tol, history):
+    """Damped Newton's method with a backtracking line search, in compiled code; returns (iterations run, status code)."""
+    grad = np.empty_like(w)
+    steps = np.empty_like(w)
+    previous = np.empty_like(w)
+    status = 0
+    iteration = 0
+    while iteration < max_iter:
+        previous[:] = w
+        loss = _newton_step(w, X, Y, grad, steps)
+        finite = np.isfinite(loss) and _all_finite(w)
+        if not finite:
+            w[:] = previous  # keep the last finite weights
+            status = 2
+            break
+        history[iteration] = loss
+        iteration += 1
+        if _all_below(steps, tol):
+            status = 1
+            break
+    history[iteration] = _loss_and_grad_kernel(w, X, Y, grad)
+    return iteration, status
+
+
 class TrainResult(NamedTuple):
     w: np.ndarray  # final weights, in PARAMS order
     iterations: int  # iterations run
@@ -508,8 +595,8 @@ def _is_real(value, integer=False):
 
 
 def _check_settings(lr, max_iter, tol, update):
-    if update not in ("sequential", "simultaneous"):
-        raise ValueError(f"update must be 'sequential' or 'simultaneous', got {update!r}")
+    if update not in ("sequential", "simultaneous", "newton"):
+        raise ValueError(f"update must be 'sequential', 'simultaneous' or 'newton', got {update!r}")
     if not _is_real(max_iter, integer=True):
         raise TypeError(f"max_iter must be a non-negative integer, got {max_iter!r}")
     if max_iter < 0:
@@ -557,6 +644,168 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     Y = _targets(Y, X.shape[0])
     _check_settings(lr, max_iter, tol, update)
     history = np.empty(int(max_iter) + 1)
-    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel
+    kernel = _train_sequential_kernel if update == "sequential" else _train_simultaneous_kernel if update == "simultaneous" else _train_newton_kernel
     iterations, status = kernel(w, X, Y, float(lr), int(max_iter), float(tol), history)
     return TrainResult(w, int(iterations), history[: iterations + 1], status == 1, _STATUS[status])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _loss_grad_hessian_kernel(w, X, Y, grad, H):
+    """Mean loss; its gradient into `grad` and its Hessian into `H`. One fused pass: the second derivatives
+    share their work with the first."""
+    w0 = w[0]
+    w13 = w[1]
+    w14 = w[2]
+    w23 = w[3]
+    w24 = w[4]
+    w35 = w[5]
+    w45 = w[6]
+    loss = 0.0
+    grad[:] = 0.0
+    H[:, :] = 0.0
+    for n in range(X.shape[0]):
+        x1 = X[n, 0]
+        x2 = X[n, 1]
+        y = Y[n, 0]
+        t0 = 2*w0
+        t1 = t0 + w13*x1 + w23*x2
+        t2 = _sigmoid(t1)
+        t3 = t2*w35
+        t4 = t0 + w14*x1 + w24*x2
+        t5 = _sigmoid(t4)
+        t6 = t5*w45
+        t7 = t0 + t3 + t6
+        t8 = -t7
+        t9 = 1 - y
+        t10 = _sigmoid(-t1)
+        t11 = 2*t10
+        t12 = _sigmoid(-t4)
+        t13 = 2*t12
+        t14 = t11*t3 + t13*t6 + 2
+        t15 = -t14
+        t16 = _sigmoid(t8)
+        t17 = t16*y
+        t18 = t15*t17
+        t19 = _sigmoid(t7)
+        t20 = t19*t9
+        t21 = t10*x1
+        t22 = t21*t3
+        t23 = t12*x1
+        t24 = t23*t6
+        t25 = t10*x2
+        t26 = t25*t3
+        t27 = t12*x2
+        t28 = t27*t6
+        t29 = t17*t2
+        t30 = t17*t5
+        t31 = t2**2
+        t32 = t5**2
+        t33 = t10**2
+        t34 = t3*t33
+        t35 = t12**2
+        t36 = t35*t6
+        t37 = -4*t10*t31*w35 - 4*t12*t32*w45 + 4*t34 + 4*t36
+        t38 = t17*t19
+        t39 = t16*t20
+        t40 = t17*x1
+        t41 = 2*t34
+        t42 = t31*w35
+        t43 = t11*t42
+        t44 = t20*x1
+        t45 = t18*t19
+        t46 = 2*t36
+        t47 = t32*w45
+        t48 = t13*t47
+        t49 = t17*x2
+        t50 = t20*x2
+        t51 = t10*t42
+        t52 = x1**2
+        t53 = t17*t52
+        t54 = t20*t52
+        t55 = t31*t38
+        t56 = t33*w35**2
+        t57 = t52*t56
+        t58 = t31*t39
+        t59 = t10*t12*t3*t6
+        t60 = t52*t59
+        t61 = t40*x2
+        t62 = t44*x2
+        t63 = x1*x2
+        t64 = t56*t63
+        t65 = t22*t28
+        t66 = t38*t65 + t39*t65
+        t67 = t2*t20
+        t68 = t51*x1
+        t69 = t19*t30
+        t70 = t20*t5
+        t71 = t16*t70
+        t72 = t12*t47
+        t73 = t32*t38
+        t74 = t35*w45**2
+        t75 = t52*t74
+        t76 = t32*t39
+        t77 = t63*t74
+        t78 = t19*t29
+        t79 = t16*t67
+        t80 = t72*x1
+        t81 = x2**2
+        t82 = t17*t81
+        t83 = t20*t81
+        t84 = t56*t81
+        t85 = t59*t81
+        t86 = t51*x2
+        t87 = t74*t81
+        t88 = t72*x2
+        loss += t9*_softplus(t7) + y*_softplus(t8)
+        grad[0] += t14*t20 + t18
+        grad[1] += t10*t19*t2*t9*w35*x1 - t17*t22
+        grad[2] += t12*t19*t5*t9*w45*x1 - t17*t24
+        grad[3] += t10*t19*t2*t9*w35*x2 - t17*t26
+        grad[4] += t12*t19*t5*t9*w45*x2 - t17*t28
+        grad[5] += t19*t2*t9 - t29
+        grad[6] += t19*t5*t9 - t30
+        H[0, 0] += t14**2*t39 + t15**2*t38 - t17*t37 + t20*t37
+        H[0, 1] += t10*t14*t16*t19*t2*t9*w35*x1 + 2*t10*t16*t31*w35*x1*y + 2*t19*t2*t33*t9*w35*x1 - t22*t45 - t40*t41 - t43*t44
+        H[0, 2] += t12*t14*t16*t19*t5*t9*w45*x1 + 2*t12*t16*t32*w45*x1*y + 2*t19*t35*t5*t9*w45*x1 - t24*t45 - t40*t46 - t44*t48
+        H[0, 3] += t10*t14*t16*t19*t2*t9*w35*x2 + 2*t10*t16*t31*w35*x2*y + 2*t19*t2*t33*t9*w35*x2 - t26*t45 - t41*t49 - t43*t50
+        H[0, 4] += t12*t14*t16*t19*t5*t9*w45*x2 + 2*t12*t16*t32*w45*x2*y + 2*t19*t35*t5*t9*w45*x2 - t28*t45 - t46*t49 - t48*t50
+        H[0, 5] += 2*t10*t19*t2*t9 - t11*t29 + t14*t16*t19*t2*t9 - t2*t45
+        H[0, 6] += 2*t12*t19*t5*t9 - t13*t30 + t14*t16*t19*t5*t9 - t45*t5
+        H[1, 1] += -t34*t53 + t34*t54 + t51*t53 - t51*t54 + t55*t57 + t57*t58
+        H[1, 2] += t38*t60 + t39*t60
+        H[1, 3] += -t34*t61 + t34*t62 + t51*t61 - t51*t62 + t55*t64 + t58*t64
+        H[1, 4] += t66
+        H[1, 5] += -t21*t29 + t21*t67 + t38*t68 + t39*t68
+        H[1, 6] += t22*t69 + t22*t71
+        H[2, 2] += -t36*t53 + t36*t54 + t53*t72 - t54*t72 + t73*t75 + t75*t76
+        H[2, 3] += t66
+        H[2, 4] += -t36*t61 + t36*t62 + t61*t72 - t62*t72 + t73*t77 + t76*t77
+        H[2, 5] += t24*t78 + t24*t79
+        H[2, 6] += -t23*t30 + t23*t70 + t38*t80 + t39*t80
+        H[3, 3] += -t34*t82 + t34*t83 + t51*t82 - t51*t83 + t55*t84 + t58*t84
+        H[3, 4] += t38*t85 + t39*t85
+        H[3, 5] += -t25*t29 + t25*t67 + t38*t86 + t39*t86
+        H[3, 6] += t26*t69 + t26*t71
+        H[4, 4] += -t36*t82 + t36*t83 + t72*t82 - t72*t83 + t73*t87 + t76*t87
+        H[4, 5] += t28*t78 + t28*t79
+        H[4, 6] += -t27*t30 + t27*t70 + t38*t88 + t39*t88
+        H[5, 5] += t55 + t58
+        H[5, 6] += t5*t78 + t5*t79
+        H[6, 6] += t73 + t76
+    scale = 1.0 / X.shape[0]
+    for i in range(H.shape[0]):
+        grad[i] *= scale
+        for j in range(i, H.shape[0]):
+            H[i, j] *= scale
+            H[j, i] = H[i, j]  # symmetric: only the upper triangle was computed
+    return loss * scale
+
+
+def hessian(w=None, X=None, Y=None):
+    """The Hessian of the mean loss, shape (P, P) in PARAMS order: exact second derivatives, not differences."""
+    w, X = _weights(w), _inputs(X)
+    Y = _targets(Y, X.shape[0])
+    grad = np.empty_like(w)
+    H = np.empty((w.size, w.size))
+    _loss_grad_hessian_kernel(w, X, Y, grad, H)
+    return H

@@ -1,4 +1,4 @@
-"""`python -m symcompile build|train|bench`: the command line.
+"""`python -m symcompile build|train|fit|bench`: the command line.
 
 Every user-facing failure is a SymcompileError, printed as one line
 (`symcompile: error: ...`) with exit status 2; argparse does the same for bad
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from symcompile import cli_dask
+from symcompile import cli_dask, plotting
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
@@ -72,12 +72,7 @@ def command_train(args):
     require_data(model)
     overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
     settings = vars(training_settings(overrides, base=model.training))
-    path = module_path(model, args.out_dir)
-    reason = why_rebuild(path, model)
-    if reason:
-        print(f"{path} {reason}; building it")
-        build(model, args.out_dir, BuildOptions(rebuild_command=rebuild_command))
-    module = load_module(path)
+    module = built_module(model, args.out_dir, rebuild_command)
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     if args.dask:
         return cli_dask.train_on_dask(args, module, settings, _print_state)
@@ -95,21 +90,54 @@ def command_train(args):
     return 0
 
 
-def command_fit(args):
-    if not args.many:
-        raise SymcompileError("fit needs --many DATA_DIR (a folder of CSV files, one fit per file)")
-    model, rebuild_command = resolve_model(args.spec)
-    return cli_dask.fit_many_command(args, _built_module(model, rebuild_command, args.out_dir))
-
-
-def _built_module(model, rebuild_command, out_dir):
-    """The model's module, built first when it is missing or was built from another model."""
+def built_module(model, out_dir, rebuild_command):
+    """The model's module, imported; built first when it is missing or was built from a different model."""
     path = module_path(model, out_dir)
     reason = why_rebuild(path, model)
     if reason:
         print(f"{path} {reason}; building it")
         build(model, out_dir, BuildOptions(rebuild_command=rebuild_command))
     return load_module(path)
+
+
+def command_fit(args):
+    model, rebuild_command = resolve_model(args.spec)
+    if args.many:  # one fit per CSV file of a folder, optionally on Dask (cli_dask.py)
+        return cli_dask.fit_many_command(args, built_module(model, args.out_dir, rebuild_command))
+    # Everything checked before building, so bad input never writes a module.
+    if not model.residuals:
+        raise SymcompileError(
+            f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
+            "(or an MLP with loss = \"mean_squared_error\")"
+        )
+    require_data(model)
+    if args.plot:
+        plotting.check_can_plot(model, args.plot)
+    settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
+    for name, value in settings.items():
+        if not (value >= 1 if name == "max_iter" else value >= 0):
+            raise SymcompileError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'max_iter' else '>= 0'}, not {value}")
+    module = built_module(model, args.out_dir, rebuild_command)
+    if not hasattr(module, "least_squares"):
+        raise SymcompileError(f"{module.__file__} has no least_squares; rebuild it")
+    start = time.perf_counter()
+    fit = module.least_squares(**settings)
+    first_call = time.perf_counter() - start
+    start = time.perf_counter()
+    module.least_squares(**settings)
+    seconds = time.perf_counter() - start
+    n_residuals = module.X.shape[0] * module._RESIDUALS_PER_SAMPLE
+    print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {len(model.params)} parameters, {n_residuals} residuals")
+    width = max(len(name) for name in module.PARAMS)
+    for name, value, error in zip(module.PARAMS, fit.w, fit.stderr):
+        print(f"  {name:<{width}}  {value:<22.15g} +- {error:.6g} (standard error)")
+    print(f"  residual sum of squares {2 * fit.cost:.15g}")
+    print(f"  iterations {fit.iterations} ({fit.status})")
+    print(f"  wall time  {seconds * 1e3:.3f} ms for the fit; first call {first_call:.3f} s (Numba compile or cache load)")
+    if args.plot:
+        plotting.plot_fit(module, fit.w, args.plot)
+        print(f"  plot       {args.plot}")
+    return 0
 
 
 def command_bench(args):
@@ -178,8 +206,11 @@ def parser():
     train_cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
     cli_dask.add_train_arguments(train_cmd)
 
-    fit_cmd = commands.add_parser("fit", help="fit the model to each CSV file of a folder (--many), optionally on Dask")
+    fit_cmd = commands.add_parser("fit", help="fit a residual model to its data by least squares (builds first if needed)")
     fit_cmd.set_defaults(run=command_fit)
+    fit_cmd.add_argument("--max-iter", type=int, dest="max_iter", default=200, help="evaluations of the residuals at most (default: %(default)s)")
+    fit_cmd.add_argument("--tol", type=float, default=1e-10, help="xtol = ftol = gtol of Levenberg-Marquardt (default: %(default)s)")
+    fit_cmd.add_argument("--plot", metavar="PNG", help="draw the data and the fitted curve (one-input models; needs matplotlib)")
     cli_dask.add_fit_many_arguments(fit_cmd)
 
     bench_cmd = commands.add_parser("bench", help="time the compiled loop against the subs loop and the alternatives")

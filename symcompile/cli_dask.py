@@ -113,15 +113,18 @@ def fit_many_command(args, module):
     if not hasattr(module, args.method):
         raise SymcompileError(f"{module.__name__} has no {args.method} (least_squares needs a residual model)")
     names, datasets = read_datasets(module, args.many)
+    # fit's --max-iter and --tol apply to least_squares; train takes the model's settings.
+    settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
+    settings = settings if args.method == "least_squares" else {}
     start = time.perf_counter()
     if args.dask:
         from symcompile import distributed
 
         with dask_client(args.dask) as client:
-            results = distributed.fit_many(module, datasets, client=client, method=args.method)
+            results = distributed.fit_many(module, datasets, client=client, method=args.method, **settings)
     else:
         fit = getattr(module, args.method)
-        results = [fit(X=X, Y=Y) for X, Y in datasets]
+        results = [fit(X=X, Y=Y, **settings) for X, Y in datasets]
     seconds = time.perf_counter() - start
     write_results(args.out, module, names, results)
     statuses = {}

@@ -56,7 +56,7 @@ def _text(stage, output) -> str:
     if stage == "differentiate":
         return "\n".join(
             [f"gradient by {output.method}", program_text("forward", output.forward),
-             program_text("loss_and_grad", output.loss_and_grad)]
+             program_text("loss_and_grad", output.loss_and_grad), *_second_order_texts(output)]
         )  # fmt: skip
     if stage == "optimize":
         parts = [f"{output.ops_before} -> {output.ops_after} operations after CSE"]
@@ -65,5 +65,11 @@ def _text(stage, output) -> str:
         parts += [program_text(f"sweep[{j}]", code, output.code_names) for j, code in enumerate(output.sweep)]
         if output.one_sample_sweep:
             parts.append(program_text("one_sample_sweep", output.one_sample_sweep, output.code_names))
-        return "\n".join(parts)
+        return "\n".join(parts + _second_order_texts(output, output.code_names))
     return output.text.rstrip("\n")
+
+
+def _second_order_texts(output, code_names=None) -> list[str]:
+    """The Hessian and residual-Jacobian programs of a Program or Kernel, where it has them."""
+    programs = (("hessian", output.hessian), ("residuals_and_jacobian", output.residuals_and_jacobian))
+    return [program_text(name, code, code_names) for name, code in programs if code is not None]

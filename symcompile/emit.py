@@ -21,7 +21,7 @@ from symcompile import update_rules
 from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
-from symcompile.options import FORMULA_MAX_NODES, ROLL_ABOVE_NODES, choose
+from symcompile.options import FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES, choose
 from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, sha256, versions
 from symcompile.stable import helper_sources
@@ -205,7 +205,9 @@ def formula_text(label, expr):
 def formula_lines(model, width=100):
     """The training function as docstring text, wrapped (escaped first, so a line break in a name shows as \\n)."""
     labels = [f"output[{i}]" if len(model.outputs) > 1 else "output" for i in range(len(model.outputs))]
-    equations = [formula_text(label, expr) for label, expr in zip(labels + ["loss"], model.outputs + (model.loss,))]
+    labels += [f"residual[{k}]" if len(model.residuals) > 1 else "residual" for k in range(len(model.residuals))]
+    exprs = model.outputs + model.residuals + (model.loss,)
+    equations = [formula_text(label, expr) for label, expr in zip(labels + ["loss"], exprs)]
     # Whole words only: a break inside one could split an escape such as \N across lines.
     wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
@@ -255,6 +257,42 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
         **_update_rule_fields(model),
+        **_second_order_fields(kernel, printer),
+        **_residual_fields(kernel, printer),
+    }
+
+
+def _second_order_fields(kernel: Kernel, printer) -> dict:
+    """What templates/hessian.py.j2 reads: the loss-gradient-Hessian block, or why there is none."""
+    model, n = kernel.program.model, len(kernel.program.model.params)
+    hessian = kernel.hessian and render_block(kernel.hessian, model, kernel.code_names, printer)
+    upper = [(i, j) for i in range(n) for j in range(i, n)]
+    return {
+        "n_params": n,
+        "hessian": hessian,
+        "hessian_entries": list(zip(upper, hessian.results[1 + n :])) if hessian else [],
+        "no_hessian": (
+            f"hessian was not emitted: this model has {n} parameters, more than HESSIAN_MAX_PARAMS = "
+            f"{HESSIAN_MAX_PARAMS} (symcompile/options.py), beyond which its {n * (n + 1) // 2} second derivatives "
+            "cost more to build and compile than Newton steps save"
+        ),
+    }
+
+
+def _residual_fields(kernel: Kernel, printer) -> dict:
+    """What templates/residuals.py.j2 reads: the residuals-and-Jacobian block, or why there is none."""
+    model = kernel.program.model
+    k, n = len(model.residuals), len(model.params)
+    code = kernel.residuals_and_jacobian
+    return {
+        "residual_model": bool(model.residuals),
+        "residuals_per_sample": k,
+        "residual_rows": ["n"] if k == 1 else [f"{k}*n + {i}" for i in range(k)],
+        "residuals_and_jacobian": code and render_block(code, model, kernel.code_names, printer),
+        "no_jacobian": (
+            f"residuals, jacobian and least_squares were not emitted: this model has {n} parameters, more than "
+            f"JACOBIAN_MAX_PARAMS = {JACOBIAN_MAX_PARAMS} (symcompile/options.py)"
+        ),
     }
 
 
@@ -265,6 +303,7 @@ def header_fields(model, provenance: Provenance) -> dict:
         "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
         "rebuild_command": docstring_text(provenance.rebuild_command),
         "formula": formula_lines(model),
+        "residual_model": bool(model.residuals),
         **provenance.header_fields(),
     }
 

@@ -46,6 +46,11 @@ def mean_squared_error(outputs, targets):
     return sum((f - y) ** 2 for f, y in zip(outputs, targets)) / len(outputs)
 
 
+def mean_squared_error_residuals(outputs, targets):
+    """Residuals whose sum of squares is `mean_squared_error`: (f - y)/sqrt(outputs), or f - y for one output."""
+    return [(f - y) / sp.sqrt(len(outputs)) for f, y in zip(outputs, targets)]
+
+
 def softmax_cross_entropy(outputs, targets):
     """Cross-entropy of softmax probabilities against one-hot (or soft) targets."""
     return -sum(y * sp.log(p) for p, y in zip(outputs, targets))
@@ -179,4 +184,7 @@ def mlp_model(
         Y=Y,
         training=training,
         description=description,
+        # The loss stays as written above; these residuals square and sum to it (a residual model, for
+        # least_squares).
+        residual=mean_squared_error_residuals(outputs, targets) if loss == "mean_squared_error" else None,
     )

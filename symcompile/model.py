@@ -40,6 +40,10 @@ class Model:
     Y: np.ndarray
     training: TrainingSettings = field(default_factory=TrainingSettings)
     description: str = ""
+    # A residual model's per-sample residuals: its loss is their sum of squares (an MLP's mean squared error
+    # divides each by sqrt(outputs)). Empty for other models. They give the module residuals, jacobian and
+    # least_squares (Levenberg-Marquardt).
+    residuals: tuple[sp.Expr, ...] = ()
 
 
 def make_model(
@@ -55,8 +59,14 @@ def make_model(
     Y=None,
     training=None,
     description="",
+    residual=None,
 ) -> Model:
-    """Validate user input and return a `Model`; raise SymcompileError on bad input."""
+    """Validate user input and return a `Model`; raise SymcompileError on bad input.
+
+    `residual`: one expression or a list (several residuals per sample) in the params, inputs and targets.
+    With `loss=None` the per-sample loss is their sum of squares; a caller giving both (the MLP builder)
+    vouches that the loss is that sum.
+    """
     _check_module_name(name)
     params = _symbol_tuple(params, "params")
     inputs = _symbol_tuple(inputs, "inputs")
@@ -67,13 +77,28 @@ def make_model(
     outputs = tuple(_as_expr(o, "output") for o in (output if isinstance(output, (list, tuple)) else [output]))
     if not outputs:
         raise SymcompileError("model has no output expression")
+    residuals = _residual_exprs(residual)
+    if loss is None:
+        if not residuals:
+            raise SymcompileError("model has no loss: give a loss, or residuals whose sum of squares is the loss")
+        loss = sp.Add(*(r**2 for r in residuals))
     loss = _as_expr(loss, "loss")
-    _check_formulas(outputs, loss, set(params + inputs), set(params + inputs + targets))
-    params, inputs, targets, outputs, loss = _as_real(params, inputs, targets, outputs, loss)
+    _check_formulas(outputs, loss, set(params + inputs), set(params + inputs + targets), residuals)
+    params, inputs, targets, outputs, (loss, *residuals) = _as_real(params, inputs, targets, outputs, (loss, *residuals))
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
-    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description)
+    return Model(name, params, inputs, targets, outputs, loss, init, X, Y, training, description, tuple(residuals))
+
+
+def _residual_exprs(residual):
+    """The residuals as a tuple of checked expressions: () for None, one for an expression, or a list's."""
+    if residual is None:
+        return ()
+    residuals = tuple(_as_expr(r, "residual") for r in (residual if isinstance(residual, (list, tuple)) else [residual]))
+    if not residuals:
+        raise SymcompileError("residual is an empty list: give one expression per residual of a sample")
+    return residuals
 
 
 # A generated module named like these would import itself for `math` or `numpy`, or shadow them.
@@ -118,7 +143,7 @@ def _as_expr(value, what):
     return expr
 
 
-def _check_formulas(outputs, loss, output_names, loss_names):
+def _check_formulas(outputs, loss, output_names, loss_names, residuals=()):
     """Check every formula (what it computes, then the names it uses), walking each graph once.
 
     `atoms()`, `has()` and `free_symbols` walk a formula as a tree, once per
@@ -130,6 +155,7 @@ def _check_formulas(outputs, loss, output_names, loss_names):
     seen = set()
     formulas = [(_new_nodes(o, seen), "output", output_names) for o in outputs]
     formulas.append((_new_nodes(loss, seen), "loss", loss_names))
+    formulas += [(_new_nodes(r, seen), "residual", loss_names) for r in residuals]
     for nodes, what, _ in formulas:
         _check_computable(nodes, what)
     for nodes, what, allowed in formulas:
@@ -169,7 +195,7 @@ def _check_free_symbols(nodes, allowed, what):
         raise SymcompileError(f"{what} uses undeclared name(s) {', '.join(unknown)}")
 
 
-def _as_real(params, inputs, targets, outputs, loss):
+def _as_real(params, inputs, targets, outputs, losses):
     """Declare every symbol real, as the numbers it stands for are.
 
     Without it SymPy differentiates abs(x) and friends as complex functions
@@ -177,13 +203,13 @@ def _as_real(params, inputs, targets, outputs, loss):
     """
     real = {s: s if s.is_real else sp.Symbol(s.name, real=True) for s in params + inputs + targets}
     if all(s is r for s, r in real.items()):
-        return params, inputs, targets, outputs, loss  # nothing to replace
+        return params, inputs, targets, outputs, losses  # nothing to replace
     return (
         tuple(real[s] for s in params),
         tuple(real[s] for s in inputs),
         tuple(real[s] for s in targets),
         tuple(replace_bottom_up(o, real.get) for o in outputs),
-        replace_bottom_up(loss, real.get),
+        tuple(replace_bottom_up(loss, real.get) for loss in losses),
     )
 
 

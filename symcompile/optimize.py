@@ -49,14 +49,18 @@ class Kernel:
     # the starting weights, then each parameter's step and new value in turn.
     # None for models too large for it to be worth its build time.
     one_sample_sweep: StraightLine | None
+    # Loss, gradient and Hessian in one pass, and a residual model's residuals with their Jacobian
+    # (see differentiate.Program); None where the Program has none.
+    hessian: StraightLine | None
+    residuals_and_jacobian: StraightLine | None
     ops_before: int
     ops_after: int
     code_names: Mapping[sp.Symbol, str]
 
     def programs(self):
         """Every straight-line program the module runs."""
-        extra = (self.one_sample_sweep,) if self.one_sample_sweep else ()
-        return (self.forward, self.loss_and_grad, *self.sweep, *extra)
+        extra = (self.one_sample_sweep, self.hessian, self.residuals_and_jacobian)
+        return (self.forward, self.loss_and_grad, *self.sweep, *(code for code in extra if code))
 
 
 def count_ops(code: StraightLine) -> int:
@@ -148,6 +152,8 @@ def optimize(program: Program) -> Kernel:
         one_sample_sweep=(
             one_sample_sweep(code, model.params, names) if sequential and n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS else None
         ),
+        hessian=program.hessian and optimized(program.hessian, new_temporaries),
+        residuals_and_jacobian=program.residuals_and_jacobian and optimized(program.residuals_and_jacobian, new_temporaries),
         ops_before=count_ops(code),
         ops_after=count_ops(fused),
         code_names=MappingProxyType(dict(names.code)),

@@ -36,6 +36,13 @@ UNROLLED_SWEEP_MAX_PARAMS = 16
 # once and grows faster than the model: for the 337-parameter 2-16-16-1 network it added 61 s to optimize and 25 s
 # to emit.
 ONE_SAMPLE_SWEEP_MAX_PARAMS = 32
+# Up to this many parameters the module has an exact `hessian` (and `train(update="newton")`): its P(P+1)/2
+# second derivatives are built by SymPy and compiled unrolled, which pays for models whose Newton step (a P x P
+# Cholesky) is cheap; beyond it the module's `hessian` raises an error that says so.
+HESSIAN_MAX_PARAMS = 16
+# Up to this many parameters a residual model's module has `jacobian` and `least_squares`: the Jacobian kernel is
+# emitted unrolled (N*k rows of P derivatives), and Levenberg-Marquardt's dense QR is meant for small P.
+JACOBIAN_MAX_PARAMS = 64
 # The loop keeps one loss per iteration: 10^8 of them take 800 MB.
 MAX_ITERATIONS = 10**8
 # Formulas larger than this (as a tree: about two characters a node) are too long to read in a module's docstring.

@@ -92,14 +92,18 @@ def _api_rebuild_command(model: Model) -> str:
 
 def compile_model(
     output, loss, params, inputs, targets, *, name, init=None, X=None, Y=None, out_dir=DEFAULT_OUT_DIR,
-    description="", gradient="auto", layout="auto", **train_defaults,
+    description="", gradient="auto", layout="auto", residual=None, **train_defaults,
 ):  # fmt: skip
-    """Build a model written in SymPy, write its module, and return the imported module."""
+    """Build a model written in SymPy, write its module, and return the imported module.
+
+    `residual` (one expression or a list) makes a residual model: give `loss=None` and the per-sample loss is
+    the sum of their squares; the module then also has residuals, jacobian and least_squares.
+    """
     options = BuildOptions(gradient, layout)  # checked before the model is made
     start = time.perf_counter()
     model = make_model(
         name, output, loss, params, inputs, targets, init=init, X=X, Y=Y,
-        training=training_settings(train_defaults), description=description,
+        training=training_settings(train_defaults), description=description, residual=residual,
     )  # fmt: skip
     report = build(model, out_dir, options, model_seconds=time.perf_counter() - start)
     return load_module(report.path)

@@ -38,6 +38,8 @@ def model_digest(model) -> str:
         *_expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
         *(f"{a.shape}:{a.tobytes().hex()}" for a in (model.init, model.X, model.Y)),
     ]  # fmt: skip
+    if model.residuals:  # only then, so that other models keep the digests they had
+        parts += ["residuals", *_expression_digests(model.residuals)]
     return sha256("\n".join(parts))
 
 

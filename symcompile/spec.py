@@ -38,7 +38,7 @@ from symcompile.options import CHOICES, TRAINING_KEYS, choose, training_settings
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
 KIND_KEYS = {
     "mlp": ("layers", "hidden_activation", "output_activation", "loss", "bias", "seed"),
-    "expression": ("params", "inputs", "targets", "definitions", "output", "loss"),
+    "expression": ("params", "inputs", "targets", "definitions", "output", "loss", "residual"),
 }
 DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns")
 
@@ -124,10 +124,7 @@ def _expression(spec, path, common) -> Model:
         declared[name] = "definitions"
     with located(f"{path}: output"):
         outputs = _outputs(spec.get("output"), parser, symbols["params"] + symbols["inputs"])
-    with located(f"{path}: loss"):
-        if "loss" not in spec:
-            raise SymcompileError("missing; give the per-sample loss as an expression string")
-        loss = parser.parse(spec["loss"])
+    loss, residual = _loss_or_residuals(spec, parser, path)
     with located(f"{path}: init"):
         init = _expression_init(spec.get("init"), [s.name for s in symbols["params"]])
     names = {key: [s.name for s in group] for key, group in symbols.items()}
@@ -135,8 +132,26 @@ def _expression(spec, path, common) -> Model:
     with located(path):
         return make_model(
             common["name"], outputs, loss, symbols["params"], symbols["inputs"], symbols["targets"],
-            init=init, X=X, Y=Y, training=common["training"], description=common["description"],
+            init=init, X=X, Y=Y, training=common["training"], description=common["description"], residual=residual,
         )  # fmt: skip
+
+
+def _loss_or_residuals(spec, parser, path):
+    """(loss, None) from `loss = "..."`, or (None, residuals) from `residual = "..."` or a list of them."""
+    if "residual" in spec:
+        if "loss" in spec:
+            raise SymcompileError(f"{path}: loss: give either loss or residual (whose sum of squares is the loss), not both")
+        texts = spec["residual"]
+        with located(f"{path}: residual"):
+            if not isinstance(texts, list):
+                texts = [texts]
+            if not texts:
+                raise SymcompileError("empty list; give one expression string per residual of a sample")
+            return None, [parser.parse(text) for text in texts]
+    with located(f"{path}: loss"):
+        if "loss" not in spec:
+            raise SymcompileError("missing; give the per-sample loss (or residual = ...) as an expression string")
+        return parser.parse(spec["loss"]), None
 
 
 def _outputs(output, parser, allowed):

@@ -201,3 +201,84 @@ for j in range(w.shape[0]):  # one pass: step, keep, update and check each weigh
 """,
     )
 )
+
+register(
+    UpdateRule(
+        name="newton",
+        description="Damped Newton's method with a backtracking line search",
+        hyperparameters=(),
+        # Each iteration: the exact Hessian (templates/hessian.py.j2), a Newton direction by Cholesky where the
+        # Hessian is positive definite, else the gradient's, then halve the step from 1 until the loss falls by
+        # Armijo's sufficient decrease. All in compiled code, no LAPACK: the Hessian is at most
+        # HESSIAN_MAX_PARAMS square.
+        kernels='''\
+@numba.njit(cache=True, error_model="numpy")
+def _cholesky_solve(A, b, x):
+    """Solve A x = b for a symmetric A by Cholesky (A = L L^T); False, x untouched, where A is not positive
+    definite to working precision."""
+    n = A.shape[0]
+    L = np.zeros((n, n))
+    for j in range(n):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= L[j, k] * L[j, k]
+        if not pivot > 1e-14 * abs(A[j, j]) or not pivot > 0.0:
+            return False
+        L[j, j] = math.sqrt(pivot)
+        for i in range(j + 1, n):
+            total = A[i, j]
+            for k in range(j):
+                total -= L[i, k] * L[j, k]
+            L[i, j] = total / L[j, j]
+    for i in range(n):  # L y = b
+        total = b[i]
+        for k in range(i):
+            total -= L[i, k] * x[k]
+        x[i] = total / L[i, i]
+    for i in range(n - 1, -1, -1):  # L^T x = y
+        total = x[i]
+        for k in range(i + 1, n):
+            total -= L[k, i] * x[k]
+        x[i] = total / L[i, i]
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _newton_step(w, X, Y, grad, steps):
+    """One damped Newton step from w, in place; the steps taken go to `steps`. Returns the loss at the
+    starting weights. The direction is H^-1 g where H is positive definite, else g (a gradient step); the
+    step is 2^-k times it for the first k from 0 to 59 at which the loss falls by at least 1e-4 of what
+    the slope promises (Armijo). When none does (at a minimum, to rounding), no step is taken."""
+    n = w.shape[0]
+    H = np.empty((n, n))
+    loss = _loss_grad_hessian_kernel(w, X, Y, grad, H)
+    direction = np.empty(n)
+    if not _cholesky_solve(H, grad, direction):
+        direction[:] = grad
+    slope = 0.0
+    for j in range(n):
+        slope += grad[j] * direction[j]
+    trial = np.empty(n)
+    trial_grad = np.empty(n)
+    steps[:] = 0.0
+    alpha = 1.0
+    for _ in range(60):
+        for j in range(n):
+            trial[j] = w[j] - alpha * direction[j]
+        if _loss_and_grad_kernel(trial, X, Y, trial_grad) <= loss - 1e-4 * alpha * slope:
+            for j in range(n):
+                steps[j] = alpha * direction[j]
+                w[j] = trial[j]
+            break
+        alpha *= 0.5
+    return loss
+
+
+''',
+        step="""\
+previous[:] = w
+loss = _newton_step(w, X, Y, grad, steps)
+finite = np.isfinite(loss) and _all_finite(w)
+""",
+    )
+)

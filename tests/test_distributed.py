@@ -252,7 +252,7 @@ def test_cli_train_on_dask_prints_the_in_memory_result(client, seed_module, caps
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["fit"], "fit needs --many"),
+        (["fit", "--many", "/nonexistent-folder"], "holds no .csv files"),
         (["train", "--dask", "local:x", "--update", "simultaneous"], "positive number of workers"),
     ],
 )

@@ -217,17 +217,3 @@ def test_solver_source_needs_only_numpy_numba_and_math(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.FitResult._fields == ("w", "iterations", "cost", "converged", "status", "covariance", "stderr")
-
-
-def test_fitting_bench_tables(fits):
-    """The bench's table and tally on one problem, timed once, with the session's module."""
-    from symcompile.bench import lm_bench
-    from symcompile.bench.nist_strd import MISRA1A
-
-    settings = {"max_iter": 200, "xtol": 1e-10, "ftol": 1e-10, "gtol": 1e-10}
-    cases = lm_bench.bench_cases(fits, settings, repeats=1, problems=[MISRA1A])
-    assert [(case.problem, case.start) for case in cases] == [("Misra1a", 1), ("Misra1a", 2)]
-    assert all(case.fits["compiled"].digits >= 6 for case in cases)
-    lines = lm_bench.table_lines(cases)
-    assert len(lines) == 4 and lines[2].startswith("| Misra1a | lower | 1 | ")
-    assert lm_bench.solved_line(cases).startswith("solved (parameters to 6 significant digits): compiled 2/2")

@@ -42,7 +42,7 @@ BAD_CALLS = {
     "Y complex": (lambda m: m.loss(W7, m.X, [1j]), TypeError, r"Y .*got dtype complex128"),
     "Y inf": (lambda m: m.train(W7, m.X, [[np.inf]]), ValueError, r"Y .*contains NaN or infinity"),
     # training settings
-    "update unknown": (lambda m: m.train(update="newton"), ValueError, r"update must be 'sequential' or 'simultaneous'"),
+    "update unknown": (lambda m: m.train(update="lbfgs"), ValueError, r"update must be 'sequential', 'simultaneous' or 'newton'"),
     "max_iter negative": (lambda m: m.train(max_iter=-1), ValueError, r"max_iter must be a non-negative integer, got -1"),
     "max_iter float": (lambda m: m.train(max_iter=2.5), TypeError, r"max_iter must be a non-negative integer, got 2.5"),
     "max_iter bool": (lambda m: m.train(max_iter=True), TypeError, r"max_iter .*got True"),

@@ -118,7 +118,7 @@ def test_many_samples_average_the_per_sample_loss(seed_module, blog):
         (lambda m: m.loss_and_grad(m.INIT, m.X, np.zeros(2)), ValueError, "shape (1, 1)"),
         (lambda m: m.forward(np.array(["a"] * 7)), TypeError, "real numbers"),
         (lambda m: m.forward(np.full(7, np.nan)), ValueError, "NaN"),
-        (lambda m: m.train(update="newton"), ValueError, "update"),
+        (lambda m: m.train(update="lbfgs"), ValueError, "update"),
     ],
 )
 def test_wrappers_reject_bad_input(seed_module, call, error, words):

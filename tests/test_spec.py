@@ -101,7 +101,7 @@ BAD_SPECS = {
     "init for an unknown param": (FIT + "init = { b = 1.0 }\n", ["init:", "unknown parameter 'b'"]),
     "init of the wrong length": (MLP + "init = [1, 2]\n", ["init has shape (2,), expected (3,)"]),
     "lr not a number": (MLP + '[training]\nlr = "fast"\n', ["training.lr:", "must be a non-negative number"]),
-    "unknown update rule": (MLP + '[training]\nupdate = "newton"\n', ["training.update:", "'newton'"]),
+    "unknown update rule": (MLP + '[training]\nupdate = "lbfgs"\n', ["training.update:", "'lbfgs'"]),
     "csv without the named column": (MLP + '[data]\ncsv = "points.csv"\nX_columns = ["u", "v"]\nY_columns = ["label"]\n',
                                      ["data.csv:", "no column 'v'", "columns: u, w, label"]),
     "csv without the default column": (MLP + '[data]\ncsv = "points.csv"\n', ["data.csv:", "no column 'x1'"]),

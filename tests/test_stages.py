@@ -46,7 +46,7 @@ a, b, x, y = sp.symbols("a b x y", real=True)
         (lambda: training_settings({"lr": True}), "lr must be a non-negative number, not True"),
         (lambda: training_settings({"tol": math.inf}), "tol must be a non-negative number"),
         (lambda: training_settings({"max_iter": 2.0}), "max_iter must be an integer from 0 to 1e+08"),
-        (lambda: training_settings({"update": "newton"}), "unknown update rule 'newton'; choose one of sequential"),
+        (lambda: training_settings({"update": "lbfgs"}), "unknown update rule 'lbfgs'; choose one of sequential"),
         (lambda: training_settings({"learning_rate": 1}), "unknown training setting 'learning_rate'"),
     ],
 )

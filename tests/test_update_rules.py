@@ -107,7 +107,7 @@ def test_the_built_in_rules_still_train_beside_new_ones(module):
     for _ in range(5):
         w = w - 0.1 * _numpy_grad(w)
     np.testing.assert_allclose(module.train(lr=0.1, max_iter=5, update="simultaneous").w, w, rtol=1e-6)
-    with pytest.raises(ValueError, match="'sequential', 'simultaneous', 'sign_descent' or 'heavy_ball'"):
+    with pytest.raises(ValueError, match="'sequential', 'simultaneous', 'newton', 'sign_descent' or 'heavy_ball'"):
         module.train(update="adam")
 
 

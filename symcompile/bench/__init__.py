@@ -4,6 +4,7 @@ Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
     dataset   a sigmoid MLP on thousands of samples, per epoch                     scenario_dataset.py
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
+    fitting   NIST StRD curve fits: compiled Levenberg-Marquardt against SciPy's  lm_bench.py
     distributed  many fits and partitioned training on a Dask LocalCluster        scenario_distributed.py
                  (the `dask` extra; not part of `all`, since it starts a cluster)
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
@@ -22,7 +23,7 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling")
+SCENARIOS = ("seed", "dataset", "scaling", "fitting")
 EXTRA_SCENARIOS = ("distributed",)  # run only when named
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
@@ -128,7 +129,16 @@ def _replace(settings, overrides):
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "distributed": _run_distributed}
+def _run_fitting(model, rebuild_command, args):
+    from symcompile.bench.lm_bench import run_fitting
+
+    return run_fitting(repeats=args.repeats or (1 if args.quick else 20))
+
+
+RUNNERS = {
+    "seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "fitting": _run_fitting,
+    "distributed": _run_distributed,
+}  # fmt: skip
 
 
 def _chosen(scenario):

@@ -1,15 +1,18 @@
 """Fitting bench: the compiled Levenberg-Marquardt against SciPy's, per NIST StRD problem and start.
 
+    python -m symcompile bench --scenario fitting [--repeats 20] [--json PATH]
     python -m symcompile.bench.lm_bench [--repeats 20] [--tol 1e-15] [--max-iter 1000] [--json PATH]
 
-Per fit, median of repeats: `least_squares` of the module built from
-templates/least_squares.py.j2 (compiled loop; covariance by SVD in NumPy),
-`scipy.optimize.least_squares(method="lm", jac=...)` and
-`scipy.optimize.curve_fit(method="lm", jac=...)` (both MINPACK's lmder, curve_fit
-also computing the covariance), all three given the same SymPy Jacobian, the
-same tolerances and the same evaluation budget. Beside each time: the
-significant digits shared with NIST's certified parameters; a fit "solves" the
-problem at 6 digits or more. SciPy is needed for its columns only.
+Per fit, median of repeats: `least_squares` of the module that symcompile
+builds from the problem's formula (`compile_model(..., residual=model - y)`,
+symcompile/bench/nist_compiled.py: residuals and Jacobian from the compiler's
+kernel, the solver loop compiled), `scipy.optimize.least_squares(method="lm",
+jac=...)` and `scipy.optimize.curve_fit(method="lm", jac=...)` (both MINPACK's
+lmder, curve_fit also computing the covariance), SciPy's two given the same
+SymPy Jacobian (lambdified with CSE), all three the same tolerances and the
+same evaluation budget. Beside each time: the significant digits shared with
+NIST's certified parameters; a fit "solves" the problem at 6 digits or more.
+SciPy is needed for its columns only.
 """
 
 from __future__ import annotations
@@ -24,13 +27,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from symcompile.bench.nist_fit_module import (
-    build_module,
-    jacobian_columns,
-    jacobian_function,
-    numpy_functions,
-    problem_data,
-)
+from symcompile.bench.nist_compiled import build_problem_modules, problem_data
+from symcompile.bench.nist_fit_module import jacobian_columns, jacobian_function, numpy_functions
 from symcompile.bench.nist_strd import PROBLEMS
 from symcompile.bench.timing import format_seconds, load_average, machine, measure
 
@@ -121,20 +119,26 @@ def _quiet(run):
     return call
 
 
-def compiled_module(folder):
-    """(module, seconds of Numba compile at its first fit) for the NIST fit module built in `folder`."""
-    module = build_module(folder)
+def compiled_modules(folder, problems=PROBLEMS):
+    """({problem name: module}, seconds of build, seconds of Numba compile at the first fits), the modules
+    built by symcompile into `folder`: one per distinct formula."""
     start = time.perf_counter()
-    module.least_squares(np.array(PROBLEMS[0].start1), *problem_data(PROBLEMS[0]))
-    return module, time.perf_counter() - start
+    modules = build_problem_modules(problems, folder)
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    for module in {id(m): m for m in modules.values()}.values():
+        module.least_squares()  # the module's own data and Start 1
+    return modules, built, time.perf_counter() - start
 
 
-def bench_cases(module, settings, repeats, problems=PROBLEMS):
+def bench_cases(modules, settings, repeats, problems=PROBLEMS):
+    """One Case per problem and start; `modules` maps each problem's name to its compiled module."""
     cases = []
     for problem in problems:
         for number, start_values in ((1, problem.start1), (2, problem.start2)):
             w0 = np.array(start_values, dtype=np.float64)
-            runs = {"compiled": compiled_fit(module, problem, w0, settings), **scipy_fits(problem, w0, settings)}
+            compiled = compiled_fit(modules[problem.name], problem, w0, settings)
+            runs = {"compiled": compiled, **scipy_fits(problem, w0, settings)}
             fits = {}
             for solver in SOLVERS:
                 if solver not in runs:
@@ -179,21 +183,57 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
-    load_start = load_average()
-    with tempfile.TemporaryDirectory(prefix="symcompile-lm-bench-") as folder:
-        module, compile_seconds = compiled_module(folder)
-        cases = bench_cases(module, settings, args.repeats)
-    print(f"NIST StRD fits, {len(PROBLEMS)} problems x 2 starts; tolerances {args.tol:g}, max_iter {args.max_iter}")
-    print(f"compiled module: Numba compile at the first fit {compile_seconds:.1f} s (not in the times below)")
-    print("\n".join(table_lines(cases)))
-    print(solved_line(cases))
-    where = machine()
-    versions = ", ".join(f"{k} {v}" for k, v in where["versions"].items() if k in ("numba", "numpy", "scipy"))
-    print(f"load average {load_start} at start, {load_average()} at end; {where['cpus']} x {where['cpu']}; {versions}")
+    report = run_fitting(settings, args.repeats)
+    report.print()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"settings": settings, "compile_seconds": compile_seconds, "cases": [asdict(c) for c in cases]}, f, indent=1)
+            json.dump(report.as_dict(), f, indent=1)
     return 0
+
+
+DEFAULT_SETTINGS = {"max_iter": 1000, "xtol": 1e-15, "ftol": 1e-15, "gtol": 1e-15}
+
+
+@dataclass
+class FittingReport:
+    """The fitting scenario's table and tally, as `python -m symcompile bench` prints and saves reports."""
+
+    settings: dict
+    cases: list
+    build_seconds: float
+    compile_seconds: float
+    n_modules: int
+    load_start: float | None
+    load_end: float | None = None
+
+    def print(self, out=print):
+        tol = self.settings["xtol"]
+        out(f"symcompile bench fitting: NIST StRD, {len({c.problem for c in self.cases})} problems x 2 starts; "
+            f"tolerances {tol:g}, max_iter {self.settings['max_iter']}  (load average {self.load_start} at start, "
+            f"{self.load_end} at end)")  # fmt: skip
+        out(f"compiled: {self.n_modules} modules built by symcompile in {self.build_seconds:.1f} s, Numba compile at "
+            f"their first fits {self.compile_seconds:.1f} s (neither in the times below)")  # fmt: skip
+        for line in table_lines(self.cases):
+            out(line)
+        out(solved_line(self.cases))
+        where = machine()
+        versions = ", ".join(f"{k} {v}" for k, v in where["versions"].items() if k in ("numba", "numpy", "scipy"))
+        out(f"{where['cpus']} x {where['cpu']}; {versions}")
+
+    def as_dict(self):
+        return {"scenario": "fitting", **{k: v for k, v in asdict(self).items() if k != "cases"},
+                "cases": [asdict(c) for c in self.cases]}  # fmt: skip
+
+
+def run_fitting(settings=None, repeats=20, problems=PROBLEMS):
+    """Build the NIST modules in a temporary folder, fit each problem from both starts with every solver."""
+    settings = settings or DEFAULT_SETTINGS
+    load_start = load_average()
+    with tempfile.TemporaryDirectory(prefix="symcompile-lm-bench-") as folder:
+        modules, build_seconds, compile_seconds = compiled_modules(folder, problems)
+        cases = bench_cases(modules, settings, repeats, problems)
+    n_modules = len({id(m) for m in modules.values()})
+    return FittingReport(settings, cases, build_seconds, compile_seconds, n_modules, load_start, load_average())
 
 
 if __name__ == "__main__":

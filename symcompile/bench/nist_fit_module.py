@@ -47,6 +47,12 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+
+_RESIDUALS_PER_SAMPLE = 1
+
+
+def _fit_arrays(w, X, Y):
+    return np.array(w, dtype=np.float64).ravel(), np.ascontiguousarray(X, np.float64), np.ascontiguousarray(Y, np.float64)
 '''
 
 

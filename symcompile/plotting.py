@@ -1,0 +1,54 @@
+"""`fit --plot`: the data and the fitted curve of a one-input model, drawn with matplotlib (optional).
+
+matplotlib is imported only here and only when a plot is asked for; without
+it, or for a model that a curve cannot show, `check_can_plot` says so in one
+line before anything is built or fitted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from symcompile.errors import SymcompileError
+
+CURVE_POINTS = 400
+
+
+def check_can_plot(model, path):
+    if len(model.inputs) != 1:
+        raise SymcompileError(f"--plot draws one-input models; {model.name} has {len(model.inputs)} inputs")
+    if not Path(path).parent.is_dir():
+        raise SymcompileError(f"--plot: no folder {Path(path).parent} to write {path} in")
+    _pyplot()
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        from matplotlib import pyplot
+    except ImportError:
+        raise SymcompileError("--plot needs matplotlib: pip install matplotlib") from None
+    return pyplot
+
+
+def plot_fit(module, w, path):
+    """The module's data (points) and its outputs at `w` over the data's range (lines), into `path`."""
+    pyplot = _pyplot()
+    x, Y = module.X[:, 0], module.Y
+    grid = np.linspace(x.min(), x.max(), CURVE_POINTS)
+    curves = module.forward(w, grid[:, None]).reshape(CURVE_POINTS, -1)
+    figure, axes = pyplot.subplots(figsize=(6.4, 4.2))
+    for k in range(Y.shape[1]):
+        points = axes.plot(x, Y[:, k], "o", markersize=4, label=f"data: {module.TARGETS[k]}")[0]
+        if k < curves.shape[1]:
+            axes.plot(grid, curves[:, k], "-", color=points.get_color(), label=f"fit: output {k}" if curves.shape[1] > 1 else "fit")
+    axes.set_xlabel(module.INPUTS[0])
+    axes.set_title(f"{module.__name__}: " + ", ".join(f"{n}={v:.6g}" for n, v in zip(module.PARAMS, w)), fontsize=9)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
