@@ -31,10 +31,11 @@ Dask is imported only here, and only when these functions run: `pip install
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -76,12 +77,14 @@ def _client(client):
 
 @dataclass(frozen=True)
 class ModulePackage:
-    """A generated module as workers receive it: its name, its source, and the digest of its body (the key that
-    tasks name it by, so a worker never runs a module of the same name built from another model)."""
+    """A generated module as workers receive it: its name, its source, the digest of its body (the key that
+    tasks name it by, so a worker never runs a module of the same name built from another model), and the
+    client's Numba cache files for it ({file name: bytes}), if the client has compiled any of its kernels."""
 
     name: str
     digest: str
     source: str
+    numba_cache: dict = field(default_factory=dict)
 
 
 def package(module) -> ModulePackage:
@@ -95,7 +98,19 @@ def package(module) -> ModulePackage:
         raise SymcompileError(
             f"{path} was rebuilt from another model after {module.__name__} was imported; load the module again"
         )
-    return ModulePackage(path.stem, read_header(path).body_digest, source)
+    return ModulePackage(path.stem, read_header(path).body_digest, source, _numba_cache_files(path))
+
+
+def _numba_cache_files(path):
+    """The Numba cache files beside the module ({name: bytes}). Numba keys them by the source's content (a
+    SHA-256, not its time stamp) and by the CPU, so a worker with the same CPU loads the kernels the client
+    compiled instead of compiling them again (LM's solver takes tens of seconds to compile); on another CPU
+    Numba finds no matching entry and compiles."""
+    files = {}
+    for cached in sorted((path.parent / "__pycache__").glob(f"{path.stem}.*.nb[ic]")):
+        with contextlib.suppress(OSError):  # a file Numba is replacing right now: the worker compiles instead
+            files[cached.name] = cached.read_bytes()
+    return files
 
 
 def _same_model(module, source) -> bool:
@@ -124,13 +139,26 @@ def load_package(package: ModulePackage):
     """Import the package on this process (once): written into the worker folder, imported from that file."""
     from symcompile.writer import load_module, write_module
 
+    folder = worker_folder() / package.digest[:16]
+    # Every time it is shipped: kernels the client compiled since are loaded, not compiled, at their first call.
+    _add_numba_cache(folder / "__pycache__", package.numba_cache)
     if package.digest not in _LOADED:
-        body = read_header_text(package.source)
-        if sha256(body) != package.digest:
+        if sha256(read_header_text(package.source)) != package.digest:
             raise SymcompileError(f"module {package.name} arrived damaged (its body does not match its digest)")
-        path, _ = write_module(package.source, worker_folder() / package.digest[:16], package.name)
+        path, _ = write_module(package.source, folder, package.name)
         _LOADED[package.digest] = load_module(path)
     return _LOADED[package.digest]
+
+
+def _add_numba_cache(folder, files):
+    """Write the client's cache files where this machine's workers have none yet (each atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        target = folder / name
+        if not target.exists():
+            temporary = folder / f".{name}.{os.getpid()}.tmp"
+            temporary.write_bytes(data)
+            os.replace(temporary, target)
 
 
 def read_header_text(source: str) -> str:

@@ -51,12 +51,13 @@ def client(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def decay_spec(tmp_path_factory):
-    """examples/decay.toml (y = a exp(-b x) + c) training by simultaneous descent, whose loop compiles faster
-    than the sequential one: the API and the CLI tests share its module, so each process compiles it once."""
+    """examples/decay.toml (y = a exp(-b x) + c) as a residual model (least_squares), training by simultaneous
+    descent, whose loop compiles faster than the sequential one; the API and the CLI tests share its module."""
     folder = tmp_path_factory.mktemp("decay")
     (folder / "data").mkdir()
     shutil.copy(EXAMPLES / "data" / "decay.csv", folder / "data")
     text = (EXAMPLES / "decay.toml").read_text().replace("[training]\n", '[training]\nupdate = "simultaneous"\n')
+    text = text.replace('loss = "(a*exp(-b*x) + c - y)**2"', 'residual = "a*exp(-b*x) + c - y"')
     (folder / "decay.toml").write_text(text)
     return folder / "decay.toml"
 
@@ -97,8 +98,8 @@ def assert_same_training(result, reference):
 def test_gd_on_four_partitions_equals_training_in_memory(client, seed_module):
     X, Y = samples()
     settings = {"lr": 0.5, "max_iter": 50, "tol": 0.0, "update": "simultaneous"}
+    reference = seed_module.train(seed_module.INIT, X, Y, **settings)  # first: workers load what compiles here
     result = sd.train(seed_module, *partitioned(X, Y), client=client, **settings)
-    reference = seed_module.train(seed_module.INIT, X, Y, **settings)
     assert result.iterations == 50 and type(result) is seed_module.TrainResult
     assert_same_training(result, reference)
     assert reference.loss_history[-1] < 0.9 * reference.loss_history[0]  # it trained
@@ -142,10 +143,6 @@ def fit_in_memory(module, method, datasets, **kwargs):
     return [getattr(module, method)(X=X, Y=Y, **kwargs) for X, Y in datasets]
 
 
-def fit_method(module):
-    return "least_squares" if hasattr(module, "least_squares") else "train"
-
-
 def assert_same_fits(results, references):
     assert len(results) == len(references)
     for result, reference in zip(results, references):
@@ -156,16 +153,16 @@ def assert_same_fits(results, references):
 
 def test_fit_many_equals_the_fits_in_memory(client, decay):
     datasets = curves(200)
-    method = fit_method(decay)
-    results = sd.fit_many(decay, datasets, client=client, method=method)
-    assert_same_fits(results, fit_in_memory(decay, method, datasets))
-    assert np.median([abs(r.w[1]) for r in results]) > 0.2  # fits moved from the start (k = 1) to the data's rates
+    method = "least_squares"
+    references = fit_in_memory(decay, method, datasets)  # first: the workers then load the kernels compiled here
+    assert_same_fits(sd.fit_many(decay, datasets, client=client, method=method), references)
+    assert np.median([abs(r.w[1] - 0.5) for r in references]) > 0.1  # the fits moved from the start (b = 0.5)
 
 
 def test_fit_many_takes_a_bag(client, decay):
     db = pytest.importorskip("dask.bag")
     datasets = curves(12, seed=3)
-    method = fit_method(decay)
+    method = "least_squares"
     results = sd.fit_many(decay, db.from_sequence(datasets, npartitions=3), client=client, method=method)
     assert_same_fits(results, fit_in_memory(decay, method, datasets))
 
@@ -178,6 +175,16 @@ def test_workers_load_the_module_from_their_own_folder_once(client, seed_module)
     before = client.run(lambda: id(sd._module_on_worker(digest)))
     sd.ship(client, seed_module)  # shipping again imports nothing again
     assert client.run(lambda: id(sd._module_on_worker(digest))) == before
+
+
+def test_workers_load_the_kernels_the_client_compiled_from_its_numba_cache(client, decay):
+    """The fit_many test ran the solver here first: the workers' solver came from the files shipped with it."""
+    fit_in_memory(decay, "least_squares", curves(2))  # compiled (or loaded) here first, as that test does
+    sd.fit_many(decay, curves(2), client=client)
+    digest = sd.ship(client, decay)
+    solver = lambda: sd._module_on_worker(digest)._lm_solve.stats  # noqa: E731
+    for stats in client.run(solver).values():
+        assert sum(stats.cache_misses.values()) == 0 and sum(stats.cache_hits.values()) >= 1
 
 
 def test_a_module_edited_or_rebuilt_from_another_model_is_refused(tmp_path, seed_module):
@@ -228,16 +235,15 @@ def test_cli_fit_many_writes_one_row_per_file_equal_to_the_fit_in_memory(client,
         (data / f"sensor{i}.csv").write_text("x,y\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(x, y)))
     out = tmp_path / "fits.csv"
     argv = ["fit", str(decay_spec), "--many", str(data), "--method", "train", "--out", str(out)]
+    references = fit_in_memory(decay, "train", datasets)  # first: the workers load the loop compiled here
     out_dir = Path(decay.__file__).parent  # the module is built: the workers have it already
     assert main([*argv, "--dask", client.scheduler.address, "--out-dir", str(out_dir)]) == 0
     printed = capsys.readouterr().out
     assert "5 files" in printed and "building" not in printed
-    module = decay
     rows = list(csv.DictReader(out.open()))
     assert [r["file"] for r in rows] == [f"sensor{i}.csv" for i in range(5)]
-    for row, (x, y) in zip(rows, datasets):
-        reference = module.train(X=x, Y=y)
-        assert [float(row[p]) for p in module.PARAMS] == list(reference.w)
+    for row, reference in zip(rows, references):
+        assert [float(row[p]) for p in decay.PARAMS] == list(reference.w)
         assert float(row["loss"]) == reference.loss_history[-1] and row["status"] == reference.status
 
 
@@ -252,7 +258,7 @@ def test_cli_train_on_dask_prints_the_in_memory_result(client, seed_module, caps
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["fit", "--many", "/nonexistent-folder"], "holds no .csv files"),
+        (["fit", str(EXAMPLES / "decay.toml"), "--many", "/nonexistent", "--method", "train"], "holds no .csv files"),
         (["train", "--dask", "local:x", "--update", "simultaneous"], "positive number of workers"),
     ],
 )
