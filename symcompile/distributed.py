@@ -35,6 +35,7 @@ import contextlib
 import math
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -184,10 +185,21 @@ def _plugin_class():
     return ModulePlugin
 
 
+_SHIPPED = weakref.WeakKeyDictionary()  # client -> {digest: the Numba cache files' names and sizes sent with it}
+
+
 def ship(client, module) -> str:
-    """Load `module` on every worker of `client`; returns the digest that tasks name it by."""
+    """Load `module` on every worker of `client`; returns the digest that tasks name it by.
+
+    The scheduler keeps the plugin and gives it to workers that join or restart later, so a module is
+    registered again only when the client has compiled more of its kernels since (a round trip to every
+    worker: see BENCHMARKS.md)."""
     shipped = package(module)
-    client.register_plugin(_plugin_class()(shipped))
+    cache = {name: len(data) for name, data in shipped.numba_cache.items()}
+    sent = _SHIPPED.setdefault(client, {})
+    if sent.get(shipped.digest) != cache:
+        client.register_plugin(_plugin_class()(shipped))
+        sent[shipped.digest] = cache
     return shipped.digest
 
 
