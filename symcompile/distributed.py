@@ -256,8 +256,14 @@ def _partitions(client, module, X, Y):
 
 
 def _checked_block(X, Y):
-    X, Y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(Y, dtype=np.float64)
+    X, Y = _writable(X), _writable(Y)
     return X, Y.reshape(-1, 1) if Y.ndim == 1 else Y
+
+
+def _writable(array):
+    """A C-contiguous float64 array that may be written. Arrays that arrive in a task are often read-only views
+    of the message, and Numba compiles every kernel once more for read-only arrays (a minute for LM's solver)."""
+    return np.require(array, dtype=np.float64, requirements=["C", "W"])
 
 
 def _array_blocks(module, X, Y):
@@ -454,4 +460,4 @@ def _default_batch(client, count):
 def _fit_batch(datasets, digest, method, kwargs):
     """The fits of one task, as plain tuples (the client rebuilds its module's result type from them)."""
     fit = getattr(_module_on_worker(digest), method)
-    return [tuple(fit(X=X, Y=Y, **kwargs)) for X, Y in datasets]
+    return [tuple(fit(X=_writable(X), Y=_writable(Y), **kwargs)) for X, Y in datasets]
