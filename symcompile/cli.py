@@ -116,8 +116,7 @@ def command_train(args):
             check_writable(path)
     if args.plot:
         require_matplotlib()
-    if args.partitions and not args.dask:
-        raise SymcompileError("--partitions applies to train --dask")
+    cli_dask.check_train_arguments(args, run)
     train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
     module = ensure_built(model, rebuild_command, args.out_dir)
     data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])

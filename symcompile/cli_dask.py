@@ -52,6 +52,13 @@ def add_fit_many_arguments(fit_cmd):
     add_dask_argument(fit_cmd)
 
 
+def check_train_arguments(args, run):
+    if args.partitions and not args.dask:
+        raise SymcompileError("--partitions applies to train --dask")
+    if args.dask and run.validation_split:
+        raise SymcompileError("--dask trains without a validation split (validation_split must be 0)")
+
+
 def check_fit_arguments(args):
     """--dask, --out and --method belong to fit --many; with it, --method defaults to least_squares."""
     if not args.many:
@@ -91,8 +98,6 @@ def train_on_dask(args, module, data, keywords):
 
     from symcompile import distributed
 
-    if len(data.X_val):
-        raise SymcompileError("--dask trains without a validation split (validation_split must be 0)")
     with dask_client(args.dask) as client:
         partitions = args.partitions or max(1, sum(client.nthreads().values()))
         rows = math.ceil(data.X.shape[0] / partitions)

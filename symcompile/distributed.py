@@ -229,22 +229,28 @@ def train(module, X, Y=None, *, client=None, **train_kwargs):
     """
     client = _client(client)
     settings = train_settings(module, train_kwargs)
+    if settings.batch_size is None:
+        _check_full_batch_rule(settings)
     digest = ship(client, module)
     partitions, rows = _partitions(client, module, X, Y)
     loss_and_grad = _summed(client, digest, partitions, rows)
     if settings.batch_size is not None and settings.batch_size < sum(rows):
         history, w, status = _train_in_batches(client, digest, module, partitions, rows, settings)
-    elif settings.rule in FULL_BATCH_RULES:
-        history, w, status = _train_full_batch(module, loss_and_grad, settings)
     else:
-        raise SymcompileError(
-            f"distributed full-batch training runs the rules {', '.join(FULL_BATCH_RULES)}, not {settings.rule!r} "
-            "(its step needs more than the summed gradient); use update='simultaneous', or mini-batches"
-        )
+        _check_full_batch_rule(settings)
+        history, w, status = _train_full_batch(module, loss_and_grad, settings)
     final_loss = loss_and_grad(w)[0]
     k = settings.record_every
     losses = np.array([*history[::k], final_loss]) if k else np.empty(0)
     return module.TrainResult(w, len(history), losses, status == "converged", status, np.empty(0), np.empty(0), w)
+
+
+def _check_full_batch_rule(settings: Settings):
+    if settings.rule not in FULL_BATCH_RULES:
+        raise SymcompileError(
+            f"distributed full-batch training runs the rules {', '.join(FULL_BATCH_RULES)}, not {settings.rule!r} "
+            "(its step needs more than the summed gradient); use update='simultaneous', or mini-batches"
+        )
 
 
 class _Divergence:
