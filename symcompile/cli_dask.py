@@ -52,7 +52,15 @@ def add_fit_many_arguments(fit_cmd):
     add_dask_argument(fit_cmd)
 
 
+def _require_dask_for(args):
+    if args.dask:
+        from symcompile.distributed import require_dask
+
+        require_dask()  # before anything is built: a one-line error without the extra
+
+
 def check_train_arguments(args, run):
+    _require_dask_for(args)
     if args.partitions and not args.dask:
         raise SymcompileError("--partitions applies to train --dask")
     if args.dask and run.validation_split:
@@ -61,6 +69,7 @@ def check_train_arguments(args, run):
 
 def check_fit_arguments(args):
     """--dask, --out and --method belong to fit --many; with it, --method defaults to least_squares."""
+    _require_dask_for(args)
     if not args.many:
         given = [flag for flag, value in (("--dask", args.dask), ("--out", args.out), ("--method", args.method)) if value]
         if given:
