@@ -185,6 +185,7 @@ def assert_same_fits(results, references):
     for result, reference in zip(results, references):
         assert type(result) is type(reference)
         for got, want in zip(result, reference):  # the same compiled code on the same numbers: equal bits
+            assert type(got) is type(want)
             np.testing.assert_array_equal(got, want)
 
 

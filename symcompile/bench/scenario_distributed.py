@@ -1,15 +1,20 @@
 """The distributed scenario: symcompile.distributed on a LocalCluster, against the same work in one process.
 
-Two tables:
+Three tables:
 - many fits: 10,000 synthetic decay curves y = a exp(-b x) + c, fitted by the module's compiled
-  Levenberg-Marquardt in a Python loop, by `fit_many` on the cluster, and by
-  `scipy.optimize.least_squares(method="lm")` in a loop given the same analytic Jacobian (SymPy's,
-  lambdified). Fits per second; the check column is the largest |w - compiled w| over the curves.
-- training: time per full-batch step of an MLP on many samples, `module.train` in memory against
-  `distributed.train` with 1, 2, 4 and 8 partitions (per-step overhead = the difference).
+  Levenberg-Marquardt in a Python loop, by `fit_many` on the cluster (its default batch, and smaller
+  batches, so that the cost of a task shows), and by `scipy.optimize.least_squares(method="lm")` in a
+  loop given the same analytic Jacobian (SymPy's, lambdified). Fits per second; the check column is
+  the largest |w - compiled w| over the curves. `fit_many`'s first call on fresh workers (shipping
+  the module with the client's Numba cache, the workers importing Numba and loading the kernels) is a
+  one-time cost, reported apart from the steady state.
+- full-batch training: time per step of an MLP on many samples, `module.train` in memory against
+  `distributed.train` with 1, 2, 4 and 8 partitions (the per-step overhead is the difference).
+- mini-batch training: time per epoch of the same, Adam on batches, in memory against
+  `distributed.train` (one visit per partition per epoch).
 
-The cluster's workers compile the module once each before anything is timed (the first `fit_many`
-and `train` are warm-ups); shipping and compiling are one-time costs, reported apart.
+The client compiles every kernel before anything is timed, so the workers load them from the Numba
+cache files shipped with the module.
 """
 
 from __future__ import annotations
@@ -31,16 +36,21 @@ class DistributedSettings:
     curves: int = 10_000
     points: int = 20  # samples per curve
     scipy_curves: int = 1_000  # SciPy's loop is timed on the first curves only (its rate is per fit)
+    batches: tuple = (0, 100, 10)  # fit_many's batch sizes (0: its default, about four tasks per worker)
     workers: int = 2
     samples: int = 200_000  # training data rows
     layers: tuple = (2, 16, 16, 1)
     steps: int = 10
     partitions: tuple = (1, 2, 4, 8)
+    epochs: int = 2  # mini-batch epochs per timed run
+    batch_size: int = 1024
+    minibatch_partitions: tuple = (1, 2, 4)
     repeats: int = 3
     seed: int = 0
 
 
-QUICK = {"curves": 200, "scipy_curves": 50, "samples": 4000, "steps": 3, "partitions": (1, 2), "repeats": 1}
+QUICK = {"curves": 200, "scipy_curves": 50, "batches": (0,), "samples": 4000, "steps": 3, "partitions": (1, 2),
+         "epochs": 1, "batch_size": 256, "minibatch_partitions": (2,), "repeats": 1}  # fmt: skip
 
 
 def decay_curves(count, points, seed):
@@ -82,37 +92,39 @@ def scipy_fitter():
 
 
 def run_distributed(settings: DistributedSettings) -> Report:
-    import dask.array as da
     import distributed
 
     from symcompile import distributed as sd
-    from symcompile.bench.scenario_dataset import DatasetSettings, dataset_model, synthetic_data
+    from symcompile.bench.scenario_dataset import synthetic_data
+    from symcompile.mlp import mlp_model
     from symcompile.pipeline import build
     from symcompile.writer import load_module
 
     report = Report("distributed", f"{settings.workers} worker processes, 1 thread each (LocalCluster)")
     with tempfile.TemporaryDirectory() as folder:
         os.environ.setdefault(sd.WORKER_DIR_VARIABLE, os.path.join(folder, "workers"))
+        fits = decay_module(folder)
+        curves = decay_curves(settings.curves, settings.points, settings.seed)
+        seconds, _ = time_once(lambda: fits.least_squares(X=curves[0][0], Y=curves[0][1]))
+        report.notes.append(f"the solver's first call in this process (Numba compiling it): {seconds:.1f} s")
+        layers = list(settings.layers)
+        # A few default samples in the module (its source holds them); the training data apart.
+        model = mlp_model("bench_distributed_mlp", layers, seed=settings.seed,
+                          X=np.zeros((16, layers[0])), Y=np.zeros((16, layers[-1])))  # fmt: skip
+        mlp = load_module(build(model, folder).path)
+        data = synthetic_data(layers[0], layers[-1], settings.samples, settings.seed)
         cluster = distributed.LocalCluster(n_workers=settings.workers, threads_per_worker=1, dashboard_address=None)
         with cluster, distributed.Client(cluster) as client:
-            _many_fits(report, settings, client, decay_module(folder))
-            layers = list(settings.layers)
-            # A few default samples in the module (its source holds them); the training data apart.
-            model = dataset_model(DatasetSettings(layers=layers, samples=16, seed=settings.seed))
-            data = synthetic_data(layers[0], layers[-1], settings.samples, settings.seed)
-            _training(report, settings, client, load_module(build(model, folder).path), data, da, sd)
+            _many_fits(report, settings, client, fits, curves)
+            _training(report, settings, client, mlp, data)
+            _mini_batches(report, settings, client, mlp, data)
     return report.finish()
 
 
-def _many_fits(report, settings, client, module):
+def _many_fits(report, settings, client, module, curves):
     from symcompile import distributed as sd
 
-    curves = decay_curves(settings.curves, settings.points, settings.seed)
     table = report.table(f"{settings.curves} decay curves of {settings.points} points, least squares", "fit")
-    seconds, _ = time_once(lambda: module.least_squares(X=curves[0][0], Y=curves[0][1]))
-    report.notes.append(f"the solver's first call in this process (Numba compiling it): {seconds:.1f} s")
-    seconds, _ = time_once(lambda: sd.fit_many(module, curves[:10], client=client))
-    report.notes.append(f"fit_many's first call (shipping the module and its Numba cache, loading): {seconds:.2f} s")
     loop = [None]
 
     def python_loop():
@@ -122,14 +134,21 @@ def _many_fits(report, settings, client, module):
     base = table.add(Row("compiled least_squares, Python loop", timing, note=_rate(timing)))
     reference = np.array([r.w for r in loop[0]])
     found = [None]
+    for batch in settings.batches:
 
-    def many():
-        found[0] = sd.fit_many(module, curves, client=client)
+        def many():
+            found[0] = sd.fit_many(module, curves, client=client, batch=batch or None)
 
-    timing = measure(many, repeats=settings.repeats, per=len(curves), warmup=0)
-    difference = float(np.max(np.abs(np.array([r.w for r in found[0]]) - reference)))
-    table.add(Row(f"fit_many, {settings.workers} processes", timing, difference=difference,
-                  compared_after="each fit", note=_rate(timing)))  # fmt: skip
+        if batch == settings.batches[0]:  # the first call on these workers: shipping, importing, loading
+            seconds, _ = time_once(many)
+            report.notes.append(f"fit_many's first call on fresh workers ({settings.curves} fits): {seconds:.2f} s, "
+                                f"against {seconds / max(base.timing.median * len(curves), 1e-12):.1f} times the loop")  # fmt: skip
+        timing = measure(many, repeats=settings.repeats, per=len(curves))
+        difference = float(np.max(np.abs(np.array([r.w for r in found[0]]) - reference)))
+        size = batch or sd._default_batch(client, len(curves))
+        tasks = -(-len(curves) // size)
+        table.add(Row(f"fit_many, {settings.workers} processes, batch {size} ({tasks} tasks)", timing,
+                      difference=difference, compared_after="each fit", note=_rate(timing)))  # fmt: skip
     fit = scipy_fitter()
     if fit is None:
         table.add(Row("scipy least_squares (lm), loop", None, note="SciPy is not installed"))
@@ -140,7 +159,7 @@ def _many_fits(report, settings, client, module):
         def scipy_loop():
             weights[0] = [fit(x, y, module.INIT) for x, y in subset]
 
-        timing = measure(scipy_loop, repeats=settings.repeats, per=len(subset), warmup=0)
+        timing = measure(scipy_loop, repeats=settings.repeats, per=len(subset))
         difference = float(np.max(np.abs(np.array(weights[0]) - reference[: len(subset)])))
         table.add(Row(f"scipy least_squares (lm), loop ({len(subset)} curves)", timing, difference=difference,
                       compared_after="each fit", note=_rate(timing)))  # fmt: skip
@@ -151,30 +170,63 @@ def _rate(timing: Timing | None):
     return "" if timing is None else f"{1 / timing.median:,.0f} fits/s"
 
 
-def _training(report, settings, client, module, data, da, sd):
+def _partitioned(data, partitions):
+    import dask.array as da
+
     X, Y = data
-    table = report.table(f"training an MLP {'-'.join(map(str, settings.layers))} on {len(X):,} samples", "step")
-    kwargs = {"lr": 0.5, "max_iter": settings.steps, "tol": 0.0, "update": "simultaneous"}
-    in_memory = measure(lambda: module.train(module.INIT, X, Y, **kwargs), repeats=settings.repeats, per=settings.steps)
-    base = table.add(Row("module.train, in memory", in_memory, note="one process, one thread"))
-    reference = module.train(module.INIT, X, Y, **kwargs).w
+    rows = math.ceil(len(X) / partitions)
+    return da.from_array(X, chunks=(rows, X.shape[1])), da.from_array(Y, chunks=(rows, Y.shape[1]))
+
+
+def _per_unit(client, module, data, partitions, settings, kwargs, units):
+    """(Timing per unit, start-up seconds, the last result): a run of 1 + `units` iterations less a run of 1, per
+    unit. Both runs place the partitions in the workers' memory and compute the final loss, which a long run pays
+    once (the start-up: the run of 1 less its one iteration)."""
+    from symcompile import distributed as sd
+
+    X, Y = _partitioned(data, partitions)
+    result = [None]
+
+    def run(iterations):
+        result[0] = sd.train(module, X, Y, client=client, **kwargs, max_iter=iterations)
+
+    one = measure(lambda: run(1), repeats=settings.repeats)
+    many = measure(lambda: run(1 + units), repeats=settings.repeats)
+    per = Timing(*((t - one.median) / units for t in (many.median, many.low, many.high)), many.repeats)
+    return per, one.median - per.median, result[0]
+
+
+def _training(report, settings, client, module, data):
+    X, Y = data
+    table = report.table(f"full-batch training, MLP {'-'.join(map(str, settings.layers))} on {len(X):,} samples", "step")
+    kwargs = {"lr": 0.5, "tol": 0.0, "update": "simultaneous"}
+    steps = settings.steps
+    in_memory = measure(lambda: module.train(module.INIT, X, Y, max_iter=steps, **kwargs), repeats=settings.repeats, per=steps)
+    base = table.add(Row("module.train, in memory", in_memory, note="one process, Numba's default threads"))
+    reference = module.train(module.INIT, X, Y, max_iter=1 + steps, **kwargs).w
     for partitions in settings.partitions:
-        rows = math.ceil(len(X) / partitions)
-        X_parts = da.from_array(X, chunks=(rows, X.shape[1]))
-        Y_parts = da.from_array(Y, chunks=(rows, Y.shape[1]))
-        result = [None]
-
-        def run(steps):
-            result[0] = sd.train(module, X_parts, Y_parts, client=client, **{**kwargs, "max_iter": steps})
-
-        # A step's cost is the difference between `steps` steps and none: both place the partitions in the
-        # workers' memory and compute the final loss, which a long run pays once.
-        start_up = measure(lambda: run(0), repeats=settings.repeats)
-        timing = measure(lambda: run(settings.steps), repeats=settings.repeats)
-        per_step = Timing(*((t - start_up.median) / settings.steps for t in (timing.median, timing.low, timing.high)),
-                          timing.repeats)  # fmt: skip
-        overhead = per_step.median - in_memory.median
+        per_step, start_up, result = _per_unit(client, module, data, partitions, settings, kwargs, steps)
         table.add(Row(f"distributed.train, {partitions} partitions", per_step,
-                      difference=float(np.max(np.abs(result[0].w - reference))), compared_after=f"{settings.steps} steps",
-                      note=f"{overhead * 1e3:+.1f} ms per step against memory; start-up {start_up.median:.2f} s"))  # fmt: skip
+                      difference=float(np.max(np.abs(result.w - reference))), compared_after=f"{1 + steps} steps",
+                      note=f"{(per_step.median - in_memory.median) * 1e3:+.1f} ms per step against memory; "
+                           f"start-up {start_up:.2f} s"))  # fmt: skip
+    table.compare_to({"": base})
+
+
+def _mini_batches(report, settings, client, module, data):
+    X, Y = data
+    size = settings.batch_size
+    table = report.table(f"mini-batch training, Adam on batches of {size} ({math.ceil(len(X) / size)} per epoch)", "epoch")
+    kwargs = {"optimizer": "adam", "lr": 0.01, "tol": 0.0, "batch_size": size, "seed": 1}
+    epochs = settings.epochs
+    in_memory = measure(lambda: module.train(module.INIT, X, Y, max_iter=epochs, **kwargs), repeats=settings.repeats, per=epochs)
+    base = table.add(Row("module.train, in memory", in_memory, note="one process, Numba's default threads"))
+    reference = module.train(module.INIT, X, Y, max_iter=1 + epochs, **kwargs).w
+    for partitions in settings.minibatch_partitions:
+        per_epoch, start_up, result = _per_unit(client, module, data, partitions, settings, kwargs, epochs)
+        same = " (the in-memory run)" if partitions == 1 else " (batches within partitions: another run)"
+        table.add(Row(f"distributed.train, {partitions} partitions", per_epoch,
+                      difference=float(np.max(np.abs(result.w - reference))), compared_after=f"{1 + epochs} epochs{same}",
+                      note=f"{(per_epoch.median - in_memory.median) * 1e3:+.1f} ms per epoch against memory; "
+                           f"start-up {start_up:.2f} s"))  # fmt: skip
     table.compare_to({"": base})
