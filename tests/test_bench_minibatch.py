@@ -12,9 +12,9 @@ from symcompile.mlp import initial_weights, network
 def test_torch_and_jax_adam_reach_the_same_weights():
     pytest.importorskip("torch")
     pytest.importorskip("jax")
-    params, _, _, fans = network(LAYERS, "tanh", "softmax", "per-neuron")
+    params, _, _ = network(LAYERS, "tanh", "softmax", "per-neuron")
     layout = MlpLayout(LAYERS, [p.name for p in params])
-    w0 = initial_weights(fans, "xavier", 0)
+    w0 = initial_weights(LAYERS, "per-neuron", "xavier", 0)
     rng = np.random.default_rng(1)
     X, labels = rng.uniform(0, 1, (70, 64)), rng.integers(0, 10, 70)  # 70 = 2 batches of 32 and one of 6
     settings = MinibatchSettings(epochs=2)
