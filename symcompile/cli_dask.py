@@ -74,6 +74,8 @@ def check_fit_arguments(args):
         given = [flag for flag, value in (("--dask", args.dask), ("--out", args.out), ("--method", args.method)) if value]
         if given:
             raise SymcompileError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to fit --many DATA_DIR")
+    if args.many and args.plot:
+        raise SymcompileError("--plot draws a single fit; fit --many writes its results to --out")
     args.method = args.method or "least_squares"
     args.out = args.out or "fits.csv"
 
