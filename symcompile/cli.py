@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symcompile import __version__
+from symcompile import __version__, cli_dask, plotting
 from symcompile.data import split_rows
-from symcompile import plotting
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.emit import formula_lines
 from symcompile.errors import SymcompileError
@@ -117,6 +116,7 @@ def command_train(args):
             check_writable(path)
     if args.plot:
         require_matplotlib()
+    cli_dask.check_train_arguments(args, run)
     train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
     module = ensure_built(model, rebuild_command, args.out_dir)
     data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])
@@ -125,8 +125,11 @@ def command_train(args):
     if len(val_rows):
         print(f"  data       {len(train_rows)} training samples, {len(val_rows)} validation samples "
               f"(validation_split {run.validation_split:g}, seed {run.seed})")  # fmt: skip
-    progress = sys.stdout.isatty() if args.progress is None else args.progress
-    result, seconds = _timed_training(module, data, keywords, progress)
+    if args.dask:
+        result, seconds = cli_dask.train_on_dask(args, module, data, keywords)
+    else:
+        progress = sys.stdout.isatty() if args.progress is None else args.progress
+        result, seconds = _timed_training(module, data, keywords, progress)
     _report_training(module, data, result, seconds)
     _write_outputs(args, model, result, run)
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
@@ -245,23 +248,16 @@ def command_show(args):
 def command_fit(args):
     model, rebuild_command = resolve_model(args.spec)
     # Everything checked before building, so bad input never writes a module.
-    if chosen_kernels(model, "auto") == "dense":
-        raise SymcompileError(
-            f"{model.name} builds dense kernels ({model.n_params} parameters), which have no Jacobian for least "
-            "squares: fit takes the MLPs that build scalar kernels"
-        )
-    if not model.residuals:
-        raise SymcompileError(
-            f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
-            "(or an MLP with loss = \"mean_squared_error\")"
-        )
+    cli_dask.check_fit_arguments(args)
+    if args.method == "least_squares":
+        _check_least_squares(model)
+    settings = _least_squares_settings(args) if args.method == "least_squares" else {}  # train: the model's
+    if args.many:  # one fit per CSV file of a folder, optionally on Dask (cli_dask.py)
+        check_writable(args.out)
+        return cli_dask.fit_many_command(args, ensure_built(model, rebuild_command, args.out_dir), settings)
     require_data(model)
     if args.plot:
         plotting.check_can_plot(model, args.plot)
-    settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
-    for name, value in settings.items():
-        if not (value >= 1 if name == "max_iter" else value >= 0):
-            raise SymcompileError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'max_iter' else '>= 0'}, not {value}")
     module = ensure_built(model, rebuild_command, args.out_dir)
     if not hasattr(module, "least_squares"):
         raise SymcompileError(f"{module.__file__} has no least_squares; rebuild it")
@@ -283,6 +279,29 @@ def command_fit(args):
         plotting.plot_fit(module, fit.w, args.plot)
         print(f"  plot       {args.plot}")
     return 0
+
+
+def _least_squares_settings(args):
+    """least_squares's keywords from fit's --max-iter and --tol, checked."""
+    settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
+    for name, value in settings.items():
+        if not (value >= 1 if name == "max_iter" else value >= 0):
+            raise SymcompileError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'max_iter' else '>= 0'}, not {value}")
+    return settings
+
+
+def _check_least_squares(model):
+    """A one-line error unless the model's module will have least_squares."""
+    if chosen_kernels(model, "auto") == "dense":
+        raise SymcompileError(
+            f"{model.name} builds dense kernels ({model.n_params} parameters), which have no Jacobian for least "
+            "squares: fit takes the MLPs that build scalar kernels"
+        )
+    if not model.residuals:
+        raise SymcompileError(
+            f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
+            "(or an MLP with loss = \"mean_squared_error\")"
+        )
 
 
 def _threads(module, threads):
@@ -395,6 +414,7 @@ def parser():
     train_cmd.add_argument(
         "--threads", type=_positive_int, help="threads for a module with dense kernels (default: Numba's)"
     )
+    cli_dask.add_train_arguments(train_cmd)
 
     predict_cmd = commands.add_parser("predict", help="the model's outputs for new data at saved weights")
     predict_cmd.set_defaults(run=command_predict)
@@ -411,6 +431,7 @@ def parser():
     fit_cmd.add_argument("--max-iter", type=int, dest="max_iter", default=200, help="evaluations of the residuals at most (default: %(default)s)")
     fit_cmd.add_argument("--tol", type=float, default=1e-10, help="xtol = ftol = gtol of Levenberg-Marquardt (default: %(default)s)")
     fit_cmd.add_argument("--plot", metavar="PNG", help="draw the data and the fitted curve (one-input models; needs matplotlib)")
+    cli_dask.add_fit_many_arguments(fit_cmd)
 
     bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")
     bench_cmd.set_defaults(run=command_bench)

@@ -191,3 +191,21 @@ def test_ctrl_c_prints_the_weights_reached_and_exits_130(trained_xor):
     assert time.perf_counter() - sent < 2.0
     assert process.returncode == 130, err
     assert "(interrupted)" in out and "weights    w1_3=" in out and "interrupted by Ctrl-C" in out, out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--dask", "local:2"],
+        ["fit", str(ROOT / "examples" / "misra1a.toml"), "--many", str(ROOT / "examples" / "data" / "curves"), "--dask", "local:2"],
+    ],
+)
+def test_dask_options_without_dask_say_how_to_install_it(argv, tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is not None:
+        pytest.skip("Dask is installed here (tests/test_distributed.py runs it)")
+    assert cli.main([*argv, "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "symcompile: error: symcompile.distributed needs Dask: pip install 'symcompile[dask]'\n"
+    assert not list(tmp_path.iterdir())  # refused before anything was built

@@ -31,18 +31,6 @@ TIGHT = {"max_iter": 1000, "xtol": 1e-15, "ftol": 1e-15, "gtol": 1e-15}
 
 
 @pytest.fixture(scope="session")
-def fit_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("fitting")
-
-
-@pytest.fixture(scope="session")
-def misra(fit_dir):
-    """examples/misra1a.toml (a spec with `residual =`) built by the CLI: also BoxBOD's formula."""
-    assert main(["build", str(EXAMPLES / "misra1a.toml"), "--out-dir", str(fit_dir)]) == 0
-    return load_module(fit_dir / "misra1a.py")
-
-
-@pytest.fixture(scope="session")
 def thurber(fit_dir):
     return build_problem_module(THURBER, fit_dir)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_ONLY = ("symcompile.bench", "tqdm", "jax", "torch", "threadpoolctl")
+DASK_ONLY = ("dask", "distributed", "symcompile.distributed")
 
 
 def _modules_after(code, tmp_path):
@@ -36,3 +37,4 @@ def test_cli_build_loads_only_the_bench_options(tmp_path):
     modules = _modules_after(f"import symcompile.cli\nsymcompile.cli.main(['build', '--out-dir', {str(tmp_path)!r}])", tmp_path)
     assert (tmp_path / "seed_mlp.py").is_file()
     assert _loaded(modules, BENCH_ONLY) == ["symcompile.bench"]
+    assert _loaded(modules, DASK_ONLY) == []  # Dask loads only when --dask or symcompile.distributed is used

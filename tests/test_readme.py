@@ -32,7 +32,8 @@ SKIPPED = [
     (r'm\.load_weights\("weights\.npz"\)', "the trainer's sample: tests/test_readme_trainer.py runs it and checks its output"),
 ]
 # Samples that need an optional extra run where it is installed and are skipped, naming it, where not.
-EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "examples")]
+EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "examples"),
+          (r"--dask|from symcompile import distributed", "distributed", "dask")]
 
 
 def samples():

@@ -8,6 +8,8 @@ Scenarios, one module each:
     minibatch digits 64-32-10, Adam on batches of 32, per epoch                  scenario_minibatch.py
     fitting   NIST StRD curve fits: compiled Levenberg-Marquardt against SciPy's  lm_bench.py
     blocks    any SymPy model's kernels per sample against blocks of samples      scenario_blocks.py
+    distributed  many fits and partitioned training on a Dask LocalCluster        scenario_distributed.py
+                 (the `dask` extra; not part of `all`, since it starts a cluster)
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -24,7 +26,7 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide", "blocks")
+SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide", "blocks", "distributed")
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
@@ -137,6 +139,18 @@ def _run_minibatch(model, rebuild_command, args):
     return run_minibatch(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
 
 
+def _run_distributed(model, rebuild_command, args):
+    from symcompile.distributed import require_dask
+
+    require_dask()  # a one-line error without the extra
+    from symcompile.bench.scenario_distributed import QUICK, DistributedSettings, run_distributed
+
+    settings = DistributedSettings()
+    if args.quick:
+        settings = _replace(settings, QUICK)
+    return run_distributed(_replace(settings, {"repeats": args.repeats}))
+
+
 def _replace(settings, overrides):
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -157,11 +171,11 @@ def _run_blocks(model, rebuild_command, args):
 
 
 RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch,
-           "fitting": _run_fitting, "wide": _run_wide, "blocks": _run_blocks}
+           "fitting": _run_fitting, "wide": _run_wide, "blocks": _run_blocks, "distributed": _run_distributed}
 
 
 def _chosen(scenario):
-    return SCENARIOS[:3] if scenario == "all" else (scenario,)  # "all" leaves out the slow wide scenario
+    return SCENARIOS[:3] if scenario == "all" else (scenario,)  # "all" leaves out the slow and the cluster ones
 
 
 def run(model, rebuild_command, args):

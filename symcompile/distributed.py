@@ -1,0 +1,473 @@
+"""Beyond one machine: a generated module's kernels on a Dask cluster.
+
+A generated module's `loss_and_grad(w, X, Y)` is a pure function of the weights and a block of
+samples, and its solvers are pure functions of one data set, so both workloads map onto Dask's
+`distributed` scheduler (no scheduler of ours):
+
+- `train(module, X, Y, client=...)`: the samples stay partitioned by rows in the workers' memory.
+  Full-batch: each step sends the weights to every partition, which returns its loss and gradient
+  summed over its rows; the client adds the partitions up (in partition order, so the result does
+  not depend on which worker answered first) and takes the step with the module's formulas.
+  Mini-batches: each epoch visits the partitions one after another, and each visit runs the
+  module's own compiled mini-batch epoch over that partition's rows (`_partition_epoch`; the scheme
+  is in `train`'s docstring).
+- `fit_many(module, datasets, client=...)`: many independent fits, a batch of them per task,
+  results in the datasets' order.
+
+The module reaches the workers as text (symcompile/shipping.py). When a worker dies, Dask reruns its
+tasks (and recomputes the partitions it held from their graph); every task is a pure function of what
+it is sent, and results are gathered per task in order, so none is lost or counted twice.
+
+Dask is imported only here, and only when these functions run: `pip install 'symcompile[dask]'`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from symcompile.errors import SymcompileError
+from symcompile.shipping import WORKER_DIR_VARIABLE, module_on_worker, package, ship  # noqa: F401 (the API)
+
+# The rules whose full-batch step is written out here (`_full_batch_step`): the compiled step of the
+# others needs more than the gradient (sequential: the gradient after each weight's step; newton: the
+# Hessian and a line search). In mini-batches every rule runs, since the module's own loop does.
+FULL_BATCH_RULES = ("simultaneous", "momentum", "adam", "adamw")
+TRAIN_KEYWORDS = (
+    "w", "lr", "max_iter", "tol", "update", "optimizer", "momentum", "nesterov", "betas", "eps", "weight_decay",
+    "batch_size", "shuffle", "seed", "record_every",
+)  # fmt: skip
+
+
+def require_dask():
+    """The `distributed` package, or a one-line error saying how to install it."""
+    try:
+        import dask.array  # noqa: F401 (checks the extra is complete)
+        import distributed
+    except ImportError:
+        raise SymcompileError("symcompile.distributed needs Dask: pip install 'symcompile[dask]'") from None
+    return distributed
+
+
+def _client(client):
+    distributed = require_dask()
+    if client is not None:
+        return client
+    try:
+        return distributed.default_client()
+    except ValueError:
+        raise SymcompileError("no Dask client: pass client=, or create a distributed.Client first") from None
+
+
+# ---- the settings, checked by the module's own checks ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A distributed run: the module's update rule, its hyperparameters in the compiled loop's order, and the
+    loop's settings, each checked as `module.train` checks it."""
+
+    w: np.ndarray
+    rule: str
+    hyperparameters: dict
+    max_iter: int
+    tol: float
+    batch_size: int | None  # None: full batch
+    shuffle: bool
+    seed: int
+    record_every: int
+
+
+def train_settings(module, given: dict) -> Settings:
+    unknown = sorted(set(given) - set(TRAIN_KEYWORDS))
+    if unknown:
+        offered = "validation and early stopping are not offered on a cluster; " if {"X_val", "patience"} & set(unknown) else ""
+        raise SymcompileError(f"distributed training does not take {', '.join(unknown)} ({offered}it takes {', '.join(TRAIN_KEYWORDS)})")
+    values = {**module.DEFAULTS, **given}
+    hyperparameters = {name: values.get(name, default) for name, default in module._DEFAULT_HYPERPARAMETERS.items()}
+    try:
+        rule, hyperparameters = module._optimizer(values.get("optimizer", "gd"), values["update"], hyperparameters)
+        shuffle = values.get("shuffle", True)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
+        return Settings(
+            w=module._weights(values.get("w")).copy(),
+            rule=rule,
+            hyperparameters=hyperparameters,
+            max_iter=module._integer("max_iter", values["max_iter"], 1, 2**62),
+            tol=module._check_tol(values["tol"]),
+            batch_size=module._integer("batch_size", values.get("batch_size"), 1, none=0) or None,
+            shuffle=bool(shuffle),
+            seed=module._integer("seed", values.get("seed", 0), 0, 2**64 - 1),
+            record_every=module._integer("record_every", values.get("record_every", 1), 0),
+        )
+    except (TypeError, ValueError) as exc:  # the module's own message, as module.train would raise it
+        raise SymcompileError(str(exc)) from None
+
+
+# ---- the partitions in the workers' memory ----------------------------------------------------------------------
+
+
+def _partitions(client, module, X, Y):
+    """(one future per partition holding its (X, Y) blocks in a worker's memory for the whole run, their rows)."""
+    import dask
+
+    blocks = _frame_blocks(module, X) if Y is None else _array_blocks(module, X, Y)
+    futures = client.compute([dask.delayed(_checked_block)(x, y) for x, y in blocks])
+    rows = client.gather(client.map(_rows, futures, pure=False))
+    if min(rows) == 0:
+        raise SymcompileError(f"partition {rows.index(0)} holds no rows; rechunk the data")
+    return futures, rows
+
+
+def _rows(part):
+    return part[0].shape[0]
+
+
+def _checked_block(X, Y):
+    X, Y = _writable(X), _writable(Y)
+    Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+        raise SymcompileError("the data contains NaN or infinity")
+    return X, Y
+
+
+def _writable(array):
+    """A C-contiguous float64 array that may be written. Arrays that arrive in a task are often read-only views
+    of the message, and Numba compiles every kernel once more for read-only arrays (a minute for LM's solver)."""
+    return np.require(array, dtype=np.float64, requirements=["C", "W"])
+
+
+def _array_blocks(module, X, Y):
+    import dask.array as da
+
+    if not isinstance(X, da.Array) or not isinstance(Y, da.Array):
+        raise SymcompileError("X and Y must be dask arrays chunked by rows (or X a dask dataframe, without Y)")
+    if X.ndim != 2 or X.shape[1] != len(module.INPUTS):
+        raise SymcompileError(f"X must have shape (N, {len(module.INPUTS)}), got {X.shape}")
+    if Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    if Y.shape != (X.shape[0], len(module.TARGETS)):
+        raise SymcompileError(f"Y must have shape ({X.shape[0]}, {len(module.TARGETS)}), got {Y.shape}")
+    X = X.rechunk({1: -1})
+    Y = Y.rechunk({0: X.chunks[0], 1: -1})
+    return list(zip(X.to_delayed().ravel(), Y.to_delayed().ravel()))
+
+
+def _frame_blocks(module, frame):
+    import dask
+    import dask.dataframe as dd
+
+    if not isinstance(frame, dd.DataFrame):
+        raise SymcompileError("give X and Y as dask arrays, or X as a dask dataframe and no Y")
+    missing = [c for c in (*module.INPUTS, *module.TARGETS) if c not in frame.columns]
+    if missing:
+        raise SymcompileError(f"the dataframe has no column {', '.join(map(repr, missing))}")
+    columns = dask.delayed(_frame_columns)
+    return [(columns(part, module.INPUTS), columns(part, module.TARGETS)) for part in frame.to_delayed()]
+
+
+def _frame_columns(frame, names):
+    return frame[list(names)].to_numpy(dtype=np.float64)
+
+
+def _compiled(module, kernel, *arguments):
+    """A compiled kernel of the module called as the module calls it (dense kernels on Numba's threads)."""
+    dense_call = getattr(module, "_dense_call", None)
+    return kernel(*arguments) if dense_call is None else dense_call(kernel, None, *arguments)
+
+
+def _partition_sums(digest, w, part):
+    """(loss summed over the partition's rows, gradient summed likewise): the kernel returns means."""
+    module = module_on_worker(digest)
+    X, Y = part
+    grad = np.empty_like(w)
+    loss = _compiled(module, module._loss_and_grad_kernel, w, X, Y, grad)
+    return loss * X.shape[0], grad * X.shape[0]
+
+
+def _summed(client, digest, partitions, rows):
+    """loss_and_grad(w) over all the partitions: one task per partition, added up in partition order."""
+
+    def loss_and_grad(w):
+        sums = client.gather(client.map(partial(_partition_sums, digest, w), partitions, pure=False))
+        total_loss, total_grad = 0.0, np.zeros_like(w)
+        for loss_sum, grad_sum in sums:  # in partition order: the same sum whichever worker answered first
+            total_loss, total_grad = total_loss + loss_sum, total_grad + grad_sum
+        return total_loss / sum(rows), total_grad / sum(rows)
+
+    return loss_and_grad
+
+
+# ---- training ---------------------------------------------------------------------------------------------------
+
+
+def train(module, X, Y=None, *, client=None, **train_kwargs):
+    """`module.train` on samples partitioned by rows over a Dask cluster; returns the module's TrainResult.
+
+    `X`, `Y`: dask arrays chunked by rows (Y's chunks are aligned to X's), or `X` a dask dataframe holding
+    the module's INPUTS and TARGETS columns (then no `Y`). Takes `module.train`'s settings but validation
+    and early stopping (`w` as a keyword), each checked as `module.train` checks it.
+
+    Full batch (batch_size None, or at least the number of samples): the rules gd with
+    update="simultaneous", momentum, adam and adamw, with the module's formulas and stopping tests: the
+    result equals `module.train` on the same samples in memory, to the rounding of the partitioned sum.
+
+    Mini-batches (any rule), the scheme: each partition keeps its own order of its rows and its own
+    SplitMix64 generator (the module's), seeded with seed + p for partition p (mod 2**64). An epoch
+    visits every partition once, in the order `np.random.default_rng([seed, epoch]).permutation(P)`
+    (0, 1, ..., P-1 with shuffle=False); a visit is one epoch of the module's compiled mini-batch loop
+    over that partition's rows (its order shuffled by its generator, batches of batch_size, the last
+    one of the partition smaller), carrying the weights, the rule's state and the update count from
+    visit to visit. So a batch never mixes partitions, the same seed gives the same run on any cluster,
+    and with one partition the run is `module.train` in memory. The loss recorded for an epoch is the
+    mean of its batches' losses weighted by their sizes; `tol` stops after an epoch whose every step
+    was below it; "diverged" compares each visit's mean loss with 1e6 x (1 + |the first visit's|).
+    """
+    client = _client(client)
+    settings = train_settings(module, train_kwargs)
+    if settings.batch_size is None:
+        _check_full_batch_rule(settings)
+    digest = ship(client, module)
+    partitions, rows = _partitions(client, module, X, Y)
+    loss_and_grad = _summed(client, digest, partitions, rows)
+    if settings.batch_size is not None and settings.batch_size < sum(rows):
+        history, w, status = _train_in_batches(client, digest, module, partitions, rows, settings)
+    else:
+        _check_full_batch_rule(settings)
+        history, w, status = _train_full_batch(module, loss_and_grad, settings)
+    final_loss = loss_and_grad(w)[0]
+    k = settings.record_every
+    losses = np.array([*history[::k], final_loss]) if k else np.empty(0)
+    return module.TrainResult(w, len(history), losses, status == "converged", status, np.empty(0), np.empty(0), w)
+
+
+def _check_full_batch_rule(settings: Settings):
+    if settings.rule not in FULL_BATCH_RULES:
+        raise SymcompileError(
+            f"distributed full-batch training runs the rules {', '.join(FULL_BATCH_RULES)}, not {settings.rule!r} "
+            "(its step needs more than the summed gradient); use update='simultaneous', or mini-batches"
+        )
+
+
+class _Divergence:
+    """The compiled loop's divergence test: the limit is set from the first loss seen."""
+
+    def __init__(self, factor):
+        self.factor, self.limit = factor, None
+
+    def passed(self, loss):
+        if self.limit is None:
+            self.limit = self.factor * (abs(loss) + 1.0)
+            return False
+        return loss > self.limit
+
+
+def _train_full_batch(module, loss_and_grad, settings: Settings):
+    """The module's full-batch loop, its gradient summed over the partitions: (losses, w, status)."""
+    step = _full_batch_step(settings)
+    divergence = _Divergence(module._DIVERGED_FACTOR)
+    w, history, status = settings.w.copy(), [], "max_iter"
+    for _ in range(settings.max_iter):
+        loss, grad = loss_and_grad(w)
+        new_w, steps = step(w, grad, len(history))
+        if not (np.isfinite(loss) and np.all(np.isfinite(new_w))):
+            status = "non-finite"  # keep the last finite weights
+            break
+        if divergence.passed(loss):
+            status = "diverged"  # the weights at which the loss passed the limit
+            break
+        history.append(loss)
+        w = new_w
+        if np.all(np.abs(steps) < settings.tol):
+            status = "converged"
+            break
+    return history, w, status
+
+
+def _full_batch_step(settings: Settings):
+    """`step(w, grad, t) -> (new weights, steps)`: one update of the rule, with the generated module's formulas
+    (templates' update rules, symcompile/update_rules.py: torch.optim's SGD, Adam and AdamW; `t` counts the
+    updates before this one), operation for operation, so the weights agree to the gradient's rounding."""
+    h = settings.hyperparameters
+    lr, weight_decay = h["lr"], h["weight_decay"]
+    velocity, m, v = (np.zeros_like(settings.w) for _ in range(3))
+
+    def simultaneous(w, grad, t):
+        steps = lr * (grad + weight_decay * w)
+        return w - steps, steps
+
+    def momentum(w, grad, t):
+        g = grad + weight_decay * w
+        velocity[:] = h["momentum"] * velocity + g
+        g = g + h["momentum"] * velocity if h["nesterov"] else velocity
+        steps = lr * g
+        return w - steps, steps
+
+    def adam(w, grad, t, decoupled=False):
+        beta1, beta2 = h["betas"]
+        g = grad if decoupled else grad + weight_decay * w
+        step_size = lr / (1.0 - beta1 ** float(t + 1))
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** float(t + 1))
+        m[:] += (1.0 - beta1) * (g - m)  # beta1*m + (1 - beta1)*g, as torch's lerp computes it
+        v[:] = v * beta2 + (1.0 - beta2) * g * g
+        start = w * (1.0 - lr * weight_decay) if decoupled else w
+        new_w = start - step_size * (m / (np.sqrt(v) / bias_correction2_sqrt + h["eps"]))
+        return new_w, w - new_w
+
+    rules = {"simultaneous": simultaneous, "momentum": momentum, "adam": adam, "adamw": partial(adam, decoupled=True)}
+    return rules[settings.rule]
+
+
+@dataclass
+class _Carried:
+    """What a mini-batch run carries from one partition's visit to the next: the weights, the rule's state
+    arrays and the compiled loop's counters (`run`: updates so far, the divergence limit, ...)."""
+
+    w: np.ndarray
+    state: np.ndarray
+    run: np.ndarray
+
+
+def _train_in_batches(client, digest, module, partitions, rows, settings: Settings):
+    """The scheme in `train`'s docstring: (epoch losses, w, status)."""
+    count = len(partitions)
+    orders = [np.arange(n) for n in rows]  # each partition's order of its rows, and its generator's state
+    generators = [np.array([(settings.seed + p) % 2**64] if settings.shuffle else [], dtype=np.uint64) for p in range(count)]
+    carried = _Carried(settings.w.copy(), np.zeros((module._STATE_ARRAYS[settings.rule], settings.w.size)),
+                       np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0]))  # fmt: skip
+    visit = partial(_partition_epoch, digest, settings.rule, tuple(settings.hyperparameters.values()), settings.tol,
+                    settings.batch_size)  # fmt: skip
+    history = []
+    for epoch in range(settings.max_iter):
+        total, below_tol = 0.0, True
+        for p in _visit_order(settings, epoch, count):
+            status, loss, carried, generators[p], orders[p] = client.submit(
+                visit, partitions[p], carried, generators[p], orders[p], pure=False
+            ).result()
+            if status in (2, 3):  # the visit restored the weights before its last update
+                return history, carried.w, module._STATUS[status]
+            total += loss * rows[p]
+            below_tol = below_tol and status == 1
+        history.append(total / sum(rows))
+        if below_tol:
+            return history, carried.w, "converged"
+    return history, carried.w, "max_iter"
+
+
+def _visit_order(settings: Settings, epoch, count):
+    if not settings.shuffle:
+        return range(count)
+    return np.random.default_rng([settings.seed, epoch]).permutation(count)
+
+
+def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carried, generator, order):
+    """One epoch of the module's compiled mini-batch loop over one partition's rows, from `carried` on.
+    Returns (the loop's status code: -1 on, 1 every step below tol, 2 non-finite, 3 diverged; the epoch's mean
+    loss; what the next visit carries; the generator's state; the partition's new order)."""
+    module = module_on_worker(digest)
+    X, Y = part
+    w, state, run, generator, order = carried.w.copy(), carried.state.copy(), carried.run.copy(), generator.copy(), order.copy()
+    run[0] = 0.0  # the loop's iteration counter: this call runs its iteration 0 of 2, so it never reaches max_iter
+    losses = np.empty(2)
+    no_X, no_Y = module._NO_SAMPLES
+    status = _compiled(
+        module, module._BATCH_TRAIN_KERNELS[rule], w, X, Y, *hyperparameters, tol, batch_size, generator, order,
+        no_X, no_Y, 0, state, run, w.copy(), 1, 2, losses, np.empty(0), np.empty(0),
+    )  # fmt: skip
+    return int(status), float(losses[0]), _Carried(w, state, run), generator, order
+
+
+# ---- many independent fits --------------------------------------------------------------------------------------
+
+
+def fit_many(module, datasets, *, client=None, method="least_squares", batch=None, **kwargs):
+    """Fit each (X, Y) of `datasets` (a sequence, or a dask.bag) independently with `module.<method>(X=X, Y=Y,
+    **kwargs)` on the cluster, `batch` datasets per task (default: about four tasks per worker thread); returns
+    the results (FitResult or TrainResult) in order, each equal to the call in memory."""
+    client = _client(client)
+    if method not in ("least_squares", "train"):
+        raise SymcompileError(f"method must be 'least_squares' or 'train', not {method!r}")
+    if not callable(getattr(module, "FitResult" if method == "least_squares" else "train", None)):
+        raise SymcompileError(f"{module.__file__} has no {method} (least_squares needs a residual model)")
+    digest = ship(client, module)
+    result_type = module.FitResult if method == "least_squares" else module.TrainResult
+    if _is_bag(datasets):
+        fits = datasets.map_partitions(_fit_partition, digest=digest, method=method, kwargs=kwargs)
+        return [result_type(*row) for row in client.compute(fits).result()]
+    datasets = list(datasets)
+    batch = batch or _default_batch(client, len(datasets))
+    starts = range(0, len(datasets), batch)
+    batches = [[packed(column) for column in zip(*datasets[i : i + batch])] for i in starts]
+    fit = partial(_fit_batch, digest=digest, method=method, kwargs=kwargs)
+    results = []
+    for columns in client.gather(client.map(fit, batches, starts, pure=False)):
+        results += map(result_type._make, zip(*map(unpacked, columns)))
+    return results
+
+
+def _is_bag(datasets):
+    import dask.bag as db
+
+    return isinstance(datasets, db.Bag)
+
+
+def _default_batch(client, count):
+    """About four tasks per worker thread: few enough that scheduling costs little, enough to balance the load."""
+    threads = max(1, sum(client.nthreads().values()))
+    return max(1, math.ceil(count / (4 * threads)))
+
+
+def _fit_batch(batch, first, *, digest, method, kwargs):
+    """The fits of one task: `batch` is its (Xs, Ys), packed; returns each field of the results, packed."""
+    Xs, Ys = map(unpacked, batch)
+    rows = _fits(module_on_worker(digest), method, zip(Xs, Ys), first, kwargs)
+    return [packed(field) for field in zip(*rows)]
+
+
+def _fit_partition(datasets, *, digest, method, kwargs):
+    """The fits of a bag's partition, as plain tuples."""
+    return _fits(module_on_worker(digest), method, datasets, None, kwargs)
+
+
+def _fits(module, method, datasets, first, kwargs):
+    """Each fit's result as a plain tuple (the client rebuilds its module's result type). A fit the module
+    refuses (bad data, a bad setting) is one line naming the data set (by its place in the sequence)."""
+    fit = getattr(module, method)
+    rows = []
+    for index, (X, Y) in enumerate(datasets, first or 0):
+        try:
+            rows.append(tuple(fit(X=X, Y=Y, **kwargs)))
+        except (TypeError, ValueError) as exc:
+            where = f"data set {index}" if first is not None else "a data set"
+            raise SymcompileError(f"{where}: {exc}") from None
+    return rows
+
+
+# Dask serializes each NumPy array of a message on its own, at tens of microseconds apiece: a batch of 1,250
+# curves and their results (six arrays a fit) cost more than the fits. So a column of values travels as one.
+
+
+def packed(values):
+    """A column of values (one field of many fits) as few objects: Python numbers of one type as one array,
+    arrays of one dtype and trailing shape as their concatenation and lengths, anything else as it is."""
+    values = list(values)
+    kinds = {type(v) for v in values}
+    if len(kinds) == 1 and kinds <= {int, float, bool}:
+        return "numbers", np.array(values), None
+    if kinds == {np.ndarray} and len({(v.dtype, v.shape[1:]) for v in values if v.ndim}) == 1 and all(v.ndim for v in values):
+        return "arrays", np.concatenate(values), [len(v) for v in values]
+    return "as is", values, None
+
+
+def unpacked(column):
+    """The values `packed` packed: the same types, shapes and numbers."""
+    kind, data, lengths = column
+    if kind == "numbers":
+        return data.tolist()  # Python ints, floats or bools again
+    if kind == "arrays":
+        return [part.copy() for part in np.split(data, np.cumsum(lengths)[:-1])]
+    return data
