@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:4c8fceaeea374063206c517252b1fc3c7581c145f73df1a895cfd3046b612742 (of the source below this line)
+# Digest: sha256:0af58b46740e37016d84a338bc668ce88ce8efeea291d91858cc67faec132dda (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_96161bab50edf81e"
+__name__ = "_symcompile_35978f8f7b0e458a"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -1373,7 +1373,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
 _TRAIN_KERNELS = {"sequential": _train_sequential_kernel, "simultaneous": _train_simultaneous_kernel, "momentum": _train_momentum_kernel, "adam": _train_adam_kernel, "adamw": _train_adamw_kernel, "newton": _train_newton_kernel}
 _BATCH_TRAIN_KERNELS = {"sequential": _train_sequential_batches_kernel, "simultaneous": _train_simultaneous_batches_kernel, "momentum": _train_momentum_batches_kernel, "adam": _train_adam_batches_kernel, "adamw": _train_adamw_batches_kernel, "newton": _train_newton_batches_kernel}
 _STATE_ARRAYS = {"sequential": 0, "simultaneous": 0, "momentum": 1, "adam": 2, "adamw": 2, "newton": 0}  # how many arrays like w each rule keeps
-_DEFAULT_HYPERPARAMETERS = {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, "betas": (0.9, 0.999), "eps": 1e-08}
+_DEFAULT_HYPERPARAMETERS = {"lr": DEFAULTS["lr"], "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, "betas": (0.9, 0.999), "eps": 1e-08}
 
 
 

@@ -256,7 +256,12 @@ def _update_rule_fields(model):
         "positional_hyperparameters": "".join(f'{h.name}=DEFAULTS["{h.name}"], ' for h in positional),
         "keyword_hyperparameters": "".join(f"{h.name}={h.default!r}, " for h in keyword),
         "hyperparameter_dict": ", ".join(f'"{h.name}": {h.name}' for h in hyperparameters),
-        "default_hyperparameters": ", ".join(f'"{h.name}": {h.check(h.default)!r}' for h in hyperparameters),
+        # What `train` passes when a caller leaves a hyperparameter out (positional ones: the module's DEFAULTS),
+        # so that an optimizer which does not read it (newton and lr) accepts the untouched default.
+        "default_hyperparameters": ", ".join(
+            f'"{h.name}": DEFAULTS["{h.name}"]' if h in positional else f'"{h.name}": {h.check(h.default)!r}'
+            for h in hyperparameters
+        ),
         "hyperparameter_table": [_hyperparameter_entry(h) for h in hyperparameters],
         "optimizer_table": [
             f'"{name}": ("{r.name}", {tuple(h.name for h in r.hyperparameters)!r})' for name, r in optimizers

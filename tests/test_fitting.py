@@ -192,6 +192,17 @@ def test_newton_converges_on_a_convex_problem_as_numpy_newton_does(logistic):
     assert np.all(np.diff(result.loss_history) <= 1e-15)  # a descent method: the line search never goes up
 
 
+def test_newton_runs_where_the_module_default_lr_is_not_the_registry_default(seed_module):
+    """The seed's training settings set lr = 0.3 (the registry's default is 0.1); newton reads no lr, so the
+    untouched default must pass and a changed one must be refused in one line."""
+    assert seed_module.DEFAULTS["lr"] == 0.3
+    result = seed_module.train(optimizer="newton", max_iter=3)
+    first_loss = seed_module.loss(seed_module.INIT)
+    assert result.loss_history[-1] < first_loss and np.all(np.diff(result.loss_history) <= 1e-15)
+    with pytest.raises(ValueError, match="lr does not apply to optimizer 'newton'"):
+        seed_module.train(optimizer="newton", lr=0.5, max_iter=1)
+
+
 def test_cholesky_solves_and_refuses_indefinite_matrices(logistic):
     A = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
     b = np.array([1.0, -2.0, 0.5])
