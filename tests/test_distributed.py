@@ -250,7 +250,7 @@ def test_a_module_edited_or_rebuilt_from_another_model_is_refused(tmp_path, seed
     ("settings", "message"),
     [
         ({"update": "sequential"}, "not 'sequential'"),
-        ({"optimizer": "newton", "lr": 0.1}, "not 'newton'"),  # lr: the seed's default is not newton's
+        ({"optimizer": "newton"}, "not 'newton'"),
         ({"update": "simultaneous", "patience": 3}, "does not take patience"),
         ({"optimizer": "adamw", "momentum": 0.5}, "momentum does not apply to optimizer 'adamw'"),
         ({"update": "simultaneous", "lr": float("nan")}, "lr must be"),
