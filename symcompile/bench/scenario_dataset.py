@@ -52,6 +52,7 @@ class DatasetSettings:
     out_dir: str = "generated"
     workloads: tuple[str, ...] = WORKLOADS
     fresh_processes: int = 1  # (0: none) runs of the one-time costs (each: a build on an empty cache, then a cache load)
+    one_time_only: bool = False  # no per-epoch tables
 
 
 def synthetic_data(n_inputs, n_outputs, samples, seed):
@@ -266,6 +267,8 @@ def run_workload(key, model, data, settings, report, folder):
         once = report.table(f"{title}: one-time costs")
         for row in one_time_rows(key, settings):
             once.add(row)
+    if settings.one_time_only:
+        return
     built = build(model, settings.out_dir)
     module = load_module(built.path)
     per_epoch = report.table(f"{title}: time per epoch ({built.kernels} kernels), median of interleaved rounds", "epoch")
