@@ -5,7 +5,8 @@ folder), on synthetic data (inputs normal, one random class of 10 per sample; 2-
 binary cross-entropy on 0/1 targets), tanh hidden layers and softmax cross-entropy otherwise:
 
 - build: `symcompile.pipeline.build` of the MLP (model, stages, write; the interpreter and imports not included);
-- first call: the module's first `train(max_iter=1)` (Numba's compile plus one epoch);
+- first call: the module's first `train(max_iter=1)` (Numba's compile plus one epoch), wall and CPU seconds
+  (the process's CPU time, all threads: on a shared machine it says more than the wall time);
 - epoch: the median of `--repeats` timed `train(max_iter=k)` calls, divided by k (k epochs per call,
   fewer for wider networks), full-batch simultaneous gradient descent at Numba's default threads;
 - JAX `jit` + `lax.fori_loop` (the dataset scenario's peer, default threads, float64) in the same
@@ -82,16 +83,17 @@ def measure(layers, samples, repeats, out_dir):
     built = time.perf_counter() - start
     module = load_module(report.path)
     settings = dict(lr=data.lr, tol=0.0, update="simultaneous", record_every=0)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     module.train(module.INIT, data.X, data.Y, max_iter=1, **settings)
-    first = time.perf_counter() - start
+    first, first_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     epoch_times = []
     for _ in range(repeats):
         start = time.perf_counter()
         result = module.train(module.INIT, data.X, data.Y, max_iter=epochs, **settings)
         epoch_times.append((time.perf_counter() - start) / epochs)
     row = {"layers": "-".join(map(str, layers)), "params": n_params, "samples": samples, "epochs_per_call": epochs,
-           "kernels": report.kernels, "build": built, "first_call": first, "epoch": statistics.median(epoch_times)}  # fmt: skip
+           "kernels": report.kernels, "build": built, "first_call": first, "first_call_cpu": first_cpu,
+           "epoch": statistics.median(epoch_times)}  # fmt: skip
     try:
         import jax  # noqa: F401
     except ImportError:
@@ -128,7 +130,8 @@ def table(rows):
         jax = "jax_epoch" in r
         lines.append(
             f"| {r['layers']} | {r['params']:,} | {r['samples']:,} | {r['kernels']} | {format_seconds(r['build'])} | "
-            f"{format_seconds(r['first_call'])} | {format_seconds(r['epoch'])} (k={r['epochs_per_call']}) | "
+            f"{format_seconds(r['first_call'])} (CPU {format_seconds(r['first_call_cpu'])}) | "
+            f"{format_seconds(r['epoch'])} (k={r['epochs_per_call']}) | "
             + (f"{format_seconds(r['jax_first_call'])} | {format_seconds(r['jax_epoch'])} | "
                f"{r['epoch'] / r['jax_epoch']:.2f} | {r['weight_difference']:.1e} |" if jax else "- | - | - | - |")
         )  # fmt: skip
