@@ -106,8 +106,9 @@ def n_params(shape: MLPShape) -> int:
     return shape.n_params
 
 
-def chosen_kernels(model, kernels: str) -> str:
-    """`kernels` for `model`, "auto" resolved: dense for MLPs above options.DENSE_MIN_PARAMS parameters."""
+def chosen_kernels(model, kernels: str, *, scalar_options: bool = False) -> str:
+    """`kernels` for `model`, "auto" resolved: dense for MLPs above options.DENSE_MIN_PARAMS parameters, unless
+    `scalar_options` (a gradient method or layout was asked for: those choose among the scalar kernels)."""
     choose("kernels", kernels)
     if kernels == "dense" and model.network is None:
         raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
@@ -115,6 +116,7 @@ def chosen_kernels(model, kernels: str) -> str:
         raise SymcompileError("kernels=dense does not scale inputs (the spec's standardize); use kernels=scalar or auto")
     if kernels == "auto":  # standardized inputs live in the SymPy formulas, which only the scalar kernels read
         dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS and model.standardization is None
+        dense = dense and not scalar_options
         return "dense" if dense else "scalar"
     return kernels
 

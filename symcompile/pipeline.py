@@ -52,7 +52,8 @@ def stages(model: Model, options: BuildOptions = BuildOptions()):
     derives its per-unit derivatives there); the other stages work on its SymPy form, made when needed.
     """
     command = options.rebuild_command or _api_rebuild_command(model)
-    if chosen_kernels(model, options.kernels) == "dense":
+    scalar_options = options.gradient != "auto" or options.layout != "auto"
+    if chosen_kernels(model, options.kernels, scalar_options=scalar_options) == "dense":
         yield "emit", emit_dense(model, rebuild_command=command, model_digest=model_digest(model))
         return
     digest = model_digest(model)

@@ -86,7 +86,7 @@ def test_drawn_mlps_generated_code_agrees_with_references(out_dir, settings, see
     X, Y, rng = _sample(settings, seed)
     model = mlp_model(next(_names), **settings, X=X, Y=Y)
     module = load_module(build(model, out_dir).path)
-    w = rng.normal(0, 0.7, len(model.params))
+    w = rng.normal(0, 0.7, model.n_params)
     _check_against_references(model, _generated_python(module), settings, w, X, Y)
 
 
@@ -121,7 +121,7 @@ def test_compiled_mlps_agree_with_references(out_dir, settings):
     X, Y, rng = _sample(settings, seed=5, n_samples=20)
     model = mlp_model(next(_names), **settings, X=X, Y=Y)
     module = load_module(build(model, out_dir).path)
-    w = rng.normal(0, 0.7, len(model.params))
+    w = rng.normal(0, 0.7, model.n_params)
     _check_against_references(model, module.loss_and_grad, settings, w, X, Y)
     expected = mlp_forward(w, X, settings["layers"], settings["hidden_activation"], settings["output_activation"],
                            settings["bias"])  # fmt: skip

@@ -80,7 +80,7 @@ def test_reverse_equals_diff_on_small_networks(variant, tmp_path):
     X, Y = random_data(layers, loss)
     model = mlp_model("net", layers, X=X, Y=Y, init="normal", seed=3, **options)
     reference = built(model, tmp_path / "diff", gradient="diff", layout="unrolled")
-    w = np.random.default_rng(4).normal(size=len(model.params))
+    w = np.random.default_rng(4).normal(size=model.n_params)
     expected = python_loss_and_grad(reference, w, X, Y)
     for layout in ("unrolled", "rolled"):
         module = built(model, tmp_path / layout, gradient="reverse", layout=layout)
@@ -134,12 +134,13 @@ def test_compiled_seed_reverse_matches_diff_and_the_blog(seed_reverse, seed_modu
 
 @pytest.fixture(scope="module")
 def wide_network(tmp_path_factory):
-    """A 4-16-16-1 sigmoid network (369 parameters), built by `auto`: reverse mode, rolled layout."""
+    """A 4-16-16-1 sigmoid network (369 parameters) with the scalar kernels, whose `auto` chooses reverse mode
+    and the rolled layout."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(12, 4))
     Y = (rng.random((12, 1)) < 0.5).astype(float)
     model = mlp_model("wide", [4, 16, 16, 1], X=X, Y=Y, seed=2)
-    report = build(model, tmp_path_factory.mktemp("wide"))
+    report = build(model, tmp_path_factory.mktemp("wide"), kernels="scalar")
     return report, load_module(report.path)
 
 
@@ -182,7 +183,7 @@ def test_rolled_module_with_several_outputs_compiles_and_matches_diff(tmp_path):
     model = mlp_model("softmax", [2, 3, 3], output_activation="softmax", loss="softmax_cross_entropy", X=X, Y=Y)
     rolled = built(model, tmp_path / "rolled", gradient="reverse", layout="rolled")
     reference = built(model, tmp_path / "diff", gradient="diff", layout="unrolled")
-    w = np.random.default_rng(5).normal(size=len(model.params))
+    w = np.random.default_rng(5).normal(size=model.n_params)
     outputs = rolled.forward(w, X)
     assert outputs.shape == (6, 3)
     assert_close(outputs, python_forward(reference, w, X, 3))
