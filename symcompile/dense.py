@@ -248,7 +248,9 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) ->
         hidden=hidden,
         output=output,
         block=block,
-        # BLAS threads the wide layers itself; Numba's threads around it would only compete with them
+        blas=wide,
+        # One chunk where a layer goes through BLAS: Numba's threads around OpenBLAS's competed with them. _dense_call
+        # now keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
         max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
         parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
         n_params=n_params(shape),
