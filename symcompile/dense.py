@@ -34,7 +34,7 @@ from symcompile.emit import template_environment
 from symcompile.errors import SymcompileError
 from symcompile.mlp import MLPShape
 from symcompile.options import DENSE_MIN_PARAMS, choose
-from symcompile.printer import KernelPrinter
+from symcompile.printer import VectorPrinter
 from symcompile.rewrite import REWRITES
 from symcompile.stable import logsumexp, sigmoid
 
@@ -257,33 +257,6 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) ->
     )
     used = sorted(printer.used | ({"_vexp", "_vlog"} if output.softmax else set()))
     return DenseKernels((vecmath or default_vecmath)(used) + "\n\n" + body, block, hidden, output)
-
-
-class VectorPrinter(KernelPrinter):
-    """KernelPrinter with exp, log and the stable functions as the vectorizable `_v...` functions."""
-
-    def __init__(self, code_names):
-        super().__init__(code_names)
-        self.used = set()
-
-    def _vector_call(self, name, args):
-        self.used.add(name)
-        return f"{name}({', '.join(self._print(arg) for arg in args)})"
-
-    def _print_exp(self, expr):
-        return self._vector_call("_vexp", expr.args)
-
-    def _print_log(self, expr):
-        return self._vector_call("_vlog", expr.args)
-
-    def _print_tanh(self, expr):
-        return self._vector_call("_vtanh", expr.args)
-
-    def _print_sigmoid(self, expr):
-        return self._vector_call("_vsigmoid", expr.args)
-
-    def _print_softplus(self, expr):
-        return self._vector_call("_vsoftplus", expr.args)
 
 
 _MATH_FALLBACK = {

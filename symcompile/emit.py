@@ -22,8 +22,10 @@ from symcompile import update_rules
 from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
-from symcompile.options import FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES, choose
-from symcompile.printer import KernelPrinter
+from symcompile.options import (
+    FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES, SAMPLE_BLOCK, choose,
+)  # fmt: skip
+from symcompile.printer import KernelPrinter, VectorPrinter
 from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
 from symcompile.update_rules import GD_RULE
@@ -35,7 +37,7 @@ class ModuleSource:
     """The generated module's text, the layout its kernels were laid out in, and what its header records."""
 
     text: str
-    layout: str  # "unrolled" or "rolled" ("auto" resolved)
+    layout: str  # "unrolled", "rolled" or "blocks" ("auto" resolved)
     provenance: Provenance
 
 
@@ -83,9 +85,9 @@ def template_environment():
     )
 
 
-def _loads(symbols, used, code_names, array):
+def _loads(symbols, used, code_names, array, end="]"):
     """`name = array[...]` for each symbol the block uses."""
-    return [f"{code_names[s]} = {array}{i}]" for i, s in enumerate(symbols) if s in used]
+    return [f"{code_names[s]} = {array}{i}{end}" for i, s in enumerate(symbols) if s in used]
 
 
 def program_size(code) -> int:
@@ -99,11 +101,16 @@ def chosen_layout(kernel: Kernel, layout: str) -> str:
 
     "unrolled": one line per temporary, which Numba compiles quickly for small programs and runs
     fastest. "rolled": runs of repeated statements become loops (symcompile/loops.py), so the code
-    grows with a network's layers, not with its weights.
+    grows with a network's layers, not with its weights. "blocks": unrolled, with the loss and gradient
+    computed over blocks of SAMPLE_BLOCK samples, the sample index innermost, so every statement is a
+    vectorized loop; chosen where the model's data has that many samples (one sample gains nothing).
     """
-    if choose("layout", layout) == "auto":
-        return "rolled" if program_size(kernel.loss_and_grad) > ROLL_ABOVE_NODES else "unrolled"
-    return layout
+    if choose("layout", layout) != "auto":
+        return layout
+    if program_size(kernel.loss_and_grad) > ROLL_ABOVE_NODES:
+        return "rolled"
+    X = kernel.program.model.X
+    return "blocks" if X is not None and len(X) >= SAMPLE_BLOCK else "unrolled"
 
 
 def docstring_text(text: str) -> str:
@@ -123,14 +130,17 @@ def comment_text(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def render_block(code, model, code_names, printer, param_name="", sample="n"):
+def render_block(code, model, code_names, printer, param_name="", sample="n", in_blocks=False):
     """The template's view of a program in the unrolled layout; `sample` is the sample's row in X and Y:
-    the loop variable, or 0 for a one-sample kernel."""
+    the loop variable, or 0 for a one-sample kernel. `in_blocks`: the program runs over a block of samples
+    instead, reading sample `_s` of the block's inputs `_xb` and targets `_yb` (one row per column of X and Y)."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
+    inputs, targets = ("_xb[", "_yb[") if in_blocks else (f"X[{sample}, ", f"Y[{sample}, ")
+    end = ", _s]" if in_blocks else "]"
     return Block(
         param_loads=_loads(model.params, used, code_names, "w["),
-        sample_lines=_loads(model.inputs, used, code_names, f"X[{sample}, ")
-        + _loads(model.targets, used, code_names, f"Y[{sample}, ")
+        sample_lines=_loads(model.inputs, used, code_names, inputs, end)
+        + _loads(model.targets, used, code_names, targets, end)
         + [f"{printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in code.assignments],
         results=[printer.doprint(r) for r in code.results],
         param_name=comment_text(param_name),
@@ -177,6 +187,11 @@ def render_rolled_block(code, model, code_names, printer, result_destinations):
 def kernel_blocks(kernel, printer, layout):
     """The forward and loss-and-gradient blocks in the chosen layout."""
     model = kernel.program.model
+    if layout == "blocks":  # the forward pass is not what training repeats: it stays one sample at a time
+        return (
+            render_block(kernel.forward, model, kernel.code_names, printer),
+            render_block(kernel.loss_and_grad, model, kernel.code_names, VectorPrinter(kernel.code_names), in_blocks=True),
+        )
     if layout == "unrolled":
         return (
             render_block(kernel.forward, model, kernel.code_names, printer),
@@ -273,6 +288,9 @@ def model_fields(model, listed=True) -> dict:
         "n_outputs": len(model.targets),
         "network_code": "",  # code the constants above need (dense modules of wide networks)
         "dense": "",  # the dense kernels' source, in place of the scalar kernels
+        "sample_blocks": False,  # the scalar loss-and-gradient kernel over blocks of samples (layout "blocks")
+        "sample_block": SAMPLE_BLOCK,  # their size
+        "vecmath": "",  # the vectorizable functions it calls
         "classifier": model.classifier,
         "weights_digest": weights_digest(model),
         # What templates/hessian.py.j2 and residuals.py.j2 read for a module without those kernels (a dense
@@ -316,7 +334,20 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
         **_second_order_fields(kernel, printer),
         **_residual_fields(kernel, printer),
+        **_sample_block_fields(loss_and_grad, layout),
     }
+
+
+def _sample_block_fields(loss_and_grad: Block, layout: str) -> dict:
+    """The blocks layout's block size, and the vectorizable functions its loss-and-gradient kernel calls."""
+    if layout != "blocks":
+        return {}
+    from symcompile.vecmath import FUNCTIONS, vecmath_source  # builds Numba functions: only when needed
+
+    text = "\n".join(loss_and_grad.sample_lines + loss_and_grad.results)
+    called = [name for name in FUNCTIONS if f"{name}(" in text]
+    vecmath = vecmath_source(called, imports=False) + "\n\n" if called else ""
+    return {"sample_blocks": True, "vecmath": vecmath}
 
 
 def _second_order_fields(kernel: Kernel, printer) -> dict:

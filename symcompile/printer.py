@@ -58,3 +58,30 @@ class KernelPrinter(PythonCodePrinter):
             args = [repr(float(arg)) if arg.is_Number else self._print(arg) for arg in call.args]
             return f"{call.helper}(({', '.join(args)}))"
         return f"{call.helper}({', '.join(self._print(arg) for arg in call.args)})"
+
+
+class VectorPrinter(KernelPrinter):
+    """KernelPrinter with exp, log and the stable functions as the vectorizable `_v...` functions."""
+
+    def __init__(self, code_names):
+        super().__init__(code_names)
+        self.used = set()
+
+    def _vector_call(self, name, args):
+        self.used.add(name)
+        return f"{name}({', '.join(self._print(arg) for arg in args)})"
+
+    def _print_exp(self, expr):
+        return self._vector_call("_vexp", expr.args)
+
+    def _print_log(self, expr):
+        return self._vector_call("_vlog", expr.args)
+
+    def _print_tanh(self, expr):
+        return self._vector_call("_vtanh", expr.args)
+
+    def _print_sigmoid(self, expr):
+        return self._vector_call("_vsigmoid", expr.args)
+
+    def _print_softplus(self, expr):
+        return self._vector_call("_vsoftplus", expr.args)

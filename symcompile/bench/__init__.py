@@ -7,6 +7,7 @@ Scenarios, one module each:
     scaling   build and compile costs as networks grow, diff against reverse      scenario_scaling.py
     minibatch digits 64-32-10, Adam on batches of 32, per epoch                  scenario_minibatch.py
     fitting   NIST StRD curve fits: compiled Levenberg-Marquardt against SciPy's  lm_bench.py
+    blocks    any SymPy model's kernels per sample against blocks of samples      scenario_blocks.py
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
@@ -23,7 +24,7 @@ import dataclasses
 from symcompile.options import argument_type
 from symcompile.pipeline import DEFAULT_OUT_DIR
 
-SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide")
+SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide", "blocks")
 # --quick: enough to check that every row runs, far too little to measure.
 QUICK_SEED = {
     "iterations": 1000, "python_iterations": 20, "subs_iterations": 1, "repeats": 3, "python_repeats": 2,
@@ -150,8 +151,17 @@ def _run_fitting(model, rebuild_command, args):
     return run_fitting(repeats=args.repeats or (1 if args.quick else 20))
 
 
+def _run_blocks(model, rebuild_command, args):
+    from symcompile.bench.scenario_blocks import BlocksSettings, run_blocks
+
+    settings = BlocksSettings(out_dir=args.out_dir)
+    if args.quick:
+        settings = _replace(settings, {"samples": 1000, "epochs": 2, "repeats": 1})
+    return run_blocks(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
+
+
 RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch,
-           "fitting": _run_fitting, "wide": _run_wide}
+           "fitting": _run_fitting, "wide": _run_wide, "blocks": _run_blocks}
 
 
 def _chosen(scenario):
