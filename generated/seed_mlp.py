@@ -10,14 +10,25 @@ Training function (per sample, after symcompile's rewrites):
         + (1 - y)*softplus(2*w0 + w35*sigmoid(2*w0 + w13*x1 + w23*x2) + w45*sigmoid(2*w0 + w14*x1 +
         w24*x2))
 
-Contract: PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS;
-forward(w, X), loss(w, X, Y), loss_and_grad(w, X, Y), hessian(w, X, Y), train(w, X, Y, ...), check_digest().
+Contract (what this module defines for its users; every other name starts with an underscore):
+    PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS, MODEL_DIGEST
+    TrainResult: w, iterations, loss_history, converged, status, val_loss_history, accuracy_history,
+        best_w; predict(X), save(path)
+    forward(w, X)
+    loss_and_grad(w, X, Y)
+    loss(w, X, Y)
+    accuracy(w, X, Y)
+    load_weights(path)
+    train(w, X, Y, lr, max_iter, tol, update, *, optimizer, weight_decay, momentum, nesterov, betas,
+        eps, batch_size, shuffle, seed, X_val, Y_val, patience, record_every, progress, threads)
+    check_digest()
+    hessian(w, X, Y)
 """
 
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:f0e5c825524062ad4cfaabb3cf57e86c216135ababded9a1233e7f03579de6a4 (of the source below this line)
+# Digest: sha256:4c8fceaeea374063206c517252b1fc3c7581c145f73df1a895cfd3046b612742 (of the source below this line)
 
 
 import hashlib
@@ -39,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_c1b8db197b8ccb0b"
+__name__ = "_symcompile_96161bab50edf81e"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -702,12 +713,11 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
-        for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+        for j in range(w.shape[0]):  # one pass: step, keep and update each weight
             steps[j] = lr * (grad[j] + weight_decay * w[j])
             previous[j] = w[j]
             w[j] -= steps[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -770,12 +780,11 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
-            for j in range(w.shape[0]):  # one pass: step, keep, update and check each weight
+            for j in range(w.shape[0]):  # one pass: step, keep and update each weight
                 steps[j] = lr * (grad[j] + weight_decay * w[j])
                 previous[j] = w[j]
                 w[j] -= steps[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -832,7 +841,6 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
         for j in range(w.shape[0]):
             g = grad[j] + weight_decay * w[j]
             velocity[j] = momentum * velocity[j] + g
@@ -840,7 +848,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             steps[j] = lr * g
             previous[j] = w[j]
             w[j] -= steps[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -904,7 +912,6 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
             for j in range(w.shape[0]):
                 g = grad[j] + weight_decay * w[j]
                 velocity[j] = momentum * velocity[j] + g
@@ -912,7 +919,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
                 steps[j] = lr * g
                 previous[j] = w[j]
                 w[j] -= steps[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -970,7 +977,6 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
         beta1, beta2 = betas
         t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
         step_size = lr / (1.0 - beta1**t)
@@ -982,7 +988,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             previous[j] = w[j]
             w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
             steps[j] = previous[j] - w[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -1047,7 +1053,6 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
             beta1, beta2 = betas
             t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
             step_size = lr / (1.0 - beta1**t)
@@ -1059,7 +1064,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
                 previous[j] = w[j]
                 w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
                 steps[j] = previous[j] - w[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -1117,7 +1122,6 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        finite = np.isfinite(loss)
         beta1, beta2 = betas
         t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
         step_size = lr / (1.0 - beta1**t)
@@ -1129,7 +1133,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             previous[j] = w[j]
             w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
             steps[j] = previous[j] - w[j]
-            finite = finite and np.isfinite(w[j])
+        finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
             w[:] = previous  # keep the last finite weights
             status = 2
@@ -1194,7 +1198,6 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            finite = np.isfinite(loss)
             beta1, beta2 = betas
             t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
             step_size = lr / (1.0 - beta1**t)
@@ -1206,7 +1209,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
                 previous[j] = w[j]
                 w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
                 steps[j] = previous[j] - w[j]
-                finite = finite and np.isfinite(w[j])
+            finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
                 break
             step += 1
@@ -1640,16 +1643,30 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
     comes from `first_guess` (seconds per iteration), the others' from the time the last one took.
     Returns (status, the recorded losses, validation losses and accuracies).
     """
-    losses, val_losses, accuracies = [], [], []
-    done, seconds_per_iteration = 0, first_guess
-    status = -1
     validating = arguments[_X_VAL_ARGUMENT].shape[0] > 0
+    if progress is False and first_guess * max_iter <= _CHUNK_SECONDS:
+        # The whole run fits the first call (the seed's does): that call alone, without the loop's bookkeeping,
+        # which costs microseconds, a few percent of a run this short (BENCHMARKS.md, trainer overhead)
+        losses = np.empty(max_iter + 1)
+        val_losses, accuracies = (np.empty(max_iter), np.empty(max_iter)) if validating else _NO_VALIDATION
+        try:
+            status = kernel(*arguments, max_iter, max_iter, losses, val_losses, accuracies)
+        except KeyboardInterrupt:  # as in the loop's first call
+            status = _INTERRUPTED
+        ran = int(run[0])
+        if validating:
+            val_losses, accuracies = val_losses[:ran], accuracies[:ran]
+        return status, _recorded(losses, 0, ran, status, record_every), val_losses, accuracies
+    losses, val_losses, accuracies = [], [], []
+    done, seconds_per_iteration, status = 0, first_guess, -1
     interrupts = _Interrupts()
     try:
         with _progress_bar(progress, max_iter) as bar:
             while status < 0:
                 if interrupts.seen:
                     status = _INTERRUPTED
+                    if record_every:
+                        losses.append(np.empty(1))  # the final loss: train computes it
                     break
                 count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
                 chunk = (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
@@ -1660,28 +1677,31 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
                     status = _INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
                 ran = int(run[0]) - done
                 seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
-                finished = 0 <= status < _INTERRUPTED  # then the call has written the final loss after the others
-                if record_every:  # iterations done + i with (done + i) % record_every == 0, and the final loss
-                    first = -done % record_every
-                    if finished and (done + ran) % record_every == 0:  # the final loss falls in step: one slice
-                        losses.append(chunk[0][first : ran + 1 : record_every])
-                    else:
-                        losses.append(chunk[0][first:ran:record_every])
-                        if finished:
-                            losses.append(chunk[0][ran : ran + 1])
-                if validating:
-                    val_losses.append(chunk[1][:ran])
-                    accuracies.append(chunk[2][:ran])
+                losses.append(_recorded(chunk[0], done, ran, status, record_every))
+                val_losses.append(chunk[1][:ran])
+                accuracies.append(chunk[2][:ran])
                 done += ran
                 if bar is not None and ran:
-                    bar.show(done, chunk[0][ran] if finished else chunk[0][ran - 1])
+                    bar.show(done, chunk[0][ran] if 0 <= status < _INTERRUPTED else chunk[0][ran - 1])
                 if status < 0:
                     interrupts.install()  # only now: a run that takes one call pays nothing for it
     finally:
         interrupts.restore()
-    if status == _INTERRUPTED and record_every:
-        losses.append(np.empty(1))  # the final loss: train computes it
     return status, _joined(losses), _joined(val_losses), _joined(accuracies)
+
+
+def _recorded(losses, done, ran, status, record_every):
+    """What to keep of one call's `losses` (iterations done .. done + ran - 1): the iterations that are multiples of
+    record_every; once the loop has stopped (status >= 0), also the final loss written after them (after Ctrl-C
+    during the call, its place, which train fills)."""
+    if not record_every:
+        return np.empty(0)
+    first = -done % record_every
+    if status < 0:
+        return losses[first:ran:record_every]
+    if (done + ran) % record_every == 0:  # the final loss falls in step: one slice
+        return losses[first : ran + 1 : record_every]
+    return np.concatenate((losses[first:ran:record_every], losses[ran : ran + 1]))
 
 
 def _joined(arrays):

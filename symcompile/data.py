@@ -118,5 +118,11 @@ def standardized(model, scaling: Standardization):
     inputs = {
         x: (x - sp.Float(mean)) / sp.Float(scale) for x, mean, scale in zip(model.inputs, scaling.mean, scaling.scale)
     }
-    outputs = tuple(replace_bottom_up(expr, inputs.get) for expr in model.outputs)
-    return replace(model, outputs=outputs, loss=replace_bottom_up(model.loss, inputs.get), standardization=scaling)
+
+    def scaled(exprs):
+        return tuple(replace_bottom_up(expr, inputs.get) for expr in exprs)
+
+    return replace(
+        model, outputs=scaled(model.outputs), loss=replace_bottom_up(model.loss, inputs.get),
+        residuals=scaled(model.residuals), standardization=scaling,
+    )  # fmt: skip

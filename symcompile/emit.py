@@ -8,7 +8,9 @@ timestamp, so the same model always gives the same bytes.
 
 from __future__ import annotations
 
+import ast
 import math
+import re
 import textwrap
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -384,17 +386,78 @@ def _residual_fields(kernel: Kernel, printer) -> dict:
     }
 
 
-def header_fields(model, provenance: Provenance, formula=None) -> dict:
+def header_fields(model, provenance: Provenance, formula=None, body="") -> dict:
     """Every variable templates/header.py.j2 reads; `formula`: the lines shown as the training function
-    (default: the model's formulas)."""
+    (default: the model's formulas); `body`: the module's body, whose public names the header lists."""
     return {
         "name": model.name,
         "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
         "rebuild_command": docstring_text(provenance.rebuild_command),
         "formula": formula_lines(model) if formula is None else [docstring_text(line) for line in formula],
-        "residual_model": residual_model(model),
+        "contract": contract_lines(body),
         **provenance.header_fields(),
     }
+
+
+# The header's Contract is read from the rendered body, so that it lists what the module defines, not what
+# someone remembered to write down. Read line by line, at the top level (and a public class's members), in the
+# forms the templates write: `NAME = ...` (and `X, Y = ...`), `def name(...):` on one line, `name = other`,
+# `class Name(...):`. tests/test_build.py checks the list against built modules' public names, both ways.
+_CONSTANTS = re.compile(r"([A-Z][A-Z0-9_]*(?:, [A-Z][A-Z0-9_]*)*) = ")
+_FUNCTION = re.compile(r"def ([a-z]\w*)\((.*)\)(?: -> .*)?:$")
+_ALIASES = re.compile(r"((?:[a-z]\w* = )+)([a-z]\w*)$")
+_CLASS = re.compile(r"class ([A-Z]\w*)\b")
+_FIELD = re.compile(r"    ([a-z]\w*): ")
+_METHOD = re.compile(r"    def ([a-z]\w*)\(self,? ?(.*)\)(?: -> .*)?:$")
+
+
+def _parameters(text: str) -> str:
+    """The parameter names of a def line's parameter list, without their defaults: `w, X, *, lr`."""
+    arguments = ast.parse(f"def f({text}): pass").body[0].args
+    names = [a.arg for a in arguments.posonlyargs + arguments.args]
+    if arguments.vararg or arguments.kwonlyargs:
+        names.append("*" + (arguments.vararg.arg if arguments.vararg else ""))
+    names += [a.arg for a in arguments.kwonlyargs] + (["**" + arguments.kwarg.arg] if arguments.kwarg else [])
+    return ", ".join(names)
+
+
+def contract(body: str) -> tuple[list[str], dict[str, str], dict[str, tuple[list[str], list[str]]]]:
+    """The public names `body` defines, in its order: (constants, {function: its parameters}, {class: (its
+    fields, its methods with their parameters)})."""
+    constants, functions, classes = [], {}, {}
+    members = None  # the public class being read
+    for line in body.splitlines():
+        if line.startswith(" ") or not line:  # most lines: inside functions
+            if members is not None and (field := _FIELD.match(line)):
+                members[0].append(field[1])
+            elif members is not None and (method := _METHOD.match(line)):
+                members[1].append(f"{method[1]}({_parameters(method[2])})")
+            continue
+        members = None
+        if names := _CONSTANTS.match(line):
+            constants += [name for name in names[1].split(", ") if name not in constants]
+        elif function := _FUNCTION.match(line):
+            functions.setdefault(function[1], _parameters(function[2]))
+        elif aliases := _ALIASES.match(line):
+            for name in aliases[1].split(" = ")[:-1]:
+                functions.setdefault(name, functions[aliases[2]])
+        elif cls := _CLASS.match(line):
+            members = classes.setdefault(cls[1], ([], []))
+    return constants, functions, classes
+
+
+def contract_lines(body: str, width=100) -> list[str]:
+    """The header's Contract: the constants on a line, each class with its fields and methods, each function
+    with its parameters; wrapped to `width`."""
+    constants, functions, classes = contract(body)
+    entries = [", ".join(constants)] if constants else []
+    entries += [
+        f"{name}: {', '.join(fields)}" + (f"; {', '.join(methods)}" if methods else "")
+        for name, (fields, methods) in classes.items()
+    ]
+    entries += [f"{name}({parameters})" for name, parameters in functions.items()]
+    wrap = textwrap.TextWrapper(width - 4, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+    return [line for entry in entries for line in wrap.wrap(entry)]
 
 
 # The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
@@ -412,7 +475,7 @@ def render_module(model, fields: dict, provenance: Provenance, formula=None) -> 
     body = env.get_template("module.py.j2").render(fields)
     body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
     provenance = replace(provenance, body_digest=sha256(body))
-    header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula))
+    header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula, body))
     return ModuleSource(header + body, provenance.layout, provenance)
 
 

@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from symcompile.data import standardization, standardized
 from symcompile.dense import chosen_kernels, emit_dense
 from symcompile.differentiate import differentiate
 from symcompile.emit import ModuleSource, emit
+from symcompile.errors import SymcompileError
 from symcompile.mlp import symbolic_form
 from symcompile.model import Model, make_model
 from symcompile.optimize import optimize
@@ -105,18 +107,25 @@ def _api_rebuild_command(model: Model) -> str:
 
 def compile_model(
     output, loss, params, inputs, targets, *, name, init=None, X=None, Y=None, out_dir=DEFAULT_OUT_DIR,
-    description="", gradient="auto", layout="auto", residual=None, **train_defaults,
+    description="", gradient="auto", layout="auto", residual=None, standardize=False, **train_defaults,
 ):  # fmt: skip
     """Build a model written in SymPy, write its module, and return the imported module.
 
     `residual` (one expression or a list) makes a residual model: give `loss=None` and the per-sample loss is
     the sum of their squares; the module then also has residuals, jacobian and least_squares.
+    `standardize=True` scales each input to mean 0 and standard deviation 1 inside the model's formulas, with
+    the means and standard deviations of X (a spec's `standardize = true`): the module stores them as X_MEAN
+    and X_SCALE, and every function of it takes inputs in X's own units.
     """
     options = BuildOptions(gradient, layout, kernels="scalar")  # checked before the model is made
+    if not isinstance(standardize, bool):
+        raise SymcompileError(f"standardize must be True or False, not {standardize!r}")
     start = time.perf_counter()
     model = make_model(
         name, output, loss, params, inputs, targets, init=init, X=X, Y=Y,
         training=training_settings(train_defaults), description=description, residual=residual,
     )  # fmt: skip
+    if standardize:
+        model = standardized(model, standardization(model.X))
     report = build(model, out_dir, options, model_seconds=time.perf_counter() - start)
     return load_module(report.path)

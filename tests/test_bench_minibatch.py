@@ -6,15 +6,14 @@ import pytest
 
 from symcompile.bench.numpy_mlp import MlpLayout
 from symcompile.bench.scenario_minibatch import LAYERS, MinibatchSettings, jax_adam, torch_adam
-from symcompile.mlp import initial_weights, network
+from symcompile.mlp import initial_weights, param_names
 
 
 def test_torch_and_jax_adam_reach_the_same_weights():
     pytest.importorskip("torch")
     pytest.importorskip("jax")
-    params, _, _, fans = network(LAYERS, "tanh", "softmax", "per-neuron")
-    layout = MlpLayout(LAYERS, [p.name for p in params])
-    w0 = initial_weights(fans, "xavier", 0)
+    layout = MlpLayout(LAYERS, param_names(LAYERS, "per-neuron"))
+    w0 = initial_weights(LAYERS, "per-neuron", "xavier", 0)
     rng = np.random.default_rng(1)
     X, labels = rng.uniform(0, 1, (70, 64)), rng.integers(0, 10, 70)  # 70 = 2 batches of 32 and one of 6
     settings = MinibatchSettings(epochs=2)

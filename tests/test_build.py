@@ -1,16 +1,23 @@
 """The build pipeline's outputs: determinism, the committed reference module, standalone imports, the CLI."""
 
+import inspect
 import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import sympy as sp
 
+import symcompile
 from symcompile.cli import main
+from symcompile.mlp import mlp_model
 from symcompile.pipeline import build, generate
 from symcompile.seed import seed_model
+from symcompile.writer import load_module
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_SEED = REPO / "generated" / "seed_mlp.py"
@@ -102,3 +109,80 @@ def test_python_dash_m_entry_point_reports_its_startup_and_stages(tmp_path):
     assert total == pytest.approx(sum(seconds.values()), abs=0.0005 * len(seconds))  # rows rounded to 1 ms
     # The startup counts from the process's start (in 10 ms clock ticks), which came after `started`.
     assert 0 < seconds["startup"] and total <= wall + 0.011
+
+
+# --- the header's Contract -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def contract_modules(seed_module, tmp_path_factory):
+    """Modules of every shape the Contract varies with: the seed (scalar kernels, binary classifier, Hessian); a
+    dense network with mean squared error and its data in a file (threads; residuals that say why they are not
+    there); a standardized residual model (least_squares, X_MEAN)."""
+    folder = tmp_path_factory.mktemp("contract")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1100, 3))  # more values than a module holds inline
+    network = mlp_model("contract_dense", [3, 4, 1], output_activation="identity", loss="mean_squared_error",
+                        X=X, Y=X[:, :1] - X[:, 1:2])  # fmt: skip
+    a, b, x, y = sp.symbols("a b x y")
+    line = symcompile.compile_model(a * x + b, None, [a, b], [x], [y], name="contract_line", X=[1.0, 2.0, 4.0],
+                                    Y=[1.0, 3.0, 2.0], residual=a * x + b - y, standardize=True, out_dir=folder)  # fmt: skip
+    dense_module = load_module(build(network, folder, kernels="dense").path)
+    assert (folder / "contract_dense.npz").is_file()  # X and Y read from a file: `X, Y = _default_data(...)`
+    return {"seed": seed_module, "dense": dense_module, "line": line}
+
+
+def _contract(module):
+    """The header's Contract as entries: continuation lines (indented 8) joined to their entry (indented 4)."""
+    text = module.__doc__.partition("every other name starts with an underscore):\n")[2]
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("        "):
+            entries[-1] += " " + line.strip()
+        elif line.startswith("    "):
+            entries.append(line.strip())
+    return entries
+
+
+def _parameters(function, skip_self=False):
+    """`a, b, *, c`: a function's parameter names, as the Contract writes them."""
+    names, star = [], False
+    for p in list(inspect.signature(function).parameters.values())[1 if skip_self else 0 :]:
+        if p.kind is p.KEYWORD_ONLY and not star:
+            names.append("*")
+        star = star or p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
+        names.append({p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name)
+    return ", ".join(names)
+
+
+@pytest.mark.parametrize("which", ["seed", "dense", "line"])
+def test_the_contract_lists_every_public_name_of_a_built_module_and_nothing_else(contract_modules, which):
+    module = contract_modules[which]
+    constants, *entries = _contract(module)
+    listed = constants.split(", ")
+    for name in listed:
+        assert hasattr(module, name), name
+    for entry in entries:
+        name, kind, rest = re.match(r"(\w+)(\(|: )(.*)", entry).groups()
+        listed.append(name)
+        if kind == "(":  # a function: its parameters
+            assert rest == _parameters(getattr(module, name)) + ")", entry
+        else:  # a class: its fields; its methods with their parameters
+            cls = getattr(module, name)
+            fields, _, methods = rest.partition("; ")
+            assert fields.split(", ") == list(cls._fields)
+            for method in methods.split("), ") if methods else ():
+                method_name, _, parameters = method.rstrip(")").partition("(")
+                assert parameters == _parameters(getattr(cls, method_name), skip_self=True), method
+    public = [
+        name for name, value in vars(module).items() if not name.startswith("_") and not inspect.ismodule(value)
+        and getattr(value, "__module__", module.__name__) == module.__name__
+    ]  # fmt: skip
+    assert sorted(listed) == sorted(public)
+
+
+def test_the_contract_names_the_trainers_options(seed_module):
+    train = next(entry for entry in _contract(seed_module) if entry.startswith("train("))
+    for name in ("optimizer", "batch_size", "X_val", "Y_val", "patience", "record_every", "progress", "threads"):
+        assert f" {name}," in train or f" {name})" in train, name
+    assert "predict(X), save(path)" in _contract(seed_module)[1] and "best_w" in _contract(seed_module)[1]

@@ -3,7 +3,9 @@ standardized inside the model: compared with NumPy's own means, standard deviati
 
 import numpy as np
 import pytest
+import sympy as sp
 
+import symcompile
 from references import mlp_forward
 from symcompile import cli
 from symcompile.data import check_targets, one_hot, split_rows
@@ -175,3 +177,79 @@ def test_cli_refuses_a_bad_label_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "data.labels: column 'kind': 3 in sample 3 is not a class label" in err, err
     assert not (tmp_path / "out").exists()
+
+
+# --- standardize= from Python -------------------------------------------------------------------------------------
+
+BINARY = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=float)
+
+
+def _by_hand(X_raw):
+    """X standardized with NumPy's own means and (population) standard deviations."""
+    return (X_raw - X.mean(axis=0)) / X.std(axis=0)
+
+
+@pytest.fixture(scope="module")
+def logistic(tmp_path_factory):
+    """A logistic regression on inputs of very different scales, standardized by compile_model."""
+    a, b, c, x1, x2, y = sp.symbols("a b c x1 x2 y")
+    p = 1 / (1 + sp.exp(-(a * x1 + b * x2 + c)))
+    return symcompile.compile_model(
+        p, -(y * sp.log(p) + (1 - y) * sp.log(1 - p)), [a, b, c], [x1, x2], [y], name="standardized_logistic",
+        init=[0.3, -0.2, 0.1], X=X, Y=BINARY, lr=0.5, max_iter=20, update="simultaneous", standardize=True,
+        out_dir=tmp_path_factory.mktemp("api_standardized"),
+    )  # fmt: skip
+
+
+def test_compile_model_standardize_stores_numpys_means_and_scales(logistic):
+    np.testing.assert_allclose(logistic.X_MEAN, X.mean(axis=0), rtol=1e-11)
+    np.testing.assert_allclose(logistic.X_SCALE, X.std(axis=0), rtol=1e-11)
+    np.testing.assert_array_equal(logistic.X, X)  # the data stays in its own units
+
+
+def test_compile_model_standardize_forward_loss_and_gradient_are_numpys(logistic):
+    w = np.array([0.7, -1.1, 0.2])
+    U = _by_hand(X)
+    p = 1 / (1 + np.exp(-(U @ w[:2] + w[2])))
+    np.testing.assert_allclose(logistic.forward(w, X), p, rtol=1e-10)
+    loss, grad = logistic.loss_and_grad(w, X, BINARY)
+    np.testing.assert_allclose(loss, -np.mean(BINARY * np.log(p) + (1 - BINARY) * np.log(1 - p)), rtol=1e-10)
+    np.testing.assert_allclose(grad, np.r_[U.T @ (p - BINARY), np.sum(p - BINARY)] / len(X), rtol=1e-9)
+
+
+def test_compile_model_standardize_trains_and_predicts_in_the_datas_units(logistic):
+    """20 steps of gradient descent on the standardized inputs, written out in NumPy; predict takes raw inputs."""
+    U, w = _by_hand(X), np.array([0.3, -0.2, 0.1])
+    for _ in range(20):
+        p = 1 / (1 + np.exp(-(U @ w[:2] + w[2])))
+        w = w - 0.5 * np.r_[U.T @ (p - BINARY), np.sum(p - BINARY)] / len(X)
+    result = logistic.train()
+    np.testing.assert_allclose(result.w, w, rtol=1e-9)
+    new = np.array([[1.0, 25.0], [0.1, 11.0]])
+    np.testing.assert_allclose(result.predict(new), 1 / (1 + np.exp(-(_by_hand(new) @ w[:2] + w[2]))), rtol=1e-9)
+
+
+def test_compile_model_standardizes_residuals_too(tmp_path):
+    a, b, c, x1, x2, y = sp.symbols("a b c x1 x2 y")
+    f = a * x1 + b * x2 + c
+    m = symcompile.compile_model(
+        f, None, [a, b, c], [x1, x2], [y], name="standardized_line", X=X, Y=BINARY, residual=f - y,
+        standardize=True, out_dir=tmp_path,
+    )  # fmt: skip
+    w = np.array([0.5, 2.0, -1.0])
+    np.testing.assert_allclose(m.residuals(w, X, BINARY).ravel(), _by_hand(X) @ w[:2] + w[2] - BINARY, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(standardize="yes", X=X, Y=BINARY), "standardize must be True or False, not 'yes'"),
+        (dict(standardize=True), "standardize needs training data to compute the means and scales from"),
+    ],
+)
+def test_compile_model_standardize_is_checked_in_one_line(tmp_path, settings, message):
+    a, x1, x2, y = sp.symbols("a x1 x2 y")
+    with pytest.raises(SymcompileError) as error:
+        symcompile.compile_model(a * x1 + x2, (a * x1 + x2 - y) ** 2, [a], [x1, x2], [y], name="bad", out_dir=tmp_path, **settings)
+    assert str(error.value) == message
+    assert not (tmp_path / "bad.py").exists()

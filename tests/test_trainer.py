@@ -240,14 +240,49 @@ def test_patience_stops_and_returns_the_best_weights(softmax_module):
 # --- chunks, progress, Ctrl-C ------------------------------------------------------------------------------------
 
 
-def test_chunks_of_one_iteration_give_the_same_run(softmax_module, monkeypatch):
-    settings = dict(optimizer="adam", lr=0.05, max_iter=12, batch_size=5, X_val=X_VAL, Y_val=Y_VAL, record_every=2)
-    whole = softmax_module.train(**settings)
-    monkeypatch.setattr(softmax_module, "_FIRST_GUESS", 1e3)  # the first call: one iteration
-    monkeypatch.setattr(softmax_module, "_CHUNK_SECONDS", 1e-12)  # and every later one
+def _in_chunks_of_one_iteration(module, monkeypatch):
+    monkeypatch.setattr(module, "_FIRST_GUESS", 1e3)  # the first call: one iteration
+    monkeypatch.setattr(module, "_CHUNK_SECONDS", 1e-12)  # and every later one
+
+
+CHUNKED_RUNS = {
+    "batches, validation, every 2nd": dict(optimizer="adam", lr=0.05, max_iter=12, batch_size=5, X_val=X_VAL, Y_val=Y_VAL, record_every=2),
+    "every 5th (the final loss out of step)": dict(optimizer="adam", lr=0.05, max_iter=12, record_every=5),
+    "none recorded": dict(optimizer="momentum", lr=0.1, momentum=0.9, max_iter=7, X_val=X_VAL, Y_val=Y_VAL, record_every=0),
+    "converged early": dict(update="simultaneous", lr=0.5, max_iter=10**6, tol=1e-3, record_every=3),
+}
+
+
+@pytest.mark.parametrize("settings", CHUNKED_RUNS.values(), ids=CHUNKED_RUNS)
+def test_chunks_of_one_iteration_give_the_same_run(softmax_module, monkeypatch, settings):
+    whole = softmax_module.train(**settings)  # short runs: one call of the compiled loop, without the chunk loop
+    _in_chunks_of_one_iteration(softmax_module, monkeypatch)
     chunked = softmax_module.train(**settings)
     for a, b in zip(whole, chunked):
         assert np.array_equal(a, b)
+    assert whole.status == ("converged" if settings.get("tol") else "max_iter")
+
+
+@pytest.mark.parametrize("chunks", ["one call", "chunks of one iteration"])
+def test_ctrl_c_during_a_call_keeps_what_it_ran(softmax_module, monkeypatch, chunks):
+    """Ctrl-C while the compiled loop runs arrives as KeyboardInterrupt when it returns: the run stops there, and
+    its final loss is the loss at the weights reached."""
+    kernel = softmax_module._TRAIN_KERNELS["adam"]
+
+    def interrupted_on_return(*arguments):
+        kernel(*arguments)
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(softmax_module._TRAIN_KERNELS, "adam", interrupted_on_return)
+    if chunks != "one call":
+        _in_chunks_of_one_iteration(softmax_module, monkeypatch)
+    result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=9, record_every=2)
+    ran = 9 if chunks == "one call" else 1
+    monkeypatch.undo()
+    reference = softmax_module.train(optimizer="adam", lr=0.05, max_iter=ran)
+    assert result.status == "interrupted" and result.iterations == ran
+    assert np.array_equal(result.w, reference.w)
+    assert np.array_equal(result.loss_history, np.r_[reference.loss_history[0:ran:2], softmax_module.loss(result.w)])
 
 
 def test_progress_with_tqdm_and_without(softmax_module, monkeypatch, capsys):

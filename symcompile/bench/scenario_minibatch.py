@@ -131,7 +131,7 @@ def jax_adam(layout, X, labels, settings):
 def run_minibatch(settings: MinibatchSettings = MinibatchSettings()) -> Report:
     X, labels, source = digits_data()
     model = minibatch_model(X, labels)
-    report = Report("minibatch", f"{model.name} (64-32-10 tanh/softmax MLP, {len(model.params)} params, "
+    report = Report("minibatch", f"{model.name} (64-32-10 tanh/softmax MLP, {model.n_params} params, "
                     f"{len(X)} samples of {source}; Adam, lr {settings.lr}, batch {settings.batch_size})")  # fmt: skip
     per_epoch = report.table(f"{model.name}: time per epoch (Adam, mini-batches of {settings.batch_size})", "epoch")
     once = report.table(f"{model.name}: one-time costs")

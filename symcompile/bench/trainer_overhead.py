@@ -5,8 +5,12 @@
 Rows, side by side in one run (CPU time per call, medians of interleaved repeats, so that other
 processes on a shared machine count less): one direct call of the module's compiled full-batch loop;
 the same loop through `_train_in_chunks` (the chunk driver: chunk sizing, Ctrl-C handling, history
-slicing); `train()` (its argument checks too); and `train(record_every=0)`. Given another build of
-the seed module (main's, say), its `train()` and `train(update="simultaneous")` run beside this one's.
+slicing); `train()` (its argument checks too); `train()` with the driver replaced by one direct call
+of the loop (what chunking costs a whole `train()`); and `train(record_every=0)`. Then the same rows
+for one iteration, where the loop takes almost no time, so that the fixed Python cost of each row
+stands out, as microseconds above the direct call and as a share of the 999 iterations' direct call.
+Given another build of the seed module (main's, say), its `train()` and
+`train(update="simultaneous")` run beside this one's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import sys
 import time
 
 import numpy as np
+
+DIRECT = "one direct call of the compiled loop"
 
 
 def _seed_module(folder):
@@ -34,11 +40,24 @@ def _other_module(path):
     return module
 
 
-def cases(m):
+def _one_piece(m):
+    """A stand-in for `m._train_in_chunks` that calls the compiled loop once for the whole run (no chunks, no
+    Ctrl-C handling, no progress), as the trainer did before chunking; full-batch, without validation."""
+
+    def train_in_one_call(kernel, arguments, run, max_iter, record_every, first_guess, progress):
+        losses = np.empty(max_iter + 1)
+        status = kernel(*arguments, max_iter, max_iter, losses, *m._NO_VALIDATION)
+        return status, losses[: int(run[0]) + 1 : record_every or max_iter + 2], *m._NO_VALIDATION
+
+    return train_in_one_call
+
+
+def cases(m, n):
+    """The rows for `n` iterations of the seed's sequential rule."""
     w, run = m.INIT.copy(), np.zeros(6)
     lr = m.DEFAULTS["lr"]
     arguments = (w, m.X, m.Y, lr, 0.0, 0.0, False, (0.9, 0.999), 1e-8, 0.0, *m._NO_SAMPLES, 0, np.zeros((0, len(w))), run, w.copy())
-    kernel, n = m._TRAIN_KERNELS["sequential"], m.DEFAULTS["max_iter"]
+    kernel, chunked_driver, one_piece = m._TRAIN_KERNELS["sequential"], m._train_in_chunks, _one_piece(m)
 
     def restart():
         w[:] = m.INIT
@@ -50,21 +69,45 @@ def cases(m):
 
     def chunked():
         restart()
-        m._train_in_chunks(kernel, arguments, run, n, 1, m._FIRST_GUESS * m.X.shape[0] * len(w), False)
+        chunked_driver(kernel, arguments, run, n, 1, m._FIRST_GUESS * m.X.shape[0] * len(w), False)
+
+    def train_in_one_piece():
+        m._train_in_chunks = one_piece
+        try:
+            m.train(max_iter=n)
+        finally:
+            m._train_in_chunks = chunked_driver
 
     return {
-        "one direct call of the compiled loop": direct,
+        DIRECT: direct,
         "the chunk driver (_train_in_chunks)": chunked,
-        "train()": lambda: m.train(),
-        "train(record_every=0)": lambda: m.train(record_every=0),
+        "train()": lambda: m.train(max_iter=n),
+        "train(), the loop called in one piece": train_in_one_piece,
+        "train(record_every=0)": lambda: m.train(max_iter=n, record_every=0),
     }
+
+
+def measure(rows, repeats, calls=50):
+    """Median CPU seconds per call of each row, the rows interleaved in each of `repeats` rounds (every other
+    round in reverse order, so that no row always follows the same one)."""
+    for run in rows.values():
+        run()
+    times = {name: [] for name in rows}
+    for round_ in range(repeats):
+        for name, run in list(rows.items())[:: 1 if round_ % 2 else -1]:
+            started = time.process_time()
+            for _ in range(calls):
+                run()
+            times[name].append((time.process_time() - started) / calls)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     m = _seed_module(argv[0] if argv else "generated")
     repeats = int(argv[1]) if len(argv) > 1 else 30
-    rows = cases(m)
+    n = m.DEFAULTS["max_iter"]
+    rows = cases(m, n)
     if len(argv) > 2:
         other = _other_module(argv[2])
         rows |= {
@@ -72,18 +115,15 @@ def main(argv=None):
             "other module: train()": lambda: other.train(),
             "other module: train(update='simultaneous')": lambda: other.train(update="simultaneous"),
         }
-    for run in rows.values():
-        run()
-    times = {name: [] for name in rows}
-    for _ in range(repeats):
-        for name, run in rows.items():
-            started = time.process_time()
-            for _ in range(50):
-                run()
-            times[name].append((time.process_time() - started) / 50)
-    base = np.median(times["one direct call of the compiled loop"])
-    for name, values in times.items():
-        print(f"{name:40s} {np.median(values) * 1e6:8.1f} us per {m.DEFAULTS['max_iter']} iterations ({np.median(values) / base:.3f}x)")
+    whole = measure(rows, repeats)
+    print(f"{n} iterations: us per call (CPU time, medians of {repeats} interleaved rounds)")
+    for name, seconds in whole.items():
+        print(f"  {name:42s} {seconds * 1e6:8.1f} us  {seconds / whole[DIRECT]:.3f}x")
+    short = measure(cases(m, 1), repeats, calls=2000)
+    print(f"1 iteration: the fixed Python cost above the direct call, and its share of the {n}-iteration direct call")
+    for name, seconds in short.items():
+        extra = seconds - short[DIRECT]
+        print(f"  {name:42s} {seconds * 1e6:8.2f} us  {extra * 1e6:+7.2f} us  {extra / whole[DIRECT]:+7.2%}")
 
 
 if __name__ == "__main__":
