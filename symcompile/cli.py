@@ -23,6 +23,7 @@ from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.emit import formula_lines
 from symcompile.errors import SymcompileError
 from symcompile.metrics import accuracy
+from symcompile import dense
 from symcompile.dense import chosen_kernels
 from symcompile.options import (
     RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, run_settings, train_keywords,
@@ -227,11 +228,14 @@ def command_predict(args):
 
 def command_show(args):
     model, rebuild_command = resolve_model(args.spec, args.data_root)
-    options = BuildOptions(args.gradient, args.layout, rebuild_command)
+    options = BuildOptions(args.gradient, args.layout, rebuild_command, args.kernels)
     outputs = dict(stages(model, options))
-    rewritten, kernel, source = outputs["rewrite"], outputs["optimize"], outputs["emit"]
     path = module_path(model, args.out_dir)
     print(f"symcompile show: {model.name}" + (f" ({model.description})" if model.description else ""))
+    if "optimize" not in outputs:  # dense kernels: the stages went from the network's shape straight to emit
+        _show_dense(model, outputs["emit"], path)
+        return 0
+    rewritten, kernel, source = outputs["rewrite"], outputs["optimize"], outputs["emit"]
     rewrites = ", ".join(source.provenance.rewrites) or "none applied"
     print(f"  formula after rewrites ({rewrites}):")
     for line in formula_lines(rewritten):
@@ -243,6 +247,21 @@ def command_show(args):
     print(f"  layout     {source.layout}")
     print(f"  module     {path} ({why_rebuild(path, model) or 'built and current'})")
     return 0
+
+
+def _show_dense(model, source, path):
+    """show for an MLP with dense kernels: SymPy sees one unit (no formula of the whole network), so the per-unit
+    code it derived, and where each layer's weights sit in the flat parameter vector."""
+    shape = model.network.shape
+    print("  formula, per unit (from SymPy, after the stable rewrites):")
+    for line in dense.formula_lines(shape, dense.dense_kernels(shape)):
+        print(f"    {line}")
+    print(f"  parameters {model.n_params}")
+    print(f"  weights    {dense.parameter_layout(shape)}")
+    print(f"  inputs     {len(model.inputs)}, targets {len(model.targets)}, default samples {model.X.shape[0]}")
+    print(f"  gradient   {source.provenance.gradient}")
+    print(f"  layout     dense kernels, {source.layout} samples")
+    print(f"  module     {path} ({why_rebuild(path, model) or 'built and current'})")
 
 
 def command_fit(args):
@@ -383,6 +402,16 @@ def _add_training_options(cmd):
     cmd.add_argument("--plot", metavar="LOSS.png", help="plot the loss per epoch (needs matplotlib: the plot extra)")
 
 
+def _add_kernels_option(cmd):
+    cmd.add_argument(
+        "--kernels",
+        type=argument_type("kernels"),
+        default="auto",
+        help="scalar (one sample at a time, straight-line code from SymPy), dense (MLPs: layers as loops over "
+        "weight matrices, samples in vectorized blocks, threads), or auto (dense for MLPs larger than the seed)",
+    )
+
+
 def parser():
     top = argparse.ArgumentParser(
         prog="python -m symcompile",
@@ -395,13 +424,7 @@ def parser():
     build_cmd = commands.add_parser("build", help="compile a model into a Python/Numba module")
     build_cmd.set_defaults(run=command_build)
     _add_build_options(build_cmd)
-    build_cmd.add_argument(
-        "--kernels",
-        type=argument_type("kernels"),
-        default="auto",
-        help="scalar (one sample at a time, straight-line code from SymPy), dense (MLPs: layers as loops over "
-        "weight matrices, samples in vectorized blocks, threads), or auto (dense for MLPs larger than the seed)",
-    )
+    _add_kernels_option(build_cmd)
     build_cmd.add_argument(
         "--dump-after",
         choices=DUMP_STAGES,
@@ -425,6 +448,7 @@ def parser():
     show_cmd = commands.add_parser("show", help="the formula, parameter and operation counts, layout, module")
     show_cmd.set_defaults(run=command_show)
     _add_build_options(show_cmd)
+    _add_kernels_option(show_cmd)
 
     fit_cmd = commands.add_parser("fit", help="fit a residual model by Levenberg-Marquardt")
     fit_cmd.set_defaults(run=command_fit)

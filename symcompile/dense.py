@@ -85,6 +85,17 @@ def layer_table(shape: MLPShape) -> list[Layer]:
     return layers
 
 
+def parameter_layout(shape: MLPShape) -> str:
+    """Where each layer's numbers sit in the flat weight vector, e.g. "W1 (64x32) w[0:2048], b1 w[2048:2080], ..."."""
+    parts = ["w0 w[0] (shared bias)"] if shape.bias == "shared" else []
+    for layer in layer_table(shape):
+        end = layer.weights_at + layer.n_in * layer.n_out
+        parts.append(f"W{layer.index} ({layer.n_in}x{layer.n_out}) w[{layer.weights_at}:{end}]")
+        if layer.bias_at >= 0:
+            parts.append(f"b{layer.index} w[{layer.bias_at}:{layer.bias_at + layer.n_out}]")
+    return ", ".join(parts)
+
+
 def _numba_has_blas() -> bool:
     """Whether Numba's np.dot can run here: it calls SciPy's BLAS. Without SciPy, wide layers build
     with the loops (slower on them, the same results), so that the module imports where SciPy is absent."""
@@ -237,7 +248,9 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) ->
         hidden=hidden,
         output=output,
         block=block,
-        # BLAS threads the wide layers itself; Numba's threads around it would only compete with them
+        blas=wide,
+        # One chunk where a layer goes through BLAS: Numba's threads around OpenBLAS's competed with them. _dense_call
+        # now keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
         max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
         parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
         n_params=n_params(shape),

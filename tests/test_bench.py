@@ -36,6 +36,19 @@ def test_hand_written_numba_backprop_is_the_generated_gradient(seed_module, seed
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-11, atol=1e-15)
 
 
+def test_stable_hand_written_backprop_trains_as_the_module_does(seed_module):
+    """seed_hand's peer: the hand loop with the module's stable sigmoid/softplus follows train(record_every=0) to the
+    last bits over the blog's 999 simultaneous steps, and reaches the blog's f5 (DESIGN.md)."""
+    w = np.asarray(seed_module.INIT, dtype=float).copy()
+    X, Y = seed_module.X, seed_module.Y
+    grad = np.empty(7)
+    assert numba_seed.stable_loss_and_grad(w, X, Y, grad) == pytest.approx(seed_module.loss_and_grad(w)[0], rel=1e-14)
+    numba_seed.train_stable(w, X, Y, 0.3, 999)
+    want = seed_module.train(lr=0.3, max_iter=999, tol=0.0, update="simultaneous", record_every=0).w
+    np.testing.assert_allclose(w, want, rtol=1e-12)
+    assert seed_module.forward(w)[0] == pytest.approx(0.9994550920282003, rel=1e-13)
+
+
 def test_hand_written_numba_backprop_matches_the_blog_subs_derivatives():
     blog = BlogLoop()
     w = np.array([0.3, -0.7, 1.1, 0.4, -1.5, 0.9, -0.2])

@@ -67,6 +67,30 @@ def test_show_of_the_seed_names_its_rewrites(capsys):
     assert _field(out, "module") == "generated/seed_mlp.py (built and current)"
 
 
+def test_show_of_a_dense_model_prints_its_per_unit_code_and_weight_layout(tmp_path, capsys):
+    """softmax3 (2-4-3, 27 parameters) builds dense kernels: show prints what SymPy derived per unit, and where each
+    layer's numbers sit in the flat vector, checked against symcompile.mlp's parameter names."""
+    from symcompile.mlp import param_names
+
+    softmax3 = ROOT / "examples" / "softmax3.toml"
+    assert cli.main(["show", str(softmax3), "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    model = load_spec(softmax3)
+    assert "hidden units: a = " in out and "d loss/dz = -y + ysum*_vexp(-lse + z)" in out  # softmax cross-entropy
+    assert _field(out, "parameters") == str(model.n_params) == "27"
+    assert _field(out, "layout") == "dense kernels, block=64 samples"
+    names = param_names(model.network.shape.layers, model.network.shape.bias)
+    covered = 0
+    for part in _field(out, "weights").split(", "):
+        label, _, span = part.rpartition(" w[")
+        start, stop = (int(n) for n in span.rstrip("]").split(":"))
+        assert start == covered and all(name[0] == label[0].lower() for name in names[start:stop]), part
+        covered = stop
+    assert covered == len(names)
+    assert _field(out, "module") == f"{tmp_path / 'softmax3.py'} (not built yet)"
+    assert list(tmp_path.iterdir()) == []  # show writes nothing
+
+
 @pytest.fixture(scope="module")
 def trained_xor(tmp_path_factory):
     """xor trained from the command line with every output file; the module's trainer must save weights."""

@@ -239,6 +239,25 @@ def test_mini_batch_adam_matches_the_scalar_kernels(built):
     np.testing.assert_allclose(got.loss_history, want.loss_history, rtol=1e-10)
 
 
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_validation_and_early_stopping_match_the_scalar_kernels(built, batch_size):
+    """The validation path (its accuracy runs through an object-mode block in dense modules), full-batch and
+    in mini-batches, with the threaded path taken (the session's modules thread from two blocks on)."""
+    scalar, dense_module = built["relu_3442_softmax"]
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=len(scalar.PARAMS))
+    X, Y = _data(NETWORKS["relu_3442_softmax"], 60, rng)
+    X_val, Y_val = _data(NETWORKS["relu_3442_softmax"], 30, rng)
+    settings = dict(max_iter=12, lr=0.5, X_val=X_val, Y_val=Y_val, patience=2, batch_size=batch_size)
+    want = scalar.train(w, X, Y, **settings)
+    got = dense_module.train(w, X, Y, **settings)
+    assert (got.status, got.iterations) == (want.status, want.iterations)
+    np.testing.assert_allclose(got.w, want.w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.val_loss_history, want.val_loss_history, rtol=1e-10)
+    assert np.array_equal(got.accuracy_history, want.accuracy_history)
+    assert len(got.accuracy_history) == got.iterations > 0
+
+
 def test_second_order_and_least_squares_say_dense_modules_lack_them(built):
     _, dense_module = built["softplus_2331_tanh_mse"]  # mean squared error: a residual model
     for function in (dense_module.hessian, dense_module.residuals, dense_module.jacobian, dense_module.least_squares):

@@ -78,6 +78,8 @@ def add_arguments(parser):
     dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
     dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20; also minibatch)")
     dataset.add_argument("--workloads", type=_list_of(_workload), help="small (--layers, --samples), digits (default: both)")
+    dataset.add_argument("--fresh-processes", type=int, help="runs of the one-time costs in new processes (default: 1; 0: none)")
+    dataset.add_argument("--one-time-only", action="store_true", help="only the one-time costs (build, compile, cache load)")
     scaling = parser.add_argument_group("scaling scenario")
     scaling.add_argument("--sizes", type=_list_of(_layers), help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")
     scaling.add_argument("--methods", type=_list_of(argument_type("gradient")), help="gradient methods (default: diff,reverse)")
@@ -106,7 +108,9 @@ def _run_dataset(model, rebuild_command, args):
     if args.quick:
         settings = _replace(settings, QUICK_DATASET)
     workloads = tuple(args.workloads) if args.workloads else None
-    return run_dataset(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats, "workloads": workloads}))
+    overrides = {"epochs": args.epochs, "repeats": args.repeats, "workloads": workloads,
+                 "fresh_processes": args.fresh_processes, "one_time_only": args.one_time_only or None}  # fmt: skip
+    return run_dataset(_replace(settings, overrides))
 
 
 def _run_wide(model, rebuild_command, args):

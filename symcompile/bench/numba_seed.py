@@ -15,6 +15,27 @@ import numba
 import numpy as np
 
 
+@numba.njit(error_model="numpy")
+def _add_sample_gradient(grad, x1, x2, f3, f4, d3, d4, d5):
+    """One sample's gradient from dloss/dz of neurons 3, 4, 5 (d3, d4, d5), added into `grad`."""
+    grad[0] += 2.0 * (d3 + d4 + d5)
+    grad[1] += d3 * x1
+    grad[2] += d4 * x1
+    grad[3] += d3 * x2
+    grad[4] += d4 * x2
+    grad[5] += d5 * f3
+    grad[6] += d5 * f4
+
+
+@numba.njit(error_model="numpy")
+def _mean(loss, grad, n_samples):
+    """The summed loss and gradient made means over the samples."""
+    scale = 1.0 / n_samples
+    for j in range(7):
+        grad[j] *= scale
+    return loss * scale
+
+
 @numba.njit
 def loss_and_grad(w, X, Y, grad):
     """Mean binary cross-entropy over the samples; its gradient goes into `grad`."""
@@ -30,17 +51,8 @@ def loss_and_grad(w, X, Y, grad):
         d5 = f5 - y  # dloss/dz5
         d3 = d5 * w35 * f3 * (1.0 - f3)  # dloss/dz3, through f3 = sigmoid(z3)
         d4 = d5 * w45 * f4 * (1.0 - f4)  # dloss/dz4
-        grad[0] += 2.0 * (d3 + d4 + d5)
-        grad[1] += d3 * x1
-        grad[2] += d4 * x1
-        grad[3] += d3 * x2
-        grad[4] += d4 * x2
-        grad[5] += d5 * f3
-        grad[6] += d5 * f4
-    scale = 1.0 / X.shape[0]
-    for j in range(7):
-        grad[j] *= scale
-    return loss * scale
+        _add_sample_gradient(grad, x1, x2, f3, f4, d3, d4, d5)
+    return _mean(loss, grad, X.shape[0])
 
 
 @numba.njit
@@ -52,3 +64,51 @@ def train(w, X, Y, lr, iterations, history):
         for j in range(7):
             w[j] -= lr * grad[j]
     history[iterations] = loss_and_grad(w, X, Y, grad)
+
+
+# The same network written with the stable forms the generated module uses (its `_sigmoid` and `_softplus`: one
+# exp of -|z| per unit, the loss as softplus of z5), so that it does the module's arithmetic and nothing more.
+
+
+@numba.njit(error_model="numpy")
+def _sigmoid(z):
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+
+
+@numba.njit(error_model="numpy")
+def _softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@numba.njit(error_model="numpy")
+def stable_loss_and_grad(w, X, Y, grad):
+    """loss_and_grad with the module's stable sigmoid and softplus."""
+    w0, w13, w14, w23, w24, w35, w45 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+    loss = 0.0
+    grad[:] = 0.0
+    for n in range(X.shape[0]):
+        x1, x2, y = X[n, 0], X[n, 1], Y[n, 0]
+        f3 = _sigmoid(w13 * x1 + w23 * x2 + 2.0 * w0)
+        f4 = _sigmoid(w14 * x1 + w24 * x2 + 2.0 * w0)
+        z5 = w35 * f3 + w45 * f4 + 2.0 * w0
+        f5 = _sigmoid(z5)
+        loss += (1.0 - y) * _softplus(z5) + y * _softplus(-z5)
+        d5 = f5 - y
+        d3 = d5 * w35 * f3 * (1.0 - f3)
+        d4 = d5 * w45 * f4 * (1.0 - f4)
+        _add_sample_gradient(grad, x1, x2, f3, f4, d3, d4, d5)
+    return _mean(loss, grad, X.shape[0])
+
+
+@numba.njit(error_model="numpy")
+def train_stable(w, X, Y, lr, iterations):
+    """Simultaneous gradient descent in place on `w`, with stable_loss_and_grad; returns the last loss (no history,
+    as train(record_every=0) keeps none)."""
+    grad = np.empty(7)
+    loss = 0.0
+    for i in range(iterations):
+        loss = stable_loss_and_grad(w, X, Y, grad)
+        for j in range(7):
+            w[j] -= lr * grad[j]
+    return loss
