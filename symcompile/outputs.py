@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import numpy as np
 
@@ -16,12 +17,16 @@ from symcompile.errors import SymcompileError
 
 
 def check_writable(path):
-    """Fail before minutes of work, not after, when `path` cannot be written."""
+    """Fail before minutes of work, not after, when `path` cannot be written. Leaves nothing behind: a file
+    that was not there is removed again, so a run that fails later does not leave an empty one."""
+    existed = os.path.exists(path)
     try:
         with open(path, "a", encoding="utf-8"):
             pass
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    if not existed:
+        os.remove(path)
 
 
 def write_text(path, text):

@@ -233,3 +233,12 @@ def test_dask_options_without_dask_say_how_to_install_it(argv, tmp_path, capsys)
     err = capsys.readouterr().err
     assert err == "symcompile: error: symcompile.distributed needs Dask: pip install 'symcompile[dask]'\n"
     assert not list(tmp_path.iterdir())  # refused before anything was built
+
+
+def test_a_refused_run_leaves_no_output_file(tmp_path, monkeypatch, capsys):
+    """--out is checked writable before the work; when the run then fails, no empty file stays behind."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["fit", str(ROOT / "examples" / "misra1a.toml"), "--many", str(tmp_path / "missing"), "--out-dir", "gen"]
+    assert cli.main(argv) == 2
+    assert "symcompile: error:" in capsys.readouterr().err
+    assert not (tmp_path / "fits.csv").exists()
