@@ -47,6 +47,9 @@ def test_stable_hand_written_backprop_trains_as_the_module_does(seed_module):
     want = seed_module.train(lr=0.3, max_iter=999, tol=0.0, update="simultaneous", record_every=0).w
     np.testing.assert_allclose(w, want, rtol=1e-12)
     assert seed_module.forward(w)[0] == pytest.approx(0.9994550920282003, rel=1e-13)
+    bare = np.asarray(seed_module.INIT, dtype=float).copy()  # seed_hand's row of the module's kernel alone
+    numba_seed.train_with_kernel(seed_module._loss_and_grad_kernel, bare, X, Y, 0.3, 999)
+    np.testing.assert_array_equal(bare, want)  # the same kernel and update: bit for bit
 
 
 def test_hand_written_numba_backprop_matches_the_blog_subs_derivatives():

@@ -112,3 +112,15 @@ def train_stable(w, X, Y, lr, iterations):
         for j in range(7):
             w[j] -= lr * grad[j]
     return loss
+
+
+@numba.njit(error_model="numpy")
+def train_with_kernel(kernel, w, X, Y, lr, iterations):
+    """Simultaneous descent in place on `w` through a module's `_loss_and_grad_kernel` and nothing else: no
+    checks, no history. Against train_stable it isolates the kernel; against the module's train(), the loop."""
+    grad = np.empty_like(w)
+    for i in range(iterations):
+        kernel(w, X, Y, grad)
+        for j in range(w.shape[0]):
+            w[j] -= lr * grad[j]
+

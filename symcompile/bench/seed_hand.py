@@ -40,6 +40,11 @@ def runners(module, iterations):
         numba_seed.train_stable(w, X, Y, LR, iterations)
         return w
 
+    def module_kernel():
+        w = w0.copy()
+        numba_seed.train_with_kernel(module._loss_and_grad_kernel, w, X, Y, LR, iterations)
+        return w
+
     def hand_plain():
         w = w0.copy()
         numba_seed.train(w, X, Y, LR, iterations, np.empty(iterations + 1))
@@ -49,6 +54,7 @@ def runners(module, iterations):
         "compiled train(record_every=0)": compiled(0),
         "hand-written Numba backprop, stable sigmoid/softplus, no history": hand_stable,
         "compiled train(record_every=1)": compiled(1),
+        "the module's loss-and-gradient kernel in a bare compiled loop": module_kernel,
         "hand-written Numba backprop, plain exp/log, loss each iteration": hand_plain,
     }
 
