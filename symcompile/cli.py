@@ -372,7 +372,9 @@ def _add_build_options(cmd):
         type=argument_type("layout"),
         default="auto",
         help="kernel code: unrolled (one line per value; fastest to run), rolled (loops over repeated "
-        "statements; fastest to compile for large models), or auto (rolled for large models)",
+        "statements; fastest to compile for large models), blocks (unrolled, the loss and gradient over "
+        "blocks of 64 samples that vectorize), or auto (rolled for large models, blocks where the data has "
+        "64 samples or more, else unrolled)",
     )
 
 
