@@ -186,13 +186,14 @@ def render_rolled_block(code, model, code_names, printer, result_destinations):
     )
 
 
-def kernel_blocks(kernel, printer, layout):
-    """The forward and loss-and-gradient blocks in the chosen layout."""
+def kernel_blocks(kernel, printer, layout, vector_printer=None):
+    """The forward and loss-and-gradient blocks in the chosen layout; the blocks layout prints its
+    loss-and-gradient kernel with `vector_printer`, which records the vectorizable functions it calls."""
     model = kernel.program.model
     if layout == "blocks":  # the forward pass is not what training repeats: it stays one sample at a time
         return (
             render_block(kernel.forward, model, kernel.code_names, printer),
-            render_block(kernel.loss_and_grad, model, kernel.code_names, VectorPrinter(kernel.code_names), in_blocks=True),
+            render_block(kernel.loss_and_grad, model, kernel.code_names, vector_printer, in_blocks=True),
         )
     if layout == "unrolled":
         return (
@@ -329,7 +330,8 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
     """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
     model = kernel.program.model
     printer = KernelPrinter(kernel.code_names)
-    forward, loss_and_grad = kernel_blocks(kernel, printer, layout)
+    vector_printer = VectorPrinter(kernel.code_names)
+    forward, loss_and_grad = kernel_blocks(kernel, printer, layout, vector_printer)
     return {
         **model_fields(model),
         "n_outputs": len(model.outputs),
@@ -341,19 +343,17 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
         **_second_order_fields(kernel, printer),
         **_residual_fields(kernel, printer),
-        **_sample_block_fields(loss_and_grad, layout),
+        **_sample_block_fields(vector_printer.used, layout),
     }
 
 
-def _sample_block_fields(loss_and_grad: Block, layout: str) -> dict:
-    """The blocks layout's block size, and the vectorizable functions its loss-and-gradient kernel calls."""
+def _sample_block_fields(called: set[str], layout: str) -> dict:
+    """The blocks layout's flag, and the source of the vectorizable functions (`called`) its kernel calls."""
     if layout != "blocks":
         return {}
-    from symcompile.vecmath import FUNCTIONS, vecmath_source  # builds Numba functions: only when needed
+    from symcompile.vecmath import vecmath_source  # builds Numba functions: only when needed
 
-    text = "\n".join(loss_and_grad.sample_lines + loss_and_grad.results)
-    called = [name for name in FUNCTIONS if f"{name}(" in text]
-    vecmath = vecmath_source(called, imports=False) + "\n\n" if called else ""
+    vecmath = vecmath_source(sorted(called), imports=False) + "\n\n" if called else ""
     return {"sample_blocks": True, "vecmath": vecmath}
 
 
