@@ -66,18 +66,19 @@ def train(w, X, Y, lr, iterations, history):
     history[iterations] = loss_and_grad(w, X, Y, grad)
 
 
-# The same network written with the stable forms the generated module uses (its `_sigmoid` and `_softplus`: one
-# exp of -|z| per unit, the loss as softplus of z5), so that it does the module's arithmetic and nothing more.
+# The same network written with the stable forms the generated module uses (its `_sigmoid` and `_softplus`, here
+# stable_sigmoid and stable_softplus: one exp of -|z| per unit, the loss as softplus of z5), so that it does the
+# module's arithmetic and nothing more.
 
 
 @numba.njit(error_model="numpy")
-def _sigmoid(z):
+def stable_sigmoid(z):
     e = math.exp(-abs(z))
     return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
 @numba.njit(error_model="numpy")
-def _softplus(z):
+def stable_softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
@@ -89,11 +90,11 @@ def stable_loss_and_grad(w, X, Y, grad):
     grad[:] = 0.0
     for n in range(X.shape[0]):
         x1, x2, y = X[n, 0], X[n, 1], Y[n, 0]
-        f3 = _sigmoid(w13 * x1 + w23 * x2 + 2.0 * w0)
-        f4 = _sigmoid(w14 * x1 + w24 * x2 + 2.0 * w0)
+        f3 = stable_sigmoid(w13 * x1 + w23 * x2 + 2.0 * w0)
+        f4 = stable_sigmoid(w14 * x1 + w24 * x2 + 2.0 * w0)
         z5 = w35 * f3 + w45 * f4 + 2.0 * w0
-        f5 = _sigmoid(z5)
-        loss += (1.0 - y) * _softplus(z5) + y * _softplus(-z5)
+        f5 = stable_sigmoid(z5)
+        loss += (1.0 - y) * stable_softplus(z5) + y * stable_softplus(-z5)
         d5 = f5 - y
         d3 = d5 * w35 * f3 * (1.0 - f3)
         d4 = d5 * w45 * f4 * (1.0 - f4)
