@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:0af58b46740e37016d84a338bc668ce88ce8efeea291d91858cc67faec132dda (of the source below this line)
+# Digest: sha256:7fa300fe662136b8b96a6e019c1357c133705fcb44f73f4dc52d6427d3291544 (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_35978f8f7b0e458a"
+__name__ = "_symcompile_940ecc20399fe031"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -479,7 +479,7 @@ def _newton_step(w, X, Y, grad, steps):
     loss = _loss_grad_hessian_kernel(w, X, Y, grad, H)
     direction = np.empty(n)
     if not _cholesky_solve(H, grad, direction):
-        direction[:] = grad
+        _copy_into(direction, grad)
     slope = 0.0
     for j in range(n):
         slope += grad[j] * direction[j]
@@ -497,6 +497,14 @@ def _newton_step(w, X, Y, grad, steps):
             break
         alpha *= 0.5
     return loss
+
+
+# Array copies in compiled code are loops: Numba compiles `a[:] = b` with a shape check whose error message
+# (string formatting) costs about two seconds of compile in each new process.
+@numba.njit(cache=True, error_model="numpy")
+def _copy_into(target, source):
+    for j in range(target.shape[0]):
+        target[j] = source[j]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -566,8 +574,10 @@ def _batch_buffers(X, Y, batch_size):
 def _gather(X, Y, order, start, X_batch, Y_batch):
     """Copy samples order[start], order[start + 1], ... into the batch's arrays."""
     for i in range(X_batch.shape[0]):
-        X_batch[i, :] = X[order[start + i], :]
-        Y_batch[i, :] = Y[order[start + i], :]
+        for k in range(X.shape[1]):
+            X_batch[i, k] = X[order[start + i], k]
+        for k in range(Y.shape[1]):
+            Y_batch[i, k] = Y[order[start + i], k]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -585,18 +595,18 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
     first = iteration
     status = -1
     while iteration < stop:
-        previous[:] = w
+        _copy_into(previous, w)
         if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
             loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
         else:
             loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         if _diverged(loss, run):
-            w[:] = previous  # the weights at which the loss passed the limit
+            _copy_into(w, previous)  # the weights at which the loss passed the limit
             status = 3
             break
         step += 1
@@ -608,7 +618,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -652,7 +662,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
         for start in range(0, n_samples, batch_size):
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
-            previous[:] = w
+            _copy_into(previous, w)
             if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
                 loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
             else:
@@ -664,12 +674,12 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
             total += loss * X.shape[0]
             below_tol = below_tol and _all_below(steps, tol)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         losses[iteration - first] = total / n_samples
         if _diverged(total / n_samples, run):
-            w[:] = previous  # the weights before the update after which the loss passed the limit
+            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
             break
         if X_val.shape[0] > 0:
@@ -678,7 +688,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -719,11 +729,11 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
             w[j] -= steps[j]
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         if _diverged(loss, run):
-            w[:] = previous  # the weights at which the loss passed the limit
+            _copy_into(w, previous)  # the weights at which the loss passed the limit
             status = 3
             break
         step += 1
@@ -735,7 +745,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -791,12 +801,12 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             total += loss * X.shape[0]
             below_tol = below_tol and _all_below(steps, tol)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         losses[iteration - first] = total / n_samples
         if _diverged(total / n_samples, run):
-            w[:] = previous  # the weights before the update after which the loss passed the limit
+            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
             break
         if X_val.shape[0] > 0:
@@ -805,7 +815,7 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -850,11 +860,11 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             w[j] -= steps[j]
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         if _diverged(loss, run):
-            w[:] = previous  # the weights at which the loss passed the limit
+            _copy_into(w, previous)  # the weights at which the loss passed the limit
             status = 3
             break
         step += 1
@@ -866,7 +876,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -926,12 +936,12 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             total += loss * X.shape[0]
             below_tol = below_tol and _all_below(steps, tol)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         losses[iteration - first] = total / n_samples
         if _diverged(total / n_samples, run):
-            w[:] = previous  # the weights before the update after which the loss passed the limit
+            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
             break
         if X_val.shape[0] > 0:
@@ -940,7 +950,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -990,11 +1000,11 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             steps[j] = previous[j] - w[j]
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         if _diverged(loss, run):
-            w[:] = previous  # the weights at which the loss passed the limit
+            _copy_into(w, previous)  # the weights at which the loss passed the limit
             status = 3
             break
         step += 1
@@ -1006,7 +1016,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -1071,12 +1081,12 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             total += loss * X.shape[0]
             below_tol = below_tol and _all_below(steps, tol)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         losses[iteration - first] = total / n_samples
         if _diverged(total / n_samples, run):
-            w[:] = previous  # the weights before the update after which the loss passed the limit
+            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
             break
         if X_val.shape[0] > 0:
@@ -1085,7 +1095,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -1135,11 +1145,11 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             steps[j] = previous[j] - w[j]
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         if _diverged(loss, run):
-            w[:] = previous  # the weights at which the loss passed the limit
+            _copy_into(w, previous)  # the weights at which the loss passed the limit
             status = 3
             break
         step += 1
@@ -1151,7 +1161,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -1216,12 +1226,12 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             total += loss * X.shape[0]
             below_tol = below_tol and _all_below(steps, tol)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         losses[iteration - first] = total / n_samples
         if _diverged(total / n_samples, run):
-            w[:] = previous  # the weights before the update after which the loss passed the limit
+            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
             break
         if X_val.shape[0] > 0:
@@ -1230,7 +1240,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -1264,15 +1274,15 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
     first = iteration
     status = -1
     while iteration < stop:
-        previous[:] = w
+        _copy_into(previous, w)
         loss = _newton_step(w, X, Y, grad, steps)
         finite = np.isfinite(loss) and _all_finite(w)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         if _diverged(loss, run):
-            w[:] = previous  # the weights at which the loss passed the limit
+            _copy_into(w, previous)  # the weights at which the loss passed the limit
             status = 3
             break
         step += 1
@@ -1284,7 +1294,7 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1
@@ -1328,7 +1338,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
         for start in range(0, n_samples, batch_size):
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
-            previous[:] = w
+            _copy_into(previous, w)
             loss = _newton_step(w, X, Y, grad, steps)
             finite = np.isfinite(loss) and _all_finite(w)
             if not finite:
@@ -1337,12 +1347,12 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
             total += loss * X.shape[0]
             below_tol = below_tol and _all_below(steps, tol)
         if not finite:
-            w[:] = previous  # keep the last finite weights
+            _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
         losses[iteration - first] = total / n_samples
         if _diverged(total / n_samples, run):
-            w[:] = previous  # the weights before the update after which the loss passed the limit
+            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
             break
         if X_val.shape[0] > 0:
@@ -1351,7 +1361,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
             val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
             if val_loss < best_loss:
                 best_loss, bad_epochs = val_loss, 0
-                best_w[:] = w
+                _copy_into(best_w, w)
                 run[3] = iteration + 1
             else:
                 bad_epochs += 1

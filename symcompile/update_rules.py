@@ -220,7 +220,7 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
 {% endif %}
 ''',
         step="""\
-previous[:] = w
+_copy_into(previous, w)
 {% if one_sample_sweep %}
 if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
     loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
@@ -368,7 +368,7 @@ def _newton_step(w, X, Y, grad, steps):
     loss = _loss_grad_hessian_kernel(w, X, Y, grad, H)
     direction = np.empty(n)
     if not _cholesky_solve(H, grad, direction):
-        direction[:] = grad
+        _copy_into(direction, grad)
     slope = 0.0
     for j in range(n):
         slope += grad[j] * direction[j]
@@ -390,7 +390,7 @@ def _newton_step(w, X, Y, grad, steps):
 
 ''',
         step="""\
-previous[:] = w
+_copy_into(previous, w)
 loss = _newton_step(w, X, Y, grad, steps)
 finite = np.isfinite(loss) and _all_finite(w)
 """,
