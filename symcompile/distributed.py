@@ -253,23 +253,10 @@ def _check_full_batch_rule(settings: Settings):
         )
 
 
-class _Divergence:
-    """The compiled loop's divergence test: the limit is set from the first loss seen."""
-
-    def __init__(self, factor):
-        self.factor, self.limit = factor, None
-
-    def passed(self, loss):
-        if self.limit is None:
-            self.limit = self.factor * (abs(loss) + 1.0)
-            return False
-        return loss > self.limit
-
-
 def _train_full_batch(module, loss_and_grad, settings: Settings):
     """The module's full-batch loop, its gradient summed over the partitions: (losses, w, status)."""
     step = _full_batch_step(settings)
-    divergence = _Divergence(module._DIVERGED_FACTOR)
+    run = np.zeros(6)  # the compiled loop's counters; module._diverged keeps its limit in run[5]
     w, history, status = settings.w.copy(), [], "max_iter"
     for _ in range(settings.max_iter):
         loss, grad = loss_and_grad(w)
@@ -277,7 +264,7 @@ def _train_full_batch(module, loss_and_grad, settings: Settings):
         if not (np.isfinite(loss) and np.all(np.isfinite(new_w))):
             status = "non-finite"  # keep the last finite weights
             break
-        if divergence.passed(loss):
+        if module._diverged(loss, run):
             status = "diverged"  # the weights at which the loss passed the limit
             break
         history.append(loss)
