@@ -263,3 +263,38 @@ def test_second_order_and_least_squares_say_dense_modules_lack_them(built):
     for function in (dense_module.hessian, dense_module.residuals, dense_module.jacobian, dense_module.least_squares):
         with pytest.raises(NotImplementedError, match="not available in a module with dense kernels; build it with --kernels scalar"):
             function()
+
+
+FRESH_OR_CACHED = """
+import sys
+import numpy as np
+from symcompile.writer import load_module
+module = load_module(sys.argv[1])
+module.forward(module.INIT)  # compiles the forward kernel's functions first, as a session would
+print(module.loss_and_grad(module.INIT)[1].tobytes().hex())
+"""
+
+
+def test_a_fresh_compile_and_a_cached_load_give_the_same_bits(tmp_path):
+    """The gradient of a process that compiles the kernels (into an empty Numba cache, and with the cache off)
+    equals, bit for bit, that of one loading them from the cache: the sums over samples once ran in an order
+    that depended on which of these a process did."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 16))
+    Y = np.eye(10)[rng.integers(10, size=300)]
+    model = mlp_model("fresh_or_cached", [16, 24, 10], hidden_activation="tanh", output_activation="softmax",
+                      loss="softmax_cross_entropy", X=X, Y=Y)  # fmt: skip
+    path = str(build(model, tmp_path, kernels="dense").path)
+
+    def gradient(**settings):
+        environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache"), **settings}
+        done = subprocess.run([sys.executable, "-c", FRESH_OR_CACHED, path], env=environment, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    fresh, cached, uncached = gradient(), gradient(), gradient(NUMBA_DISABLE_CACHE="1")
+    assert fresh == cached == uncached
