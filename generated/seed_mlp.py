@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:7fa300fe662136b8b96a6e019c1357c133705fcb44f73f4dc52d6427d3291544 (of the source below this line)
+# Digest: sha256:2e02adf9996056a9b311b3e5dd0b2c8b2c1cd60dd7e72fcea0f52b286c299d8a (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_940ecc20399fe031"
+__name__ = "_symcompile_6d6822f1805c70e4"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -71,6 +71,10 @@ _INTERRUPTED = 5
 # Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
 # long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
 _DIVERGED_FACTOR = 1e6
+# The weights' count as a compile-time constant: the training loops' arrays and loops over the weights have a
+# length LLVM knows, so for a small model it unrolls them and keeps the gradient in registers (on the seed, a
+# tenth of an iteration).
+_N_PARAMS = 7
 # Each hyperparameter of the update rules: (kind, lowest, whether it must be above the lowest, highest, whether
 # the highest is allowed, what it must be).
 # Kinds: "number", "flag" (True or False), "pair" (two numbers, as torch's betas).
@@ -130,7 +134,9 @@ def _forward_kernel(w, X, out):
         out[n, 0] = _sigmoid(t0 + w35*_sigmoid(t0 + w13*x1 + w23*x2) + w45*_sigmoid(t0 + w14*x1 + w24*x2))
 
 
-@numba.njit(cache=True, error_model="numpy")
+# Inlined where it is called (options.INLINE_KERNEL_MAX_NODES): a small model's training loop spent a third of
+# each iteration passing the arrays to it.
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def _loss_and_grad_kernel(w, X, Y, grad):
     """Mean loss over the samples; its gradient is written into `grad`. One fused pass."""
     w0 = w[0]
@@ -160,19 +166,19 @@ def _loss_and_grad_kernel(w, X, Y, grad):
         t11 = t10*t3
         t12 = _sigmoid(-t4)
         t13 = t12*t6
-        t14 = 2*t11 + 2*t13 + 2
+        t14 = 2 + 2*t11 + 2*t13
         t15 = y*_sigmoid(t8)
         t16 = _sigmoid(t7)
         loss += t9*_softplus(t7) + y*_softplus(t8)
-        grad[0] += -t14*t15 + t14*t16*t9
-        grad[1] += t10*t16*t2*t9*w35*x1 - t11*t15*x1
-        grad[2] += t12*t16*t5*t9*w45*x1 - t13*t15*x1
-        grad[3] += t10*t16*t2*t9*w35*x2 - t11*t15*x2
-        grad[4] += t12*t16*t5*t9*w45*x2 - t13*t15*x2
-        grad[5] += -t15*t2 + t16*t2*t9
-        grad[6] += -t15*t5 + t16*t5*t9
+        grad[0] += t9*t14*t16 - t14*t15
+        grad[1] += w35*x1*t9*t2*t10*t16 - x1*t11*t15
+        grad[2] += w45*x1*t9*t5*t12*t16 - x1*t13*t15
+        grad[3] += w35*x2*t9*t2*t10*t16 - x2*t11*t15
+        grad[4] += w45*x2*t9*t5*t12*t16 - x2*t13*t15
+        grad[5] += t9*t2*t16 - t15*t2
+        grad[6] += t9*t5*t16 - t15*t5
     scale = 1.0 / X.shape[0]
-    for j in range(grad.shape[0]):
+    for j in range(_N_PARAMS):
         grad[j] *= scale
     return loss * scale
 
@@ -203,11 +209,11 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t2 = w35*_sigmoid(t1)
         t3 = t0 + w14*x1 + w24*x2
         t4 = w45*_sigmoid(t3)
-        t5 = 2*t2*_sigmoid(-t1) + 2*t4*_sigmoid(-t3) + 2
+        t5 = 2 + 2*t2*_sigmoid(-t1) + 2*t4*_sigmoid(-t3)
         t6 = t0 + t2 + t4
         t7 = -t6
         t8 = 1 - y
-        slope += t5*t8*_sigmoid(t6) - t5*y*_sigmoid(t7)
+        slope += t8*t5*_sigmoid(t6) - y*t5*_sigmoid(t7)
         loss += t8*_softplus(t6) + y*_softplus(t7)
     steps[0] = lr * slope * scale + lr * weight_decay * w[0]
     w[0] -= steps[0]
@@ -231,7 +237,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t3 = t2*w35
         t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
         t5 = _sigmoid(-t1)
-        slope += t2*t5*w35*x1*(1 - y)*_sigmoid(t4) - t3*t5*x1*y*_sigmoid(-t4)
+        slope += w35*x1*(1 - y)*t2*t5*_sigmoid(t4) - x1*y*t3*t5*_sigmoid(-t4)
     steps[1] = lr * slope * scale + lr * weight_decay * w[1]
     w[1] -= steps[1]
 
@@ -254,7 +260,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t3 = t2*w45
         t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
         t5 = _sigmoid(-t1)
-        slope += t2*t5*w45*x1*(1 - y)*_sigmoid(t4) - t3*t5*x1*y*_sigmoid(-t4)
+        slope += w45*x1*(1 - y)*t2*t5*_sigmoid(t4) - x1*y*t3*t5*_sigmoid(-t4)
     steps[2] = lr * slope * scale + lr * weight_decay * w[2]
     w[2] -= steps[2]
 
@@ -277,7 +283,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t3 = t2*w35
         t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
         t5 = _sigmoid(-t1)
-        slope += t2*t5*w35*x2*(1 - y)*_sigmoid(t4) - t3*t5*x2*y*_sigmoid(-t4)
+        slope += w35*x2*(1 - y)*t2*t5*_sigmoid(t4) - x2*y*t3*t5*_sigmoid(-t4)
     steps[3] = lr * slope * scale + lr * weight_decay * w[3]
     w[3] -= steps[3]
 
@@ -300,7 +306,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t3 = t2*w45
         t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
         t5 = _sigmoid(-t1)
-        slope += t2*t5*w45*x2*(1 - y)*_sigmoid(t4) - t3*t5*x2*y*_sigmoid(-t4)
+        slope += w45*x2*(1 - y)*t2*t5*_sigmoid(t4) - x2*y*t3*t5*_sigmoid(-t4)
     steps[4] = lr * slope * scale + lr * weight_decay * w[4]
     w[4] -= steps[4]
 
@@ -320,7 +326,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t0 = 2*w0
         t1 = _sigmoid(t0 + w13*x1 + w23*x2)
         t2 = t0 + t1*w35 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
-        slope += -t1*y*_sigmoid(-t2) + t1*(1 - y)*_sigmoid(t2)
+        slope += (1 - y)*t1*_sigmoid(t2) - y*t1*_sigmoid(-t2)
     steps[5] = lr * slope * scale + lr * weight_decay * w[5]
     w[5] -= steps[5]
 
@@ -340,7 +346,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         t0 = 2*w0
         t1 = _sigmoid(t0 + w14*x1 + w24*x2)
         t2 = t0 + t1*w45 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
-        slope += -t1*y*_sigmoid(-t2) + t1*(1 - y)*_sigmoid(t2)
+        slope += (1 - y)*t1*_sigmoid(t2) - y*t1*_sigmoid(-t2)
     steps[6] = lr * slope * scale + lr * weight_decay * w[6]
     w[6] -= steps[6]
     return loss * scale
@@ -369,57 +375,57 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
     t6 = t5 + w14*x1
     t7 = t0 + t6
     t8 = w45*_sigmoid(t7)
-    t9 = 2*t4*_sigmoid(-t3) + 2*t8*_sigmoid(-t7) + 2
+    t9 = 2 + 2*t4*_sigmoid(-t3) + 2*t8*_sigmoid(-t7)
     t10 = t0 + t4 + t8
     t11 = -t10
     t12 = 1 - y
-    step_w0 = lr*(t12*t9*_sigmoid(t10) - t9*y*_sigmoid(t11))
-    w0_new = -step_w0 + w0
+    step_w0 = lr*(t12*t9*_sigmoid(t10) - y*t9*_sigmoid(t11))
+    w0_new = w0 - step_w0
     t13 = 2*w0_new
-    t14 = t13 + t2
+    t14 = t2 + t13
     t15 = _sigmoid(t14)
     t16 = t15*w35
-    t17 = t13 + t6
+    t17 = t6 + t13
     t18 = _sigmoid(t17)
     t19 = t18*w45
     t20 = t13 + t19
     t21 = t16 + t20
     t22 = _sigmoid(-t14)
     t23 = x1*y
-    step_w13 = lr*(t12*t15*t22*w35*x1*_sigmoid(t21) - t16*t22*t23*_sigmoid(-t21))
-    w13_new = -step_w13 + w13
-    t24 = w13_new*x1 + t13
+    step_w13 = lr*(w35*x1*t12*t15*t22*_sigmoid(t21) - t23*t16*t22*_sigmoid(-t21))
+    w13_new = w13 - step_w13
+    t24 = t13 + w13_new*x1
     t25 = t1 + t24
     t26 = _sigmoid(t25)
     t27 = t26*w35
     t28 = t20 + t27
     t29 = _sigmoid(-t17)
-    step_w14 = lr*(t12*t18*t29*w45*x1*_sigmoid(t28) - t19*t23*t29*_sigmoid(-t28))
-    w14_new = -step_w14 + w14
-    t30 = w14_new*x1 + t13
-    t31 = t30 + t5
+    step_w14 = lr*(w45*x1*t12*t18*t29*_sigmoid(t28) - t23*t19*t29*_sigmoid(-t28))
+    w14_new = w14 - step_w14
+    t30 = t13 + w14_new*x1
+    t31 = t5 + t30
     t32 = _sigmoid(t31)
     t33 = t32*w45
     t34 = t13 + t33
     t35 = t27 + t34
     t36 = _sigmoid(-t25)
     t37 = x2*y
-    step_w23 = lr*(t12*t26*t36*w35*x2*_sigmoid(t35) - t27*t36*t37*_sigmoid(-t35))
-    w23_new = -step_w23 + w23
-    t38 = _sigmoid(w23_new*x2 + t24)
+    step_w23 = lr*(w35*x2*t12*t26*t36*_sigmoid(t35) - t37*t27*t36*_sigmoid(-t35))
+    w23_new = w23 - step_w23
+    t38 = _sigmoid(t24 + w23_new*x2)
     t39 = t38*w35
     t40 = t34 + t39
     t41 = _sigmoid(-t31)
-    step_w24 = lr*(t12*t32*t41*w45*x2*_sigmoid(t40) - t33*t37*t41*_sigmoid(-t40))
-    w24_new = -step_w24 + w24
-    t42 = _sigmoid(w24_new*x2 + t30)
+    step_w24 = lr*(w45*x2*t12*t32*t41*_sigmoid(t40) - t37*t33*t41*_sigmoid(-t40))
+    w24_new = w24 - step_w24
+    t42 = _sigmoid(t30 + w24_new*x2)
     t43 = t13 + t42*w45
     t44 = t39 + t43
-    step_w35 = lr*(t12*t38*_sigmoid(t44) - t38*y*_sigmoid(-t44))
-    w35_new = -step_w35 + w35
-    t45 = w35_new*t38 + t43
-    step_w45 = lr*(t12*t42*_sigmoid(t45) - t42*y*_sigmoid(-t45))
-    w45_new = -step_w45 + w45
+    step_w35 = lr*(t12*t38*_sigmoid(t44) - y*t38*_sigmoid(-t44))
+    w35_new = w35 - step_w35
+    t45 = t43 + w35_new*t38
+    step_w45 = lr*(t12*t42*_sigmoid(t45) - y*t42*_sigmoid(-t45))
+    w45_new = w45 - step_w45
     steps[0] = step_w0
     w[0] = w0_new
     steps[1] = step_w13
@@ -508,11 +514,13 @@ def _copy_into(target, source):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _all_finite(values):
-    for value in values:
-        if not np.isfinite(value):
-            return False
-    return True
+def _weights_finite(w):
+    # No early exit: without branches the loop is short straight code for a small model, and vectorizes for a
+    # large one (an exit would be taken only once a run has failed).
+    finite = True
+    for j in range(_N_PARAMS):
+        finite &= np.isfinite(w[j])
+    return finite
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -587,9 +595,9 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
     to the next (weights, state, counters, best weights): see `_train_in_chunks`.
     """
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
@@ -600,7 +608,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
             loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
         else:
             loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
-        finite = np.isfinite(loss) and _all_finite(w)
+        finite = np.isfinite(loss) and _weights_finite(w)
         if not finite:
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
@@ -644,9 +652,9 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
     to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     n_samples = X_train.shape[0]
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
@@ -667,7 +675,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
                 loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
             else:
                 loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
-            finite = np.isfinite(loss) and _all_finite(w)
+            finite = np.isfinite(loss) and _weights_finite(w)
             if not finite:
                 break
             step += 1
@@ -714,20 +722,25 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
     to the next (weights, state, counters, best weights): see `_train_in_chunks`.
     """
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        for j in range(w.shape[0]):  # one pass: step, keep and update each weight
-            steps[j] = lr * (grad[j] + weight_decay * w[j])
+        if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set: one add less
+            for j in range(_N_PARAMS):  # on the path from one iteration's weights to the next's (a tenth on the seed)
+                steps[j] = lr * grad[j]
+        else:
+            for j in range(_N_PARAMS):
+                steps[j] = lr * (grad[j] + weight_decay * w[j])
+        for j in range(_N_PARAMS):
             previous[j] = w[j]
             w[j] -= steps[j]
-        finite = np.isfinite(loss) and _all_finite(w)
+        finite = np.isfinite(loss) and _weights_finite(w)
         if not finite:
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
@@ -771,9 +784,9 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
     to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     n_samples = X_train.shape[0]
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
@@ -790,11 +803,16 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(w.shape[0]):  # one pass: step, keep and update each weight
-                steps[j] = lr * (grad[j] + weight_decay * w[j])
+            if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set: one add less
+                for j in range(_N_PARAMS):  # on the path from one iteration's weights to the next's (a tenth on the seed)
+                    steps[j] = lr * grad[j]
+            else:
+                for j in range(_N_PARAMS):
+                    steps[j] = lr * (grad[j] + weight_decay * w[j])
+            for j in range(_N_PARAMS):
                 previous[j] = w[j]
                 w[j] -= steps[j]
-            finite = np.isfinite(loss) and _all_finite(w)
+            finite = np.isfinite(loss) and _weights_finite(w)
             if not finite:
                 break
             step += 1
@@ -842,23 +860,23 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     to the next (weights, state, counters, best weights): see `_train_in_chunks`.
     """
     velocity = state[0]  # kept across calls
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        for j in range(w.shape[0]):
+        for j in range(_N_PARAMS):
             g = grad[j] + weight_decay * w[j]
             velocity[j] = momentum * velocity[j] + g
             g = g + momentum * velocity[j] if nesterov else velocity[j]
             steps[j] = lr * g
             previous[j] = w[j]
             w[j] -= steps[j]
-        finite = np.isfinite(loss) and _all_finite(w)
+        finite = np.isfinite(loss) and _weights_finite(w)
         if not finite:
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
@@ -903,9 +921,9 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
     to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
     velocity = state[0]  # kept across calls
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     n_samples = X_train.shape[0]
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
@@ -922,14 +940,14 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(w.shape[0]):
+            for j in range(_N_PARAMS):
                 g = grad[j] + weight_decay * w[j]
                 velocity[j] = momentum * velocity[j] + g
                 g = g + momentum * velocity[j] if nesterov else velocity[j]
                 steps[j] = lr * g
                 previous[j] = w[j]
                 w[j] -= steps[j]
-            finite = np.isfinite(loss) and _all_finite(w)
+            finite = np.isfinite(loss) and _weights_finite(w)
             if not finite:
                 break
             step += 1
@@ -978,9 +996,9 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     """
     m = state[0]  # kept across calls
     v = state[1]  # kept across calls
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
@@ -991,14 +1009,14 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
         t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
         step_size = lr / (1.0 - beta1**t)
         bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-        for j in range(w.shape[0]):
+        for j in range(_N_PARAMS):
             g = grad[j] + weight_decay * w[j]
             m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
             v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
             previous[j] = w[j]
             w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
             steps[j] = previous[j] - w[j]
-        finite = np.isfinite(loss) and _all_finite(w)
+        finite = np.isfinite(loss) and _weights_finite(w)
         if not finite:
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
@@ -1044,9 +1062,9 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     """
     m = state[0]  # kept across calls
     v = state[1]  # kept across calls
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     n_samples = X_train.shape[0]
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
@@ -1067,14 +1085,14 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
             step_size = lr / (1.0 - beta1**t)
             bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-            for j in range(w.shape[0]):
+            for j in range(_N_PARAMS):
                 g = grad[j] + weight_decay * w[j]
                 m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
                 v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
                 previous[j] = w[j]
                 w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
                 steps[j] = previous[j] - w[j]
-            finite = np.isfinite(loss) and _all_finite(w)
+            finite = np.isfinite(loss) and _weights_finite(w)
             if not finite:
                 break
             step += 1
@@ -1123,9 +1141,9 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     """
     m = state[0]  # kept across calls
     v = state[1]  # kept across calls
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
@@ -1136,14 +1154,14 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
         t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
         step_size = lr / (1.0 - beta1**t)
         bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-        for j in range(w.shape[0]):
+        for j in range(_N_PARAMS):
             g = grad[j]
             m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
             v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
             previous[j] = w[j]
             w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
             steps[j] = previous[j] - w[j]
-        finite = np.isfinite(loss) and _all_finite(w)
+        finite = np.isfinite(loss) and _weights_finite(w)
         if not finite:
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
@@ -1189,9 +1207,9 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
     """
     m = state[0]  # kept across calls
     v = state[1]  # kept across calls
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     n_samples = X_train.shape[0]
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
@@ -1212,14 +1230,14 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
             step_size = lr / (1.0 - beta1**t)
             bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-            for j in range(w.shape[0]):
+            for j in range(_N_PARAMS):
                 g = grad[j]
                 m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
                 v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
                 previous[j] = w[j]
                 w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
                 steps[j] = previous[j] - w[j]
-            finite = np.isfinite(loss) and _all_finite(w)
+            finite = np.isfinite(loss) and _weights_finite(w)
             if not finite:
                 break
             step += 1
@@ -1266,9 +1284,9 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
     to the next (weights, state, counters, best weights): see `_train_in_chunks`.
     """
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
@@ -1276,7 +1294,7 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
     while iteration < stop:
         _copy_into(previous, w)
         loss = _newton_step(w, X, Y, grad, steps)
-        finite = np.isfinite(loss) and _all_finite(w)
+        finite = np.isfinite(loss) and _weights_finite(w)
         if not finite:
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
@@ -1320,9 +1338,9 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
     Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
     to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
     """
-    grad = np.empty_like(w)
-    steps = np.empty_like(w)
-    previous = np.empty_like(w)
+    grad = np.empty(_N_PARAMS)
+    steps = np.empty(_N_PARAMS)
+    previous = np.empty(_N_PARAMS)
     n_samples = X_train.shape[0]
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
@@ -1340,7 +1358,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
             _gather(X_train, Y_train, order, start, X, Y)
             _copy_into(previous, w)
             loss = _newton_step(w, X, Y, grad, steps)
-            finite = np.isfinite(loss) and _all_finite(w)
+            finite = np.isfinite(loss) and _weights_finite(w)
             if not finite:
                 break
             step += 1
@@ -1837,7 +1855,7 @@ def _loss_grad_hessian_kernel(w, X, Y, grad, H):
         t11 = 2*t10
         t12 = _sigmoid(-t4)
         t13 = 2*t12
-        t14 = t11*t3 + t13*t6 + 2
+        t14 = 2 + t11*t3 + t13*t6
         t15 = -t14
         t16 = _sigmoid(t8)
         t17 = t16*y
@@ -1860,7 +1878,7 @@ def _loss_grad_hessian_kernel(w, X, Y, grad, H):
         t34 = t3*t33
         t35 = t12**2
         t36 = t35*t6
-        t37 = -4*t10*t31*w35 - 4*t12*t32*w45 + 4*t34 + 4*t36
+        t37 = -4*w35*t10*t31 - 4*w45*t12*t32 + 4*t34 + 4*t36
         t38 = t17*t19
         t39 = t16*t20
         t40 = t17*x1
@@ -1889,7 +1907,7 @@ def _loss_grad_hessian_kernel(w, X, Y, grad, H):
         t63 = x1*x2
         t64 = t56*t63
         t65 = t22*t28
-        t66 = t38*t65 + t39*t65
+        t66 = t39*t65 + t38*t65
         t67 = t2*t20
         t68 = t51*x1
         t69 = t19*t30
@@ -1914,40 +1932,40 @@ def _loss_grad_hessian_kernel(w, X, Y, grad, H):
         t88 = t72*x2
         loss += t9*_softplus(t7) + y*_softplus(t8)
         grad[0] += t14*t20 + t18
-        grad[1] += t10*t19*t2*t9*w35*x1 - t17*t22
-        grad[2] += t12*t19*t5*t9*w45*x1 - t17*t24
-        grad[3] += t10*t19*t2*t9*w35*x2 - t17*t26
-        grad[4] += t12*t19*t5*t9*w45*x2 - t17*t28
-        grad[5] += t19*t2*t9 - t29
-        grad[6] += t19*t5*t9 - t30
-        H[0, 0] += t14**2*t39 + t15**2*t38 - t17*t37 + t20*t37
-        H[0, 1] += t10*t14*t16*t19*t2*t9*w35*x1 + 2*t10*t16*t31*w35*x1*y + 2*t19*t2*t33*t9*w35*x1 - t22*t45 - t40*t41 - t43*t44
-        H[0, 2] += t12*t14*t16*t19*t5*t9*w45*x1 + 2*t12*t16*t32*w45*x1*y + 2*t19*t35*t5*t9*w45*x1 - t24*t45 - t40*t46 - t44*t48
-        H[0, 3] += t10*t14*t16*t19*t2*t9*w35*x2 + 2*t10*t16*t31*w35*x2*y + 2*t19*t2*t33*t9*w35*x2 - t26*t45 - t41*t49 - t43*t50
-        H[0, 4] += t12*t14*t16*t19*t5*t9*w45*x2 + 2*t12*t16*t32*w45*x2*y + 2*t19*t35*t5*t9*w45*x2 - t28*t45 - t46*t49 - t48*t50
-        H[0, 5] += 2*t10*t19*t2*t9 - t11*t29 + t14*t16*t19*t2*t9 - t2*t45
-        H[0, 6] += 2*t12*t19*t5*t9 - t13*t30 + t14*t16*t19*t5*t9 - t45*t5
-        H[1, 1] += -t34*t53 + t34*t54 + t51*t53 - t51*t54 + t55*t57 + t57*t58
-        H[1, 2] += t38*t60 + t39*t60
-        H[1, 3] += -t34*t61 + t34*t62 + t51*t61 - t51*t62 + t55*t64 + t58*t64
+        grad[1] += -t17*t22 + w35*x1*t9*t2*t10*t19
+        grad[2] += -t17*t24 + w45*x1*t9*t5*t12*t19
+        grad[3] += -t17*t26 + w35*x2*t9*t2*t10*t19
+        grad[4] += -t17*t28 + w45*x2*t9*t5*t12*t19
+        grad[5] += t9*t2*t19 - t29
+        grad[6] += t9*t5*t19 - t30
+        H[0, 0] += t20*t37 + t14**2*t39 + t15**2*t38 - t17*t37
+        H[0, 1] += -t43*t44 - t40*t41 + 2*w35*x1*t9*t2*t33*t19 - t22*t45 + 2*w35*x1*y*t10*t31*t16 + w35*x1*t9*t2*t10*t14*t19*t16
+        H[0, 2] += -t44*t48 - t40*t46 + 2*w45*x1*t9*t5*t35*t19 - t24*t45 + 2*w45*x1*y*t12*t32*t16 + w45*x1*t9*t5*t12*t14*t19*t16
+        H[0, 3] += -t43*t50 - t41*t49 + 2*w35*x2*t9*t2*t33*t19 - t26*t45 + 2*w35*x2*y*t10*t31*t16 + w35*x2*t9*t2*t10*t14*t19*t16
+        H[0, 4] += -t48*t50 - t46*t49 + 2*w45*x2*t9*t5*t35*t19 - t28*t45 + 2*w45*x2*y*t12*t32*t16 + w45*x2*t9*t5*t12*t14*t19*t16
+        H[0, 5] += 2*t9*t2*t10*t19 - t11*t29 + t9*t2*t14*t19*t16 - t2*t45
+        H[0, 6] += 2*t9*t5*t12*t19 - t13*t30 + t9*t5*t14*t19*t16 - t45*t5
+        H[1, 1] += t34*t54 + t51*t53 - t51*t54 + t57*t58 - t34*t53 + t55*t57
+        H[1, 2] += t39*t60 + t38*t60
+        H[1, 3] += t34*t62 + t58*t64 + t51*t61 - t51*t62 + t55*t64 - t34*t61
         H[1, 4] += t66
-        H[1, 5] += -t21*t29 + t21*t67 + t38*t68 + t39*t68
-        H[1, 6] += t22*t69 + t22*t71
-        H[2, 2] += -t36*t53 + t36*t54 + t53*t72 - t54*t72 + t73*t75 + t75*t76
+        H[1, 5] += t21*t67 + t39*t68 + t38*t68 - t21*t29
+        H[1, 6] += t22*t71 + t22*t69
+        H[2, 2] += t36*t54 + t53*t72 - t54*t72 + t75*t76 - t36*t53 + t73*t75
         H[2, 3] += t66
-        H[2, 4] += -t36*t61 + t36*t62 + t61*t72 - t62*t72 + t73*t77 + t76*t77
-        H[2, 5] += t24*t78 + t24*t79
-        H[2, 6] += -t23*t30 + t23*t70 + t38*t80 + t39*t80
-        H[3, 3] += -t34*t82 + t34*t83 + t51*t82 - t51*t83 + t55*t84 + t58*t84
-        H[3, 4] += t38*t85 + t39*t85
-        H[3, 5] += -t25*t29 + t25*t67 + t38*t86 + t39*t86
-        H[3, 6] += t26*t69 + t26*t71
-        H[4, 4] += -t36*t82 + t36*t83 + t72*t82 - t72*t83 + t73*t87 + t76*t87
-        H[4, 5] += t28*t78 + t28*t79
-        H[4, 6] += -t27*t30 + t27*t70 + t38*t88 + t39*t88
-        H[5, 5] += t55 + t58
-        H[5, 6] += t5*t78 + t5*t79
-        H[6, 6] += t73 + t76
+        H[2, 4] += t36*t62 + t76*t77 + t61*t72 - t62*t72 + t73*t77 - t36*t61
+        H[2, 5] += t24*t79 + t24*t78
+        H[2, 6] += t23*t70 + t39*t80 + t38*t80 - t23*t30
+        H[3, 3] += t34*t83 + t51*t82 - t51*t83 + t58*t84 - t34*t82 + t55*t84
+        H[3, 4] += t39*t85 + t38*t85
+        H[3, 5] += t25*t67 + t39*t86 + t38*t86 - t25*t29
+        H[3, 6] += t26*t71 + t26*t69
+        H[4, 4] += t36*t83 + t72*t82 - t72*t83 + t76*t87 - t36*t82 + t73*t87
+        H[4, 5] += t28*t79 + t28*t78
+        H[4, 6] += t27*t70 + t39*t88 + t38*t88 - t27*t30
+        H[5, 5] += t58 + t55
+        H[5, 6] += t5*t79 + t5*t78
+        H[6, 6] += t76 + t73
     scale = 1.0 / X.shape[0]
     for i in range(H.shape[0]):
         grad[i] *= scale

@@ -25,7 +25,8 @@ from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
 from symcompile.options import (
-    FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES, SAMPLE_BLOCK, choose,
+    FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, INLINE_KERNEL_MAX_NODES, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES,
+    SAMPLE_BLOCK, choose,
 )  # fmt: skip
 from symcompile.printer import KernelPrinter, VectorPrinter
 from symcompile.provenance import Provenance, sha256, versions, weights_digest
@@ -137,6 +138,7 @@ def render_block(code, model, code_names, printer, param_name="", sample="n", in
     the loop variable, or 0 for a one-sample kernel. `in_blocks`: the program runs over a block of samples
     instead, reading sample `_s` of the block's inputs `_xb` and targets `_yb` (one row per column of X and Y)."""
     used = set().union(*(expr.free_symbols for _, expr in code.assignments), *(r.free_symbols for r in code.results))
+    printer = printer.for_program(code.assignments)
     inputs, targets = ("_xb[", "_yb[") if in_blocks else (f"X[{sample}, ", f"Y[{sample}, ")
     end = ", _s]" if in_blocks else "]"
     return Block(
@@ -338,6 +340,7 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "helpers": helper_sources(_expressions(*kernel.programs())),
         "forward": forward,
         "loss_and_grad": loss_and_grad,
+        "inline_kernel": layout == "unrolled" and program_size(kernel.loss_and_grad) <= INLINE_KERNEL_MAX_NODES,
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),

@@ -40,6 +40,11 @@ ROLL_ABOVE_NODES = 2000
 # samples; fewer (the seed's one) keep the per-sample loop. Measured: a decay curve fit on 100,000 samples, 0.58
 # ms per loss and gradient per sample loop, 0.26 ms in blocks of 64 (BENCHMARKS.md, "Blocks of samples").
 SAMPLE_BLOCK = 64
+# The loss-and-gradient kernel of unrolled programs up to this many expression nodes is inlined where the training
+# loops call it (Numba's forceinline): a call passes the four arrays' descriptors, about thirty words, and keeps the
+# gradient in memory. On the seed (157 nodes) the compiled loop went from 77 to 55 ns per iteration; a larger
+# kernel would be compiled once more into every loop that calls it, for little gain.
+INLINE_KERNEL_MAX_NODES = 500
 # Above this many parameters the sequential sweep calls the fused kernel instead of unrolling one program per
 # parameter: the unrolled sweep's code grows as P * (program size) and Numba compiles it for seconds.
 UNROLLED_SWEEP_MAX_PARAMS = 16

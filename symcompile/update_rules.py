@@ -22,7 +22,7 @@ hyperparameters and the state by name, and must set `loss` (the batch's mean
 loss at the weights the update started from), `steps` (what each weight moved,
 for the `tol` test) and `finite`, and leave in `previous` the weights it
 started from (they are restored when `finite` is false). `finite` is checked
-after the update loop (`_all_finite(w)`), not inside it: a test inside kept
+after the update loop (`_weights_finite(w)`), not inside it: a test inside kept
 LLVM from vectorizing the loop (Adam on digits: 9% of an epoch, BENCHMARKS.md).
 
 The formulas of `momentum`, `adam` and `adamw` are those of `torch.optim.SGD`,
@@ -229,7 +229,7 @@ else:
 {% else %}
 loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
 {% endif %}
-finite = np.isfinite(loss) and _all_finite(w)
+finite = np.isfinite(loss) and _weights_finite(w)
 """,
     )
 )
@@ -241,11 +241,16 @@ register(
         hyperparameters=(LEARNING_RATE, WEIGHT_DECAY),
         step="""\
 loss = _loss_and_grad_kernel(w, X, Y, grad)
-for j in range(w.shape[0]):  # one pass: step, keep and update each weight
-    steps[j] = lr * (grad[j] + weight_decay * w[j])
+if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set: one add less
+    for j in range(_N_PARAMS):  # on the path from one iteration's weights to the next's (a tenth on the seed)
+        steps[j] = lr * grad[j]
+else:
+    for j in range(_N_PARAMS):
+        steps[j] = lr * (grad[j] + weight_decay * w[j])
+for j in range(_N_PARAMS):
     previous[j] = w[j]
     w[j] -= steps[j]
-finite = np.isfinite(loss) and _all_finite(w)
+finite = np.isfinite(loss) and _weights_finite(w)
 """,
     )
 )
@@ -260,14 +265,14 @@ register(
         # Nesterov: g = g + momentum*b, else g = b; w = w - lr*g.
         step="""\
 loss = _loss_and_grad_kernel(w, X, Y, grad)
-for j in range(w.shape[0]):
+for j in range(_N_PARAMS):
     g = grad[j] + weight_decay * w[j]
     velocity[j] = momentum * velocity[j] + g
     g = g + momentum * velocity[j] if nesterov else velocity[j]
     steps[j] = lr * g
     previous[j] = w[j]
     w[j] -= steps[j]
-finite = np.isfinite(loss) and _all_finite(w)
+finite = np.isfinite(loss) and _weights_finite(w)
 """,
     )
 )
@@ -284,14 +289,14 @@ beta1, beta2 = betas
 t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
 step_size = lr / (1.0 - beta1**t)
 bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-for j in range(w.shape[0]):
+for j in range(_N_PARAMS):
     g = {gradient}
     m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
     v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
     previous[j] = w[j]
     w[j] = {new_weight} - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
     steps[j] = previous[j] - w[j]
-finite = np.isfinite(loss) and _all_finite(w)
+finite = np.isfinite(loss) and _weights_finite(w)
 """
 
 
@@ -392,7 +397,7 @@ def _newton_step(w, X, Y, grad, steps):
         step="""\
 _copy_into(previous, w)
 loss = _newton_step(w, X, Y, grad, steps)
-finite = np.isfinite(loss) and _all_finite(w)
+finite = np.isfinite(loss) and _weights_finite(w)
 """,
     )
 )
