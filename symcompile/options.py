@@ -97,7 +97,7 @@ def _mlp_table(table):
 
 CHOICES = {
     "gradient": Choice("gradient method", ("auto", "diff", "reverse"), "auto"),
-    "layout": Choice("layout", ("auto", "unrolled", "rolled", "blocks"), "auto"),
+    "layout": Choice("layout", ("auto", "unrolled", "rolled", "blocks", "rolled-blocks"), "auto"),
     "kernels": Choice("kernels", ("auto", "scalar", "dense"), "auto"),
     "update": Choice("update rule", lambda: tuple(update_rules.RULES), "simultaneous"),
     "kind": Choice("spec kind", ("mlp", "expression"), None),

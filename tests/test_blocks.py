@@ -1,8 +1,8 @@
-"""The blocks layout: the scalar loss-and-gradient kernel over blocks of samples (templates/module.py.j2).
+"""The blocks layouts: the scalar loss-and-gradient kernel over blocks of samples (templates/module.py.j2).
 
-Each example is built twice, per sample ("unrolled", libm) and in blocks (symcompile.vecmath's functions);
-loss and gradient must agree to 1e-12 relative for one sample, a short block, a whole one and several, and
-training must follow the same path.
+Each example is built per sample ("unrolled", libm) and in blocks (symcompile.vecmath's functions), both
+straight-line ("blocks") and rolled into loops ("rolled-blocks"); loss and gradient must agree to 1e-12
+relative for one sample, a short block, a whole one and several, and training must follow the same path.
 """
 
 import dataclasses
@@ -19,18 +19,28 @@ from symcompile.writer import load_module
 EXAMPLES = ("logistic", "softmax3")  # sigmoid and softplus; tanh, exp and several outputs
 
 
+BLOCK_LAYOUTS = ("blocks", "rolled-blocks")
+
+
 @pytest.fixture(scope="session")
-def pairs(tmp_path_factory):
-    """example -> (unrolled module, blocks module), built once."""
+def built(tmp_path_factory):
+    """example -> {layout: module}, for "unrolled" and BLOCK_LAYOUTS, built once."""
     folder = tmp_path_factory.mktemp("blocks")
-    built = {}
+    modules = {}
     for name in EXAMPLES:
         model = load_spec(f"examples/{name}.toml")
-        built[name] = tuple(
-            load_module(build(dataclasses.replace(model, name=f"{name}_{layout}"), folder, layout=layout).path)
-            for layout in ("unrolled", "blocks")
-        )
-    return built
+        modules[name] = {
+            layout: load_module(build(dataclasses.replace(model, name=f"{name}_{layout.replace('-', '_')}"), folder,
+                                      layout=layout).path)  # fmt: skip
+            for layout in ("unrolled", *BLOCK_LAYOUTS)
+        }
+    return modules
+
+
+@pytest.fixture(params=BLOCK_LAYOUTS)
+def pairs(built, request):
+    """example -> (unrolled module, the module in one of BLOCK_LAYOUTS)."""
+    return {name: (modules["unrolled"], modules[request.param]) for name, modules in built.items()}
 
 
 def _data(module, n_samples, rng):
@@ -69,6 +79,12 @@ def test_training_in_blocks_follows_the_same_path(pairs):
         got, want = blocks.train(**settings), unrolled.train(**settings)
         np.testing.assert_allclose(got.w, want.w, rtol=1e-10)
         np.testing.assert_allclose(got.loss_history, want.loss_history, rtol=1e-10)
+
+
+def test_rolled_blocks_roll_the_statements_and_run_each_over_the_block(built):
+    source = open(built["softmax3"]["rolled-blocks"].__file__).read()
+    kernel = source[source.index("def _loss_and_grad_kernel") :]
+    assert "for k in range(" in kernel and "            for _s in range(_count):" in kernel and "t[k, _s] = " in kernel
 
 
 def test_auto_takes_blocks_only_where_the_data_fills_one():
