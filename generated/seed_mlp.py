@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:2e02adf9996056a9b311b3e5dd0b2c8b2c1cd60dd7e72fcea0f52b286c299d8a (of the source below this line)
+# Digest: sha256:c1dc34b0cd096030e97856f9394c8c7bf8ad3f22446a6aa24c51c0bd10d85e65 (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_6d6822f1805c70e4"
+__name__ = "_symcompile_df54236c72838427"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -147,7 +147,15 @@ def _loss_and_grad_kernel(w, X, Y, grad):
     w35 = w[5]
     w45 = w[6]
     loss = 0.0
-    grad[:] = 0.0
+    # The gradient's sums in locals, not in `grad`: in registers, where a sum kept in memory waits for its
+    # store and load at every sample.
+    _g0 = 0.0
+    _g1 = 0.0
+    _g2 = 0.0
+    _g3 = 0.0
+    _g4 = 0.0
+    _g5 = 0.0
+    _g6 = 0.0
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -170,16 +178,21 @@ def _loss_and_grad_kernel(w, X, Y, grad):
         t15 = y*_sigmoid(t8)
         t16 = _sigmoid(t7)
         loss += t9*_softplus(t7) + y*_softplus(t8)
-        grad[0] += t9*t14*t16 - t14*t15
-        grad[1] += w35*x1*t9*t2*t10*t16 - x1*t11*t15
-        grad[2] += w45*x1*t9*t5*t12*t16 - x1*t13*t15
-        grad[3] += w35*x2*t9*t2*t10*t16 - x2*t11*t15
-        grad[4] += w45*x2*t9*t5*t12*t16 - x2*t13*t15
-        grad[5] += t9*t2*t16 - t15*t2
-        grad[6] += t9*t5*t16 - t15*t5
+        _g0 += t9*t14*t16 - t14*t15
+        _g1 += w35*x1*t9*t2*t10*t16 - x1*t11*t15
+        _g2 += w45*x1*t9*t5*t12*t16 - x1*t13*t15
+        _g3 += w35*x2*t9*t2*t10*t16 - x2*t11*t15
+        _g4 += w45*x2*t9*t5*t12*t16 - x2*t13*t15
+        _g5 += t9*t2*t16 - t15*t2
+        _g6 += t9*t5*t16 - t15*t5
     scale = 1.0 / X.shape[0]
-    for j in range(_N_PARAMS):
-        grad[j] *= scale
+    grad[0] = _g0 * scale
+    grad[1] = _g1 * scale
+    grad[2] = _g2 * scale
+    grad[3] = _g3 * scale
+    grad[4] = _g4 * scale
+    grad[5] = _g5 * scale
+    grad[6] = _g6 * scale
     return loss * scale
 
 
