@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:c1dc34b0cd096030e97856f9394c8c7bf8ad3f22446a6aa24c51c0bd10d85e65 (of the source below this line)
+# Digest: sha256:4a15634c3aacacef2fa5c669c49580fa8fdab296bfa987fbdc24d2f2f9989a91 (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_df54236c72838427"
+__name__ = "_symcompile_2d4e51cb5ab5f2de"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -614,6 +614,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         _copy_into(previous, w)
@@ -631,7 +632,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
             status = 3
             break
         step += 1
-        losses[iteration - first] = loss
+        losses[min(iteration - first, last)] = loss
         below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
@@ -653,7 +654,7 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -673,6 +674,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         if rng.shape[0]:  # shuffle
@@ -698,7 +700,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = total / n_samples
+        losses[min(iteration - first, last)] = total / n_samples
         if _diverged(total / n_samples, run):
             _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
@@ -723,7 +725,7 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -741,6 +743,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
@@ -763,7 +766,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
             status = 3
             break
         step += 1
-        losses[iteration - first] = loss
+        losses[min(iteration - first, last)] = loss
         below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
@@ -785,7 +788,7 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -805,6 +808,7 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         if rng.shape[0]:  # shuffle
@@ -835,7 +839,7 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = total / n_samples
+        losses[min(iteration - first, last)] = total / n_samples
         if _diverged(total / n_samples, run):
             _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
@@ -860,7 +864,7 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -879,6 +883,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
@@ -899,7 +904,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
             status = 3
             break
         step += 1
-        losses[iteration - first] = loss
+        losses[min(iteration - first, last)] = loss
         below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
@@ -921,7 +926,7 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -942,6 +947,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         if rng.shape[0]:  # shuffle
@@ -970,7 +976,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = total / n_samples
+        losses[min(iteration - first, last)] = total / n_samples
         if _diverged(total / n_samples, run):
             _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
@@ -995,7 +1001,7 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1015,6 +1021,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
@@ -1039,7 +1046,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
             status = 3
             break
         step += 1
-        losses[iteration - first] = loss
+        losses[min(iteration - first, last)] = loss
         below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
@@ -1061,7 +1068,7 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1083,6 +1090,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         if rng.shape[0]:  # shuffle
@@ -1115,7 +1123,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = total / n_samples
+        losses[min(iteration - first, last)] = total / n_samples
         if _diverged(total / n_samples, run):
             _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
@@ -1140,7 +1148,7 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1160,6 +1168,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
@@ -1184,7 +1193,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
             status = 3
             break
         step += 1
-        losses[iteration - first] = loss
+        losses[min(iteration - first, last)] = loss
         below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
@@ -1206,7 +1215,7 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1228,6 +1237,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         if rng.shape[0]:  # shuffle
@@ -1260,7 +1270,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = total / n_samples
+        losses[min(iteration - first, last)] = total / n_samples
         if _diverged(total / n_samples, run):
             _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
@@ -1285,7 +1295,7 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1303,6 +1313,7 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         _copy_into(previous, w)
@@ -1317,7 +1328,7 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
             status = 3
             break
         step += 1
-        losses[iteration - first] = loss
+        losses[min(iteration - first, last)] = loss
         below_tol = _all_below(steps, tol)
         if X_val.shape[0] > 0:
             val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
@@ -1339,7 +1350,7 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1359,6 +1370,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
     first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
     while iteration < stop:
         if rng.shape[0]:  # shuffle
@@ -1381,7 +1393,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
             _copy_into(w, previous)  # keep the last finite weights
             status = 2
             break
-        losses[iteration - first] = total / n_samples
+        losses[min(iteration - first, last)] = total / n_samples
         if _diverged(total / n_samples, run):
             _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
             status = 3
@@ -1406,7 +1418,7 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[iteration - first] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1688,7 +1700,8 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
     if progress is False and first_guess * max_iter <= _CHUNK_SECONDS:
         # The whole run fits the first call (the seed's does): that call alone, without the loop's bookkeeping,
         # which costs microseconds, a few percent of a run this short (BENCHMARKS.md, trainer overhead)
-        losses = np.empty(max_iter + 1)
+        # Nothing recorded: room for one loss, not max_iter + 1 (a long run wrote megabytes no one read)
+        losses = np.empty(max_iter + 1 if record_every else 1)
         val_losses, accuracies = (np.empty(max_iter), np.empty(max_iter)) if validating else _NO_VALIDATION
         try:
             status = kernel(*arguments, max_iter, max_iter, losses, val_losses, accuracies)
@@ -1710,7 +1723,8 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
                         losses.append(np.empty(1))  # the final loss: train computes it
                     break
                 count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
-                chunk = (np.empty(count + 1), *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))
+                chunk = (np.empty(count + 1 if record_every else 1),  # as in the one-call run above
+                         *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))  # fmt: skip
                 started = time.perf_counter()
                 try:
                     status = kernel(*arguments, done + count, max_iter, *chunk)
@@ -1723,7 +1737,8 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
                 accuracies.append(chunk[2][:ran])
                 done += ran
                 if bar is not None and ran:
-                    bar.show(done, chunk[0][ran] if 0 <= status < _INTERRUPTED else chunk[0][ran - 1])
+                    latest = ran if 0 <= status < _INTERRUPTED else ran - 1
+                    bar.show(done, chunk[0][min(latest, chunk[0].shape[0] - 1)])
                 if status < 0:
                     interrupts.install()  # only now: a run that takes one call pays nothing for it
     finally:

@@ -3,6 +3,10 @@
 Simultaneous gradient descent on the blog's network and sample (lr 0.3), `--iterations` per timed call;
 each round times every row once, in turn, so all rows see the same machine load; medians per iteration.
 
+`--processes K` repeats the whole measurement in K new processes and prints each one's ratio of the compiled
+`train(record_every=0)` to the stable hand loop, and their median: one process's figure moves with where its
+code and arrays land.
+
 Rows: the committed module (generated/seed_mlp.py) `train(update="simultaneous", tol=0)` with
 record_every=0 (no loss history kept) and with record_every=1; `symcompile.bench.numba_seed.train_stable`
 (backprop by hand with the module's stable sigmoid and softplus, no history: the same arithmetic as the
@@ -13,7 +17,10 @@ each iteration). Every row's final weights are compared with the module's.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,31 +66,71 @@ def runners(module, iterations):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.seed_hand", description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=200_000, help="iterations per timed call (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds (default: %(default)s)")
-    args = parser.parse_args(argv)
+HAND = "hand-written Numba backprop, stable sigmoid/softplus, no history"
+COMPILED = "compiled train(record_every=0)"
+
+
+def measure(iterations, rounds):
+    """({row: per-iteration seconds of each round}, {row: max relative weight difference from COMPILED})."""
     module = load_module(SEED_MODULE)
-    rows = runners(module, args.iterations)
-    print(f"load average at start: {load_average()}; {args.iterations} iterations per call, {args.rounds} rounds")
+    rows = runners(module, iterations)
     finals = {name: run() for name, run in rows.items()}  # compiles (or loads from Numba's cache)
     seconds = {name: [] for name in rows}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, run in rows.items():
             start = time.perf_counter()
             finals[name] = run()
-            seconds[name].append((time.perf_counter() - start) / args.iterations)
-    reference = finals["compiled train(record_every=0)"]
-    base = statistics.median(seconds["hand-written Numba backprop, stable sigmoid/softplus, no history"])
+            seconds[name].append((time.perf_counter() - start) / iterations)
+    reference = finals[COMPILED]
+    return seconds, {name: float(np.max(np.abs(w - reference)) / np.max(np.abs(reference))) for name, w in finals.items()}
+
+
+def print_table(seconds, differences):
+    base = statistics.median(seconds[HAND])
     print("| implementation | per iteration (median) | min - max | x hand-written (stable) | max rel weight diff |")
     print("| --- | --- | --- | --- | --- |")
     for name, times in seconds.items():
         median = statistics.median(times)
-        difference = np.max(np.abs(finals[name] - reference)) / np.max(np.abs(reference))
         print(f"| {name} | {format_seconds(median)} | {format_seconds(min(times))} - {format_seconds(max(times))} | "
-              f"{median / base:.3f} | {difference:.1e} |")  # fmt: skip
-    print(f"load average at end: {load_average()}")
+              f"{median / base:.3f} | {differences[name]:.1e} |")  # fmt: skip
+
+
+def in_processes(count, iterations, rounds):
+    """The measurement in `count` new processes, one after another: where code and arrays land differs from
+    process to process, and moved the seed's compiled loop by up to a sixth against the same hand loop."""
+    ratios = []
+    for _ in range(count):
+        command = [sys.executable, "-m", "symcompile.bench.seed_hand", "--iterations", str(iterations),
+                   "--rounds", str(rounds), "--json"]  # fmt: skip
+        seconds = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)["seconds"]
+        ratio = statistics.median(seconds[COMPILED]) / statistics.median(seconds[HAND])
+        ratios.append(ratio)
+        print(f"process {len(ratios)}: {COMPILED} {format_seconds(statistics.median(seconds[COMPILED]))}, hand "
+              f"{format_seconds(statistics.median(seconds[HAND]))}: {ratio:.3f}x")  # fmt: skip
+    print(f"median over {count} processes: {statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.seed_hand", description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=200_000, help="iterations per timed call (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="repeat in this many new processes and print each one's ratio and their median")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the raw seconds as JSON (what --processes reads)")
+    args = parser.parse_args(argv)
+    print_load = not args.json
+    if print_load:
+        print(f"load average at start: {load_average()}; {args.iterations} iterations per call, {args.rounds} rounds")
+    if args.processes:
+        in_processes(args.processes, args.iterations, args.rounds)
+    else:
+        seconds, differences = measure(args.iterations, args.rounds)
+        if args.json:
+            print(json.dumps({"seconds": seconds, "differences": differences}))
+        else:
+            print_table(seconds, differences)
+    if print_load:
+        print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":
