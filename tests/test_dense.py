@@ -298,3 +298,18 @@ def test_a_fresh_compile_and_a_cached_load_give_the_same_bits(tmp_path):
 
     fresh, cached, uncached = gradient(), gradient(), gradient(NUMBA_DISABLE_CACHE="1")
     assert fresh == cached == uncached
+
+
+def test_blas_layers_get_the_threads_asked_for_and_one_by_default(built):
+    """A BLAS network runs in one chunk: `threads=k` is given to BLAS (threadpoolctl), None keeps it on one."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if "blas" not in built:
+        pytest.skip("no SciPy: Numba's np.dot has no BLAS, so no layer goes through it")
+    _, module = built["blas"]
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+    for threads, want in ((None, {1}), (1, {1}), (2, {2})):
+        with module._blas_threads(threads):
+            assert blas_threads() == want
