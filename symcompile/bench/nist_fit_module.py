@@ -57,7 +57,7 @@ def _fit_arrays(w, X, Y):
 
 
 def render_least_squares() -> str:
-    """The solver's source, as the module template would include it."""
+    """The solver's source, as the module template would include it, with the module's `_copy_into` it calls."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -65,7 +65,7 @@ def render_least_squares() -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env.get_template("least_squares.py.j2").render()
+    return "\n\n".join(env.get_template(name).render() for name in ("copy_into.py.j2", "least_squares.py.j2"))
 
 
 def model_and_derivatives(problem: NistProblem):
