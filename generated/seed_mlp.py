@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:4a15634c3aacacef2fa5c669c49580fa8fdab296bfa987fbdc24d2f2f9989a91 (of the source below this line)
+# Digest: sha256:12a8c59d46ff182ff316b6693beb4ba78dc31607a8f3ab63c2c1eb04bd0f5c3c (of the source below this line)
 
 
 import hashlib
@@ -50,7 +50,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_2d4e51cb5ab5f2de"
+__name__ = "_symcompile_5f7df8306431cc82"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -747,8 +747,8 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     status = -1
     while iteration < stop:
         loss = _loss_and_grad_kernel(w, X, Y, grad)
-        if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set: one add less
-            for j in range(_N_PARAMS):  # on the path from one iteration's weights to the next's (a tenth on the seed)
+        if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set
+            for j in range(_N_PARAMS):
                 steps[j] = lr * grad[j]
         else:
             for j in range(_N_PARAMS):
@@ -820,8 +820,8 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
             X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
             _gather(X_train, Y_train, order, start, X, Y)
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set: one add less
-                for j in range(_N_PARAMS):  # on the path from one iteration's weights to the next's (a tenth on the seed)
+            if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set
+                for j in range(_N_PARAMS):
                     steps[j] = lr * grad[j]
             else:
                 for j in range(_N_PARAMS):

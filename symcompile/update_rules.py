@@ -241,8 +241,8 @@ register(
         hyperparameters=(LEARNING_RATE, WEIGHT_DECAY),
         step="""\
 loss = _loss_and_grad_kernel(w, X, Y, grad)
-if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set: one add less
-    for j in range(_N_PARAMS):  # on the path from one iteration's weights to the next's (a tenth on the seed)
+if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set
+    for j in range(_N_PARAMS):
         steps[j] = lr * grad[j]
 else:
     for j in range(_N_PARAMS):
