@@ -10,16 +10,20 @@ datasets (this script writes them when scikit-learn is installed); iris.csv
 (3 kB) is committed, digits.csv (475 kB) is not.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from symcompile.writer import write_atomically
 
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def write_csv(name, header, rows):
     lines = [",".join(header)] + [",".join(f"{v:.6g}" for v in row) for row in rows]
-    (DATA / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"
+    write_atomically(DATA / name, lambda f: f.write(text.encode("utf-8")))  # whole or not at all
 
 
 def students(n=100, seed=1):
@@ -82,5 +86,5 @@ if __name__ == "__main__":
     try:
         iris()
         digits()
-    except ImportError:
-        print("scikit-learn is not installed: examples/data/iris.csv and digits.csv not written")
+    except ImportError:  # not a success: the README's `make_data.py && train examples/digits.toml` must stop here
+        sys.exit("make_data.py: scikit-learn is not installed (pip install scikit-learn): iris.csv and digits.csv not written")

@@ -13,7 +13,7 @@ Training function (per sample, after symcompile's rewrites):
 Contract (what this module defines for its users; every other name starts with an underscore):
     PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS, MODEL_DIGEST
     TrainResult: w, iterations, loss_history, converged, status, val_loss_history, accuracy_history,
-        best_w; predict(X), save(path)
+        best_w, record_every; predict(X), save(path)
     forward(w, X)
     loss_and_grad(w, X, Y)
     loss(w, X, Y)
@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:12a8c59d46ff182ff316b6693beb4ba78dc31607a8f3ab63c2c1eb04bd0f5c3c (of the source below this line)
+# Digest: sha256:5577677345d0b1555be5fee2566d8dd07aeb3f8b76165d1ff777af1783b4def1 (of the source below this line)
 
 
 import hashlib
@@ -40,6 +40,7 @@ import time
 import types
 import warnings
 import zipfile
+import zlib
 from typing import NamedTuple
 
 import numba
@@ -50,7 +51,7 @@ import numpy as np
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_5f7df8306431cc82"
+__name__ = "_symcompile_7dfc4e4d6b87de3b"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -71,6 +72,10 @@ _INTERRUPTED = 5
 # Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
 # long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
 _DIVERGED_FACTOR = 1e6
+# A run that stops (max_iter, converged) with its loss above this many times (1 + |its first value|) diverged too:
+# a loss may rise for a while (momentum, Adam's first steps, a noisy batch) but not end tenfold above its start;
+# the runs that diverged without passing the limit above ended 1e4 times above it and more.
+_ENDED_ABOVE_FACTOR = 10.0
 # The weights' count as a compile-time constant: the training loops' arrays and loops over the weights have a
 # length LLVM knows, so for a small model it unrolls them and keeps the gradient in registers (on the seed, a
 # tenth of an iteration).
@@ -96,6 +101,9 @@ _OPTIMIZERS = {
     "adamw": ("adamw", ('lr', 'weight_decay', 'betas', 'eps')),
     "newton": ("newton", ()),
 }
+# A run keeps at most this many values of each history (8 bytes each; --history writes a few MB of CSV for them):
+# a longer run keeps every k-th iteration's (train's record_every), so its memory is bounded however long it runs.
+_MAX_RECORDED = 2**16
 # The compiled loop returns to Python about this often (seconds), to show progress and to notice Ctrl-C.
 _CHUNK_SECONDS = 0.1
 # A cautious guess of one iteration's seconds per sample and parameter, to size the first call of the loop
@@ -538,11 +546,17 @@ def _weights_finite(w):
 
 @numba.njit(cache=True, error_model="numpy")
 def _diverged(loss, run):
-    """Whether the loss has passed the limit that run[5] keeps, set from the first loss (run[5] is 0 before)."""
+    """Whether the loss has passed _DIVERGED_FACTOR * run[5], where run[5] = 1 + |first loss| (0 before it)."""
     if run[5] == 0.0:
-        run[5] = _DIVERGED_FACTOR * (abs(loss) + 1.0)
+        run[5] = abs(loss) + 1.0
         return False
-    return loss > run[5]
+    return loss > _DIVERGED_FACTOR * run[5]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _ended_above(final_loss, run):
+    """Whether a run that stopped ends far above where it started (_ENDED_ABOVE_FACTOR)."""
+    return final_loss > _ENDED_ABOVE_FACTOR * run[5]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -654,7 +668,10 @@ def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, beta
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
+        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -673,6 +690,8 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -725,7 +744,10 @@ def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, mome
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -788,7 +810,10 @@ def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, be
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
+        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -807,6 +832,8 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -864,7 +891,10 @@ def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, mo
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -926,7 +956,10 @@ def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas,
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
+        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -946,6 +979,8 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -1001,7 +1036,10 @@ def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, moment
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1068,7 +1106,10 @@ def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
+        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1089,6 +1130,8 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -1148,7 +1191,10 @@ def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, 
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1215,7 +1261,10 @@ def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, ep
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
+        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1236,6 +1285,8 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -1295,7 +1346,10 @@ def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum,
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1350,7 +1404,10 @@ def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, e
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X, Y, grad)
+        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1369,6 +1426,8 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
     X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
     out_val = np.empty((X_val.shape[0], 1))
     iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
+    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -1418,7 +1477,10 @@ def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum
     if status < 0 and iteration == max_iter:
         status = 0
     if status >= 0:
-        losses[min(iteration - first, last)] = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
+        losses[min(iteration - first, last)] = final_loss
+        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
+            status = 3
     run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
     return status
 
@@ -1435,15 +1497,18 @@ class TrainResult(NamedTuple):
 
     w: np.ndarray  # final weights, in PARAMS order; with `patience`, the best weights (as best_w)
     iterations: int  # iterations run (epochs, when training in mini-batches)
-    loss_history: np.ndarray  # the training loss of every record_every-th iteration, then the final loss
+    loss_history: np.ndarray  # the training loss of every record_every-th iteration (below), then the final loss
     converged: bool  # stopped because every |step| fell below tol
     status: str  # "converged", "max_iter", "non-finite" (the loss or a weight stopped being finite: w is then the
     # last point with finite weights), "diverged" (stopped at the first weights where the loss exceeds
-    # _DIVERGED_FACTOR * (1 + |first loss|)), "early_stopped" (`patience` epochs without a better validation loss),
-    # or "interrupted" (Ctrl-C: w is where training had got to)
-    val_loss_history: np.ndarray = np.empty(0)  # the validation loss after each iteration; empty without X_val
-    accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after each iteration (classifiers)
+    # _DIVERGED_FACTOR * (1 + |first loss|), or ended, at max_iter or converged, above _ENDED_ABOVE_FACTOR times
+    # that), "early_stopped" (`patience` epochs without a better validation loss), or "interrupted" (Ctrl-C: w is
+    # where training had got to)
+    val_loss_history: np.ndarray = np.empty(0)  # the validation loss after every record_every-th iteration; empty without X_val
+    accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after the same iterations (classifiers)
     best_w: np.ndarray = None  # the weights of the lowest validation loss (without X_val: w)
+    record_every: int = 1  # the iterations between two recorded values: train's record_every, or a multiple of it
+    # that keeps a long run's histories within _MAX_RECORDED values each (0: nothing recorded)
 
     def predict(self, X=None):
         """The model's outputs at the trained weights (`forward(w, X)`)."""
@@ -1499,9 +1564,69 @@ def _inputs(X_):
     return X_
 
 
-def _targets(Y_, n_samples):
-    what = f"Y (one row per sample, one column per target: {', '.join(TARGETS)})"
-    return _real_array(Y if Y_ is None else Y_, what, (n_samples, len(TARGETS)), kinds="iufb")
+# Targets are checked as symcompile checks a spec's (its symcompile/targets.py): integer class labels of shape (N,)
+# become one-hot rows, and targets outside the loss's domain are refused.
+_TARGET_LOSS = ""  # the cross-entropy whose targets are checked ("": none)
+_PROBABILITY_LOSSES = ('binary_cross_entropy', 'softmax_cross_entropy')
+_ROW_SUM_TOLERANCE = 1e-09
+
+
+def _one_hot(labels, n_classes, what="labels"):
+    """(N, n_classes) one-hot rows from N integer labels 0 .. n_classes - 1; for one class column (a binary
+    classifier), the 0/1 labels as a column."""
+    labels = np.asarray(labels, dtype=np.float64).ravel()
+    classes = max(n_classes, 2)  # one target column: labels 0 and 1
+    bad = np.flatnonzero(~(np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < classes)))
+    if len(bad):
+        raise ValueError(
+            f"{what}: {labels[bad[0]]:g} in sample {bad[0]} is not a class label: expected an integer from 0 to "
+            f"{classes - 1} ({classes} classes, one per {'output' if n_classes > 1 else 'value of the target'})"
+        )
+    if n_classes == 1:
+        return labels[:, None]
+    return np.eye(n_classes)[labels.astype(np.int64)]
+
+
+def _is_label_vector(Y, n_targets):
+    """Whether `Y` is class labels to one-hot: integers, one per sample, for several targets (an integer Y of
+    shape (N,)). Floats are never guessed to be labels."""
+    if n_targets < 2 or not isinstance(Y, (list, tuple, np.ndarray)):
+        return False
+    try:
+        Y = np.asarray(Y)
+    except ValueError:  # ragged lists: not labels (the shape check says what is wrong)
+        return False
+    return Y.ndim == 1 and Y.dtype.kind in "iu"
+
+
+def _check_targets(loss, Y, what="Y"):
+    """Refuse targets a cross-entropy cannot take, naming the first: outside [0, 1], or a softmax row that does
+    not sum to 1. Outside them the loss rewards the wrong answer and can go negative."""
+    if loss not in _PROBABILITY_LOSSES or Y.size == 0:
+        return
+    outside = np.flatnonzero((Y < 0) | (Y > 1))
+    if len(outside):
+        row, column = np.unravel_index(outside[0], Y.shape)
+        raise ValueError(f"{loss} needs targets in [0, 1]; {what} has {Y[row, column]:g} in sample {row}, target {column}")
+    if loss == "softmax_cross_entropy":
+        sums = Y.sum(axis=1)
+        off = np.flatnonzero(np.abs(sums - 1) > _ROW_SUM_TOLERANCE)
+        if len(off):
+            raise ValueError(
+                f"softmax_cross_entropy needs each target row to sum to 1 (one-hot, or class probabilities); "
+                f"sample {off[0]} sums to {sums[off[0]]:g} in {what}"
+            )
+
+
+def _targets(Y_, n_samples, name="Y"):
+    if Y_ is None:  # the module's own data (made one-hot when it was built)
+        Y_ = Y
+    elif _is_label_vector(Y_, len(TARGETS)):
+        Y_ = _one_hot(Y_, len(TARGETS), name)
+    what = f"{name} (one row per sample, one column per target: {', '.join(TARGETS)})" if name == "Y" else name
+    Y_ = _real_array(Y_, what, (n_samples, len(TARGETS)), kinds="iufb")
+    _check_targets(_TARGET_LOSS, Y_, name)
+    return Y_
 
 
 def _is_real(value, integer=False):
@@ -1529,15 +1654,19 @@ def _hyperparameter(name, value):
 
 
 def _optimizer(optimizer, update, hyperparameters):
-    """The update rule to run and the compiled loop's hyperparameters, checked; a setting that the optimizer
-    does not read must keep its default."""
-    if optimizer not in _OPTIMIZERS:
+    """The update rule to run and the compiled loop's hyperparameters, checked. `optimizer` names the rule, and
+    `update` is its older name: given both, they must name the same rule ("gd" is "simultaneous"); neither, the
+    module's default, DEFAULTS["update"]. A setting that the rule does not read must keep its default."""
+    if optimizer is not None and optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, not {optimizer!r}")
-    if optimizer == "gd":
-        if update not in ("sequential", "simultaneous", "momentum", "adam", "adamw", "newton"):
-            raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw, newton")
-        optimizer = update
+    if update is not None and update not in ("sequential", "simultaneous", "momentum", "adam", "adamw", "newton"):
+        raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw, newton")
+    if optimizer is not None and update is not None and _OPTIMIZERS[optimizer][0] != update:
+        raise ValueError(f"optimizer={optimizer!r} and update={update!r} name different update rules; give optimizer alone (update is its older name)")
+    optimizer = optimizer if optimizer is not None else update if update is not None else DEFAULTS["update"]
     rule, reads = _OPTIMIZERS[optimizer]
+    if rule == "newton" and "_NO_HESSIAN" in globals():  # Newton's steps need the exact Hessian, not emitted here
+        raise ValueError(f"optimizer {optimizer!r} is not available: {_NO_HESSIAN}")
     values = {}
     for name, value in hyperparameters.items():
         if name in reads:
@@ -1587,7 +1716,7 @@ def _validation(X_val, Y_val):
     if X_val is None or Y_val is None:
         raise ValueError("give both X_val and Y_val, or neither")
     X_val = _real_array(X_val, "X_val", (None, len(INPUTS)), kinds="iufb")
-    return X_val, _real_array(Y_val, "Y_val", (X_val.shape[0], len(TARGETS)), kinds="iufb")
+    return X_val, _targets(Y_val, X_val.shape[0], "Y_val")
 
 
 def forward(w=None, X=None):
@@ -1622,25 +1751,57 @@ def accuracy(w=None, X=None, Y=None):
 
 
 def load_weights(path):
-    """The weights `TrainResult.save` wrote to `path`; ValueError if they are another model's."""
+    """The weights `TrainResult.save` wrote to `path` (an .npz of w, params and model). Anything else is a
+    ValueError naming the file: not a regular file (a FIFO would never end), not such an .npz (a .npy, an empty
+    or corrupt file, strings for numbers, an array of another shape), or another model's weights. Each array's
+    .npy header is read before its data, so a small file that claims a huge array allocates nothing."""
+    if isinstance(path, (str, os.PathLike)) and os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{path} is not a regular file")
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            w, params, model = saved["w"], tuple(str(p) for p in saved["params"]), str(saved["model"])
-    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        with zipfile.ZipFile(path) as saved:
+            model = str(_saved_array(saved, "model", "U", ())[0])
+            params, (n_params,) = _saved_array(saved, "params", "U", (None,), read_up_to=len(PARAMS))
+            if model == MODEL_DIGEST and params is not None and tuple(map(str, params)) == PARAMS:
+                return _weights(_saved_array(saved, "w", "f", (len(PARAMS),))[0])
+    except (KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"{path} holds no saved weights (w, params, model): {exc}") from None
-    if model != MODEL_DIGEST or params != PARAMS:
-        raise ValueError(f"{path} holds the weights of another model (model {model[:12]}, {len(params)} parameters), not of this one ({MODEL_DIGEST[:12]}, {len(PARAMS)})")
-    return _weights(w)
+    raise ValueError(f"{path} holds the weights of another model (model {model[:12]}, {n_params} parameters), not of this one ({MODEL_DIGEST[:12]}, {len(PARAMS)})")
 
 
-def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter"], tol=DEFAULTS["tol"], update=DEFAULTS["update"], *, optimizer="gd", weight_decay=0.0, momentum=0.0, nesterov=False, betas=(0.9, 0.999), eps=1e-08, batch_size=None, shuffle=True, seed=0, X_val=None, Y_val=None, patience=None, record_every=1, progress=False, threads=None):
+_MAX_SAVED_TEXT = 1024  # characters in one saved string (a parameter's name, the model's digest)
+
+
+def _saved_array(archive, name, kind, shape, read_up_to=math.inf):
+    """(array `name` of an .npz `archive`, its shape), the .npy header checked first: NumPy dtype `kind`, `shape`
+    (None: any length). An array of more than `read_up_to` values is not read: (None, its shape)."""
+    with archive.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):  # numpy.save writes 3.0 only for structured arrays
+            raise ValueError(f"{name}: .npy format version {version[0]}.{version[1]}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        found, fortran_order, dtype = read_header(f)
+        if dtype.kind != kind or len(found) != len(shape) or any(want is not None and got != want for got, want in zip(found, shape)):
+            raise ValueError(f"{name} is {dtype} of shape {found}, not {'numbers' if kind == 'f' else 'text'} of shape {_shape_text(shape)}")
+        if kind == "U" and dtype.itemsize > 4 * _MAX_SAVED_TEXT:
+            raise ValueError(f"{name} holds strings of {dtype.itemsize // 4} characters")
+        count = math.prod(found)
+        if count > read_up_to:
+            return None, found
+        data = f.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError(f"{name} is cut short")
+        return np.frombuffer(data, dtype).reshape(found, order="F" if fortran_order else "C"), found
+
+
+def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter"], tol=DEFAULTS["tol"], update=None, *, optimizer=None, weight_decay=0.0, momentum=0.0, nesterov=False, betas=(0.9, 0.999), eps=1e-08, batch_size=None, shuffle=True, seed=0, X_val=None, Y_val=None, patience=None, record_every=1, progress=False, threads=None):
     """Train in compiled code, from `w` (default INIT) on X, Y (default the module's data); `w` is not modified.
 
-    optimizer: "gd" runs the rule `update` names: "simultaneous" (ordinary gradient descent) or "sequential"
-    (the parameters one by one in PARAMS order, each new value feeding the next derivative); "momentum" (with
-    `momentum`, `nesterov`), "adam" and "adamw" (with `betas`, `eps`) follow torch.optim.SGD, Adam and AdamW;
-    `weight_decay` is an L2 term added to the gradient (AdamW: decoupled). A setting the optimizer does not
-    read must keep its default.
+    optimizer: the update rule (default: DEFAULTS["update"], the model's): "gd" or "simultaneous" (ordinary
+    gradient descent), "sequential" (the parameters one by one in PARAMS order, each new value feeding the next
+    derivative); "momentum" (with `momentum`, `nesterov`), "adam" and "adamw" (with `betas`, `eps`) follow
+    torch.optim.SGD, Adam and AdamW; "newton" (small models). `weight_decay` is an L2 term added to the gradient
+    (AdamW: decoupled). A setting the optimizer does not read must keep its default. `update` is optimizer's
+    older name, taking the rules' names ("simultaneous" for "gd"): given both, they must name the same rule.
 
     batch_size=None trains full-batch: one iteration is one step on all samples. An integer trains in
     mini-batches of that size (the last one smaller), one iteration being one epoch; with shuffle=True each
@@ -1651,7 +1812,10 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     Stops after max_iter iterations; after the first iteration in which every |step| < tol (tol=0 never
     stops early); with X_val, Y_val and patience, after `patience` epochs without a lower validation loss,
     returning the best weights (as scikit-learn's early stopping does, also when max_iter comes first);
-    or at Ctrl-C, keeping the weights reached. record_every=k keeps every k-th iteration's loss (0: none).
+    or at Ctrl-C, keeping the weights reached. record_every=k keeps every k-th iteration's loss and validation
+    values (0: none); a run of more than _MAX_RECORDED * k iterations keeps every (k * m)-th, the smallest m that
+    keeps each history within _MAX_RECORDED values, so memory is bounded however long the run (the result's
+    record_every says which were kept).
     progress=True shows a tqdm bar (a plain line without tqdm). `threads` is accepted for later use.
     """
     w, X = _weights(w).copy(), _inputs(X)
@@ -1662,7 +1826,7 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     batch_size = _integer("batch_size", batch_size, 1, none=X.shape[0])
     seed = _integer("seed", seed, 0, 2**64 - 1)
     patience = _integer("patience", patience, 1, none=0)
-    record_every = _integer("record_every", record_every, 0)
+    record_every = _recording_stride(_integer("record_every", record_every, 0), max_iter)
     X_val, Y_val = _validation(X_val, Y_val)
     if patience and not X_val.shape[0]:
         raise ValueError("patience needs validation data: give X_val and Y_val")
@@ -1685,7 +1849,15 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
         if record_every:
             losses[-1] = _loss_and_grad_kernel(w, X, Y, np.empty_like(w))
     return TrainResult(w, int(run[0]), losses, status == 1, _STATUS[status], val_losses,
-                       accuracies, best_w if X_val.shape[0] else w)  # fmt: skip
+                       accuracies, best_w if X_val.shape[0] else w, record_every)  # fmt: skip
+
+
+def _recording_stride(record_every, max_iter):
+    """The iterations between two recorded values of a run of max_iter: record_every, or its smallest multiple
+    that keeps each history within _MAX_RECORDED values (0: none recorded)."""
+    if not record_every:
+        return 0
+    return record_every * -(-max_iter // (record_every * _MAX_RECORDED))
 
 
 def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess, progress):
@@ -1709,7 +1881,7 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
             status = _INTERRUPTED
         ran = int(run[0])
         if validating:
-            val_losses, accuracies = val_losses[:ran], accuracies[:ran]
+            val_losses, accuracies = (_recorded_after(values, 0, ran, record_every) for values in (val_losses, accuracies))
         return status, _recorded(losses, 0, ran, status, record_every), val_losses, accuracies
     losses, val_losses, accuracies = [], [], []
     done, seconds_per_iteration, status = 0, first_guess, -1
@@ -1732,9 +1904,10 @@ def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess
                     status = _INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
                 ran = int(run[0]) - done
                 seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
-                losses.append(_recorded(chunk[0], done, ran, status, record_every))
-                val_losses.append(chunk[1][:ran])
-                accuracies.append(chunk[2][:ran])
+                # Copies, not views: a view would keep the whole chunk alive, every iteration's values of a long run
+                losses.append(_recorded(chunk[0], done, ran, status, record_every).copy())
+                val_losses.append(_recorded_after(chunk[1], done, ran, record_every).copy())
+                accuracies.append(_recorded_after(chunk[2], done, ran, record_every).copy())
                 done += ran
                 if bar is not None and ran:
                     latest = ran if 0 <= status < _INTERRUPTED else ran - 1
@@ -1758,6 +1931,14 @@ def _recorded(losses, done, ran, status, record_every):
     if (done + ran) % record_every == 0:  # the final loss falls in step: one slice
         return losses[first : ran + 1 : record_every]
     return np.concatenate((losses[first:ran:record_every], losses[ran : ran + 1]))
+
+
+def _recorded_after(values, done, ran, record_every):
+    """What to keep of one call's validation `values` (after iterations done + 1 .. done + ran): those after an
+    iteration that is a multiple of record_every."""
+    if not (record_every and values.shape[0]):
+        return values[:0]
+    return values[(-done - 1) % record_every : ran : record_every]
 
 
 def _joined(arrays):

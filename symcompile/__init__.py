@@ -8,13 +8,19 @@ handing on Model -> Program -> Kernel -> ModuleSource -> BuildResult; `pipeline`
 
 __version__ = "0.1.0"
 
-from symcompile.errors import SymcompileError
-from symcompile.model import Model, TrainingDefaults, make_model
-from symcompile.options import BuildOptions, TrainingSettings
-from symcompile.pipeline import build, compile_model
-from symcompile.writer import load_module
+# Imported on first use (PEP 562), so that `import symcompile` is light and `python -m symcompile` takes over
+# Ctrl-C (symcompile/__main__.py) before SymPy's half second of imports, not after.
+_EXPORTS = {
+    "SymcompileError": "symcompile.errors", "Model": "symcompile.model", "TrainingDefaults": "symcompile.model",
+    "make_model": "symcompile.model", "BuildOptions": "symcompile.options", "TrainingSettings": "symcompile.options",
+    "build": "symcompile.pipeline", "compile_model": "symcompile.pipeline", "load_module": "symcompile.writer",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "BuildOptions", "Model", "SymcompileError", "TrainingDefaults", "TrainingSettings", "build", "compile_model",
-    "load_module", "make_model",
-]  # fmt: skip
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'symcompile' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -22,20 +22,21 @@ from symcompile.data import split_rows
 from symcompile.dump import DUMP_STAGES, dump_after
 from symcompile.emit import formula_lines
 from symcompile.errors import SymcompileError
+from symcompile.interrupts import EXIT_INTERRUPTED, CtrlC
 from symcompile.metrics import accuracy
 from symcompile import dense
 from symcompile.dense import chosen_kernels
 from symcompile.options import (
-    RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, run_settings, train_keywords,
-    training_settings,
+    RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, check_rule_fits, chosen_rule,
+    run_settings, train_keywords, training_settings,
 )  # fmt: skip
 from symcompile.outputs import (
-    check_writable, plot_history, predictions_text, require_matplotlib, write_history, write_text,
+    check_plot_path, check_writable, plot_history, predictions_text, write_file, write_history, write_text,
 )  # fmt: skip
 from symcompile.pipeline import DEFAULT_OUT_DIR, build, stages
 from symcompile.provenance import why_rebuild
 from symcompile.seed import seed_model
-from symcompile.spec import load_spec_settings, read_csv, spec_input_columns
+from symcompile.spec import load_spec_settings, read_toml, spec_input_columns, spec_model
 from symcompile.writer import load_module
 
 
@@ -44,15 +45,23 @@ def resolve_model(spec, data_root=None):
     return resolve_model_settings(spec, data_root)[:2]
 
 
-def resolve_model_settings(spec, data_root=None):
-    """As `resolve_model`, and the run settings of the spec's [training] table (the defaults for the seed)."""
+def resolve_model_settings(spec, data_root=None, split=None):
+    """As `resolve_model`, and the run settings of the spec's [training] table (the defaults for the seed).
+    `split`: train's --validation-split and --seed, given to the model too (its standardization's rows)."""
     if spec is None:
-        return seed_model(), "python -m symcompile build", RunSettings()
+        return seed_model(), build_command(spec, data_root), RunSettings()
+    model, run = load_spec_settings(spec, data_root, split)
+    return model, build_command(spec, data_root), run
+
+
+def build_command(spec, data_root=None):
+    """The command that builds the module of `spec` (None: the built-in seed), as a module's header shows it."""
+    if spec is None:
+        return "python -m symcompile build"
     command = f"python -m symcompile build {shlex.quote(spec)}"
     if data_root is not None:
         command += f" --data-root {shlex.quote(data_root)}"
-    model, run = load_spec_settings(spec, data_root)
-    return model, command, run
+    return command
 
 
 def module_path(model, out_dir):
@@ -104,22 +113,29 @@ def ensure_built(model, rebuild_command, out_dir):
 
 
 def command_train(args):
-    model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root)
+    # The split comes first: a standardized model takes its means and scales from the rows the run trains on
+    split = {key: getattr(args, key) for key in ("validation_split", "seed") if getattr(args, key) is not None}
+    model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root, split)
     # Check everything the user gave before building, so bad input never writes a module.
     require_data(model)
-    overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and k != "update" and v is not None}
     training = training_settings(overrides, base=model.training)
     if args.max_iter is not None:
         spec_run = replace(spec_run, epochs=None)  # --max-iter on the command line outranks the spec's epochs
-    run = run_settings({k: v for k, v in vars(args).items() if k in RUN_KEYS and v is not None}, base=spec_run)
-    for path in (args.save, args.history, args.plot):
+    given = {k: v for k, v in vars(args).items() if k in RUN_KEYS and v is not None}
+    rule = chosen_rule(args.optimizer, args.update, names=("--optimizer", "--update"))  # either outranks the spec's
+    run = run_settings(given | ({"optimizer": rule} if rule else {}), base=spec_run, default_rule=training.update)
+    check_rule_fits(run.optimizer or training.update, model.n_params)
+    for path in (args.save, args.history):
         if path:
             check_writable(path)
     if args.plot:
-        require_matplotlib()
+        check_plot_path(args.plot)
     cli_dask.check_train_arguments(args, run)
     train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
+    args.ctrl_c.doing = f"building {model.name} (no iterations run)"
     module = ensure_built(model, rebuild_command, args.out_dir)
+    args.ctrl_c.doing = f"compiling {model.name}'s training loop (no iterations run)"  # the warm-up's work
     data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])
     keywords = train_keywords(training, run) | data.validation_keywords() | _threads(module, args.threads)
     print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in _shown(keywords).items()))
@@ -127,16 +143,36 @@ def command_train(args):
         print(f"  data       {len(train_rows)} training samples, {len(val_rows)} validation samples "
               f"(validation_split {run.validation_split:g}, seed {run.seed})")  # fmt: skip
     if args.dask:
-        result, seconds = cli_dask.train_on_dask(args, module, data, keywords)
+        with args.ctrl_c.python():  # Ctrl-C: a KeyboardInterrupt, which closes the cluster on its way out
+            result, seconds = cli_dask.train_on_dask(args, module, data, keywords)
     else:
         progress = sys.stdout.isatty() if args.progress is None else args.progress
-        result, seconds = _timed_training(module, data, keywords, progress)
-    _report_training(module, data, result, seconds)
-    _write_outputs(args, model, result, run)
-    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+        result, seconds = _timed_training(module, data, keywords, progress, args.ctrl_c)
+    with args.ctrl_c.finishing("writing the report and the files of the run"):
+        _report_training(module, data, result, seconds)
+        _write_outputs(args, model, result, _history_start(module, data, run))
+    if result.status == "interrupted":
+        print(f"symcompile: interrupted after {result.iterations} iterations; the weights reached are above"
+              + (f" and in {args.save}" if args.save else ""), file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    if result.status in FAILED_RUNS:
+        print(f"symcompile: training {FAILED_RUNS[result.status]}; lower the learning rate", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
-EXIT_INTERRUPTED = 130  # a shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+# A run that failed exits with EXIT_FAILED, after its report and files: a script must not take it for a result.
+EXIT_FAILED = 1
+FAILED_RUNS = {
+    "diverged": "diverged: the loss grew far above where it started (README.md, Training from the command line)",
+    "non-finite": "stopped at a loss or weight that is not finite (the weights above are the last finite ones)",
+}
+
+
+def _history_start(module, data, run):
+    """What --history and --plot need beyond the result: the loss at the start, and whether the run was in
+    mini-batches (whose recorded loss of an epoch is its batches' mean, written on the row of its end)."""
+    return module.loss(module.INIT, data.X, data.Y), run.batch_size is not None and run.batch_size < len(data.X)
 
 
 @dataclass(frozen=True)
@@ -157,16 +193,20 @@ def _shown(keywords):
     return {k: v for k, v in keywords.items() if k not in ("X_val", "Y_val")}
 
 
-def _timed_training(module, data, keywords, progress):
+def _timed_training(module, data, keywords, progress, ctrl_c):
     """(result, loop seconds). A 1-iteration warm-up call first compiles the loop (or loads Numba's cache), so
-    the run is timed alone and trained once; its time is printed before the run starts."""
+    the run is timed alone and trained once; its time is printed before the run starts. Ctrl-C during the
+    warm-up ends the command there (`ctrl_c` is in its at_once mode: no iterations run, nothing to keep);
+    during the run, the module's loop stops and returns the weights reached."""
     start = time.perf_counter()
     module.train(module.INIT, data.X, data.Y, **(keywords | {"max_iter": min(1, keywords["max_iter"])}))
     print(f"  compile    {time.perf_counter() - start:.3f} s (a 1-iteration warm-up: Numba compile or cache load)",
           flush=True)  # fmt: skip
-    start = time.perf_counter()
-    result = module.train(module.INIT, data.X, data.Y, **keywords, **({"progress": True} if progress else {}))
-    return result, time.perf_counter() - start
+    ctrl_c.doing = "starting the run (no iterations run)"
+    with ctrl_c.python():  # the module's train takes over Ctrl-C where Python's handler is in place
+        start = time.perf_counter()
+        result = module.train(module.INIT, data.X, data.Y, **keywords, **({"progress": True} if progress else {}))
+        return result, time.perf_counter() - start
 
 
 def _report_training(module, data, result, seconds):
@@ -190,28 +230,31 @@ def _weights_text(names, w):
     return shown if len(w) <= SHOWN_WEIGHTS else f"{shown}, ... ({len(w)} weights; --save writes them all)"
 
 
-def _write_outputs(args, model, result, run):
+def _write_outputs(args, model, result, history_start):
+    """--save, --history and --plot, each written whole under the name given (a file object to NumPy, which
+    would add .npz to a name)."""
     if args.save:
-        result.save(args.save)
+        write_file(args.save, result.save)
         print(f"  saved      weights to {args.save}")
     if args.history:
-        write_history(args.history, result, run.record_every)
+        write_history(args.history, result, *history_start)
         print(f"  saved      loss history to {args.history}")
     if args.plot:
-        plot_history(args.plot, result, f"{model.name}: loss per epoch", run.record_every)
+        plot_history(args.plot, result, f"{model.name}: loss per epoch", *history_start)
         print(f"  saved      loss plot to {args.plot}")
 
 
 def command_predict(args):
-    model, rebuild_command = resolve_model(args.spec, args.data_root)
+    # The spec is read once (it may be a pipe, `<(cat spec.toml)`): for the model and for its X_columns.
+    spec = read_toml(Path(args.spec)) if args.spec else None
+    model = spec_model(spec, Path(args.spec), args.data_root) if spec else seed_model()
     if args.out:
         check_writable(args.out)
-    header, rows = read_csv(Path(args.data))
-    X = spec_input_columns(args.spec, model, header, rows, args.data)
-    module = ensure_built(model, rebuild_command, args.out_dir)
+    X = spec_input_columns(spec, args.spec, model, args.data)
+    module = ensure_built(model, build_command(args.spec, args.data_root), args.out_dir)
     try:
         w = module.load_weights(args.weights)
-    except (OSError, ValueError, KeyError) as exc:  # missing, not an .npz of weights, or another model's
+    except (OSError, ValueError) as exc:  # missing, not an .npz of weights, or another model's
         raise SymcompileError(f"cannot load weights from {args.weights}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         outputs = module.forward(w, X)
@@ -219,7 +262,8 @@ def command_predict(args):
         raise SymcompileError(f"{args.data}: {exc}") from None
     text = predictions_text(outputs, [t.name for t in model.targets])
     if args.out:
-        write_text(args.out, text)
+        with args.ctrl_c.finishing(f"writing {args.out}"):
+            write_text(args.out, text)
         print(f"symcompile predict: {len(X)} predictions from {args.data} written to {args.out}")
     else:
         print(text, end="")
@@ -270,22 +314,34 @@ def command_fit(args):
     cli_dask.check_fit_arguments(args)
     if args.method == "least_squares":
         _check_least_squares(model)
-    settings = _least_squares_settings(args) if args.method == "least_squares" else {}  # train: the model's
+    settings = _least_squares_settings(args) if args.method == "least_squares" else _train_settings(args)
     if args.many:  # one fit per CSV file of a folder, optionally on Dask (cli_dask.py)
         check_writable(args.out)
-        return cli_dask.fit_many_command(args, ensure_built(model, rebuild_command, args.out_dir), settings)
+        build_for_fit = _least_squares_module if args.method == "least_squares" else ensure_built
+        module = build_for_fit(model, rebuild_command, args.out_dir)
+        with args.ctrl_c.python():  # fit_many_command stops at Ctrl-C and writes the fits reached
+            return cli_dask.fit_many_command(args, module, settings)
     require_data(model)
     if args.plot:
         plotting.check_can_plot(model, args.plot)
-    module = ensure_built(model, rebuild_command, args.out_dir)
+    args.ctrl_c.doing = f"building {model.name} (no fit reached)"
+    module = _least_squares_module(model, rebuild_command, args.out_dir)
     if not hasattr(module, "least_squares"):
         raise SymcompileError(f"{module.__file__} has no least_squares; rebuild it")
+    args.ctrl_c.doing = f"compiling and fitting {model.name} (no fit reached)"
     start = time.perf_counter()
     fit = module.least_squares(**settings)
     first_call = time.perf_counter() - start
     start = time.perf_counter()
     module.least_squares(**settings)
     seconds = time.perf_counter() - start
+    with args.ctrl_c.finishing("writing the fit's report" + (f" and {args.plot}" if args.plot else "")):
+        _report_fit(args, model, module, fit, first_call, seconds)
+    return 0
+
+
+def _report_fit(args, model, module, fit, first_call, seconds):
+    """fit's lines: the parameters with their standard errors, the residual sum of squares, the stop; --plot."""
     n_residuals = module.X.shape[0] * module._RESIDUALS_PER_SAMPLE
     print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {len(model.params)} parameters, {n_residuals} residuals")
     width = max(len(name) for name in module.PARAMS)
@@ -295,28 +351,57 @@ def command_fit(args):
     print(f"  iterations {fit.iterations} ({fit.status})")
     print(f"  wall time  {seconds * 1e3:.3f} ms for the fit; first call {first_call:.3f} s (Numba compile or cache load)")
     if args.plot:
-        plotting.plot_fit(module, fit.w, args.plot)
+        plotting.plot_fit(module, fit.w, args.plot, model.name)
         print(f"  plot       {args.plot}")
-    return 0
+
+
+LEAST_SQUARES_MAX_ITER = 200  # fit's defaults for --max-iter and --tol with least_squares
+LEAST_SQUARES_TOL = 1e-10
+
+
+def _checked_fit_limits(args):
+    """fit's --max-iter and --tol (None where not given), checked under the flags' names."""
+    if args.max_iter is not None and not 1 <= args.max_iter <= 2**62:  # the solvers' int64 counts
+        raise SymcompileError(f"--max-iter must be an integer from 1 to 2**62, not {args.max_iter}")
+    if args.tol is not None and not (np.isfinite(args.tol) and args.tol >= 0):
+        raise SymcompileError(f"--tol must be a finite number >= 0, not {args.tol}")
+    return args.max_iter, args.tol
 
 
 def _least_squares_settings(args):
-    """least_squares's keywords from fit's --max-iter and --tol, checked."""
-    settings = {"max_iter": args.max_iter, "xtol": args.tol, "ftol": args.tol, "gtol": args.tol}
-    for name, value in settings.items():
-        if not (value >= 1 if name == "max_iter" else value >= 0):
-            raise SymcompileError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'max_iter' else '>= 0'}, not {value}")
-    return settings
+    """least_squares's keywords from fit's --max-iter and --tol (xtol = ftol = gtol)."""
+    max_iter, tol = _checked_fit_limits(args)
+    max_iter = LEAST_SQUARES_MAX_ITER if max_iter is None else max_iter
+    tol = LEAST_SQUARES_TOL if tol is None else tol
+    return {"max_iter": max_iter, "xtol": tol, "ftol": tol, "gtol": tol}
+
+
+def _train_settings(args):
+    """train's keywords for fit --many --method train: --max-iter and --tol where given (else the model's)."""
+    max_iter, tol = _checked_fit_limits(args)
+    return {key: value for key, value in (("max_iter", max_iter), ("tol", tol)) if value is not None}
+
+
+def _least_squares_module(model, rebuild_command, out_dir):
+    """The module least squares runs on. Only scalar kernels have the Jacobian, so an MLP that `auto` builds with
+    dense kernels (train's choice above options.DENSE_MIN_PARAMS parameters) is built with scalar ones for fit;
+    train then runs those too."""
+    if chosen_kernels(model, "auto") == "scalar":
+        return ensure_built(model, rebuild_command, out_dir)
+    path = module_path(model, out_dir)
+    reason = why_rebuild(path, model)
+    if reason is None and hasattr(load_module(path), "_lm_solve"):
+        return load_module(path)
+    print(f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels")
+    build(model, out_dir, BuildOptions(rebuild_command=rebuild_command, kernels="scalar"))
+    return load_module(path)
 
 
 def _check_least_squares(model):
-    """A one-line error unless the model's module will have least_squares."""
-    if chosen_kernels(model, "auto") == "dense":
-        raise SymcompileError(
-            f"{model.name} builds dense kernels ({model.n_params} parameters), which have no Jacobian for least "
-            "squares: fit takes the MLPs that build scalar kernels"
-        )
-    if not model.residuals:
+    """A one-line error unless the model's module will have least_squares (built by _least_squares_module).
+    A network above options.DENSE_MIN_PARAMS parameters has no formulas yet (mlp.symbolic_form): its loss says."""
+    network_residuals = model.network is not None and model.network.shape.loss == "mean_squared_error"
+    if not (model.residuals or network_residuals):
         raise SymcompileError(
             f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
             "(or an MLP with loss = \"mean_squared_error\")"
@@ -385,8 +470,10 @@ def _add_training_options(cmd):
     cmd.add_argument("--max-iter", type=int, dest="max_iter", help="iterations (epochs, with --batch-size) at most")
     cmd.add_argument("--epochs", type=int, help="another name for --max-iter")
     cmd.add_argument("--tol", type=float, help="stop once every |step| is below this")
-    cmd.add_argument("--update", type=argument_type("update"), help=f"update rule: {', '.join(allowed('update'))}")
-    cmd.add_argument("--optimizer", type=argument_type("optimizer"), help=f"{', '.join(allowed('optimizer'))}")
+    cmd.add_argument("--optimizer", type=argument_type("optimizer"),
+                     help=f"the update rule: {', '.join(allowed('optimizer'))} (gd is simultaneous)")  # fmt: skip
+    cmd.add_argument("--update", type=argument_type("update"),
+                     help=f"--optimizer's older name, which must agree with it: {', '.join(allowed('update'))}")  # fmt: skip
     cmd.add_argument("--momentum", type=float, help="momentum factor (optimizer momentum), as torch.optim.SGD's")
     cmd.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum (optimizer momentum)")
     cmd.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"), help="Adam's betas (0.9 0.999)")
@@ -411,7 +498,8 @@ def _add_kernels_option(cmd):
         type=argument_type("kernels"),
         default="auto",
         help="scalar (one sample at a time, straight-line code from SymPy), dense (MLPs: layers as loops over "
-        "weight matrices, samples in vectorized blocks, threads), or auto (dense for MLPs larger than the seed)",
+        "weight matrices, samples in vectorized blocks, threads), or auto (dense for MLPs larger than the seed, "
+        "where the dense kernels take them)",
     )
 
 
@@ -455,8 +543,12 @@ def parser():
 
     fit_cmd = commands.add_parser("fit", help="fit a residual model by Levenberg-Marquardt")
     fit_cmd.set_defaults(run=command_fit)
-    fit_cmd.add_argument("--max-iter", type=int, dest="max_iter", default=200, help="evaluations of the residuals at most (default: %(default)s)")
-    fit_cmd.add_argument("--tol", type=float, default=1e-10, help="xtol = ftol = gtol of Levenberg-Marquardt (default: %(default)s)")
+    fit_cmd.add_argument("--max-iter", type=int, dest="max_iter",
+                         help=f"evaluations of the residuals at most (default: {LEAST_SQUARES_MAX_ITER}); "
+                              "with --method train, its iterations (default: the model's)")  # fmt: skip
+    fit_cmd.add_argument("--tol", type=float,
+                         help=f"xtol = ftol = gtol of Levenberg-Marquardt (default: {LEAST_SQUARES_TOL}); "
+                              "with --method train, its tol (default: the model's)")  # fmt: skip
     fit_cmd.add_argument("--plot", metavar="PNG", help="draw the data and the fitted curve (one-input models; needs matplotlib)")
     cli_dask.add_fit_many_arguments(fit_cmd)
 
@@ -488,20 +580,32 @@ def _positive_int(text):
 def main(argv=None, *, report_startup=False):
     """Run one command. `report_startup`: this process is the command (`python -m symcompile`), so `build` also
     reports the seconds from the process's start to the command's (interpreter start and imports)."""
-    args = parser().parse_args(argv)
-    args.startup_seconds = seconds_since_process_start() if report_startup else None
-    try:
-        return args.run(args)
-    except SymcompileError as exc:
-        # Only problems with the user's input are SymcompileErrors (the stages translate what SymPy raises
-        # on a user's formula); anything else is a bug in symcompile and keeps its traceback.
-        print(f"symcompile: error: {_one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # Ctrl-C outside the training loop (which stops itself and reports its weights): while building or
-        # compiling. A build's write is atomic, so nothing half-written is left.
-        print("symcompile: interrupted", file=sys.stderr)
+    ctrl_c = CtrlC()  # what Ctrl-C does, phase by phase (symcompile/interrupts.py): here, end at once
+    with ctrl_c.at_once("starting"):
+        args = parser().parse_args(argv)
+        args.startup_seconds = seconds_since_process_start() if report_startup else None
+        args.ctrl_c = ctrl_c
+        ctrl_c.doing = f"running {args.command}"
+        try:
+            status = args.run(args)
+        except SymcompileError as exc:
+            # Only problems with the user's input are SymcompileErrors (the stages translate what SymPy raises
+            # on a user's formula); anything else is a bug in symcompile and keeps its traceback.
+            print(f"symcompile: error: {_one_line(str(exc))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # where a command lets Python's handler raise it (ctrl_c.python())
+            print("symcompile: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # stdout closed early (`... | head -3`): end quietly, as a command killed by SIGPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would fail again
+            return EXIT_BROKEN_PIPE
+    if ctrl_c.interrupted and status != EXIT_INTERRUPTED:  # Ctrl-C once the work was done: it was finished first
+        print(f"symcompile: interrupted while {ctrl_c.doing}, which was finished first", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return status
+
+
+EXIT_BROKEN_PIPE = 141  # a shell's code for a command killed by SIGPIPE (128 + 13)
 
 
 def _one_line(message):

@@ -4,7 +4,8 @@
   integer `Y`) as the one-hot rows softmax cross-entropy trains on.
 - `check_targets(loss, Y)`: targets a cross-entropy cannot take (a BCE target of
   2, a softmax row that is not a distribution) are refused in one line, where
-  they would otherwise train towards a negative loss.
+  they would otherwise train towards a negative loss. (Both checks live in
+  symcompile/targets.py, whose source the generated module carries.)
 - `split_rows(n, fraction, seed)`: the rows held out for validation, the same
   for the same seed (the command line's `validation_split`).
 - `standardization(X)` and `standardized(model, ...)`: inputs scaled to mean 0
@@ -16,16 +17,16 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 import sympy as sp
 
+from symcompile import targets
 from symcompile.errors import SymcompileError
 from symcompile.graph import replace_bottom_up
 
-# Softmax cross-entropy targets are distributions: rows that sum to 1 up to this (one-hot rows sum to 1 exactly).
-ROW_SUM_TOLERANCE = 1e-9
 # Means and scales are rounded to this many significant digits, so the module's X_MEAN and X_SCALE print as the
 # very numbers the formula's constants hold.
 SCALING_DIGITS = 12
@@ -34,46 +35,36 @@ SCALING_DIGITS = 12
 def one_hot(labels, n_classes: int, what="labels") -> np.ndarray:
     """(N, n_classes) one-hot rows from N integer labels 0 .. n_classes - 1; for one class column (a binary
     classifier), the 0/1 labels as a column."""
-    labels = np.asarray(labels, dtype=np.float64).ravel()
-    classes = max(n_classes, 2)  # one target column: labels 0 and 1
-    for row, label in enumerate(labels):
-        if not (np.isfinite(label) and label == int(label) and 0 <= label < classes):
-            raise SymcompileError(
-                f"{what}: {label:g} in sample {row} is not a class label: expected an integer from 0 to "
-                f"{classes - 1} ({classes} classes, one per {'output' if n_classes > 1 else 'value of the target'})"
-            )
-    if n_classes == 1:
-        return labels[:, None]
-    return np.eye(n_classes)[labels.astype(np.int64)]
+    with _as_user_error():
+        return targets._one_hot(labels, n_classes, what)
 
 
 def is_label_vector(Y, n_targets: int) -> bool:
     """Whether `Y` given to the API is class labels to one-hot: integers, one per sample, for several targets."""
-    return n_targets > 1 and isinstance(Y, (list, tuple, np.ndarray)) and np.asarray(Y).ndim == 1 and (
-        np.asarray(Y).dtype.kind in "iu"
-    )
+    return targets._is_label_vector(Y, n_targets)
 
 
-PROBABILITY_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
-
-
-def check_targets(loss: str, Y: np.ndarray) -> None:
+def check_targets(loss: str, Y: np.ndarray, what="Y") -> None:
     """Refuse targets a cross-entropy cannot take, naming the first: outside [0, 1], or a softmax row that does not
     sum to 1. (Outside them the loss rewards the wrong answer and can go negative.)"""
-    if loss not in PROBABILITY_LOSSES or Y.size == 0:
-        return
-    outside = np.flatnonzero((Y < 0) | (Y > 1))
-    if len(outside):
-        row, column = np.unravel_index(outside[0], Y.shape)
-        raise SymcompileError(f"{loss} needs targets in [0, 1]; Y has {Y[row, column]:g} in sample {row}, target {column}")
-    if loss == "softmax_cross_entropy":
-        sums = Y.sum(axis=1)
-        off = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOLERANCE)
-        if len(off):
-            raise SymcompileError(
-                f"softmax_cross_entropy needs each target row to sum to 1 (one-hot, or class probabilities); "
-                f"sample {off[0]} sums to {sums[off[0]]:g}"
-            )
+    with _as_user_error():
+        targets._check_targets(loss, Y, what)
+
+
+def target_loss(model) -> str:
+    """The cross-entropy whose targets the model's data and module check: an MLP's loss when it is one; "" for
+    other losses (an expression's loss says nothing of its targets' domain)."""
+    loss = model.network.shape.loss if model.network is not None else ""
+    return loss if loss in targets._PROBABILITY_LOSSES else ""
+
+
+@contextmanager
+def _as_user_error():
+    """The standalone checks' ValueError (symcompile/targets.py) as the SymcompileError of bad user input."""
+    try:
+        yield
+    except ValueError as exc:
+        raise SymcompileError(str(exc)) from None
 
 
 def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

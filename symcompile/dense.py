@@ -33,6 +33,7 @@ from symcompile import mlp
 from symcompile.emit import template_environment
 from symcompile.errors import SymcompileError
 from symcompile.mlp import MLPShape
+from symcompile.model import check_model_size
 from symcompile.options import DENSE_MIN_PARAMS, choose
 from symcompile.printer import VectorPrinter
 from symcompile.rewrite import REWRITES
@@ -114,11 +115,22 @@ def chosen_kernels(model, kernels: str, *, scalar_options: bool = False) -> str:
         raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
     if kernels == "dense" and model.standardization is not None:
         raise SymcompileError("kernels=dense does not scale inputs (the spec's standardize); use kernels=scalar or auto")
+    if kernels == "dense" and unsupported(model.network.shape):
+        raise SymcompileError(f"dense kernels: {unsupported(model.network.shape)}; use kernels=scalar or auto")
     if kernels == "auto":  # standardized inputs live in the SymPy formulas, which only the scalar kernels read
         dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS and model.standardization is None
-        dense = dense and not scalar_options
-        return "dense" if dense else "scalar"
+        refused = model.network is not None and unsupported(model.network.shape)
+        if refused:  # auto never picks kernels that refuse a model the scalar ones build; too large for them, say so
+            check_model_size(model.n_params, f"the dense kernels refuse this network: {refused}")
+        return "dense" if dense and not scalar_options and not refused else "scalar"
     return kernels
+
+
+def unsupported(shape: MLPShape) -> str:
+    """Why the dense kernels cannot compile an MLP of this shape, or "" when they can."""
+    if shape.output_activation == "softmax" and shape.loss != "softmax_cross_entropy":
+        return "a softmax output supports only softmax_cross_entropy"
+    return ""
 
 
 def _rewritten(expr):
@@ -192,8 +204,8 @@ def output_code(shape: MLPShape, printer) -> OutputCode:
 def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
     """Softmax cross-entropy, derived on three classes (the form is the same for any number): class 1's
     loss is y1*(lse - z1) and d loss/d z1 = ysum*exp(z1 - lse) - y1 (lse: the logsumexp, ysum: sum of y)."""
-    if shape.loss != "softmax_cross_entropy":
-        raise SymcompileError("dense kernels: a softmax output supports only softmax_cross_entropy")
+    if unsupported(shape):
+        raise SymcompileError(f"dense kernels: {unsupported(shape)}")
     zs = sp.symbols("z1:4", real=True)
     ys = sp.symbols("y1:4", real=True)
     exps = [sp.exp(z) for z in zs]

@@ -89,7 +89,7 @@ def train_settings(module, given: dict) -> Settings:
     values = {**module.DEFAULTS, **given}
     hyperparameters = {name: values.get(name, default) for name, default in module._DEFAULT_HYPERPARAMETERS.items()}
     try:
-        rule, hyperparameters = module._optimizer(values.get("optimizer", "gd"), values["update"], hyperparameters)
+        rule, hyperparameters = module._optimizer(given.get("optimizer"), given.get("update"), hyperparameters)
         shuffle = values.get("shuffle", True)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
@@ -225,7 +225,7 @@ def train(module, X, Y=None, *, client=None, **train_kwargs):
     visit to visit. So a batch never mixes partitions, the same seed gives the same run on any cluster,
     and with one partition the run is `module.train` in memory. The loss recorded for an epoch is the
     mean of its batches' losses weighted by their sizes; `tol` stops after an epoch whose every step
-    was below it; "diverged" compares each visit's mean loss with 1e6 x (1 + |the first visit's|).
+    was below it; "diverged" compares each visit's mean loss with 1e6 x (1 + |the loss at the start on the first visit's rows|).
     """
     client = _client(client)
     settings = train_settings(module, train_kwargs)
@@ -242,7 +242,7 @@ def train(module, X, Y=None, *, client=None, **train_kwargs):
     final_loss = loss_and_grad(w)[0]
     k = settings.record_every
     losses = np.array([*history[::k], final_loss]) if k else np.empty(0)
-    return module.TrainResult(w, len(history), losses, status == "converged", status, np.empty(0), np.empty(0), w)
+    return module.TrainResult(w, len(history), losses, status == "converged", status, np.empty(0), np.empty(0), w, k)
 
 
 def _check_full_batch_rule(settings: Settings):
@@ -371,29 +371,45 @@ def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carri
 # ---- many independent fits --------------------------------------------------------------------------------------
 
 
-def fit_many(module, datasets, *, client=None, method="least_squares", batch=None, **kwargs):
+def fit_many(module, datasets, *, client=None, method="least_squares", batch=None, errors="raise", **kwargs):
     """Fit each (X, Y) of `datasets` (a sequence, or a dask.bag) independently with `module.<method>(X=X, Y=Y,
-    **kwargs)` on the cluster, `batch` datasets per task (default: about four tasks per worker thread); returns
-    the results (FitResult or TrainResult) in order, each equal to the call in memory."""
-    client = _client(client)
+    **kwargs)` on the cluster, `batch` datasets per task (a sequence's; default: about four tasks per worker
+    thread); returns the results (FitResult or TrainResult) in order, each equal to the call in memory.
+
+    A data set the module refuses (its TypeError or ValueError: bad data, a bad setting): with errors="raise",
+    one line naming it (by its place in the sequence); with errors="return", its message (a str) in its place
+    among the results, and every other fit is kept."""
     if method not in ("least_squares", "train"):
         raise SymcompileError(f"method must be 'least_squares' or 'train', not {method!r}")
+    if errors not in ("raise", "return"):
+        raise SymcompileError(f"errors must be 'raise' or 'return', not {errors!r}")
+    batch = None if batch is None else _batch(batch)
+    client = _client(client)
     if not callable(getattr(module, "FitResult" if method == "least_squares" else "train", None)):
         raise SymcompileError(f"{module.__file__} has no {method} (least_squares needs a residual model)")
     digest = ship(client, module)
     result_type = module.FitResult if method == "least_squares" else module.TrainResult
+    settings = {"digest": digest, "method": method, "keep_errors": errors == "return", "kwargs": kwargs}
     if _is_bag(datasets):
-        fits = datasets.map_partitions(_fit_partition, digest=digest, method=method, kwargs=kwargs)
-        return [result_type(*row) for row in client.compute(fits).result()]
+        if batch is not None:
+            raise SymcompileError("batch applies to a sequence of data sets; a bag's tasks are its partitions")
+        rows = client.compute(datasets.map_partitions(_fit_partition, **settings)).result()
+        return [row if isinstance(row, str) else result_type(*row) for row in rows]
     datasets = list(datasets)
     batch = batch or _default_batch(client, len(datasets))
     starts = range(0, len(datasets), batch)
     batches = [[packed(column) for column in zip(*datasets[i : i + batch])] for i in starts]
-    fit = partial(_fit_batch, digest=digest, method=method, kwargs=kwargs)
     results = []
-    for columns in client.gather(client.map(fit, batches, starts, pure=False)):
-        results += map(result_type._make, zip(*map(unpacked, columns)))
+    for fields, refused, count in client.gather(client.map(partial(_fit_batch, **settings), batches, starts, pure=False)):
+        fitted = map(result_type._make, zip(*map(unpacked, fields)))
+        results += [refused[k] if k in refused else next(fitted) for k in range(count)]
     return results
+
+
+def _batch(batch):
+    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise SymcompileError(f"batch must be a positive integer (data sets per task) or None, not {batch!r}")
+    return int(batch)
 
 
 def _is_bag(datasets):
@@ -408,27 +424,33 @@ def _default_batch(client, count):
     return max(1, math.ceil(count / (4 * threads)))
 
 
-def _fit_batch(batch, first, *, digest, method, kwargs):
-    """The fits of one task: `batch` is its (Xs, Ys), packed; returns each field of the results, packed."""
+def _fit_batch(batch, first, *, digest, method, keep_errors, kwargs):
+    """The fits of one task: `batch` is its (Xs, Ys), packed. Returns (each field of the fitted results, packed;
+    {place in the batch: message} of the refused ones; the batch's size)."""
     Xs, Ys = map(unpacked, batch)
-    rows = _fits(module_on_worker(digest), method, zip(Xs, Ys), first, kwargs)
-    return [packed(field) for field in zip(*rows)]
+    rows = _fits(module_on_worker(digest), method, zip(Xs, Ys), first, keep_errors, kwargs)
+    refused = {k: row for k, row in enumerate(rows) if isinstance(row, str)}
+    return [packed(field) for field in zip(*(row for row in rows if not isinstance(row, str)))], refused, len(rows)
 
 
-def _fit_partition(datasets, *, digest, method, kwargs):
-    """The fits of a bag's partition, as plain tuples."""
-    return _fits(module_on_worker(digest), method, datasets, None, kwargs)
+def _fit_partition(datasets, *, digest, method, keep_errors, kwargs):
+    """The fits of a bag's partition, as plain tuples (or messages)."""
+    return _fits(module_on_worker(digest), method, datasets, None, keep_errors, kwargs)
 
 
-def _fits(module, method, datasets, first, kwargs):
+def _fits(module, method, datasets, first, keep_errors, kwargs):
     """Each fit's result as a plain tuple (the client rebuilds its module's result type). A fit the module
-    refuses (bad data, a bad setting) is one line naming the data set (by its place in the sequence)."""
+    refuses (bad data, a bad setting): its message in its place when `keep_errors`, else one line naming the
+    data set (by its place in the sequence)."""
     fit = getattr(module, method)
     rows = []
     for index, (X, Y) in enumerate(datasets, first or 0):
         try:
             rows.append(tuple(fit(X=X, Y=Y, **kwargs)))
         except (TypeError, ValueError) as exc:
+            if keep_errors:
+                rows.append(str(exc))
+                continue
             where = f"data set {index}" if first is not None else "a data set"
             raise SymcompileError(f"{where}: {exc}") from None
     return rows

@@ -20,7 +20,8 @@ import jinja2
 import numpy as np
 import sympy as sp
 
-from symcompile import update_rules
+from symcompile import targets, update_rules
+from symcompile.data import target_loss
 from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
 from symcompile.optimize import Kernel
@@ -295,6 +296,7 @@ def _update_rule_fields(model):
         "state_arrays": ", ".join(f'"{r.name}": {len(r.state)}' for r in rules),
         "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
         "update_names_list": ", ".join(r.name for r in rules),
+        "gd_rule": GD_RULE,
     }
 
 
@@ -323,6 +325,9 @@ def model_fields(model, listed=True) -> dict:
         "sample_block": SAMPLE_BLOCK,  # their size
         "vecmath": "",  # the vectorizable functions it calls
         "classifier": model.classifier,
+        # The targets' checks (symcompile/targets.py), and the loss whose targets they check ("" for none)
+        "target_checks": targets.source(),
+        "target_loss": target_loss(model),
         "weights_digest": weights_digest(model),
         # What templates/hessian.py.j2 and residuals.py.j2 read for a module without those kernels (a dense
         # module's); `module_fields` replaces them with the scalar kernels' own.

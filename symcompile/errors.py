@@ -7,3 +7,13 @@ the problem and where it is; the CLI prints it as one line and exits non-zero.
 
 class SymcompileError(Exception):
     """A problem with the user's model, spec or data (not a bug in symcompile)."""
+
+
+SHOWN_NAMES = 8  # an error lists at most this many names (a [1000, 1000, 1] network has 1000 inputs)
+
+
+def names_text(names, shown=SHOWN_NAMES) -> str:
+    """`names` joined by commas for an error message; a long list cut to its first few and its length."""
+    names = list(names)
+    text = ", ".join(map(str, names[:shown]))
+    return text if len(names) <= shown else f"{text}, ... ({len(names)} in all)"

@@ -116,12 +116,7 @@ class ExpressionParser:
         if isinstance(node, ast.Name):
             return self._name(node.id)
         if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-            left, right = self._convert(node.left), self._convert(node.right)
-            if isinstance(node.op, ast.Pow):
-                _check_power(left, right)
-            if isinstance(node.op, ast.Div) and right == 0:
-                raise self._refuse(node, "division by zero")
-            return _finite(_OPERATORS[type(node.op)](left, right))
+            return self._operator_chain(node)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](self._convert(node.operand))
         if isinstance(node, ast.Call):
@@ -129,6 +124,32 @@ class ExpressionParser:
         if isinstance(node, (ast.BinOp, ast.UnaryOp)):
             raise self._refuse(node, f"operator {type(node.op).__name__} not allowed (only + - * / ** and unary minus)")
         raise self._refuse(node, f"{_REFUSED.get(type(node), type(node).__name__)} not allowed in expressions")
+
+    def _operator_chain(self, node):
+        """`a + b - c * d ...`: Python parses a chain of binary operators one level deeper per term (the left
+        operand holds the terms before), so it is folded here in a loop, left to right as Python evaluates it:
+        a flat sum of thousands of terms is not nesting, only parentheses and calls recurse."""
+        chain = []
+        while isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            chain.append(node)
+            node = node.left
+        value, terms = self._convert(node), []  # terms: a run of + and - links, added at once (pairwise is quadratic)
+        for link in reversed(chain):
+            right = self._convert(link.right)
+            if isinstance(link.op, (ast.Add, ast.Sub)):
+                terms.append(right if isinstance(link.op, ast.Add) else -right)
+                continue
+            if terms:
+                value, terms = _finite(sp.Add(value, *terms)), []
+            value = self._binary(link, value, right)
+        return _finite(sp.Add(value, *terms)) if terms else value
+
+    def _binary(self, node, left, right):
+        if isinstance(node.op, ast.Pow):
+            _check_power(left, right)
+        if isinstance(node.op, ast.Div) and right == 0:
+            raise self._refuse(node, "division by zero")
+        return _finite(_OPERATORS[type(node.op)](left, right))
 
     def _name(self, name):
         if name in self.names:

@@ -99,6 +99,7 @@ CHOICES = {
     "gradient": Choice("gradient method", ("auto", "diff", "reverse"), "auto"),
     "layout": Choice("layout", ("auto", "unrolled", "rolled", "blocks", "rolled-blocks"), "auto"),
     "kernels": Choice("kernels", ("auto", "scalar", "dense"), "auto"),
+    # `update` is the older name of `optimizer` (below): it takes the rules' own names, and must agree with it.
     "update": Choice("update rule", lambda: tuple(update_rules.RULES), "simultaneous"),
     "kind": Choice("spec kind", ("mlp", "expression"), None),
     "hidden_activation": Choice("hidden activation", _mlp_table("ACTIVATIONS"), "sigmoid"),
@@ -106,7 +107,7 @@ CHOICES = {
     "loss": Choice("loss", _mlp_table("LOSSES"), "binary_cross_entropy"),
     "bias": Choice("bias scheme", ("per-neuron", "shared"), "per-neuron"),
     "init": Choice("init scheme", ("xavier", "normal", "zeros"), "xavier"),
-    # The generated module's train(optimizer=...): "gd" (the rule `update` names), or any registered update rule.
+    # The update rule a run trains with: "gd" (the rule GD_RULE, ordinary gradient descent), or any registered rule.
     "optimizer": Choice("optimizer", lambda: ("gd", *update_rules.RULES), "gd"),
 }
 
@@ -224,7 +225,7 @@ class RunSettings:
     batch_size is set) and `validation_split` (the fraction of the data held out, by a split seeded with
     `seed`). Given in a spec's [training] table or on the command line; checked by `run_settings()`."""
 
-    optimizer: str = CHOICES["optimizer"].default
+    optimizer: str | None = None  # the update rule (a registry name, "gd" given as GD_RULE); None: the module's default
     momentum: float = update_rules.MOMENTUM.default
     nesterov: bool = update_rules.NESTEROV.default
     betas: tuple[float, float] = update_rules.BETAS.default
@@ -254,14 +255,16 @@ def _number_in(name, low, high, *, low_open=False, high_open=False):
     return check
 
 
-def _whole_number(name, least, optional=False):
-    """A check for an integer of at least `least` (or None when `optional`)."""
+def _whole_number(name, least, optional=False, most=None):
+    """A check for an integer of at least `least`, and at most `most` if given (or None when `optional`)."""
 
     def check(value):
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise SymcompileError(f"{name} must be an integer of at least {least}, not {value!r}")
+        if most is not None and value > most:
+            raise SymcompileError(f"{name} must be an integer from {least} to {most}, not {value!r}")
         return value
 
     return check
@@ -270,7 +273,21 @@ def _whole_number(name, least, optional=False):
 def _check_optimizer(value):
     if not isinstance(value, str):
         raise SymcompileError(f"optimizer must be the name of an optimizer, not {value!r}")
-    return choose("optimizer", value)
+    return update_rules.rule_of(choose("optimizer", value))
+
+
+def chosen_rule(optimizer=None, update=None, names=("optimizer", "update")):
+    """The update rule that `optimizer`, or its older name `update`, names (None when neither is given), each
+    checked; a one-line error when both are given and name different rules. `names`: how the error calls them
+    (a spec's keys, the command line's flags)."""
+    rules = {_check_optimizer(optimizer) if optimizer is not None else None,
+             _check_update(update) if update is not None else None} - {None}  # fmt: skip
+    if len(rules) > 1:
+        raise SymcompileError(
+            f"{names[0]} {optimizer!r} and {names[1]} {update!r} name different update rules; give {names[0]} alone "
+            f"({names[1]} is its older name)"
+        )
+    return rules.pop() if rules else None
 
 
 RUN_CHECKS = {
@@ -281,7 +298,7 @@ RUN_CHECKS = {
     "epochs": lambda value: None if value is None else _check_max_iter(value),
     "validation_split": _number_in("validation_split", 0, 1, high_open=True),
     "patience": _whole_number("patience", 1, optional=True),
-    "seed": _whole_number("seed", 0),
+    "seed": _whole_number("seed", 0, most=2**64 - 1),  # the module's generator takes a uint64 seed
     "record_every": _whole_number("record_every", 1),
 }
 
@@ -293,34 +310,48 @@ def run_setting(key, value):
     return RUN_CHECKS[key](value)
 
 
-def run_settings(values=None, base: RunSettings | None = None) -> RunSettings:
+def run_settings(values=None, base: RunSettings | None = None, default_rule=update_rules.GD_RULE) -> RunSettings:
     """`base` (default: the defaults) with `values` (a mapping) checked and applied; one-line errors as for
-    `training_settings()`, and for settings that contradict each other."""
+    `training_settings()`, and for settings that contradict each other. `default_rule`: the rule a run whose
+    optimizer is None trains with (the module's default), whose hyperparameters it may set."""
     values = dict(values or {})
     settings = replace(base or RunSettings(), **{key: run_setting(key, value) for key, value in values.items()})
-    _check_applies(settings)
+    _check_applies(settings, settings.optimizer or default_rule)
     if settings.patience is not None and settings.validation_split == 0:
         raise SymcompileError("patience needs validation data: set validation_split above 0")
     return settings
 
 
-def _check_applies(settings: RunSettings):
-    """Refuse a hyperparameter the optimizer would not read (as the module's train() does), and Nesterov without
+def _check_applies(settings: RunSettings, rule_name):
+    """Refuse a hyperparameter the rule would not read (as the module's train() does), and Nesterov without
     momentum."""
-    rule = update_rules.RULES.get(settings.optimizer, update_rules.RULES[update_rules.GD_RULE])
-    reads = [h.name for h in rule.hyperparameters]
+    reads = [h.name for h in update_rules.RULES[rule_name].hyperparameters]
     for h in update_rules.hyperparameters():
         if h.name in vars(settings) and h.name not in reads and getattr(settings, h.name) != h.default:
-            raise SymcompileError(f"{h.name} does not apply to optimizer {settings.optimizer!r} (it reads {', '.join(reads)})")
+            shown = "gd" if rule_name == update_rules.GD_RULE else rule_name  # the optimizer's name for it
+            reading = ", ".join(reads) or "none"
+            raise SymcompileError(f"{h.name} does not apply to optimizer {shown!r} (it reads {reading})")
     if settings.nesterov and settings.momentum == 0:
         raise SymcompileError("nesterov needs a momentum above 0")
 
 
+def check_rule_fits(rule_name, n_params):
+    """A one-line error for a rule the model's module will not have: Newton's needs the exact Hessian."""
+    if rule_name == "newton" and n_params > HESSIAN_MAX_PARAMS:
+        raise SymcompileError(
+            f"optimizer newton needs the exact Hessian, which a module has for at most HESSIAN_MAX_PARAMS = "
+            f"{HESSIAN_MAX_PARAMS} parameters, not {n_params}"
+        )
+
+
 def train_keywords(training: TrainingSettings, run: RunSettings) -> dict:
-    """The keywords of the module's `train()` for these settings: the module's defaults, and each run setting
-    that differs from its default (so a module built before the newer keywords still trains with the old ones)."""
-    keywords = vars(training) | ({"max_iter": run.epochs} if run.epochs is not None else {})
+    """The keywords of the module's `train()` for these settings: the module's defaults, the rule by its one name
+    (`optimizer`: the run's, else the module's default rule), and each other run setting that differs from its
+    default (so a module built before the newer keywords still trains with the old ones)."""
+    keywords = {k: v for k, v in vars(training).items() if k != "update"}
+    keywords["optimizer"] = run.optimizer or training.update
+    keywords |= {"max_iter": run.epochs} if run.epochs is not None else {}
     defaults = RunSettings()
-    skipped = ("epochs", "validation_split")  # handled by the caller: max_iter above, the split into X_val and Y_val
+    skipped = ("optimizer", "epochs", "validation_split")  # handled above, and by the caller (X_val and Y_val)
     changed = {k: v for k, v in vars(run).items() if k not in skipped and v != getattr(defaults, k)}
     return keywords | changed

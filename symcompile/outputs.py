@@ -9,32 +9,43 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
 from symcompile.errors import SymcompileError
+from symcompile.writer import write_atomically
 
 
 def check_writable(path):
-    """Fail before minutes of work, not after, when `path` cannot be written. Leaves nothing behind: a file
-    that was not there is removed again, so a run that fails later does not leave an empty one."""
-    existed = os.path.exists(path)
+    """Fail before minutes of work, not after, when `path` cannot be written: a folder, a folder that does not
+    exist, or one this user may not write in (files are written as a temporary there, then renamed). Leaves
+    nothing behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise SymcompileError(f"cannot write {path}: it is a folder")
+    folder = path.parent
+    if not folder.is_dir():
+        raise SymcompileError(f"cannot write {path}: No such file or folder {folder}")
     try:
-        with open(path, "a", encoding="utf-8"):
+        with tempfile.TemporaryFile(dir=folder):  # unnamed where the system allows: nothing to clean up
             pass
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    if not existed:
-        os.remove(path)
+
+
+def write_file(path, write):
+    """`write(f)` fills the binary file `f` that becomes `path`: a temporary beside it, renamed over it when
+    complete (writer.write_atomically), so a kill at any moment leaves the old file or the new one."""
+    try:
+        write_atomically(path, write)
+    except OSError as exc:
+        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def write_text(path, text):
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    except OSError as exc:
-        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_file(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def csv_text(header, rows) -> str:
@@ -46,25 +57,30 @@ def csv_text(header, rows) -> str:
     return out.getvalue()
 
 
-def history_columns(result, record_every=1) -> dict[str, list]:
-    """The run's recorded series as columns, one row per iteration t that has a value: `loss` at the weights after t
-    iterations (every record_every-th, and the final one; for mini-batches, the mean over epoch t + 1's batches),
-    and, when the run had validation data, `val_loss` and `val_accuracy` at the weights after iteration t.
-    Cells without a value are None."""
-    losses = list(result.loss_history)
-    series = {"loss": {t * record_every: value for t, value in enumerate(losses[:-1])}}
+def history_columns(result, initial_loss=None, mini_batches=False) -> dict[str, list]:
+    """The run's recorded series as columns, one row per iteration t that has a value (every result.record_every-th,
+    and the last): `loss` at the weights after t iterations, the final one at the weights returned; with
+    mini-batches, the mean over epoch t's batches (the loss recorded at iteration t - 1), the last row the final
+    loss and row 0 `initial_loss`, the loss at the start. With validation data, `val_loss` and `val_accuracy` at
+    the weights after iteration t: a row's values are all taken after the same epoch. Cells without a value are
+    None."""
+    every, losses = getattr(result, "record_every", 1), list(result.loss_history)
+    shift = 1 if mini_batches else 0  # an epoch's mean loss belongs to the row of the epoch's end
+    series = {"loss": {t * every + shift: value for t, value in enumerate(losses[:-1])}}
+    if mini_batches and initial_loss is not None:
+        series["loss"][0] = initial_loss
     if losses:
-        series["loss"][result.iterations] = losses[-1]
+        series["loss"][result.iterations] = losses[-1]  # (with mini-batches, in place of the last epoch's mean)
     for name, attribute in (("val_loss", "val_loss_history"), ("val_accuracy", "accuracy_history")):
         values = getattr(result, attribute, None)
         if values is not None and len(values):
-            series[name] = {t + 1: value for t, value in enumerate(values)}
+            series[name] = {(t + 1) * every: value for t, value in enumerate(values)}
     iterations = sorted(set().union(*series.values()))
     return {"iteration": iterations} | {name: [values.get(t) for t in iterations] for name, values in series.items()}
 
 
-def write_history(path, result, record_every=1):
-    columns = history_columns(result, record_every)
+def write_history(path, result, initial_loss=None, mini_batches=False):
+    columns = history_columns(result, initial_loss, mini_batches)
     write_text(path, csv_text(list(columns), zip(*columns.values())))
 
 
@@ -80,10 +96,35 @@ def require_matplotlib():
     return plt
 
 
-def plot_history(path, result, title, record_every=1):
-    """The training (and validation) loss per epoch, on a log scale when it spans more than a decade."""
+def check_plot_path(path):
+    """`--plot PATH`, checked before the work: writable, and its extension a format matplotlib writes (no
+    extension is an error rather than a PNG under another name). Returns the format."""
+    check_writable(path)
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()  # a figure outside pyplot's: nothing to close
+    extension = Path(path).suffix.lower().removeprefix(".")
+    if extension not in formats:
+        given = f"extension .{extension}" if extension else "no extension"
+        raise SymcompileError(f"--plot {path}: {given}; name the format by the extension: {', '.join(sorted(formats))}")
+    return extension
+
+
+def save_figure(figure, path):
+    """Write a matplotlib figure to `path` atomically, in the format its extension names (check_plot_path)."""
     plt = require_matplotlib()
-    columns = history_columns(result, record_every)
+    try:
+        write_file(path, lambda f: figure.savefig(f, format=Path(path).suffix.lower().removeprefix(".")))
+    finally:
+        plt.close(figure)
+
+
+def plot_history(path, result, title, initial_loss=None, mini_batches=False):
+    """The training (and validation) loss per epoch (history_columns), on a log scale when it spans more than a
+    decade."""
+    plt = require_matplotlib()
+    columns = history_columns(result, initial_loss, mini_batches)
     figure, axes = plt.subplots(figsize=(6, 4))
     for name in ("loss", "val_loss"):
         if name in columns:
@@ -95,12 +136,7 @@ def plot_history(path, result, title, record_every=1):
     axes.set(xlabel="iteration (epoch, with mini-batches)", ylabel="loss", title=title)
     axes.legend()
     figure.tight_layout()
-    try:
-        figure.savefig(path)
-    except OSError as exc:
-        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        plt.close(figure)
+    save_figure(figure, path)
 
 
 def predictions_text(outputs, target_names) -> str:

@@ -105,6 +105,64 @@ def _log_softmax(node):
     return parts if parts is not None and not parts[2] else None
 
 
+def _exponent(term):
+    """z when term is exp(z), c*exp(z) (exp(z + log c)) or a constant c > 0 (exp(log c)); else None."""
+    if isinstance(term, sp.exp):
+        return term.args[0]
+    if term.is_Number and term.is_positive:
+        return sp.log(term)
+    if term.is_Mul and len(term.args) == 2:
+        c, power = term.args
+        if c.is_Number and c.is_positive and isinstance(power, sp.exp):
+            return power.args[0] + sp.log(c)
+    return None
+
+
+def _log_of_exp_sum(node):
+    """[z_k] when node is log(exp(z_1) + ... + exp(z_n)), a term also c*exp(z) or c > 0 (SymPy adds up the
+    constants, so at least one term is an exp)."""
+    if isinstance(node, sp.log) and node.args[0].is_Add:
+        exponents = [_exponent(term) for term in node.args[0].args]
+        if None not in exponents:
+            return exponents
+    return None
+
+
+def _tanh_ratio(node):
+    """(the exponent of tanh, the numerator and denominator factors) when node is (exp(a) - exp(b))/(exp(a) +
+    exp(b)) times anything, either exp possibly 1 = exp(0): tanh written out, = tanh((a - b)/2)."""
+    if not node.is_Mul:
+        return None
+    for factor in node.args:
+        if factor.is_Pow and factor.exp == -1 and factor.base.is_Add and len(factor.base.args) == 2:
+            p, q = factor.base.args
+            a, b = (0 if t == 1 else t.args[0] if isinstance(t, sp.exp) else None for t in (p, q))
+            if a is None or b is None:
+                continue
+            for numerator, (high, low) in ((p - q, (a, b)), (q - p, (b, a))):
+                if numerator in node.args:
+                    return (high - low) / 2, numerator, factor
+    return None
+
+
+def exp_ratio_to_tanh(expr):
+    """(exp(a) - exp(b))/(exp(a) + exp(b)) -> tanh((a - b)/2): tanh written with exp is inf/inf once |a - b|
+    passes 1419 (and so are (exp(2z) - 1)/(exp(2z) + 1) and (1 - exp(-2z))/(1 + exp(-2z)) at 355). Runs
+    before the sigmoid and softmax rewrites, which would take its denominator apart."""
+
+    def to_tanh(node, parts):
+        z, numerator, denominator = parts
+        return sp.Mul(sp.tanh(z), *(f for f in node.args if f not in (numerator, denominator)))
+
+    return _replace_matches(expr, _tanh_ratio, to_tanh)
+
+
+def log_sum_exp_to_logsumexp(expr):
+    """log(exp(z_1) + ... + exp(z_n)) -> logsumexp(z_1, ..., z_n) (a constant c > 0 as exp(log c)): the sum
+    overflows once a z_k passes 709, and underflows to log(0) once all pass -745."""
+    return _replace_matches(expr, _log_of_exp_sum, lambda node, exponents: logsumexp(*exponents))
+
+
 def exp_ratio_to_sigmoid(expr):
     """exp(u)/(1 + exp(u)) -> sigmoid(u) (inf/inf for u > 709 as written)."""
 
@@ -156,12 +214,14 @@ def softmax_to_logsumexp(expr):
 # In order: each rule may rely on the forms the earlier ones produce.
 REWRITES = (
     float_e_powers_to_exp,
+    exp_ratio_to_tanh,
     exp_ratio_to_sigmoid,
     logistic_to_sigmoid,
     sigmoid_complement,
     log_sigmoid_to_softplus,
     log_one_plus_exp_to_softplus,
     log_softmax_to_logsumexp,
+    log_sum_exp_to_logsumexp,
     softmax_to_logsumexp,
 )
 

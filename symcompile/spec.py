@@ -24,6 +24,9 @@ import difflib
 import io
 import keyword
 import math
+import os
+import select
+import stat
 import tomllib
 import unicodedata
 from contextlib import contextmanager
@@ -33,12 +36,12 @@ import numpy as np
 import sympy as sp
 
 from symcompile import mlp
-from symcompile.errors import SymcompileError
+from symcompile.errors import SymcompileError, names_text
 from symcompile.expression import RESERVED, ExpressionParser
 from symcompile.model import Model, is_module_name, make_model
 from symcompile.data import one_hot, split_rows, standardization, standardized
 from symcompile.options import (
-    CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, run_setting, run_settings, training_settings,
+    CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, chosen_rule, run_setting, run_settings, training_settings,
 )  # fmt: skip
 
 COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
@@ -64,13 +67,14 @@ def load_spec(path, data_root=None) -> Model:
     return load_spec_settings(path, data_root)[0]
 
 
-def load_spec_settings(path, data_root=None) -> tuple[Model, RunSettings]:
+def load_spec_settings(path, data_root=None, split=None) -> tuple[Model, RunSettings]:
     """The model a spec file describes (as `load_spec`), and the run settings of its [training] table
-    (optimizer, batch_size, ...)."""
+    (optimizer, batch_size, ...). `split`: the run's validation_split and seed where the command line gives
+    them; they outrank the spec's in the model too, whose standardization takes the training rows' scaling."""
     path = Path(path)
     spec = read_toml(path)
     run = _run_settings(_table(spec, "training", path), path)
-    return spec_model(spec, path, data_root, run), run
+    return spec_model(spec, path, data_root, run_settings(split, base=run) if split else run), run
 
 
 def spec_model(spec: dict, path: Path, data_root=None, run: RunSettings | None = None) -> Model:
@@ -101,13 +105,31 @@ MAX_CSV_BYTES = 64 << 20
 MAX_LINE_BYTES = 1 << 20
 
 
+PIPE_WAIT_SECONDS = 10  # a pipe or FIFO given as a file (`<(cat spec.toml)`) must start to answer within this
+
+
 def read_bounded(path, limit, what):
     """The file's bytes, refused when there are more than `limit` (a device such as /dev/zero never ends)."""
-    with open(path, "rb") as f:
+    with open_without_hanging(path, what) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise SymcompileError(f"{what} is larger than {limit >> 20} MiB, the most symcompile reads (README.md, Limits)")
     return data
+
+
+def open_without_hanging(path, what):
+    """`path` opened for reading in binary. A FIFO that no process writes to would block open() and read()
+    forever: it is opened without blocking and must have data (or its end) within PIPE_WAIT_SECONDS, so
+    `<(cat spec.toml)` is read and a forgotten FIFO is a one-line error."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and not select.select([fd], [], [], PIPE_WAIT_SECONDS)[0]:
+            raise SymcompileError(f"{what} is a FIFO or pipe that nothing wrote to in {PIPE_WAIT_SECONDS} s")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_toml(path: Path) -> dict:
@@ -250,8 +272,8 @@ def _expression_init(init, param_names):
         unknown = [k for k in init if k not in param_names]
         missing = [p for p in param_names if p not in init]
         if unknown or missing:
-            problem = f"unknown parameter {unknown[0]!r}" if unknown else f"no value for {', '.join(missing)}"
-            raise SymcompileError(f"{problem}; give one value per parameter ({', '.join(param_names)})")
+            problem = f"unknown parameter {unknown[0]!r}" if unknown else f"no value for {names_text(missing)}"
+            raise SymcompileError(f"{problem}; give one value per parameter ({names_text(param_names)})")
         init = [init[p] for p in param_names]
     return _numbers(init, "init")
 
@@ -321,6 +343,9 @@ def _run_settings(table, path):
     for key, value in run.items():
         with located(f"{path}: training.{key}"):
             run_setting(key, value)
+    if "update" in table:  # optimizer's older name: the run trains with the rule it names, and optimizer must agree
+        with located(f"{path}: training.update"):
+            run["optimizer"] = chosen_rule(run.get("optimizer"), table["update"])
     with located(f"{path}: [training]"):
         return run_settings(run)
 
@@ -368,7 +393,7 @@ def _rows(value, columns, what):
     """A list of samples, each a list with one number per column; a plain list of numbers when there is one column."""
     if not isinstance(value, list) or not value:
         raise SymcompileError(f"must be a non-empty list of samples, got {value!r}")
-    one = f"one value per {what}: {', '.join(columns)}"
+    one = f"one value per {what}: {names_text(columns)}"
     rows = []
     for i, row in enumerate(value):
         if not isinstance(row, list):
@@ -399,7 +424,7 @@ def _csv_data(table, inputs, targets, path, data_root):
     else:
         wanted["Y_columns"] = _column_names(table, "Y_columns", targets, path)
     with located(f"{path}: data.csv"):
-        header, rows = read_csv(csv_path)
+        header, rows = read_csv(csv_path, columns=[name for names in wanted.values() for name in names])
         columns = {key: _columns(header, rows, names, key, csv_path) for key, names in wanted.items()}
     if "labels" in columns:
         with located(f"{path}: data.labels"):
@@ -414,7 +439,7 @@ def _column_names(table, key, default, path):
         if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
             raise SymcompileError(f"must be a list of column names, got {chosen!r}")
         if len(chosen) != len(default):
-            raise SymcompileError(f"names {len(chosen)} columns, but the model has {len(default)} ({', '.join(default)})")
+            raise SymcompileError(f"names {len(chosen)} columns, but the model has {len(default)} ({names_text(default)})")
     return chosen
 
 
@@ -422,7 +447,7 @@ def _columns(header, rows, names, key, csv_path):
     """The rows' values in the columns `names`, in that order."""
     for name in names:
         if name not in header:
-            raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {', '.join(header)})")
+            raise SymcompileError(f"{csv_path} has no column {name!r} (for {key}; columns: {names_text(header)})")
     return rows[:, [header.index(name) for name in names]]
 
 
@@ -436,11 +461,12 @@ def check_inside(data_path, data_root):
         )
 
 
-def read_csv(csv_path):
+def read_csv(csv_path, columns=None):
     """(header, rows of floats as an (N, columns) array) from a CSV file with a header line; blank lines are skipped.
 
     A UTF-8 byte-order mark (as spreadsheets write) is dropped. Rows are parsed one at a time into a
-    compact array, so memory stays a small multiple of the file.
+    compact array, so memory stays a small multiple of the file. `columns`: the names whose cells must be
+    numbers; the others may hold anything and are not read (NaN in `rows`). Default: every column.
     """
     try:
         text = read_bounded(csv_path, MAX_CSV_BYTES, str(csv_path)).decode("utf-8-sig")
@@ -453,13 +479,16 @@ def read_csv(csv_path):
         if twice is not None:
             raise SymcompileError(f"{csv_path} has two columns named {_fragment(twice)}")
         values = array.array("d")
+        read = [columns is None or name in columns for name in header]
+        parse = (lambda row: [float(cell) for cell in row]) if all(read) else (  # noqa: E731
+            lambda row: [float(cell) if wanted else math.nan for cell, wanted in zip(row, read)])  # fmt: skip
         for line, row in lines:
             if len(row) != len(header):
                 raise SymcompileError(f"{csv_path} line {line} has {len(row)} fields, the header has {len(header)}")
             try:
-                values.extend([float(cell) for cell in row])
+                values.extend(parse(row))
             except ValueError:
-                bad = next(c for c in row if not _is_float(c))
+                bad = next(c for c, wanted in zip(row, read) if wanted and not _is_float(c))
                 raise SymcompileError(f"{csv_path} line {line}: {_fragment(bad)} is not a number") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SymcompileError(f"cannot read {csv_path}: {getattr(exc, 'strerror', None) or exc}") from None
@@ -481,11 +510,11 @@ def _is_float(text):
     return True
 
 
-def spec_input_columns(spec_path, model, header, rows, csv_path):
-    """The inputs of a CSV's rows (read by `read_csv`) for `model`: the columns its spec's [data] X_columns names,
-    else the columns named like the model's inputs. `spec_path` None: the built-in seed (no spec)."""
-    table = {}
-    if spec_path is not None:
-        table = _table(read_toml(Path(spec_path)), "data", Path(spec_path))
+def spec_input_columns(spec, spec_path, model, csv_path):
+    """The inputs for `model` in the CSV file `csv_path`: the columns its spec's [data] X_columns names, else the
+    columns named like the model's inputs; the file's other columns are not read. `spec`: the spec as read
+    from `spec_path` (read once: it may be a pipe), None for the built-in seed."""
+    table = {} if spec is None else _table(spec, "data", Path(spec_path))
     names = _column_names(table, "X_columns", [s.name for s in model.inputs], spec_path)
+    header, rows = read_csv(Path(csv_path), columns=names)
     return np.array(_columns(header, rows, names, "the model's inputs", csv_path), dtype=np.float64)

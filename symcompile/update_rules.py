@@ -124,8 +124,14 @@ BETAS = Hyperparameter(
 EPS = Hyperparameter("eps", 1e-8, description="added to the root of Adam's second moment, after the square root")
 
 RULES: dict[str, UpdateRule] = {}
-# The rule `train(optimizer="gd")` runs when `update` does not name another: ordinary gradient descent.
+# The optimizer "gd" is this rule: ordinary gradient descent. (`optimizer` names the rule; `update`, its older name,
+# takes the rules' own names.)
 GD_RULE = "simultaneous"
+
+
+def rule_of(optimizer: str) -> str:
+    """The registered rule an optimizer's name stands for ("gd" is GD_RULE; every other is the rule's own name)."""
+    return GD_RULE if optimizer == "gd" else optimizer
 
 
 def register(rule: UpdateRule) -> UpdateRule:

@@ -82,15 +82,24 @@ def holds_data(path, digest) -> bool:
 
 
 def replace_atomically(path: Path, data, name: str) -> None:
-    """Write `data` to a temporary beside `path`, flush it to disk, and rename it over `path`."""
-    out_dir = path.parent
-    # O_EXCL on a random name: no other build can be writing this file. Mode 0666 leaves
+    """Write `data` (bytes) to a temporary beside `path`, flush it to disk, and rename it over `path`."""
+    write_atomically(path, lambda f: f.write(data), name)
+
+
+def write_atomically(path, write, name: str | None = None) -> None:
+    """Create `path` whole or not at all: `write(f)` fills a binary file object that is a temporary beside `path`
+    (`.<name>.<pid>.<random>.tmp`, `name` defaulting to the file's name), which is flushed to disk and renamed
+    over `path`. A kill at any moment leaves the previous file or the new one, never a part; on an error the
+    temporary is removed and the exception (OSError, or whatever `write` raised) propagates.
+    Every file symcompile writes goes through here."""
+    path = Path(path)
+    # O_EXCL on a random name: no other process can be writing this file. Mode 0666 leaves
     # the rest to the umask, as for any file the user creates (mkstemp's 0600 would not).
-    tmp = out_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = path.parent / f".{name or path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)

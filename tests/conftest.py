@@ -1,6 +1,17 @@
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
+# Numba's cache for the whole session lives in a temporary folder (set before anything imports Numba): the tests
+# neither read a cache a developer's earlier runs left nor leave one behind. Tests that check the cache beside the
+# module, as users get it, drop the variable in their subprocesses.
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="symcompile-tests-numba-")
+    atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
+
+import pytest  # noqa: E402
 
 from symcompile.cli import main
 
@@ -29,3 +40,27 @@ def misra(fit_dir):
     spec = Path(__file__).resolve().parents[1] / "examples" / "misra1a.toml"
     assert main(["build", str(spec), "--out-dir", str(fit_dir)]) == 0
     return load_module(fit_dir / "misra1a.py")
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="session")
+def examples_dir(tmp_path_factory):
+    """One folder for the example specs' modules, shared by every test that builds or trains an unmodified example
+    with `--out-dir`: each example is compiled once a session, not once a test module."""
+    return tmp_path_factory.mktemp("examples")
+
+
+@pytest.fixture(scope="session")
+def example_module(examples_dir):
+    """example_module("xor"): examples/xor.toml built by the CLI into examples_dir (once), then imported."""
+    loaded = {}
+
+    def built(name):
+        if name not in loaded:
+            assert main(["build", str(EXAMPLES / f"{name}.toml"), "--out-dir", str(examples_dir)]) == 0
+            loaded[name] = load_module(examples_dir / f"{name}.py")
+        return loaded[name]
+
+    return built

@@ -148,7 +148,7 @@ def test_a_module_without_standardization_has_no_scaling_names(seed_module):
 
 def test_spec_training_keys_are_checked_in_one_line(tmp_path):
     _, run = load_spec_settings(_spec(tmp_path))
-    assert (run.validation_split, run.seed, run.optimizer, run.batch_size) == (0.25, 1, "gd", None)
+    assert (run.validation_split, run.seed, run.optimizer, run.batch_size) == (0.25, 1, None, None)
     bad = {
         "optimizer = 'rmsprop'": "training.optimizer: unknown optimizer 'rmsprop'; choose one of gd, sequential, "
         "simultaneous, momentum, adam, adamw",

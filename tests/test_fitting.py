@@ -267,10 +267,10 @@ def test_fit_plot_draws_a_png(misra, fit_dir, capsys, tmp_path):
 
 
 def test_fit_of_a_model_without_residuals_is_one_line(capsys, fit_dir):
-    assert main(["fit", str(EXAMPLES / "decay.toml"), "--out-dir", str(fit_dir)]) == 2
+    assert main(["fit", str(EXAMPLES / "logistic.toml"), "--out-dir", str(fit_dir)]) == 2  # binary cross-entropy
     err = capsys.readouterr().err
-    assert err.startswith("symcompile: error: decay is not a residual model") and err.count("\n") == 1
-    assert not (fit_dir / "decay.py").exists()
+    assert err.startswith("symcompile: error: logistic is not a residual model") and err.count("\n") == 1
+    assert not (fit_dir / "logistic.py").exists()
 
 
 def test_fitting_bench_tables(misra):
