@@ -108,6 +108,7 @@ def _rows(report):
     return [row for table in report["tables"] for row in table["rows"]]
 
 
+@pytest.mark.slow  # every peer of the seed scenario, each in a fresh process: 12 s
 def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--out-dir", str(tmp_path), "--json", str(out)]) == 0

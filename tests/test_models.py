@@ -79,6 +79,7 @@ def _generated_python(module):
     return loss_and_grad
 
 
+@pytest.mark.slow  # 15 drawn networks compiled: 25 s
 @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(settings=mlp_settings(), seed=st.integers(0, 2**32 - 1))
 def test_drawn_mlps_generated_code_agrees_with_references(out_dir, settings, seed):

@@ -259,6 +259,7 @@ def mutated_examples(draw):
     return name, spec
 
 
+@pytest.mark.slow  # 150 mutated specs: 10 s
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(case=mutated_examples())
 def test_mutated_specs_give_a_model_or_one_clear_error(case):
@@ -286,6 +287,7 @@ def damaged_spec_texts(draw):
     return name, text
 
 
+@pytest.mark.slow  # 60 damaged spec files through the CLI: 10 s
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(case=damaged_spec_texts())
 def test_cli_on_damaged_spec_files_builds_or_fails_in_one_line(tmp_path_factory, case):
