@@ -58,6 +58,7 @@ def test_write_atomically_keeps_the_old_file_when_the_writer_fails(tmp_path):
 
 def test_cli_outputs_are_renamed_into_place_not_written_there(xor_run, tmp_path, capsys, monkeypatch):
     """Each output reaches its name by os.replace from a temporary in the same folder (before: open(path, "w"))."""
+    pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib): the run writes a plot")
     folder, _ = xor_run
     renamed = []
     real_replace = os.replace
@@ -157,6 +158,7 @@ def test_save_writes_the_name_given_and_predict_reads_it(xor_run, tmp_path, caps
 
 @pytest.mark.parametrize("plot, problem", [("lossplot", "no extension"), ("loss.xyz", "extension .xyz"), (".", "it is a folder")])
 def test_a_bad_plot_path_is_refused_before_any_work(plot, problem, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib): without it --plot is refused first")
     monkeypatch.chdir(tmp_path)
     for argv in (["train", XOR, "--plot", plot], ["fit", MISRA, "--plot", plot]):
         status, out, err = _run([*argv, "--out-dir", tmp_path / "out"], capsys)
@@ -166,6 +168,7 @@ def test_a_bad_plot_path_is_refused_before_any_work(plot, problem, tmp_path, cap
 
 
 def test_fit_plot_title_names_the_model(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib)")
     import matplotlib.figure
 
     titles = []

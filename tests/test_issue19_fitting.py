@@ -259,6 +259,7 @@ def test_fit_many_on_dask_keeps_the_fits_beside_a_refused_data_set(misra):
     ],
 )
 def test_bad_dask_addresses_are_one_line_before_anything_runs(address, message, capsys, tmp_path):
+    pytest.importorskip("distributed", reason="needs the dask extra: without it --dask is refused first")
     assert main(["train", "--dask", address, "--update", "simultaneous", "--out-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
