@@ -15,7 +15,7 @@ Contract (what this module defines for its users; every other name starts with a
     TrainResult: w, iterations, loss_history, converged, status, val_loss_history, accuracy_history,
         best_w, record_every; predict(X), save(path)
     forward(w, X)
-    loss_and_grad(w, X, Y)
+    loss_and_grad(w, X, Y, threads)
     loss(w, X, Y)
     accuracy(w, X, Y)
     load_weights(path)
@@ -28,30 +28,23 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:5577677345d0b1555be5fee2566d8dd07aeb3f8b76165d1ff777af1783b4def1 (of the source below this line)
+# Digest: sha256:cc3a6f4796852c2c4d572de2118a7026c643cbff891e50d08c30849a55b76aca (of the source below this line)
 
-
-import hashlib
 import math
-import os
-import signal
 import sys
-import time
 import types
-import warnings
-import zipfile
-import zlib
-from typing import NamedTuple
 
 import numba
 import numpy as np
+
+from symcompile.runtime import least_squares as _least_squares, loops as _loops, model as _runtime, rules as _rules, training as _training, weights as _files
 
 # Numba's on-disk cache records the name of the module that compiled a kernel, and imports the module
 # by that name when a later process loads the kernel (numba issue #7075). So this module goes by one
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_7dfc4e4d6b87de3b"
+__name__ = "_symcompile_b9df1e8514e402a1"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -65,50 +58,8 @@ Y = np.array([1.0], dtype=np.float64).reshape(1, 1)
 DEFAULTS = {'lr': 0.3, 'max_iter': 999, 'tol': 0.0, 'update': 'sequential'}
 # What the weights mean (the formula, its parameters, inputs and targets): saved weights carry it.
 MODEL_DIGEST = "f475c637607b1ec3c58348c761d8e05e980e24a780279ce4a18e30348f9cd5f4"
-
-# The compiled loop's status codes; "interrupted" (Ctrl-C) is noticed between its calls.
-_STATUS = ("max_iter", "converged", "non-finite", "diverged", "early_stopped", "interrupted")
-_INTERRUPTED = 5
-# Training has diverged once the loss exceeds this many times (1 + |its first value|): stopped there,
-# long before it overflows. Every kernel uses NumPy's error model: x/0 gives inf or NaN, never an exception.
-_DIVERGED_FACTOR = 1e6
-# A run that stops (max_iter, converged) with its loss above this many times (1 + |its first value|) diverged too:
-# a loss may rise for a while (momentum, Adam's first steps, a noisy batch) but not end tenfold above its start;
-# the runs that diverged without passing the limit above ended 1e4 times above it and more.
-_ENDED_ABOVE_FACTOR = 10.0
-# The weights' count as a compile-time constant: the training loops' arrays and loops over the weights have a
-# length LLVM knows, so for a small model it unrolls them and keeps the gradient in registers (on the seed, a
-# tenth of an iteration).
+# The weights' count as a compile-time constant: loops over the weights have a length LLVM knows.
 _N_PARAMS = 7
-# Each hyperparameter of the update rules: (kind, lowest, whether it must be above the lowest, highest, whether
-# the highest is allowed, what it must be).
-# Kinds: "number", "flag" (True or False), "pair" (two numbers, as torch's betas).
-_HYPERPARAMETERS = {
-    "lr": ("number", 0.0, True, math.inf, True, "a positive number"),
-    "weight_decay": ("number", 0.0, False, math.inf, True, "a non-negative number"),
-    "momentum": ("number", 0.0, False, math.inf, True, "a non-negative number"),
-    "nesterov": ("flag", 0.0, False, math.inf, True, "True or False"),
-    "betas": ("pair", 0.0, False, 1.0, False, "two numbers, each a number from 0 to 1 (excluded)"),
-    "eps": ("number", 0.0, False, math.inf, True, "a non-negative number"),
-}
-# Each optimizer: its update rule and the hyperparameters it reads. "gd" runs the rule `update` names.
-_OPTIMIZERS = {
-    "gd": ("simultaneous", ('lr', 'weight_decay')),
-    "sequential": ("sequential", ('lr', 'weight_decay')),
-    "simultaneous": ("simultaneous", ('lr', 'weight_decay')),
-    "momentum": ("momentum", ('lr', 'weight_decay', 'momentum', 'nesterov')),
-    "adam": ("adam", ('lr', 'weight_decay', 'betas', 'eps')),
-    "adamw": ("adamw", ('lr', 'weight_decay', 'betas', 'eps')),
-    "newton": ("newton", ()),
-}
-# A run keeps at most this many values of each history (8 bytes each; --history writes a few MB of CSV for them):
-# a longer run keeps every k-th iteration's (train's record_every), so its memory is bounded however long it runs.
-_MAX_RECORDED = 2**16
-# The compiled loop returns to Python about this often (seconds), to show progress and to notice Ctrl-C.
-_CHUNK_SECONDS = 0.1
-# A cautious guess of one iteration's seconds per sample and parameter, to size the first call of the loop
-# before anything is measured (measured here: about 1e-7 for the seed, 1e-9 for larger networks).
-_FIRST_GUESS = 2e-7
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -206,12 +157,9 @@ def _loss_and_grad_kernel(w, X, Y, grad):
 
 @numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
-    """One iteration of sequential (Gauss-Seidel) descent, in parameter order:
-    each parameter's new value is used for the next parameter's derivative.
-    Writes the steps taken into `steps`; returns the loss at the starting weights."""
+    """One iteration of sequential (Gauss-Seidel) descent, in parameter order: each parameter's new value is used
+    for the next parameter's derivative. Writes the steps into `steps`; returns the loss at the starting weights."""
     scale = 1.0 / X.shape[0]
-
-    # w0
     w0 = w[0]
     w13 = w[1]
     w14 = w[2]
@@ -219,8 +167,8 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     w24 = w[4]
     w35 = w[5]
     w45 = w[6]
-    slope = 0.0
-    loss = 0.0
+
+    slope = loss = 0.0  # dloss/dw0
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -238,16 +186,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         loss += t8*_softplus(t6) + y*_softplus(t7)
     steps[0] = lr * slope * scale + lr * weight_decay * w[0]
     w[0] -= steps[0]
+    w0 = w[0]  # its new value, for the derivatives below
 
-    # w13
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    slope = 0.0
+    slope = 0.0  # dloss/dw13
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -261,16 +202,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         slope += w35*x1*(1 - y)*t2*t5*_sigmoid(t4) - x1*y*t3*t5*_sigmoid(-t4)
     steps[1] = lr * slope * scale + lr * weight_decay * w[1]
     w[1] -= steps[1]
+    w13 = w[1]  # its new value, for the derivatives below
 
-    # w14
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    slope = 0.0
+    slope = 0.0  # dloss/dw14
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -284,16 +218,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         slope += w45*x1*(1 - y)*t2*t5*_sigmoid(t4) - x1*y*t3*t5*_sigmoid(-t4)
     steps[2] = lr * slope * scale + lr * weight_decay * w[2]
     w[2] -= steps[2]
+    w14 = w[2]  # its new value, for the derivatives below
 
-    # w23
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    slope = 0.0
+    slope = 0.0  # dloss/dw23
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -307,16 +234,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         slope += w35*x2*(1 - y)*t2*t5*_sigmoid(t4) - x2*y*t3*t5*_sigmoid(-t4)
     steps[3] = lr * slope * scale + lr * weight_decay * w[3]
     w[3] -= steps[3]
+    w23 = w[3]  # its new value, for the derivatives below
 
-    # w24
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    slope = 0.0
+    slope = 0.0  # dloss/dw24
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -330,16 +250,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         slope += w45*x2*(1 - y)*t2*t5*_sigmoid(t4) - x2*y*t3*t5*_sigmoid(-t4)
     steps[4] = lr * slope * scale + lr * weight_decay * w[4]
     w[4] -= steps[4]
+    w24 = w[4]  # its new value, for the derivatives below
 
-    # w35
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    slope = 0.0
+    slope = 0.0  # dloss/dw35
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -350,16 +263,9 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
         slope += (1 - y)*t1*_sigmoid(t2) - y*t1*_sigmoid(-t2)
     steps[5] = lr * slope * scale + lr * weight_decay * w[5]
     w[5] -= steps[5]
+    w35 = w[5]  # its new value, for the derivatives below
 
-    # w45
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    slope = 0.0
+    slope = 0.0  # dloss/dw45
     for n in range(X.shape[0]):
         x1 = X[n, 0]
         x2 = X[n, 1]
@@ -465,1733 +371,129 @@ def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _cholesky_solve(A, b, x):
-    """Solve A x = b for a symmetric A by Cholesky (A = L L^T); False, x untouched, where A is not positive
-    definite to working precision."""
-    n = A.shape[0]
-    L = np.zeros((n, n))
-    for j in range(n):
-        pivot = A[j, j]
-        for k in range(j):
-            pivot -= L[j, k] * L[j, k]
-        if not pivot > 1e-14 * abs(A[j, j]) or not pivot > 0.0:
-            return False
-        L[j, j] = math.sqrt(pivot)
-        for i in range(j + 1, n):
-            total = A[i, j]
-            for k in range(j):
-                total -= L[i, k] * L[j, k]
-            L[i, j] = total / L[j, j]
-    for i in range(n):  # L y = b
-        total = b[i]
-        for k in range(i):
-            total -= L[i, k] * x[k]
-        x[i] = total / L[i, i]
-    for i in range(n - 1, -1, -1):  # L^T x = y
-        total = x[i]
-        for k in range(i + 1, n):
-            total -= L[k, i] * x[k]
-        x[i] = total / L[i, i]
-    return True
+def _sequential_step_kernel(w, X, Y, hyperparameters, previous, steps):
+    """The sequential rule's step (symcompile.runtime.rules: MODEL_STEP); returns the loss at the starting weights."""
+    lr, weight_decay = hyperparameters[0], hyperparameters[1]
+    if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
+        return _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
+    return _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _newton_step(w, X, Y, grad, steps):
-    """One damped Newton step from w, in place; the steps taken go to `steps`. Returns the loss at the
-    starting weights. The direction is H^-1 g where H is positive definite, else g (a gradient step); the
-    step is 2^-k times it for the first k from 0 to 59 at which the loss falls by at least 1e-4 of what
-    the slope promises (Armijo). When none does (at a minimum, to rounding), no step is taken."""
-    n = w.shape[0]
-    H = np.empty((n, n))
-    loss = _loss_grad_hessian_kernel(w, X, Y, grad, H)
-    direction = np.empty(n)
-    if not _cholesky_solve(H, grad, direction):
-        _copy_into(direction, grad)
-    slope = 0.0
-    for j in range(n):
-        slope += grad[j] * direction[j]
-    trial = np.empty(n)
-    trial_grad = np.empty(n)
-    steps[:] = 0.0
-    alpha = 1.0
-    for _ in range(60):
-        for j in range(n):
-            trial[j] = w[j] - alpha * direction[j]
-        if _loss_and_grad_kernel(trial, X, Y, trial_grad) <= loss - 1e-4 * alpha * slope:
-            for j in range(n):
-                steps[j] = alpha * direction[j]
-                w[j] = trial[j]
+def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """symcompile.runtime.loops' full-batch loop, calling this model's kernels by name (inlined)."""
+    grad, steps, previous = np.empty(w.shape[0]), np.empty(w.shape[0]), np.empty(w.shape[0])
+    out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
+    iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
+    status = -1
+    while iteration < stop:
+        if own_step:  # the model's own step (sequential, newton)
+            _loops.copy_into(previous, w)
+            loss = _sequential_step_kernel(w, X, Y, hyperparameters, previous, steps)
+        else:
+            loss = _loss_and_grad_kernel(w, X, Y, grad)
+            _rules.gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)
+        finite = np.isfinite(loss) and _loops.all_finite(w)
+        if not finite or _loops.diverged(loss, run):
+            _loops.copy_into(w, previous)  # the last finite weights, or those at which the loss passed the limit
+            status = 3 if finite else 2
             break
-        alpha *= 0.5
-    return loss
-
-
-# Array copies in compiled code are loops: Numba compiles `a[:] = b` with a shape check whose error message
-# (string formatting) costs about two seconds of compile in each new process.
-@numba.njit(cache=True, error_model="numpy")
-def _copy_into(target, source):
-    for j in range(target.shape[0]):
-        target[j] = source[j]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _weights_finite(w):
-    # No early exit: without branches the loop is short straight code for a small model, and vectorizes for a
-    # large one (an exit would be taken only once a run has failed).
-    finite = True
-    for j in range(_N_PARAMS):
-        finite &= np.isfinite(w[j])
-    return finite
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _diverged(loss, run):
-    """Whether the loss has passed _DIVERGED_FACTOR * run[5], where run[5] = 1 + |first loss| (0 before it)."""
-    if run[5] == 0.0:
-        run[5] = abs(loss) + 1.0
-        return False
-    return loss > _DIVERGED_FACTOR * run[5]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _ended_above(final_loss, run):
-    """Whether a run that stopped ends far above where it started (_ENDED_ABOVE_FACTOR)."""
-    return final_loss > _ENDED_ABOVE_FACTOR * run[5]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _all_below(values, tol):
-    for value in values:
-        if not abs(value) < tol:
-            return False
-    return True
+        t += 1
+        losses[min(iteration - first, last)] = loss
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            worse = _loops.record_validation(val_loss, _loops.no_accuracy(w, X_val, Y_val, out_val), w, iteration, first, run, best_w,
+                                      val_losses, val_accuracies)  # fmt: skip
+            bad_epochs = bad_epochs + 1 if worse else 0
+        iteration += 1
+        if _loops.all_below(steps, tol):
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        status = _loops.final_status(status, _loss_and_grad_kernel(w, X, Y, grad), iteration, first, patience, run, losses)
+    run[0], run[1], run[2] = iteration, t, bad_epochs
+    return status
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _accuracy_kernel(w, X, Y, out):
-    """The fraction of outputs on the same side of 0.5 as their targets (outputs are probabilities)."""
+    """The fraction of samples classified right (symcompile.runtime.loops)."""
     _forward_kernel(w, X, out)
-    correct = 0
-    for n in range(X.shape[0]):
-        for k in range(out.shape[1]):
-            correct += (out[n, k] >= 0.5) == (Y[n, k] >= 0.5)
-    return correct / out.size
-
-
-# SplitMix64's constants (Steele, Lea and Flood, 2014): the mini-batches' order comes from it, in compiled code.
-_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _shuffle(order, rng):
-    """Fisher-Yates shuffle of `order` in place with SplitMix64 numbers; rng[0] is the generator's state."""
-    state = rng[0]
-    for i in range(order.shape[0] - 1, 0, -1):
-        state += _GOLDEN_GAMMA
-        z = (state ^ (state >> np.uint64(30))) * _MIX_1
-        z = (z ^ (z >> np.uint64(27))) * _MIX_2
-        j = (z ^ (z >> np.uint64(31))) % np.uint64(i + 1)  # the bias of a modulo is below 2**-40 here
-        order[i], order[j] = order[j], order[i]
-    rng[0] = state
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _batch_buffers(X, Y, batch_size):
-    """Room for one mini-batch, and for the smaller last one."""
-    last = X.shape[0] % batch_size
-    return (np.empty((batch_size, X.shape[1])), np.empty((batch_size, Y.shape[1])),
-            np.empty((last, X.shape[1])), np.empty((last, Y.shape[1])))  # fmt: skip
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _gather(X, Y, order, start, X_batch, Y_batch):
-    """Copy samples order[start], order[start + 1], ... into the batch's arrays."""
-    for i in range(X_batch.shape[0]):
-        for k in range(X.shape[1]):
-            X_batch[i, k] = X[order[start + i], k]
-        for k in range(Y.shape[1]):
-            Y_batch[i, k] = Y[order[start + i], k]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_sequential_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent, sequential update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
-    """
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        _copy_into(previous, w)
-        if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
-            loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
-        else:
-            loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
-        finite = np.isfinite(loss) and _weights_finite(w)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        if _diverged(loss, run):
-            _copy_into(w, previous)  # the weights at which the loss passed the limit
-            status = 3
-            break
-        step += 1
-        losses[min(iteration - first, last)] = loss
-        below_tol = _all_below(steps, tol)
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_sequential_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent, sequential update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
-    """
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    n_samples = X_train.shape[0]
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
-        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        if rng.shape[0]:  # shuffle
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        finite = True
-        for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            _gather(X_train, Y_train, order, start, X, Y)
-            _copy_into(previous, w)
-            if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
-                loss = _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
-            else:
-                loss = _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
-            finite = np.isfinite(loss) and _weights_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        losses[min(iteration - first, last)] = total / n_samples
-        if _diverged(total / n_samples, run):
-            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
-            status = 3
-            break
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_simultaneous_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent, simultaneous update, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
-    """
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        loss = _loss_and_grad_kernel(w, X, Y, grad)
-        if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set
-            for j in range(_N_PARAMS):
-                steps[j] = lr * grad[j]
-        else:
-            for j in range(_N_PARAMS):
-                steps[j] = lr * (grad[j] + weight_decay * w[j])
-        for j in range(_N_PARAMS):
-            previous[j] = w[j]
-            w[j] -= steps[j]
-        finite = np.isfinite(loss) and _weights_finite(w)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        if _diverged(loss, run):
-            _copy_into(w, previous)  # the weights at which the loss passed the limit
-            status = 3
-            break
-        step += 1
-        losses[min(iteration - first, last)] = loss
-        below_tol = _all_below(steps, tol)
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_simultaneous_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent, simultaneous update, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
-    """
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    n_samples = X_train.shape[0]
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
-        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        if rng.shape[0]:  # shuffle
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        finite = True
-        for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            _gather(X_train, Y_train, order, start, X, Y)
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            if weight_decay == 0.0:  # as torch.optim.SGD, which adds weight_decay*w only where it is set
-                for j in range(_N_PARAMS):
-                    steps[j] = lr * grad[j]
-            else:
-                for j in range(_N_PARAMS):
-                    steps[j] = lr * (grad[j] + weight_decay * w[j])
-            for j in range(_N_PARAMS):
-                previous[j] = w[j]
-                w[j] -= steps[j]
-            finite = np.isfinite(loss) and _weights_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        losses[min(iteration - first, last)] = total / n_samples
-        if _diverged(total / n_samples, run):
-            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
-            status = 3
-            break
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_momentum_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
-    """
-    velocity = state[0]  # kept across calls
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        loss = _loss_and_grad_kernel(w, X, Y, grad)
-        for j in range(_N_PARAMS):
-            g = grad[j] + weight_decay * w[j]
-            velocity[j] = momentum * velocity[j] + g
-            g = g + momentum * velocity[j] if nesterov else velocity[j]
-            steps[j] = lr * g
-            previous[j] = w[j]
-            w[j] -= steps[j]
-        finite = np.isfinite(loss) and _weights_finite(w)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        if _diverged(loss, run):
-            _copy_into(w, previous)  # the weights at which the loss passed the limit
-            status = 3
-            break
-        step += 1
-        losses[min(iteration - first, last)] = loss
-        below_tol = _all_below(steps, tol)
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_momentum_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Gradient descent with momentum (torch.optim.SGD: heavy ball, or Nesterov's), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
-    """
-    velocity = state[0]  # kept across calls
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    n_samples = X_train.shape[0]
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
-        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        if rng.shape[0]:  # shuffle
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        finite = True
-        for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            _gather(X_train, Y_train, order, start, X, Y)
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            for j in range(_N_PARAMS):
-                g = grad[j] + weight_decay * w[j]
-                velocity[j] = momentum * velocity[j] + g
-                g = g + momentum * velocity[j] if nesterov else velocity[j]
-                steps[j] = lr * g
-                previous[j] = w[j]
-                w[j] -= steps[j]
-            finite = np.isfinite(loss) and _weights_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        losses[min(iteration - first, last)] = total / n_samples
-        if _diverged(total / n_samples, run):
-            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
-            status = 3
-            break
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_adam_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
-    """
-    m = state[0]  # kept across calls
-    v = state[1]  # kept across calls
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        loss = _loss_and_grad_kernel(w, X, Y, grad)
-        beta1, beta2 = betas
-        t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
-        step_size = lr / (1.0 - beta1**t)
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-        for j in range(_N_PARAMS):
-            g = grad[j] + weight_decay * w[j]
-            m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
-            v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
-            previous[j] = w[j]
-            w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
-            steps[j] = previous[j] - w[j]
-        finite = np.isfinite(loss) and _weights_finite(w)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        if _diverged(loss, run):
-            _copy_into(w, previous)  # the weights at which the loss passed the limit
-            status = 3
-            break
-        step += 1
-        losses[min(iteration - first, last)] = loss
-        below_tol = _all_below(steps, tol)
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_adam_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Adam (torch.optim.Adam: bias-corrected, eps added after the square root), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
-    """
-    m = state[0]  # kept across calls
-    v = state[1]  # kept across calls
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    n_samples = X_train.shape[0]
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
-        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        if rng.shape[0]:  # shuffle
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        finite = True
-        for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            _gather(X_train, Y_train, order, start, X, Y)
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            beta1, beta2 = betas
-            t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
-            step_size = lr / (1.0 - beta1**t)
-            bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-            for j in range(_N_PARAMS):
-                g = grad[j] + weight_decay * w[j]
-                m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
-                v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
-                previous[j] = w[j]
-                w[j] = w[j] - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
-                steps[j] = previous[j] - w[j]
-            finite = np.isfinite(loss) and _weights_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        losses[min(iteration - first, last)] = total / n_samples
-        if _diverged(total / n_samples, run):
-            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
-            status = 3
-            break
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_adamw_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
-    """
-    m = state[0]  # kept across calls
-    v = state[1]  # kept across calls
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        loss = _loss_and_grad_kernel(w, X, Y, grad)
-        beta1, beta2 = betas
-        t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
-        step_size = lr / (1.0 - beta1**t)
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-        for j in range(_N_PARAMS):
-            g = grad[j]
-            m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
-            v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
-            previous[j] = w[j]
-            w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
-            steps[j] = previous[j] - w[j]
-        finite = np.isfinite(loss) and _weights_finite(w)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        if _diverged(loss, run):
-            _copy_into(w, previous)  # the weights at which the loss passed the limit
-            status = 3
-            break
-        step += 1
-        losses[min(iteration - first, last)] = loss
-        below_tol = _all_below(steps, tol)
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_adamw_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """AdamW (torch.optim.AdamW: Adam with decoupled weight decay, w = w * (1 - lr*weight_decay) first), in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
-    """
-    m = state[0]  # kept across calls
-    v = state[1]  # kept across calls
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    n_samples = X_train.shape[0]
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
-        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        if rng.shape[0]:  # shuffle
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        finite = True
-        for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            _gather(X_train, Y_train, order, start, X, Y)
-            loss = _loss_and_grad_kernel(w, X, Y, grad)
-            beta1, beta2 = betas
-            t = float(step + 1)  # torch's step count; a float power, as torch's Python float arithmetic takes it
-            step_size = lr / (1.0 - beta1**t)
-            bias_correction2_sqrt = math.sqrt(1.0 - beta2**t)
-            for j in range(_N_PARAMS):
-                g = grad[j]
-                m[j] += (1.0 - beta1) * (g - m[j])  # = beta1*m + (1 - beta1)*g, written as torch's lerp computes it
-                v[j] = v[j] * beta2 + (1.0 - beta2) * g * g
-                previous[j] = w[j]
-                w[j] = w[j] * (1.0 - lr * weight_decay) - step_size * (m[j] / (math.sqrt(v[j]) / bias_correction2_sqrt + eps))
-                steps[j] = previous[j] - w[j]
-            finite = np.isfinite(loss) and _weights_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        losses[min(iteration - first, last)] = total / n_samples
-        if _diverged(total / n_samples, run):
-            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
-            status = 3
-            break
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_newton_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Damped Newton's method with a backtracking line search, full-batch, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, best weights): see `_train_in_chunks`.
-    """
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        _copy_into(previous, w)
-        loss = _newton_step(w, X, Y, grad, steps)
-        finite = np.isfinite(loss) and _weights_finite(w)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        if _diverged(loss, run):
-            _copy_into(w, previous)  # the weights at which the loss passed the limit
-            status = 3
-            break
-        step += 1
-        losses[min(iteration - first, last)] = loss
-        below_tol = _all_below(steps, tol)
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X, Y, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _train_newton_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, tol, batch_size, rng, order, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
-    """Damped Newton's method with a backtracking line search, in mini-batches, in compiled code: iterations run[0] to `stop` of `max_iter`.
-
-    Returns a status code (-1: `stop` came first; call again to go on). What is carried from one call
-    to the next (weights, state, counters, the samples' order and its random state, best weights): see `_train_in_chunks`.
-    """
-    grad = np.empty(_N_PARAMS)
-    steps = np.empty(_N_PARAMS)
-    previous = np.empty(_N_PARAMS)
-    n_samples = X_train.shape[0]
-    X_batch, Y_batch, X_last, Y_last = _batch_buffers(X_train, Y_train, batch_size)
-    out_val = np.empty((X_val.shape[0], 1))
-    iteration, step, bad_epochs, best_loss = int(run[0]), int(run[1]), int(run[2]), run[4]
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
-        _diverged(_loss_and_grad_kernel(w, X_train, Y_train, grad), run)
-    first = iteration
-    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
-    status = -1
-    while iteration < stop:
-        if rng.shape[0]:  # shuffle
-            _shuffle(order, rng)
-        total = 0.0  # of the batches' losses, each times its batch's size
-        below_tol = True
-        finite = True
-        for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            _gather(X_train, Y_train, order, start, X, Y)
-            _copy_into(previous, w)
-            loss = _newton_step(w, X, Y, grad, steps)
-            finite = np.isfinite(loss) and _weights_finite(w)
-            if not finite:
-                break
-            step += 1
-            total += loss * X.shape[0]
-            below_tol = below_tol and _all_below(steps, tol)
-        if not finite:
-            _copy_into(w, previous)  # keep the last finite weights
-            status = 2
-            break
-        losses[min(iteration - first, last)] = total / n_samples
-        if _diverged(total / n_samples, run):
-            _copy_into(w, previous)  # the weights before the update after which the loss passed the limit
-            status = 3
-            break
-        if X_val.shape[0] > 0:
-            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
-            val_losses[iteration - first] = val_loss
-            val_accuracies[iteration - first] = _accuracy_kernel(w, X_val, Y_val, out_val)
-            if val_loss < best_loss:
-                best_loss, bad_epochs = val_loss, 0
-                _copy_into(best_w, w)
-                run[3] = iteration + 1
-            else:
-                bad_epochs += 1
-        iteration += 1
-        if below_tol:
-            status = 1
-            break
-        if 0 < patience <= bad_epochs:
-            status = 4
-            break
-    if status < 0 and iteration == max_iter:
-        status = 0
-    if status >= 0:
-        final_loss = _loss_and_grad_kernel(w, X_train, Y_train, grad)
-        losses[min(iteration - first, last)] = final_loss
-        if status <= 1 and patience == 0 and _ended_above(final_loss, run):  # (patience returns the best weights)
-            status = 3
-    run[0], run[1], run[2], run[4] = iteration, step, bad_epochs, best_loss
-    return status
-
-
-_TRAIN_KERNELS = {"sequential": _train_sequential_kernel, "simultaneous": _train_simultaneous_kernel, "momentum": _train_momentum_kernel, "adam": _train_adam_kernel, "adamw": _train_adamw_kernel, "newton": _train_newton_kernel}
-_BATCH_TRAIN_KERNELS = {"sequential": _train_sequential_batches_kernel, "simultaneous": _train_simultaneous_batches_kernel, "momentum": _train_momentum_batches_kernel, "adam": _train_adam_batches_kernel, "adamw": _train_adamw_batches_kernel, "newton": _train_newton_batches_kernel}
-_STATE_ARRAYS = {"sequential": 0, "simultaneous": 0, "momentum": 1, "adam": 2, "adamw": 2, "newton": 0}  # how many arrays like w each rule keeps
-_DEFAULT_HYPERPARAMETERS = {"lr": DEFAULTS["lr"], "weight_decay": 0.0, "momentum": 0.0, "nesterov": False, "betas": (0.9, 0.999), "eps": 1e-08}
-
-
-
-class TrainResult(NamedTuple):
-    """What `train` returns. Its histories hold what was recorded; `predict` and `save` use `w`."""
-
-    w: np.ndarray  # final weights, in PARAMS order; with `patience`, the best weights (as best_w)
-    iterations: int  # iterations run (epochs, when training in mini-batches)
-    loss_history: np.ndarray  # the training loss of every record_every-th iteration (below), then the final loss
-    converged: bool  # stopped because every |step| fell below tol
-    status: str  # "converged", "max_iter", "non-finite" (the loss or a weight stopped being finite: w is then the
-    # last point with finite weights), "diverged" (stopped at the first weights where the loss exceeds
-    # _DIVERGED_FACTOR * (1 + |first loss|), or ended, at max_iter or converged, above _ENDED_ABOVE_FACTOR times
-    # that), "early_stopped" (`patience` epochs without a better validation loss), or "interrupted" (Ctrl-C: w is
-    # where training had got to)
-    val_loss_history: np.ndarray = np.empty(0)  # the validation loss after every record_every-th iteration; empty without X_val
-    accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after the same iterations (classifiers)
-    best_w: np.ndarray = None  # the weights of the lowest validation loss (without X_val: w)
-    record_every: int = 1  # the iterations between two recorded values: train's record_every, or a multiple of it
-    # that keeps a long run's histories within _MAX_RECORDED values each (0: nothing recorded)
-
-    def predict(self, X=None):
-        """The model's outputs at the trained weights (`forward(w, X)`)."""
-        return forward(self.w, X)
-
-    def save(self, path):
-        """Write the weights, their parameter names and MODEL_DIGEST to an .npz file (`load_weights` reads it)."""
-        np.savez(path, w=self.w, params=np.array(PARAMS), model=np.array(MODEL_DIGEST))
-
-
-def _shape_text(shape):
-    return "(" + ", ".join("N" if size is None else str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _real_array(value, what, shape, kinds="iuf"):
-    """`value` as a contiguous float64 array of `shape` (None: any length), checked before compiled code sees it.
-
-    Raises TypeError for a dtype not in `kinds` (NumPy kinds: int, unsigned, float; data also
-    takes bool, as 0 and 1) and ValueError for a wrong shape or a NaN or infinity. A 1-D array
-    stands for the single column where `shape` has one.
-    """
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as exc:  # ragged nested lists, for one
-        raise ValueError(f"{what} must be an array of shape {_shape_text(shape)}: {exc}") from None
-    if array.dtype.kind not in kinds:
-        accepted = "int, float or bool" if "b" in kinds else "int or float"
-        raise TypeError(f"{what} must hold real numbers ({accepted}), got dtype {array.dtype}")
-    if len(shape) == 2 and shape[1] == 1 and array.ndim == 1:
-        array = array.reshape(-1, 1)
-    if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
-        raise ValueError(f"{what} must have shape {_shape_text(shape)}, got {array.shape}")
-    array = np.ascontiguousarray(array, dtype=np.float64)
-    if not array.flags.writeable:  # a read-only array would make Numba compile every kernel once more
-        array = array.copy()
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{what} contains NaN or infinity")
-    return array
-
-
-def _weights(w):
-    what = f"w (one value per parameter: {', '.join(PARAMS)})"
-    if isinstance(w, np.ndarray) and w.ndim == 2:  # a table: samples passed where the weights go
-        raise ValueError(f"{what} must have shape ({len(PARAMS)},), got {w.shape}: samples go in X, as in forward(w, X) or forward(X=X)")
-    return _real_array(INIT if w is None else w, what, (len(PARAMS),))
-
-
-def _inputs(X_):
-    what = f"X (one row per sample, one column per input: {', '.join(INPUTS)})"
-    X_ = _real_array(X if X_ is None else X_, what, (None, len(INPUTS)), kinds="iufb")
-    if X_.shape[0] == 0:
-        raise ValueError("X has no samples")
-    return X_
-
-
-# Targets are checked as symcompile checks a spec's (its symcompile/targets.py): integer class labels of shape (N,)
-# become one-hot rows, and targets outside the loss's domain are refused.
-_TARGET_LOSS = ""  # the cross-entropy whose targets are checked ("": none)
-_PROBABILITY_LOSSES = ('binary_cross_entropy', 'softmax_cross_entropy')
-_ROW_SUM_TOLERANCE = 1e-09
-
-
-def _one_hot(labels, n_classes, what="labels"):
-    """(N, n_classes) one-hot rows from N integer labels 0 .. n_classes - 1; for one class column (a binary
-    classifier), the 0/1 labels as a column."""
-    labels = np.asarray(labels, dtype=np.float64).ravel()
-    classes = max(n_classes, 2)  # one target column: labels 0 and 1
-    bad = np.flatnonzero(~(np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < classes)))
-    if len(bad):
-        raise ValueError(
-            f"{what}: {labels[bad[0]]:g} in sample {bad[0]} is not a class label: expected an integer from 0 to "
-            f"{classes - 1} ({classes} classes, one per {'output' if n_classes > 1 else 'value of the target'})"
-        )
-    if n_classes == 1:
-        return labels[:, None]
-    return np.eye(n_classes)[labels.astype(np.int64)]
-
-
-def _is_label_vector(Y, n_targets):
-    """Whether `Y` is class labels to one-hot: integers, one per sample, for several targets (an integer Y of
-    shape (N,)). Floats are never guessed to be labels."""
-    if n_targets < 2 or not isinstance(Y, (list, tuple, np.ndarray)):
-        return False
-    try:
-        Y = np.asarray(Y)
-    except ValueError:  # ragged lists: not labels (the shape check says what is wrong)
-        return False
-    return Y.ndim == 1 and Y.dtype.kind in "iu"
-
-
-def _check_targets(loss, Y, what="Y"):
-    """Refuse targets a cross-entropy cannot take, naming the first: outside [0, 1], or a softmax row that does
-    not sum to 1. Outside them the loss rewards the wrong answer and can go negative."""
-    if loss not in _PROBABILITY_LOSSES or Y.size == 0:
-        return
-    outside = np.flatnonzero((Y < 0) | (Y > 1))
-    if len(outside):
-        row, column = np.unravel_index(outside[0], Y.shape)
-        raise ValueError(f"{loss} needs targets in [0, 1]; {what} has {Y[row, column]:g} in sample {row}, target {column}")
-    if loss == "softmax_cross_entropy":
-        sums = Y.sum(axis=1)
-        off = np.flatnonzero(np.abs(sums - 1) > _ROW_SUM_TOLERANCE)
-        if len(off):
-            raise ValueError(
-                f"softmax_cross_entropy needs each target row to sum to 1 (one-hot, or class probabilities); "
-                f"sample {off[0]} sums to {sums[off[0]]:g} in {what}"
-            )
-
-
-def _targets(Y_, n_samples, name="Y"):
-    if Y_ is None:  # the module's own data (made one-hot when it was built)
-        Y_ = Y
-    elif _is_label_vector(Y_, len(TARGETS)):
-        Y_ = _one_hot(Y_, len(TARGETS), name)
-    what = f"{name} (one row per sample, one column per target: {', '.join(TARGETS)})" if name == "Y" else name
-    Y_ = _real_array(Y_, what, (n_samples, len(TARGETS)), kinds="iufb")
-    _check_targets(_TARGET_LOSS, Y_, name)
-    return Y_
-
-
-def _is_real(value, integer=False):
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    return isinstance(value, kinds) and not isinstance(value, (bool, np.bool_))
-
-
-def _hyperparameter(name, value):
-    """`value` as the compiled loop takes it; TypeError for a wrong type, ValueError for a value out of range."""
-    kind, low, above_low, high, includes_high, allowed = _HYPERPARAMETERS[name]
-
-    def number(v):
-        if not (_is_real(v) and math.isfinite(v)):
-            return False
-        return (low < v if above_low else low <= v) and (v <= high if includes_high else v < high)
-
-    if kind == "number" and number(value):
-        return float(value)
-    if kind == "flag" and isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if kind == "pair" and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(number, value)):
-        return (float(value[0]), float(value[1]))
-    wrong_type = kind == "number" and not _is_real(value) or kind == "flag" and not _is_real(value, integer=True)
-    raise (TypeError if wrong_type else ValueError)(f"{name} must be {allowed}, not {value!r}")
-
-
-def _optimizer(optimizer, update, hyperparameters):
-    """The update rule to run and the compiled loop's hyperparameters, checked. `optimizer` names the rule, and
-    `update` is its older name: given both, they must name the same rule ("gd" is "simultaneous"); neither, the
-    module's default, DEFAULTS["update"]. A setting that the rule does not read must keep its default."""
-    if optimizer is not None and optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(_OPTIMIZERS)}, not {optimizer!r}")
-    if update is not None and update not in ("sequential", "simultaneous", "momentum", "adam", "adamw", "newton"):
-        raise ValueError(f"unknown update rule {update!r}; choose one of sequential, simultaneous, momentum, adam, adamw, newton")
-    if optimizer is not None and update is not None and _OPTIMIZERS[optimizer][0] != update:
-        raise ValueError(f"optimizer={optimizer!r} and update={update!r} name different update rules; give optimizer alone (update is its older name)")
-    optimizer = optimizer if optimizer is not None else update if update is not None else DEFAULTS["update"]
-    rule, reads = _OPTIMIZERS[optimizer]
-    if rule == "newton" and "_NO_HESSIAN" in globals():  # Newton's steps need the exact Hessian, not emitted here
-        raise ValueError(f"optimizer {optimizer!r} is not available: {_NO_HESSIAN}")
-    values = {}
-    for name, value in hyperparameters.items():
-        if name in reads:
-            values[name] = _hyperparameter(name, value)
-        elif value == _DEFAULT_HYPERPARAMETERS[name]:
-            values[name] = _DEFAULT_HYPERPARAMETERS[name]
-        else:
-            _hyperparameter(name, value)  # a wrong value first gets the message that says what is allowed
-            raise ValueError(f"{name} does not apply to optimizer {optimizer!r} (it reads {', '.join(reads)})")
-    if values.get("nesterov") and not values.get("momentum"):
-        raise ValueError("nesterov=True needs a momentum above 0")
-    return rule, values
-
-
-def _integer(name, value, low, high=None, none=None):
-    """An integer setting from `low` (to `high`), or `none` for None; TypeError or ValueError otherwise."""
-    if type(value) is int and low <= value and (high is None or value <= high):
-        return value
-    if value is None and none is not None:
-        return none
-    highest = "2**62" if high == 2**62 else high
-    allowed = f"an integer from {low}" + (f" to {highest}" if high is not None else " up") + (" or None" if none is not None else "")
-    if not _is_real(value, integer=True):
-        raise TypeError(f"{name} must be {allowed}, not {value!r}")
-    if value < low or high is not None and value > high:
-        raise ValueError(f"{name} must be {allowed}, not {value!r}")
-    return int(value)
-
-
-def _check_tol(tol):
-    if not _is_real(tol):
-        raise TypeError(f"tol must be a non-negative number, not {tol!r}")
-    if not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a non-negative number, not {tol!r}")
-    return float(tol)
-
-
-_NO_SAMPLES = np.empty((0, len(INPUTS))), np.empty((0, len(TARGETS)))
-_NO_VALIDATION = np.empty(0), np.empty(0)  # the validation histories of a run without validation data
-_X_VAL_ARGUMENT = -6  # where X_val sits in the compiled loop's arguments, counted from the end (X_val, Y_val, patience, state, run, best_w)
-
-
-def _validation(X_val, Y_val):
-    """The validation samples, checked; empty arrays when there are none."""
-    if X_val is None and Y_val is None:
-        return _NO_SAMPLES
-    if X_val is None or Y_val is None:
-        raise ValueError("give both X_val and Y_val, or neither")
-    X_val = _real_array(X_val, "X_val", (None, len(INPUTS)), kinds="iufb")
-    return X_val, _targets(Y_val, X_val.shape[0], "Y_val")
+    return _loops.threshold_accuracy(out, Y)
+
+
+_MODEL = _runtime.Model(
+    params=PARAMS, inputs=INPUTS, targets=TARGETS, n_outputs=1, init=INIT, X=X, Y=Y, defaults=DEFAULTS, digest=MODEL_DIGEST,
+    target_loss="", classifier="binary",
+    kernels={name: value for name, value in globals().items() if name in _runtime.KERNELS},
+    call_on_threads=None,
+    missing={"_newton_step_kernel": "this module was built without the Hessian: build it with --hessian (BuildOptions(hessian=True))"},
+)
+_weights, _inputs, _targets = _MODEL.weights, _MODEL.samples, _MODEL.target_rows
+
+
+class TrainResult(_training.TrainResult):
+    __doc__ = _training.TrainResult.__doc__
+    __slots__ = ()
+    _model = _MODEL
 
 
 def forward(w=None, X=None):
     """The training function's output for each sample: shape (N,)."""
-    w, X = _weights(w), _inputs(X)
-    out = np.empty((X.shape[0], 1))
-    _forward_kernel(w, X, out)
-    return out[:, 0] if out.shape[1] == 1 else out
+    return _MODEL.forward(w, X)
 
 
-def loss_and_grad(w=None, X=None, Y=None):
+def loss_and_grad(w=None, X=None, Y=None, threads=None):
     """(mean loss, gradient in PARAMS order) from one fused pass."""
-    w, X = _weights(w), _inputs(X)
-    Y = _targets(Y, X.shape[0])
-    grad = np.empty_like(w)
-    value = _loss_and_grad_kernel(w, X, Y, grad)
-    if not math.isfinite(value):
-        warnings.warn(f"the loss is {value} at these weights: the model divides by zero or overflows there", RuntimeWarning, stacklevel=2)
-    return value, grad
+    return _MODEL.loss_and_grad(w, X, Y, threads)
 
 
 def loss(w=None, X=None, Y=None):
     """The mean loss over the samples."""
-    return loss_and_grad(w, X, Y)[0]
+    return _MODEL.loss_and_grad(w, X, Y)[0]
 
 
 def accuracy(w=None, X=None, Y=None):
     """The fraction of samples classified right: each output on the same side of 0.5 as its target."""
-    w, X = _weights(w), _inputs(X)
-    Y = _targets(Y, X.shape[0])
-    return float(_accuracy_kernel(w, X, Y, np.empty((X.shape[0], 1))))
+    return _MODEL.accuracy(w, X, Y)
 
 
 def load_weights(path):
-    """The weights `TrainResult.save` wrote to `path` (an .npz of w, params and model). Anything else is a
-    ValueError naming the file: not a regular file (a FIFO would never end), not such an .npz (a .npy, an empty
-    or corrupt file, strings for numbers, an array of another shape), or another model's weights. Each array's
-    .npy header is read before its data, so a small file that claims a huge array allocates nothing."""
-    if isinstance(path, (str, os.PathLike)) and os.path.exists(path) and not os.path.isfile(path):
-        raise ValueError(f"{path} is not a regular file")
-    try:
-        with zipfile.ZipFile(path) as saved:
-            model = str(_saved_array(saved, "model", "U", ())[0])
-            params, (n_params,) = _saved_array(saved, "params", "U", (None,), read_up_to=len(PARAMS))
-            if model == MODEL_DIGEST and params is not None and tuple(map(str, params)) == PARAMS:
-                return _weights(_saved_array(saved, "w", "f", (len(PARAMS),))[0])
-    except (KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(f"{path} holds no saved weights (w, params, model): {exc}") from None
-    raise ValueError(f"{path} holds the weights of another model (model {model[:12]}, {n_params} parameters), not of this one ({MODEL_DIGEST[:12]}, {len(PARAMS)})")
-
-
-_MAX_SAVED_TEXT = 1024  # characters in one saved string (a parameter's name, the model's digest)
-
-
-def _saved_array(archive, name, kind, shape, read_up_to=math.inf):
-    """(array `name` of an .npz `archive`, its shape), the .npy header checked first: NumPy dtype `kind`, `shape`
-    (None: any length). An array of more than `read_up_to` values is not read: (None, its shape)."""
-    with archive.open(f"{name}.npy") as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):  # numpy.save writes 3.0 only for structured arrays
-            raise ValueError(f"{name}: .npy format version {version[0]}.{version[1]}")
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        found, fortran_order, dtype = read_header(f)
-        if dtype.kind != kind or len(found) != len(shape) or any(want is not None and got != want for got, want in zip(found, shape)):
-            raise ValueError(f"{name} is {dtype} of shape {found}, not {'numbers' if kind == 'f' else 'text'} of shape {_shape_text(shape)}")
-        if kind == "U" and dtype.itemsize > 4 * _MAX_SAVED_TEXT:
-            raise ValueError(f"{name} holds strings of {dtype.itemsize // 4} characters")
-        count = math.prod(found)
-        if count > read_up_to:
-            return None, found
-        data = f.read(count * dtype.itemsize)
-        if len(data) != count * dtype.itemsize:
-            raise ValueError(f"{name} is cut short")
-        return np.frombuffer(data, dtype).reshape(found, order="F" if fortran_order else "C"), found
+    """The weights `TrainResult.save` wrote to `path`; a ValueError naming the file for anything else."""
+    return _MODEL.load_weights(path)
 
 
 def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter"], tol=DEFAULTS["tol"], update=None, *, optimizer=None, weight_decay=0.0, momentum=0.0, nesterov=False, betas=(0.9, 0.999), eps=1e-08, batch_size=None, shuffle=True, seed=0, X_val=None, Y_val=None, patience=None, record_every=1, progress=False, threads=None):
     """Train in compiled code, from `w` (default INIT) on X, Y (default the module's data); `w` is not modified.
 
-    optimizer: the update rule (default: DEFAULTS["update"], the model's): "gd" or "simultaneous" (ordinary
-    gradient descent), "sequential" (the parameters one by one in PARAMS order, each new value feeding the next
-    derivative); "momentum" (with `momentum`, `nesterov`), "adam" and "adamw" (with `betas`, `eps`) follow
-    torch.optim.SGD, Adam and AdamW; "newton" (small models). `weight_decay` is an L2 term added to the gradient
-    (AdamW: decoupled). A setting the optimizer does not read must keep its default. `update` is optimizer's
-    older name, taking the rules' names ("simultaneous" for "gd"): given both, they must name the same rule.
-
-    batch_size=None trains full-batch: one iteration is one step on all samples. An integer trains in
-    mini-batches of that size (the last one smaller), one iteration being one epoch; with shuffle=True each
-    epoch visits the samples in an order drawn from a generator seeded with `seed` (the same seed, the same
-    run). The loss recorded for an epoch is the mean of its batches' losses, each weighted by its batch's
-    size and taken at the weights that batch started from.
-
-    Stops after max_iter iterations; after the first iteration in which every |step| < tol (tol=0 never
-    stops early); with X_val, Y_val and patience, after `patience` epochs without a lower validation loss,
-    returning the best weights (as scikit-learn's early stopping does, also when max_iter comes first);
-    or at Ctrl-C, keeping the weights reached. record_every=k keeps every k-th iteration's loss and validation
-    values (0: none); a run of more than _MAX_RECORDED * k iterations keeps every (k * m)-th, the smallest m that
-    keeps each history within _MAX_RECORDED values, so memory is bounded however long the run (the result's
-    record_every says which were kept).
-    progress=True shows a tqdm bar (a plain line without tqdm). `threads` is accepted for later use.
+    optimizer: "gd" (or "simultaneous"), "sequential", "momentum", "adam", "adamw" (torch.optim's formulas),
+    "newton"; default DEFAULTS["update"]. A setting the optimizer does not read must keep its default.
+    batch_size=None trains full-batch; an integer, in mini-batches (one iteration is one epoch). X_val, Y_val
+    and patience stop early. Every argument: help(symcompile.runtime.model.Model.train).
     """
-    w, X = _weights(w).copy(), _inputs(X)
-    Y = _targets(Y, X.shape[0])
-    rule, hyperparameters = _optimizer(optimizer, update, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps})
-    max_iter = _integer("max_iter", max_iter, 1, 2**62)
-    tol = _check_tol(tol)
-    batch_size = _integer("batch_size", batch_size, 1, none=X.shape[0])
-    seed = _integer("seed", seed, 0, 2**64 - 1)
-    patience = _integer("patience", patience, 1, none=0)
-    record_every = _recording_stride(_integer("record_every", record_every, 0), max_iter)
-    X_val, Y_val = _validation(X_val, Y_val)
-    if patience and not X_val.shape[0]:
-        raise ValueError("patience needs validation data: give X_val and Y_val")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
-    best_w = w.copy()
-    # iterations, updates, epochs without a better validation loss, best's iteration, best validation loss, divergence limit
-    run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
-    if batch_size < X.shape[0]:  # the order of the samples, and SplitMix64's state (none: no shuffling)
-        kernel, batches = _BATCH_TRAIN_KERNELS[rule], (batch_size, np.array([seed] if shuffle else [], dtype=np.uint64), np.arange(X.shape[0]))
-    else:
-        kernel, batches = _TRAIN_KERNELS[rule], ()
-    arguments = (w, X, Y, *hyperparameters.values(), tol, *batches, X_val, Y_val, patience,
-                 np.zeros((_STATE_ARRAYS[rule], w.shape[0])), run, best_w)  # fmt: skip
-    first_guess = _FIRST_GUESS * (X.shape[0] + X_val.shape[0]) * w.shape[0]
-    status, losses, val_losses, accuracies = _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess, progress)
-    if patience or status == _INTERRUPTED:  # the final loss at the weights returned
-        if patience:
-            w[:] = best_w
-        if record_every:
-            losses[-1] = _loss_and_grad_kernel(w, X, Y, np.empty_like(w))
-    return TrainResult(w, int(run[0]), losses, status == 1, _STATUS[status], val_losses,
-                       accuracies, best_w if X_val.shape[0] else w, record_every)  # fmt: skip
-
-
-def _recording_stride(record_every, max_iter):
-    """The iterations between two recorded values of a run of max_iter: record_every, or its smallest multiple
-    that keeps each history within _MAX_RECORDED values (0: none recorded)."""
-    if not record_every:
-        return 0
-    return record_every * -(-max_iter // (record_every * _MAX_RECORDED))
-
-
-def _train_in_chunks(kernel, arguments, run, max_iter, record_every, first_guess, progress):
-    """Run the compiled loop `kernel` in calls of about _CHUNK_SECONDS each, until it stops or Ctrl-C.
-
-    Between calls the loop's arguments carry the run: the weights, the rule's state arrays, `run` (counters),
-    the random generator's state and the order of the samples, the best weights. The first call's length
-    comes from `first_guess` (seconds per iteration), the others' from the time the last one took.
-    Returns (status, the recorded losses, validation losses and accuracies).
-    """
-    validating = arguments[_X_VAL_ARGUMENT].shape[0] > 0
-    if progress is False and first_guess * max_iter <= _CHUNK_SECONDS:
-        # The whole run fits the first call (the seed's does): that call alone, without the loop's bookkeeping,
-        # which costs microseconds, a few percent of a run this short (BENCHMARKS.md, trainer overhead)
-        # Nothing recorded: room for one loss, not max_iter + 1 (a long run wrote megabytes no one read)
-        losses = np.empty(max_iter + 1 if record_every else 1)
-        val_losses, accuracies = (np.empty(max_iter), np.empty(max_iter)) if validating else _NO_VALIDATION
-        try:
-            status = kernel(*arguments, max_iter, max_iter, losses, val_losses, accuracies)
-        except KeyboardInterrupt:  # as in the loop's first call
-            status = _INTERRUPTED
-        ran = int(run[0])
-        if validating:
-            val_losses, accuracies = (_recorded_after(values, 0, ran, record_every) for values in (val_losses, accuracies))
-        return status, _recorded(losses, 0, ran, status, record_every), val_losses, accuracies
-    losses, val_losses, accuracies = [], [], []
-    done, seconds_per_iteration, status = 0, first_guess, -1
-    interrupts = _Interrupts()
-    try:
-        with _progress_bar(progress, max_iter) as bar:
-            while status < 0:
-                if interrupts.seen:
-                    status = _INTERRUPTED
-                    if record_every:
-                        losses.append(np.empty(1))  # the final loss: train computes it
-                    break
-                count = min(max_iter - done, max(1, int(_CHUNK_SECONDS / max(seconds_per_iteration, 1e-12))))
-                chunk = (np.empty(count + 1 if record_every else 1),  # as in the one-call run above
-                         *((np.empty(count), np.empty(count)) if validating else _NO_VALIDATION))  # fmt: skip
-                started = time.perf_counter()
-                try:
-                    status = kernel(*arguments, done + count, max_iter, *chunk)
-                except KeyboardInterrupt:  # in the first call, before the handler is in place: the call
-                    status = _INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
-                ran = int(run[0]) - done
-                seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
-                # Copies, not views: a view would keep the whole chunk alive, every iteration's values of a long run
-                losses.append(_recorded(chunk[0], done, ran, status, record_every).copy())
-                val_losses.append(_recorded_after(chunk[1], done, ran, record_every).copy())
-                accuracies.append(_recorded_after(chunk[2], done, ran, record_every).copy())
-                done += ran
-                if bar is not None and ran:
-                    latest = ran if 0 <= status < _INTERRUPTED else ran - 1
-                    bar.show(done, chunk[0][min(latest, chunk[0].shape[0] - 1)])
-                if status < 0:
-                    interrupts.install()  # only now: a run that takes one call pays nothing for it
-    finally:
-        interrupts.restore()
-    return status, _joined(losses), _joined(val_losses), _joined(accuracies)
-
-
-def _recorded(losses, done, ran, status, record_every):
-    """What to keep of one call's `losses` (iterations done .. done + ran - 1): the iterations that are multiples of
-    record_every; once the loop has stopped (status >= 0), also the final loss written after them (after Ctrl-C
-    during the call, its place, which train fills)."""
-    if not record_every:
-        return np.empty(0)
-    first = -done % record_every
-    if status < 0:
-        return losses[first:ran:record_every]
-    if (done + ran) % record_every == 0:  # the final loss falls in step: one slice
-        return losses[first : ran + 1 : record_every]
-    return np.concatenate((losses[first:ran:record_every], losses[ran : ran + 1]))
-
-
-def _recorded_after(values, done, ran, record_every):
-    """What to keep of one call's validation `values` (after iterations done + 1 .. done + ran): those after an
-    iteration that is a multiple of record_every."""
-    if not (record_every and values.shape[0]):
-        return values[:0]
-    return values[(-done - 1) % record_every : ran : record_every]
-
-
-def _joined(arrays):
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else np.empty(0)
-
-
-class _Interrupts:
-    """Ctrl-C during training, noted by a signal handler and acted on between calls of the compiled loop
-    (which cannot be stopped midway). A second Ctrl-C interrupts at once. Python's own handler is only
-    replaced where it is in place, in the main thread."""
-
-    def __init__(self):
-        self.seen, self.installed = False, False
-
-    def install(self):
-        if self.installed:
-            return
-        self.installed = True
-        try:
-            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                signal.signal(signal.SIGINT, self._note)
-                return
-        except ValueError:  # not the main thread
-            pass
-        self.installed = None  # not ours to replace
-
-    def _note(self, signum, frame):
-        if self.seen:
-            raise KeyboardInterrupt
-        self.seen = True
-
-    def restore(self):
-        if self.installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-class _Progress:
-    """A progress bar: tqdm's when it is installed, else one line on stderr rewritten in place."""
-
-    def __init__(self, total):
-        self.total = total
-        try:
-            from tqdm import tqdm  # imported here: the module needs no tqdm unless progress is shown
-        except ImportError:
-            self.bar = None
-        else:
-            self.bar = tqdm(total=total, unit="it", dynamic_ncols=True)
-
-    def show(self, done, loss):
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"loss={loss:.6g}", refresh=False)
-            self.bar.update(done - self.bar.n)
-        else:
-            print(f"\riteration {done}/{self.total}, loss {loss:.6g}", end="", file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.bar is not None:
-            self.bar.close()
-        else:
-            print(file=sys.stderr)
-
-
-def _progress_bar(progress, total):
-    if progress is False:
-        return _NO_PROGRESS
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, not {progress!r}")
-    return _Progress(total) if progress else _NO_PROGRESS
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc_info):
-        pass
-
-
-_NO_PROGRESS = _NoProgress()
+    hyperparameters = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps}
+    return _MODEL.train(w, X, Y, max_iter=max_iter, tol=tol, update=update, optimizer=optimizer,
+                        hyperparameters=hyperparameters, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                        X_val=X_val, Y_val=Y_val, patience=patience, record_every=record_every, progress=progress,
+                        threads=threads, result_type=TrainResult)  # fmt: skip
 
 
 def check_digest():
     """Raise ValueError unless this file is byte for byte what symcompile wrote: its body must match the
     digest in its header (a module edited by hand, or cut short, is not the build's output)."""
-    with open(__file__, encoding="utf-8", newline="") as f:
-        head, found, body = f.read().partition(" (of the source below this line)\n\n")
-    if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
-        raise ValueError(f"{__file__} was changed after symcompile built it (its body does not match its digest); rebuild it")
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _loss_grad_hessian_kernel(w, X, Y, grad, H):
-    """Mean loss; its gradient into `grad` and its Hessian into `H`. One fused pass: the second derivatives
-    share their work with the first."""
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-    loss = 0.0
-    grad[:] = 0.0
-    H[:, :] = 0.0
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = t0 + w13*x1 + w23*x2
-        t2 = _sigmoid(t1)
-        t3 = t2*w35
-        t4 = t0 + w14*x1 + w24*x2
-        t5 = _sigmoid(t4)
-        t6 = t5*w45
-        t7 = t0 + t3 + t6
-        t8 = -t7
-        t9 = 1 - y
-        t10 = _sigmoid(-t1)
-        t11 = 2*t10
-        t12 = _sigmoid(-t4)
-        t13 = 2*t12
-        t14 = 2 + t11*t3 + t13*t6
-        t15 = -t14
-        t16 = _sigmoid(t8)
-        t17 = t16*y
-        t18 = t15*t17
-        t19 = _sigmoid(t7)
-        t20 = t19*t9
-        t21 = t10*x1
-        t22 = t21*t3
-        t23 = t12*x1
-        t24 = t23*t6
-        t25 = t10*x2
-        t26 = t25*t3
-        t27 = t12*x2
-        t28 = t27*t6
-        t29 = t17*t2
-        t30 = t17*t5
-        t31 = t2**2
-        t32 = t5**2
-        t33 = t10**2
-        t34 = t3*t33
-        t35 = t12**2
-        t36 = t35*t6
-        t37 = -4*w35*t10*t31 - 4*w45*t12*t32 + 4*t34 + 4*t36
-        t38 = t17*t19
-        t39 = t16*t20
-        t40 = t17*x1
-        t41 = 2*t34
-        t42 = t31*w35
-        t43 = t11*t42
-        t44 = t20*x1
-        t45 = t18*t19
-        t46 = 2*t36
-        t47 = t32*w45
-        t48 = t13*t47
-        t49 = t17*x2
-        t50 = t20*x2
-        t51 = t10*t42
-        t52 = x1**2
-        t53 = t17*t52
-        t54 = t20*t52
-        t55 = t31*t38
-        t56 = t33*w35**2
-        t57 = t52*t56
-        t58 = t31*t39
-        t59 = t10*t12*t3*t6
-        t60 = t52*t59
-        t61 = t40*x2
-        t62 = t44*x2
-        t63 = x1*x2
-        t64 = t56*t63
-        t65 = t22*t28
-        t66 = t39*t65 + t38*t65
-        t67 = t2*t20
-        t68 = t51*x1
-        t69 = t19*t30
-        t70 = t20*t5
-        t71 = t16*t70
-        t72 = t12*t47
-        t73 = t32*t38
-        t74 = t35*w45**2
-        t75 = t52*t74
-        t76 = t32*t39
-        t77 = t63*t74
-        t78 = t19*t29
-        t79 = t16*t67
-        t80 = t72*x1
-        t81 = x2**2
-        t82 = t17*t81
-        t83 = t20*t81
-        t84 = t56*t81
-        t85 = t59*t81
-        t86 = t51*x2
-        t87 = t74*t81
-        t88 = t72*x2
-        loss += t9*_softplus(t7) + y*_softplus(t8)
-        grad[0] += t14*t20 + t18
-        grad[1] += -t17*t22 + w35*x1*t9*t2*t10*t19
-        grad[2] += -t17*t24 + w45*x1*t9*t5*t12*t19
-        grad[3] += -t17*t26 + w35*x2*t9*t2*t10*t19
-        grad[4] += -t17*t28 + w45*x2*t9*t5*t12*t19
-        grad[5] += t9*t2*t19 - t29
-        grad[6] += t9*t5*t19 - t30
-        H[0, 0] += t20*t37 + t14**2*t39 + t15**2*t38 - t17*t37
-        H[0, 1] += -t43*t44 - t40*t41 + 2*w35*x1*t9*t2*t33*t19 - t22*t45 + 2*w35*x1*y*t10*t31*t16 + w35*x1*t9*t2*t10*t14*t19*t16
-        H[0, 2] += -t44*t48 - t40*t46 + 2*w45*x1*t9*t5*t35*t19 - t24*t45 + 2*w45*x1*y*t12*t32*t16 + w45*x1*t9*t5*t12*t14*t19*t16
-        H[0, 3] += -t43*t50 - t41*t49 + 2*w35*x2*t9*t2*t33*t19 - t26*t45 + 2*w35*x2*y*t10*t31*t16 + w35*x2*t9*t2*t10*t14*t19*t16
-        H[0, 4] += -t48*t50 - t46*t49 + 2*w45*x2*t9*t5*t35*t19 - t28*t45 + 2*w45*x2*y*t12*t32*t16 + w45*x2*t9*t5*t12*t14*t19*t16
-        H[0, 5] += 2*t9*t2*t10*t19 - t11*t29 + t9*t2*t14*t19*t16 - t2*t45
-        H[0, 6] += 2*t9*t5*t12*t19 - t13*t30 + t9*t5*t14*t19*t16 - t45*t5
-        H[1, 1] += t34*t54 + t51*t53 - t51*t54 + t57*t58 - t34*t53 + t55*t57
-        H[1, 2] += t39*t60 + t38*t60
-        H[1, 3] += t34*t62 + t58*t64 + t51*t61 - t51*t62 + t55*t64 - t34*t61
-        H[1, 4] += t66
-        H[1, 5] += t21*t67 + t39*t68 + t38*t68 - t21*t29
-        H[1, 6] += t22*t71 + t22*t69
-        H[2, 2] += t36*t54 + t53*t72 - t54*t72 + t75*t76 - t36*t53 + t73*t75
-        H[2, 3] += t66
-        H[2, 4] += t36*t62 + t76*t77 + t61*t72 - t62*t72 + t73*t77 - t36*t61
-        H[2, 5] += t24*t79 + t24*t78
-        H[2, 6] += t23*t70 + t39*t80 + t38*t80 - t23*t30
-        H[3, 3] += t34*t83 + t51*t82 - t51*t83 + t58*t84 - t34*t82 + t55*t84
-        H[3, 4] += t39*t85 + t38*t85
-        H[3, 5] += t25*t67 + t39*t86 + t38*t86 - t25*t29
-        H[3, 6] += t26*t71 + t26*t69
-        H[4, 4] += t36*t83 + t72*t82 - t72*t83 + t76*t87 - t36*t82 + t73*t87
-        H[4, 5] += t28*t79 + t28*t78
-        H[4, 6] += t27*t70 + t39*t88 + t38*t88 - t27*t30
-        H[5, 5] += t58 + t55
-        H[5, 6] += t5*t79 + t5*t78
-        H[6, 6] += t76 + t73
-    scale = 1.0 / X.shape[0]
-    for i in range(H.shape[0]):
-        grad[i] *= scale
-        for j in range(i, H.shape[0]):
-            H[i, j] *= scale
-            H[j, i] = H[i, j]  # symmetric: only the upper triangle was computed
-    return loss * scale
+    _files.check_digest(__file__)
 
 
 def hessian(w=None, X=None, Y=None):
     """The Hessian of the mean loss, shape (P, P) in PARAMS order: exact second derivatives, not differences."""
-    w, X = _weights(w), _inputs(X)
-    Y = _targets(Y, X.shape[0])
-    grad = np.empty_like(w)
-    H = np.empty((w.size, w.size))
-    _loss_grad_hessian_kernel(w, X, Y, grad, H)
-    return H
+    raise NotImplementedError("this module was built without the Hessian: build it with --hessian (BuildOptions(hessian=True))")
 
 
 if vars(_loaded) is not globals():  # the stand-in registered at the top gets this module's names

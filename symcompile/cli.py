@@ -27,8 +27,8 @@ from symcompile.metrics import accuracy
 from symcompile import dense
 from symcompile.dense import chosen_kernels
 from symcompile.options import (
-    RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, check_rule_fits, chosen_rule,
-    run_settings, train_keywords, training_settings,
+    HESSIAN_MAX_PARAMS, RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, check_rule_fits,
+    chosen_rule, run_settings, train_keywords, training_settings,
 )  # fmt: skip
 from symcompile.outputs import (
     check_plot_path, check_writable, plot_history, predictions_text, write_file, write_history, write_text,
@@ -72,7 +72,11 @@ def command_build(args):
     start = time.perf_counter()
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     model_seconds = time.perf_counter() - start
-    options = BuildOptions(args.gradient, args.layout, rebuild_command, args.kernels)
+    if args.standalone:
+        rebuild_command += " --standalone"
+    if args.hessian:
+        rebuild_command += " --hessian"
+    options = BuildOptions(args.gradient, args.layout, rebuild_command, args.kernels, args.standalone, args.hessian)
     if args.dump_after:
         print(dump_after(model, options, args.dump_after))
         return 0
@@ -102,13 +106,16 @@ def require_data(model):
         raise SymcompileError(f"{model.name} has no default data to train on")
 
 
-def ensure_built(model, rebuild_command, out_dir):
-    """The model's module, imported; built first when missing or built from a different model."""
+def ensure_built(model, rebuild_command, out_dir, hessian=False):
+    """The model's module, imported; built first when missing or built from a different model, or without the
+    Hessian that `hessian` asks for (the newton optimizer's)."""
     path = module_path(model, out_dir)
     reason = why_rebuild(path, model)
+    if not reason and hessian and "def _loss_grad_hessian_kernel(" not in path.read_text(encoding="utf-8"):
+        reason = "has no Hessian (optimizer newton)"
     if reason:
         print(f"{path} {reason}; building it")
-        build(model, out_dir, BuildOptions(rebuild_command=rebuild_command))
+        build(model, out_dir, BuildOptions(rebuild_command=rebuild_command + (" --hessian" if hessian else ""), hessian=hessian))
     return load_module(path)
 
 
@@ -134,7 +141,7 @@ def command_train(args):
     cli_dask.check_train_arguments(args, run)
     train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
     args.ctrl_c.doing = f"building {model.name} (no iterations run)"
-    module = ensure_built(model, rebuild_command, args.out_dir)
+    module = ensure_built(model, rebuild_command, args.out_dir, hessian=(run.optimizer or training.update) == "newton")
     args.ctrl_c.doing = f"compiling {model.name}'s training loop (no iterations run)"  # the warm-up's work
     data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])
     keywords = train_keywords(training, run) | data.validation_keywords() | _threads(module, args.threads)
@@ -390,7 +397,7 @@ def _least_squares_module(model, rebuild_command, out_dir):
         return ensure_built(model, rebuild_command, out_dir)
     path = module_path(model, out_dir)
     reason = why_rebuild(path, model)
-    if reason is None and hasattr(load_module(path), "_lm_solve"):
+    if reason is None and hasattr(load_module(path), "_residuals_and_jacobian"):
         return load_module(path)
     print(f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels")
     build(model, out_dir, BuildOptions(rebuild_command=rebuild_command, kernels="scalar"))
@@ -516,6 +523,15 @@ def parser():
     build_cmd.set_defaults(run=command_build)
     _add_build_options(build_cmd)
     _add_kernels_option(build_cmd)
+    build_cmd.add_argument(
+        "--hessian", action="store_true",
+        help=f"emit the exact Hessian too: the module's hessian() and the newton optimizer (models of at most "
+        f"{HESSIAN_MAX_PARAMS} parameters)",
+    )
+    build_cmd.add_argument(
+        "--standalone", action="store_true",
+        help="write symcompile's runtime beside the module, which then imports it: for machines without symcompile",
+    )
     build_cmd.add_argument(
         "--dump-after",
         choices=DUMP_STAGES,

@@ -5,7 +5,7 @@
 - `check_targets(loss, Y)`: targets a cross-entropy cannot take (a BCE target of
   2, a softmax row that is not a distribution) are refused in one line, where
   they would otherwise train towards a negative loss. (Both checks live in
-  symcompile/targets.py, whose source the generated module carries.)
+  symcompile/runtime/targets.py, which generated modules use too.)
 - `split_rows(n, fraction, seed)`: the rows held out for validation, the same
   for the same seed (the command line's `validation_split`).
 - `standardization(X)` and `standardized(model, ...)`: inputs scaled to mean 0
@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import sympy as sp
 
-from symcompile import targets
+from symcompile.runtime import targets
 from symcompile.errors import SymcompileError
 from symcompile.graph import replace_bottom_up
 
@@ -36,26 +36,26 @@ def one_hot(labels, n_classes: int, what="labels") -> np.ndarray:
     """(N, n_classes) one-hot rows from N integer labels 0 .. n_classes - 1; for one class column (a binary
     classifier), the 0/1 labels as a column."""
     with _as_user_error():
-        return targets._one_hot(labels, n_classes, what)
+        return targets.one_hot(labels, n_classes, what)
 
 
 def is_label_vector(Y, n_targets: int) -> bool:
     """Whether `Y` given to the API is class labels to one-hot: integers, one per sample, for several targets."""
-    return targets._is_label_vector(Y, n_targets)
+    return targets.is_label_vector(Y, n_targets)
 
 
 def check_targets(loss: str, Y: np.ndarray, what="Y") -> None:
     """Refuse targets a cross-entropy cannot take, naming the first: outside [0, 1], or a softmax row that does not
     sum to 1. (Outside them the loss rewards the wrong answer and can go negative.)"""
     with _as_user_error():
-        targets._check_targets(loss, Y, what)
+        targets.check_targets(loss, Y, what)
 
 
 def target_loss(model) -> str:
     """The cross-entropy whose targets the model's data and module check: an MLP's loss when it is one; "" for
     other losses (an expression's loss says nothing of its targets' domain)."""
     loss = model.network.shape.loss if model.network is not None else ""
-    return loss if loss in targets._PROBABILITY_LOSSES else ""
+    return loss if loss in targets.PROBABILITY_LOSSES else ""
 
 
 @contextmanager

@@ -6,14 +6,16 @@ MLP stays what it is: a list of weight matrices. SymPy derives only what is
 per-unit: the hidden activation f(z) and its derivative, and the per-output loss
 and its derivative with respect to the output layer's pre-activation z (through
 the same stable rewrites as the scalar pipeline: sigmoid, softplus, logsumexp).
-Everything else is fixed loop code in `templates/dense_kernels.py.j2`, so the
-build costs the same for 2-2-1 and for 784-1000-1000-10.
+The module holds those as per-block functions (`templates/dense_kernels.py.j2`)
+with the network's layer table; the layer loops are symcompile.runtime.dense's,
+written once and compiled once per machine, so the build costs the same for 2-2-1
+and for 784-1000-1000-10, and a new network compiles only its per-block code.
 
 The kernels process samples in blocks of `block` with the sample index innermost:
 activations are (units, block) arrays, so every statement is a loop that LLVM
 vectorizes. Blocks are grouped into chunks whose number depends on the sample
-count and the work per sample only (never on the thread count); chunks run under
-`prange`, each into its own partial gradient, and the partials are summed in chunk
+count and the work per sample only (never on the thread count); chunks run on
+threads, each into its own partial gradient, and the partials are summed in chunk
 order, so the result is the same for any number of threads and from run to run.
 
 The flat weight vector is the scalar module's, in `symcompile.mlp`'s order: the
@@ -37,6 +39,7 @@ from symcompile.model import check_model_size
 from symcompile.options import DENSE_MIN_PARAMS, choose
 from symcompile.printer import VectorPrinter
 from symcompile.rewrite import REWRITES
+from symcompile.runtime import dense as runtime_dense
 from symcompile.stable import logsumexp, sigmoid
 
 # Samples per block. Measured (2-16-16-1 loss and gradient on 4,096 samples, one thread, busy machine,
@@ -60,7 +63,7 @@ CODE_NAMES = {Z: "z", A: "a", Y: "y", LSE: "lse", YSUM: "ysum"}
 
 @dataclass(frozen=True)
 class Layer:
-    """One weight layer as the template sees it: sizes, where its numbers sit in `w`, and how it multiplies."""
+    """One weight layer: sizes, where its numbers sit in `w`, and how it multiplies (a row of the layer table)."""
 
     index: int  # 1 for the first weight layer
     n_in: int
@@ -68,7 +71,13 @@ class Layer:
     weights_at: int  # offset of w[i, j] = w[weights_at + i*n_out + j]
     bias_at: int  # offset of its biases (per-neuron), or -1 (shared: n_in * w[0] for every unit)
     blas: bool  # multiply through np.dot rather than loops
-    last: bool
+
+
+def table_rows(layers: list[Layer]) -> list[list[int]]:
+    """The layer table a module gives symcompile.runtime.dense: a row per layer, in its columns' order."""
+    columns = {runtime_dense.N_IN: "n_in", runtime_dense.N_OUT: "n_out", runtime_dense.WEIGHTS_AT: "weights_at",
+               runtime_dense.BIAS_AT: "bias_at", runtime_dense.BLAS: "blas"}  # fmt: skip
+    return [[int(getattr(layer, columns[c])) for c in range(len(columns))] for layer in layers]
 
 
 def layer_table(shape: MLPShape) -> list[Layer]:
@@ -81,7 +90,7 @@ def layer_table(shape: MLPShape) -> list[Layer]:
         n_in, n_out = sizes[l - 1], sizes[l]
         bias_at = -1 if shared else at + n_in * n_out
         blas = n_in * n_out > BLAS_MIN_WEIGHTS and _numba_has_blas()
-        layers.append(Layer(l, n_in, n_out, at, bias_at, blas, l == len(sizes) - 1))
+        layers.append(Layer(l, n_in, n_out, at, bias_at, blas))
         at += n_in * n_out + (0 if shared else n_out)
     return layers
 
@@ -223,8 +232,8 @@ def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
     return OutputCode(True, printer.doprint(value), (), printer.doprint(term), printer.doprint(delta))
 
 
-def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=None) -> str:
-    return dense_kernels(shape, block=block, vecmath=vecmath).source
+def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=None, runtime="symcompile.runtime") -> str:
+    return dense_kernels(shape, block=block, vecmath=vecmath, runtime=runtime).source
 
 
 @dataclass(frozen=True)
@@ -237,13 +246,15 @@ class DenseKernels:
     output: OutputCode
 
 
-def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) -> DenseKernels:
-    """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and their helpers) as module source text.
+def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None, runtime="symcompile.runtime") -> DenseKernels:
+    """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and the per-block functions they hand the runtime's
+    layer loops) as module source text.
 
-    The text expects `math`, `numba` and `np` (NumPy) imported in the module; it defines names that
-    start with `_dense_` or `_v` besides the two kernels and `_dense_call` (runs a kernel on a number
-    of threads). `vecmath(names) -> str` gives the vectorizable elementary functions (`_vexp`, ...);
-    by default `symcompile.vecmath.vecmath_source` where it exists, else thin wrappers around `math`.
+    The text expects `math`, `numba` and `np` (NumPy) imported in the module, and imports `dense` from the
+    runtime package `runtime` (a standalone build's copy has another name); it defines names that start with
+    `_dense_`, `_DENSE_` or `_v` besides the two kernels and `_dense_call` (runs a kernel on a number of
+    threads). `vecmath(names) -> str` gives the vectorizable elementary functions (`_vexp`, ...); by default
+    `symcompile.vecmath.vecmath_source` where it exists, else thin wrappers around `math`.
     """
     layers = layer_table(shape)
     wide = any(layer.blas for layer in layers)
@@ -255,17 +266,17 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None) ->
     output = output_code(shape, printer)
     work_per_sample = sum(layer.n_in * layer.n_out for layer in layers)
     body = template_environment().get_template("dense_kernels.py.j2").render(
-        shape=shape,
-        layers=layers,
+        runtime=runtime,
+        version=runtime_dense.VERSION,
+        table=table_rows(layers),
         hidden=hidden,
         output=output,
         block=block,
         blas=wide,
-        # One chunk where a layer goes through BLAS: Numba's threads around OpenBLAS's competed with them. _dense_call
-        # now keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
+        # One chunk where a layer goes through BLAS: threads around OpenBLAS's competed with them. _dense_call
+        # keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
         max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
         parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
-        n_params=n_params(shape),
     )
     used = sorted(printer.used | ({"_vexp", "_vlog"} if output.softmax else set()))
     return DenseKernels((vecmath or default_vecmath)(used) + "\n\n" + body, block, hidden, output)
@@ -341,14 +352,16 @@ def network_fields(model) -> dict:
     return fields
 
 
-def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | None = None):
+def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | None = None, standalone: bool = False):
     """The module of an MLP with the dense kernels: `emit`'s layout, with these kernels in place of the scalar
-    ones; the sequential update rule runs its generic sweep through the fused kernel."""
+    ones; the sequential update rule runs its generic sweep through the fused kernel. `standalone`: as `emit`'s."""
     from symcompile.emit import model_fields, render_module
     from symcompile.provenance import Provenance, versions
 
+    from symcompile.standalone import package_name
+
     shape = model.network.shape
-    kernels = dense_kernels(shape, block=block)
+    kernels = dense_kernels(shape, block=block, runtime=package_name() if standalone else "symcompile.runtime")
     network = network_fields(model)
     fields = {**model_fields(model, listed="init" not in network), **network, "dense": kernels.source.strip("\n"),
               "helpers": [], "sweep": [], "one_sample_sweep": None}  # fmt: skip
@@ -356,4 +369,4 @@ def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | N
         versions=versions(), gradient="backprop", layout=f"block={kernels.block}", rewrites=(),
         model_digest=model_digest, body_digest="", rebuild_command=rebuild_command, kernels="dense",
     )  # fmt: skip
-    return render_module(model, fields, provenance, formula_lines(shape, kernels))
+    return render_module(model, fields, provenance, formula_lines(shape, kernels), standalone)

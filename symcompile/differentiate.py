@@ -55,9 +55,10 @@ def chosen_method(model: Model, method: str) -> str:
     return method
 
 
-def differentiate(model: Model, method: str = "auto") -> Program:
+def differentiate(model: Model, method: str = "auto", hessian: bool = False) -> Program:
     """`diff`: one SymPy derivative per parameter; `reverse`: reverse mode over the loss's expression graph;
-    `auto`: `diff` for small models, `reverse` for the others. `Program.method` says which was used."""
+    `auto`: `diff` for small models, `reverse` for the others. `Program.method` says which was used.
+    `hessian`: the second derivatives too (for models of at most HESSIAN_MAX_PARAMS parameters)."""
     method = chosen_method(model, method)
     if method == "reverse":
         forward = StraightLine(*forward_values(model.outputs, model.params))
@@ -68,7 +69,7 @@ def differentiate(model: Model, method: str = "auto") -> Program:
     n_params = len(model.params)
     return Program(
         model=model, forward=forward, loss_and_grad=loss_and_grad, method=method,
-        hessian=with_hessian(loss_and_grad, model.params) if n_params <= HESSIAN_MAX_PARAMS else None,
+        hessian=with_hessian(loss_and_grad, model.params) if hessian and n_params <= HESSIAN_MAX_PARAMS else None,
         residuals_and_jacobian=(
             residuals_and_jacobian(model.residuals, model.params, method)
             if model.residuals and n_params <= JACOBIAN_MAX_PARAMS else None

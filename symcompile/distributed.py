@@ -7,16 +7,19 @@ samples, and its solvers are pure functions of one data set, so both workloads m
 - `train(module, X, Y, client=...)`: the samples stay partitioned by rows in the workers' memory.
   Full-batch: each step sends the weights to every partition, which returns its loss and gradient
   summed over its rows; the client adds the partitions up (in partition order, so the result does
-  not depend on which worker answered first) and takes the step with the module's formulas.
-  Mini-batches: each epoch visits the partitions one after another, and each visit runs the
-  module's own compiled mini-batch epoch over that partition's rows (`_partition_epoch`; the scheme
-  is in `train`'s docstring).
+  not depend on which worker answered first) and takes the update rule's compiled step
+  (symcompile.runtime.rules), the one the module's own loop takes.
+  Mini-batches: each epoch visits the partitions one after another, and each visit runs one epoch
+  of the runtime's compiled mini-batch loop with the module's kernels over that partition's rows
+  (`_partition_epoch`; the scheme is in `train`'s docstring).
 - `fit_many(module, datasets, client=...)`: many independent fits, a batch of them per task,
   results in the datasets' order.
 
-The module reaches the workers as text (symcompile/shipping.py). When a worker dies, Dask reruns its
-tasks (and recomputes the partitions it held from their graph); every task is a pure function of what
-it is sent, and results are gathered per task in order, so none is lost or counted twice.
+The module reaches the workers as text (symcompile/shipping.py); its settings, kernels and training
+are reached through its `_MODEL` (symcompile.runtime.model.Model) and symcompile.runtime only, never
+through the module's other private names. When a worker dies, Dask reruns its tasks (and recomputes
+the partitions it held from their graph); every task is a pure function of what it is sent, and
+results are gathered per task in order, so none is lost or counted twice.
 
 Dask is imported only here, and only when these functions run: `pip install 'symcompile[dask]'`.
 """
@@ -30,16 +33,11 @@ from functools import partial
 import numpy as np
 
 from symcompile.errors import SymcompileError
+from symcompile.runtime import arrays, checks, loops, rules, training
 from symcompile.shipping import WORKER_DIR_VARIABLE, module_on_worker, package, ship  # noqa: F401 (the API)
 
-# The rules whose full-batch step is written out here (`_full_batch_step`): the compiled step of the
-# others needs more than the gradient (sequential: the gradient after each weight's step; newton: the
-# Hessian and a line search). In mini-batches every rule runs, since the module's own loop does.
-FULL_BATCH_RULES = ("simultaneous", "momentum", "adam", "adamw")
-TRAIN_KEYWORDS = (
-    "w", "lr", "max_iter", "tol", "update", "optimizer", "momentum", "nesterov", "betas", "eps", "weight_decay",
-    "batch_size", "shuffle", "seed", "record_every",
-)  # fmt: skip
+# `train`'s settings besides the update rules' hyperparameters (symcompile.runtime.rules.hyperparameters()).
+LOOP_KEYWORDS = ("w", "max_iter", "tol", "update", "optimizer", "batch_size", "shuffle", "seed", "record_every")
 
 
 def require_dask():
@@ -67,42 +65,51 @@ def _client(client):
 
 @dataclass(frozen=True)
 class Settings:
-    """A distributed run: the module's update rule, its hyperparameters in the compiled loop's order, and the
-    loop's settings, each checked as `module.train` checks it."""
+    """A distributed run: the update rule, its hyperparameters (checked values by name) and the loop's settings,
+    each checked as `module.train` checks it."""
 
     w: np.ndarray
-    rule: str
+    rule: rules.UpdateRule
     hyperparameters: dict
     max_iter: int
     tol: float
     batch_size: int | None  # None: full batch
     shuffle: bool
     seed: int
-    record_every: int
+    record_every: int  # as module.train keeps it: a multiple of the one given in a long run
+
+    @property
+    def hyperparameter_vector(self):
+        """The hyperparameters as the compiled steps read them."""
+        return rules.vector(self.hyperparameters)
+
+
+def train_keywords() -> tuple:
+    return (*LOOP_KEYWORDS, *(h.name for h in rules.hyperparameters()))
 
 
 def train_settings(module, given: dict) -> Settings:
-    unknown = sorted(set(given) - set(TRAIN_KEYWORDS))
+    keywords = train_keywords()
+    unknown = sorted(set(given) - set(keywords))
     if unknown:
         offered = "validation and early stopping are not offered on a cluster; " if {"X_val", "patience"} & set(unknown) else ""
-        raise SymcompileError(f"distributed training does not take {', '.join(unknown)} ({offered}it takes {', '.join(TRAIN_KEYWORDS)})")
-    values = {**module.DEFAULTS, **given}
-    hyperparameters = {name: values.get(name, default) for name, default in module._DEFAULT_HYPERPARAMETERS.items()}
+        raise SymcompileError(f"distributed training does not take {', '.join(unknown)} ({offered}it takes {', '.join(keywords)})")
+    model = module._MODEL
+    hyperparameters = {name: value for name, value in given.items() if name not in LOOP_KEYWORDS}
     try:
-        rule, hyperparameters = module._optimizer(given.get("optimizer"), given.get("update"), hyperparameters)
-        shuffle = values.get("shuffle", True)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, not {shuffle!r}")
+        rule, hyperparameters = model.optimizer(given.get("optimizer"), given.get("update"), hyperparameters)
+        max_iter = checks.integer("max_iter", given.get("max_iter", module.DEFAULTS["max_iter"]), 1, 2**62)
+        record_every = checks.integer("record_every", given.get("record_every", 1), 0)
         return Settings(
-            w=module._weights(values.get("w")).copy(),
+            w=model.weights(given.get("w")).copy(),
             rule=rule,
             hyperparameters=hyperparameters,
-            max_iter=module._integer("max_iter", values["max_iter"], 1, 2**62),
-            tol=module._check_tol(values["tol"]),
-            batch_size=module._integer("batch_size", values.get("batch_size"), 1, none=0) or None,
-            shuffle=bool(shuffle),
-            seed=module._integer("seed", values.get("seed", 0), 0, 2**64 - 1),
-            record_every=module._integer("record_every", values.get("record_every", 1), 0),
+            max_iter=max_iter,
+            tol=checks.tolerance("tol", given.get("tol", module.DEFAULTS["tol"])),
+            batch_size=checks.integer("batch_size", given.get("batch_size"), 1, none=0) or None,
+            shuffle=checks.flag("shuffle", given.get("shuffle", True)),
+            seed=checks.integer("seed", given.get("seed", 0), 0, 2**64 - 1),
+            record_every=training.recording_stride(record_every, max_iter),
         )
     except (TypeError, ValueError) as exc:  # the module's own message, as module.train would raise it
         raise SymcompileError(str(exc)) from None
@@ -174,18 +181,12 @@ def _frame_columns(frame, names):
     return frame[list(names)].to_numpy(dtype=np.float64)
 
 
-def _compiled(module, kernel, *arguments):
-    """A compiled kernel of the module called as the module calls it (dense kernels on Numba's threads)."""
-    dense_call = getattr(module, "_dense_call", None)
-    return kernel(*arguments) if dense_call is None else dense_call(kernel, None, *arguments)
-
-
 def _partition_sums(digest, w, part):
     """(loss summed over the partition's rows, gradient summed likewise): the kernel returns means."""
-    module = module_on_worker(digest)
     X, Y = part
     grad = np.empty_like(w)
-    loss = _compiled(module, module._loss_and_grad_kernel, w, X, Y, grad)
+    model = module_on_worker(digest)._MODEL
+    loss = model.run(model.kernels["_loss_and_grad_kernel"], None, w, X, Y, grad)
     return loss * X.shape[0], grad * X.shape[0]
 
 
@@ -212,121 +213,97 @@ def train(module, X, Y=None, *, client=None, **train_kwargs):
     the module's INPUTS and TARGETS columns (then no `Y`). Takes `module.train`'s settings but validation
     and early stopping (`w` as a keyword), each checked as `module.train` checks it.
 
-    Full batch (batch_size None, or at least the number of samples): the rules gd with
-    update="simultaneous", momentum, adam and adamw, with the module's formulas and stopping tests: the
-    result equals `module.train` on the same samples in memory, to the rounding of the partitioned sum.
+    Full batch (batch_size None, or at least the number of samples): the rules whose step needs only the
+    gradient (gd with update="simultaneous", momentum, adam, adamw: every rule without a model kernel),
+    taking the rule's compiled step with the module's loop's stopping tests: the result equals `module.train`
+    on the same samples in memory, to the rounding of the partitioned sum.
 
     Mini-batches (any rule), the scheme: each partition keeps its own order of its rows and its own
     SplitMix64 generator (the module's), seeded with seed + p for partition p (mod 2**64). An epoch
     visits every partition once, in the order `np.random.default_rng([seed, epoch]).permutation(P)`
-    (0, 1, ..., P-1 with shuffle=False); a visit is one epoch of the module's compiled mini-batch loop
+    (0, 1, ..., P-1 with shuffle=False); a visit is one epoch of the compiled mini-batch loop
     over that partition's rows (its order shuffled by its generator, batches of batch_size, the last
     one of the partition smaller), carrying the weights, the rule's state and the update count from
     visit to visit. So a batch never mixes partitions, the same seed gives the same run on any cluster,
     and with one partition the run is `module.train` in memory. The loss recorded for an epoch is the
     mean of its batches' losses weighted by their sizes; `tol` stops after an epoch whose every step
     was below it; "diverged" compares each visit's mean loss with 1e6 x (1 + |the loss at the start on the first visit's rows|).
+    A run that stops (max_iter, converged) with its final loss above 10 x that is "diverged" too, as in memory.
     """
     client = _client(client)
     settings = train_settings(module, train_kwargs)
     if settings.batch_size is None:
-        _check_full_batch_rule(settings)
+        _check_full_batch_rule(settings.rule)
     digest = ship(client, module)
     partitions, rows = _partitions(client, module, X, Y)
     loss_and_grad = _summed(client, digest, partitions, rows)
     if settings.batch_size is not None and settings.batch_size < sum(rows):
-        history, w, status = _train_in_batches(client, digest, module, partitions, rows, settings)
+        history, carried, status = _train_in_batches(client, digest, partitions, rows, settings)
     else:
-        _check_full_batch_rule(settings)
-        history, w, status = _train_full_batch(module, loss_and_grad, settings)
+        _check_full_batch_rule(settings.rule)
+        history, carried, status = _train_full_batch(loss_and_grad, settings)
+    w = carried.w
     final_loss = loss_and_grad(w)[0]
+    if status in ("max_iter", "converged") and loops.ended_above(final_loss, carried.run):
+        status = "diverged"
     k = settings.record_every
     losses = np.array([*history[::k], final_loss]) if k else np.empty(0)
     return module.TrainResult(w, len(history), losses, status == "converged", status, np.empty(0), np.empty(0), w, k)
 
 
-def _check_full_batch_rule(settings: Settings):
-    if settings.rule not in FULL_BATCH_RULES:
+def _check_full_batch_rule(rule: rules.UpdateRule):
+    if rule.model_kernel:
+        steppable = [name for name, registered in rules.RULES.items() if not registered.model_kernel]
         raise SymcompileError(
-            f"distributed full-batch training runs the rules {', '.join(FULL_BATCH_RULES)}, not {settings.rule!r} "
+            f"distributed full-batch training runs the rules {', '.join(steppable)}, not {rule.name!r} "
             "(its step needs more than the summed gradient); use update='simultaneous', or mini-batches"
         )
 
 
-def _train_full_batch(module, loss_and_grad, settings: Settings):
-    """The module's full-batch loop, its gradient summed over the partitions: (losses, w, status)."""
-    step = _full_batch_step(settings)
-    run = np.zeros(6)  # the compiled loop's counters; module._diverged keeps its limit in run[5]
-    w, history, status = settings.w.copy(), [], "max_iter"
-    for _ in range(settings.max_iter):
-        loss, grad = loss_and_grad(w)
-        new_w, steps = step(w, grad, len(history))
-        if not (np.isfinite(loss) and np.all(np.isfinite(new_w))):
-            status = "non-finite"  # keep the last finite weights
-            break
-        if module._diverged(loss, run):
-            status = "diverged"  # the weights at which the loss passed the limit
-            break
-        history.append(loss)
-        w = new_w
-        if np.all(np.abs(steps) < settings.tol):
-            status = "converged"
-            break
-    return history, w, status
-
-
-def _full_batch_step(settings: Settings):
-    """`step(w, grad, t) -> (new weights, steps)`: one update of the rule, with the generated module's formulas
-    (templates' update rules, symcompile/update_rules.py: torch.optim's SGD, Adam and AdamW; `t` counts the
-    updates before this one), operation for operation, so the weights agree to the gradient's rounding."""
-    h = settings.hyperparameters
-    lr, weight_decay = h["lr"], h["weight_decay"]
-    velocity, m, v = (np.zeros_like(settings.w) for _ in range(3))
-
-    def simultaneous(w, grad, t):
-        steps = lr * (grad + weight_decay * w)
-        return w - steps, steps
-
-    def momentum(w, grad, t):
-        g = grad + weight_decay * w
-        velocity[:] = h["momentum"] * velocity + g
-        g = g + h["momentum"] * velocity if h["nesterov"] else velocity
-        steps = lr * g
-        return w - steps, steps
-
-    def adam(w, grad, t, decoupled=False):
-        beta1, beta2 = h["betas"]
-        g = grad if decoupled else grad + weight_decay * w
-        step_size = lr / (1.0 - beta1 ** float(t + 1))
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** float(t + 1))
-        m[:] += (1.0 - beta1) * (g - m)  # beta1*m + (1 - beta1)*g, as torch's lerp computes it
-        v[:] = v * beta2 + (1.0 - beta2) * g * g
-        start = w * (1.0 - lr * weight_decay) if decoupled else w
-        new_w = start - step_size * (m / (np.sqrt(v) / bias_correction2_sqrt + h["eps"]))
-        return new_w, w - new_w
-
-    rules = {"simultaneous": simultaneous, "momentum": momentum, "adam": adam, "adamw": partial(adam, decoupled=True)}
-    return rules[settings.rule]
-
-
 @dataclass
 class _Carried:
-    """What a mini-batch run carries from one partition's visit to the next: the weights, the rule's state
-    arrays and the compiled loop's counters (`run`: updates so far, the divergence limit, ...)."""
+    """What a run carries from one update to the next (in mini-batches, from one partition's visit to the next):
+    the weights, the rule's state and the compiled loop's counters (`run`: updates so far, the divergence limit,
+    ...; symcompile.runtime.loops says which)."""
 
     w: np.ndarray
     state: np.ndarray
     run: np.ndarray
 
+    @classmethod
+    def start(cls, settings: Settings):
+        run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
+        return cls(settings.w.copy(), rules.init(settings.rule, settings.w.size), run)
 
-def _train_in_batches(client, digest, module, partitions, rows, settings: Settings):
-    """The scheme in `train`'s docstring: (epoch losses, w, status)."""
+
+def _train_full_batch(loss_and_grad, settings: Settings):
+    """The runtime's full-batch loop (`loops.train_full_batch`, its tests in their order), its gradient summed over
+    the partitions and its step the rule's compiled step: (losses, what it carried, status)."""
+    carried, hyperparameters = _Carried.start(settings), settings.hyperparameter_vector
+    w, previous, steps = carried.w, np.empty_like(carried.w), np.empty_like(carried.w)
+    history = []
+    for t in range(settings.max_iter):
+        loss, grad = loss_and_grad(w)
+        settings.rule.step(w, grad, carried.state, t, hyperparameters, previous, steps)
+        if not (np.isfinite(loss) and arrays.all_finite(w)):
+            w[:] = previous  # keep the last finite weights
+            return history, carried, "non-finite"
+        if loops.diverged(loss, carried.run):
+            w[:] = previous  # the weights at which the loss passed the limit
+            return history, carried, "diverged"
+        history.append(loss)
+        if arrays.all_below(steps, settings.tol):
+            return history, carried, "converged"
+    return history, carried, "max_iter"
+
+
+def _train_in_batches(client, digest, partitions, rows, settings: Settings):
+    """The scheme in `train`'s docstring: (epoch losses, what the last visit carried, status)."""
     count = len(partitions)
     orders = [np.arange(n) for n in rows]  # each partition's order of its rows, and its generator's state
     generators = [np.array([(settings.seed + p) % 2**64] if settings.shuffle else [], dtype=np.uint64) for p in range(count)]
-    carried = _Carried(settings.w.copy(), np.zeros((module._STATE_ARRAYS[settings.rule], settings.w.size)),
-                       np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0]))  # fmt: skip
-    visit = partial(_partition_epoch, digest, settings.rule, tuple(settings.hyperparameters.values()), settings.tol,
+    carried = _Carried.start(settings)
+    visit = partial(_partition_epoch, digest, settings.rule.name, settings.hyperparameter_vector, settings.tol,
                     settings.batch_size)  # fmt: skip
     history = []
     for epoch in range(settings.max_iter):
@@ -336,13 +313,13 @@ def _train_in_batches(client, digest, module, partitions, rows, settings: Settin
                 visit, partitions[p], carried, generators[p], orders[p], pure=False
             ).result()
             if status in (2, 3):  # the visit restored the weights before its last update
-                return history, carried.w, module._STATUS[status]
+                return history, carried, loops.STATUS[status]
             total += loss * rows[p]
             below_tol = below_tol and status == 1
         history.append(total / sum(rows))
         if below_tol:
-            return history, carried.w, "converged"
-    return history, carried.w, "max_iter"
+            return history, carried, "converged"
+    return history, carried, "max_iter"
 
 
 def _visit_order(settings: Settings, epoch, count):
@@ -352,20 +329,28 @@ def _visit_order(settings: Settings, epoch, count):
 
 
 def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carried, generator, order):
-    """One epoch of the module's compiled mini-batch loop over one partition's rows, from `carried` on.
-    Returns (the loop's status code: -1 on, 1 every step below tol, 2 non-finite, 3 diverged; the epoch's mean
-    loss; what the next visit carries; the generator's state; the partition's new order)."""
-    module = module_on_worker(digest)
+    """One epoch of the runtime's compiled mini-batch loop, with the module's kernels, over one partition's rows,
+    from `carried` on (`rule` by its name in the worker's registry). Returns (the loop's status code: -1 on,
+    1 every step below tol, 2 non-finite, 3 diverged; the epoch's mean loss; what the next visit carries; the
+    generator's state; the partition's new order)."""
+    model = module_on_worker(digest)._MODEL
     X, Y = part
     w, state, run, generator, order = carried.w.copy(), carried.state.copy(), carried.run.copy(), generator.copy(), order.copy()
     run[0] = 0.0  # the loop's iteration counter: this call runs its iteration 0 of 2, so it never reaches max_iter
     losses = np.empty(2)
-    no_X, no_Y = module._NO_SAMPLES
-    status = _compiled(
-        module, module._BATCH_TRAIN_KERNELS[rule], w, X, Y, *hyperparameters, tol, batch_size, generator, order,
-        no_X, no_Y, 0, state, run, w.copy(), 1, 2, losses, np.empty(0), np.empty(0),
+    X_val, Y_val = model.validation(None, None)  # none: empty arrays
+    status = model.run(
+        loops.train_mini_batches, None, *model.loop_kernels(_registered(rule), False), w, X, Y, hyperparameters, tol,
+        batch_size, generator, order, X_val, Y_val, 0, state, run, w.copy(), 1, 2, losses, np.empty(0), np.empty(0),
     )  # fmt: skip
     return int(status), float(losses[0]), _Carried(w, state, run), generator, order
+
+
+def _registered(name):
+    """The rule of that name in this worker's registry (a rule registered in the client's process only is not)."""
+    if name not in rules.RULES:
+        raise SymcompileError(f"update rule {name!r} is not registered in the workers' processes; register it there too")
+    return rules.RULES[name]
 
 
 # ---- many independent fits --------------------------------------------------------------------------------------

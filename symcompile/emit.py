@@ -9,6 +9,8 @@ timestamp, so the same model always gives the same bytes.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import math
 import re
 import textwrap
@@ -20,7 +22,8 @@ import jinja2
 import numpy as np
 import sympy as sp
 
-from symcompile import targets, update_rules
+from symcompile import update_rules
+from symcompile.runtime import loops
 from symcompile.data import target_loss
 from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
@@ -32,7 +35,7 @@ from symcompile.options import (
 from symcompile.printer import KernelPrinter, VectorPrinter
 from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
-from symcompile.update_rules import GD_RULE
+from symcompile.standalone import package_name
 from symcompile.writer import data_digest, data_file
 
 
@@ -69,12 +72,12 @@ def template_folder() -> Path:
 
 
 def _update_rule_template(name):
-    """The Jinja text an update rule contributes: `update_rules/<rule>.step` or `update_rules/<rule>.kernels`."""
+    """The Jinja text of an update rule's model kernels: `update_rules/<rule>.kernels`."""
     folder, _, file = name.partition("/")
     rule, _, part = file.rpartition(".")
-    if folder != "update_rules" or rule not in update_rules.RULES or part not in ("step", "kernels"):
+    if folder != "update_rules" or rule not in update_rules.MODEL_KERNELS or part != "kernels":
         return None
-    return getattr(update_rules.RULES[rule], part)
+    return update_rules.MODEL_KERNELS[rule]
 
 
 def template_environment():
@@ -258,45 +261,43 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
-def _hyperparameter_entry(h) -> str:
-    """One line of the module's `_HYPERPARAMETERS` table."""
-    high = "math.inf" if h.high == math.inf else repr(float(h.high))
-    return f'"{h.name}": ("{h.kind}", {float(h.low)!r}, {h.above_low}, {high}, {h.includes_high}, "{h.describe()}")'
+def named_full_batch_loop(model_step: str) -> str:
+    """The runtime's full-batch loop (symcompile.runtime.loops) as the module's `_train_full_batch_kernel`, with
+    the kernels it takes as arguments replaced by their names: this module's loss and gradient, plain gradient
+    descent's step and `model_step` (a kernel's name, or the runtime's no-op). One source, two compilations."""
+    source = inspect.getsource(loops._train_full_batch)
+    header, _, body = source.partition('"""')
+    body = body.partition('"""')[2]  # the docstring goes: the module's says where the code comes from
+    names = {"loss_and_grad": "_loss_and_grad_kernel", "accuracy": "_loops.no_accuracy",
+             "step": "_rules.gradient_descent_step", "model_step": model_step}  # fmt: skip
+    names |= {name: f"_loops.{name}" for name in loops._train_full_batch.__code__.co_names if hasattr(loops, name)
+              and callable(getattr(loops, name)) and not name.startswith("np")}  # fmt: skip
+    body = re.sub(r"\b(\w+)\(", lambda m: names.get(m[1], m[1]) + "(", body)
+    parameters = ", ".join(inspect.signature(loops._train_full_batch).parameters)
+    parameters = parameters.partition("model_step, ")[2]
+    return (
+        '@numba.njit(cache=True, error_model="numpy")\n'
+        f"def _train_full_batch_kernel({parameters}):\n"
+        '    """symcompile.runtime.loops\' full-batch loop, calling this model\'s kernels by name (inlined)."""'
+        + body.rstrip()
+    )
 
 
 def _update_rule_fields(model):
-    """The template's view of the registered update rules: the loops, their arguments, and `train`'s dispatch.
+    """The template's view of the registered update rules: `train`'s arguments and the slots of the vector the
+    model's own steps read.
 
     Hyperparameters the model's training settings hold (lr) keep their place among `train`'s positional
     arguments, with the module's default; the others are keyword-only, with the registry's default.
     """
-    rules = list(update_rules.RULES.values())
     hyperparameters = update_rules.hyperparameters()
     positional = [h for h in hyperparameters if h.name in vars(model.training)]
     keyword = [h for h in hyperparameters if h.name not in vars(model.training)]
-    optimizers = [("gd", update_rules.RULES[GD_RULE])] + [(r.name, r) for r in rules]
     return {
-        "update_rules": rules,
-        "hyperparameter_names": ", ".join(h.name for h in hyperparameters),
         "positional_hyperparameters": "".join(f'{h.name}=DEFAULTS["{h.name}"], ' for h in positional),
         "keyword_hyperparameters": "".join(f"{h.name}={h.default!r}, " for h in keyword),
         "hyperparameter_dict": ", ".join(f'"{h.name}": {h.name}' for h in hyperparameters),
-        # What `train` passes when a caller leaves a hyperparameter out (positional ones: the module's DEFAULTS),
-        # so that an optimizer which does not read it (newton and lr) accepts the untouched default.
-        "default_hyperparameters": ", ".join(
-            f'"{h.name}": DEFAULTS["{h.name}"]' if h in positional else f'"{h.name}": {h.check(h.default)!r}'
-            for h in hyperparameters
-        ),
-        "hyperparameter_table": [_hyperparameter_entry(h) for h in hyperparameters],
-        "optimizer_table": [
-            f'"{name}": ("{r.name}", {tuple(h.name for h in r.hyperparameters)!r})' for name, r in optimizers
-        ],
-        "train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_kernel' for r in rules),
-        "batch_train_kernels": ", ".join(f'"{r.name}": _train_{r.name}_batches_kernel' for r in rules),
-        "state_arrays": ", ".join(f'"{r.name}": {len(r.state)}' for r in rules),
-        "update_names": "(" + ", ".join(f'"{r.name}"' for r in rules) + ("," if len(rules) == 1 else "") + ")",
-        "update_names_list": ", ".join(r.name for r in rules),
-        "gd_rule": GD_RULE,
+        "slots": update_rules.slots(),
     }
 
 
@@ -325,8 +326,7 @@ def model_fields(model, listed=True) -> dict:
         "sample_block": SAMPLE_BLOCK,  # their size
         "vecmath": "",  # the vectorizable functions it calls
         "classifier": model.classifier,
-        # The targets' checks (symcompile/targets.py), and the loss whose targets they check ("" for none)
-        "target_checks": targets.source(),
+        # The loss whose targets the runtime checks (symcompile/runtime/targets.py; "" for none)
         "target_loss": target_loss(model),
         "weights_digest": weights_digest(model),
         # What templates/hessian.py.j2 and residuals.py.j2 read for a module without those kernels (a dense
@@ -334,6 +334,9 @@ def model_fields(model, listed=True) -> dict:
         "n_params": model.n_params,
         "hessian": None,
         "hessian_entries": [],
+        "model_step_rules": update_rules.model_step_rules(has_hessian=False),
+        "standalone_runtime": "",
+        "inline_kernel": False,  # a small scalar kernel, inlined into the module's own full-batch loop  # the runtime copy's package name, for a standalone build (render_module)
         "no_hessian": f"hessian is not available in a module with {NO_SCALAR_KERNELS}",
         "residual_model": residual_model(model),
         "residuals_per_sample": len(model.residuals) or len(model.targets),
@@ -350,6 +353,8 @@ def residual_model(model) -> bool:
     return bool(model.residuals) or (model.network is not None and model.network.shape.loss == "mean_squared_error")
 
 
+# Why a module of a small model lacks the Hessian: a build emits it only when asked.
+NOT_ASKED_HESSIAN = "this module was built without the Hessian: build it with --hessian (BuildOptions(hessian=True))"
 # Why a dense module lacks the Hessian and Jacobian kernels (they come from the scalar pipeline's SymPy derivatives).
 NO_SCALAR_KERNELS = "dense kernels; build it with --kernels scalar (kernels='scalar') for them"
 
@@ -367,7 +372,11 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "forward": forward,
         "loss_and_grad": loss_and_grad,
         "inline_kernel": layout == "unrolled" and program_size(kernel.loss_and_grad) <= INLINE_KERNEL_MAX_NODES,
+        "named_full_batch_loop": named_full_batch_loop(
+            "_sequential_step_kernel" if "sequential" in update_rules.model_step_rules(bool(kernel.hessian)) else "_rules.no_model_step"
+        ),
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        "sweep_param_loads": _loads(model.params, set(model.params), kernel.code_names, "w["),
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
         **_second_order_fields(kernel, printer),
@@ -394,11 +403,13 @@ def _second_order_fields(kernel: Kernel, printer) -> dict:
     return {
         "n_params": n,
         "hessian": hessian,
+        "model_step_rules": update_rules.model_step_rules(has_hessian=bool(hessian)),
         "hessian_entries": list(zip(upper, hessian.results[1 + n :])) if hessian else [],
         "no_hessian": (
             f"hessian was not emitted: this model has {n} parameters, more than HESSIAN_MAX_PARAMS = "
             f"{HESSIAN_MAX_PARAMS} (symcompile/options.py), beyond which its {n * (n + 1) // 2} second derivatives "
             "cost more to build and compile than Newton steps save"
+            if n > HESSIAN_MAX_PARAMS else NOT_ASKED_HESSIAN
         ),
     }
 
@@ -440,7 +451,8 @@ def header_fields(model, provenance: Provenance, formula=None, body="") -> dict:
 _CONSTANTS = re.compile(r"([A-Z][A-Z0-9_]*(?:, [A-Z][A-Z0-9_]*)*) = ")
 _FUNCTION = re.compile(r"def ([a-z]\w*)\((.*)\)(?: -> .*)?:$")
 _ALIASES = re.compile(r"((?:[a-z]\w* = )+)([a-z]\w*)$")
-_CLASS = re.compile(r"class ([A-Z]\w*)\b")
+_RUNTIME_CLASS = re.compile(r"([A-Z]\w*) = _(\w+)\.([A-Z]\w*)\b")  # `FitResult = _least_squares.FitResult`
+_CLASS = re.compile(r"class ([A-Z]\w*)\b(?:\(_(\w+)\.(\w+)\))?")
 _FIELD = re.compile(r"    ([a-z]\w*): ")
 _METHOD = re.compile(r"    def ([a-z]\w*)\(self,? ?(.*)\)(?: -> .*)?:$")
 
@@ -475,9 +487,25 @@ def contract(body: str) -> tuple[list[str], dict[str, str], dict[str, tuple[list
         elif aliases := _ALIASES.match(line):
             for name in aliases[1].split(" = ")[:-1]:
                 functions.setdefault(name, functions[aliases[2]])
+        elif runtime_class := _RUNTIME_CLASS.match(line):
+            classes[runtime_class[1]] = _runtime_members(runtime_class[2], runtime_class[3])
         elif cls := _CLASS.match(line):
             members = classes.setdefault(cls[1], ([], []))
+            if cls[2]:  # a subclass of a runtime class (`class TrainResult(_training.TrainResult):`): its members
+                fields, methods = _runtime_members(cls[2], cls[3])
+                members[0].extend(fields)
+                members[1].extend(methods)
     return constants, functions, classes
+
+
+def _runtime_members(module: str, name: str) -> tuple[list[str], list[str]]:
+    """The fields and public methods (with their parameters) of the NamedTuple `name` of symcompile.runtime.`module`."""
+    cls = getattr(importlib.import_module(f"symcompile.runtime.{module}"), name)
+    methods = [
+        f"{method}({', '.join(list(inspect.signature(value).parameters)[1:])})"
+        for method, value in vars(cls).items() if inspect.isfunction(value) and not method.startswith("_")
+    ]  # fmt: skip
+    return list(cls._fields), methods
 
 
 def contract_lines(body: str, width=100) -> list[str]:
@@ -503,17 +531,19 @@ def module_cache_name(body: str) -> str:
     return f"_symcompile_{sha256(body)[:16]}"
 
 
-def render_module(model, fields: dict, provenance: Provenance, formula=None) -> ModuleSource:
-    """Header and body of a module whose body's variables are `fields` (provenance's body_digest filled in)."""
+def render_module(model, fields: dict, provenance: Provenance, formula=None, standalone=False) -> ModuleSource:
+    """Header and body of a module whose body's variables are `fields` (provenance's body_digest filled in);
+    `standalone`: it imports the copy of the runtime that `build --standalone` writes beside it."""
     env = template_environment()
-    body = env.get_template("module.py.j2").render(fields)
+    body = env.get_template("module.py.j2").render(fields | {"standalone_runtime": standalone and package_name()})
     body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
     provenance = replace(provenance, body_digest=sha256(body))
     header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula, body))
     return ModuleSource(header + body, provenance.layout, provenance)
 
 
-def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str) -> ModuleSource:
+def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_command: str, model_digest: str,
+         standalone: bool = False) -> ModuleSource:  # fmt: skip
     """The module's source; `layout` is "auto" or one of the layouts `chosen_layout` describes."""
     layout = chosen_layout(kernel, layout)
     provenance = Provenance(
@@ -525,4 +555,4 @@ def emit(kernel: Kernel, layout: str, *, rewrites: tuple[str, ...], rebuild_comm
         body_digest="",
         rebuild_command=rebuild_command,
     )
-    return render_module(kernel.program.model, module_fields(kernel, layout), provenance)
+    return render_module(kernel.program.model, module_fields(kernel, layout), provenance, standalone=standalone)

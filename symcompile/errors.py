@@ -5,8 +5,7 @@ the problem and where it is; the CLI prints it as one line and exits non-zero.
 """
 
 
-class SymcompileError(Exception):
-    """A problem with the user's model, spec or data (not a bug in symcompile)."""
+from symcompile.runtime.errors import SymcompileError  # noqa: F401 (defined in the runtime, which raises it too)
 
 
 SHOWN_NAMES = 8  # an error lists at most this many names (a [1000, 1000, 1] network has 1000 inputs)

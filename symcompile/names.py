@@ -29,6 +29,7 @@ MODULE_NAMES = {
     "math", "np", "numba", "NamedTuple",
     "w", "X", "Y", "out", "grad", "steps", "n", "j", "loss", "scale", "lr", "tol", "max_iter",
     "sequential", "history", "status", "iteration", "previous", "slope", "finite", "limit", "t", "k", "correct",
+    "hyperparameters", "types", "sys",
     "PARAMS", "INPUTS", "TARGETS", "INIT", "DEFAULTS", "MODEL_DIGEST", "TrainResult",
     "forward", "loss_and_grad", "train", "check_digest", "accuracy", "load_weights",
     "H", "i", "r", "J", "hessian", "residuals", "jacobian", "least_squares", "FitResult",  # second order, fitting
@@ -37,8 +38,9 @@ TAKEN = MODULE_NAMES | set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(b
 
 
 def reserved_names() -> set[str]:
-    """Every name a user's symbol must not take: the module's own, Python's, and the update rules'."""
-    return TAKEN.union(*(rule.names() for rule in update_rules.RULES.values()))
+    """Every name a user's symbol must not take: the module's own, Python's, and the update rules' hyperparameters
+    (keywords of the module's `train`)."""
+    return TAKEN | {h.name for h in update_rules.hyperparameters()}
 
 
 def is_safe_code_name(name: str, reserved=None) -> bool:

@@ -142,7 +142,7 @@ def optimize(program: Program) -> Kernel:
     new_temporaries = names.new_temporaries
     fused = optimized(code, new_temporaries)
     n_params = len(model.params)
-    sequential = update_rules.needs_sequential_sweep()
+    sequential = update_rules.needs_sequential_sweep(model.training.update)
     unrolled_sweep = sequential and n_params <= UNROLLED_SWEEP_MAX_PARAMS
     return Kernel(
         program=program,

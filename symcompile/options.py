@@ -147,12 +147,17 @@ def argument_type(option: str):
 class BuildOptions:
     """How to compile a model. `gradient`, `layout` and `kernels` may be "auto" (resolved by the stages, by the
     thresholds above); `rebuild_command` is the command the module's docstring tells a reader to run to rebuild
-    it. kernels="dense" applies to MLPs (symcompile.dense); gradient and layout then have nothing to choose."""
+    it. kernels="dense" applies to MLPs (symcompile.dense); gradient and layout then have nothing to choose.
+    `standalone`: the module imports a copy of the runtime written beside it (symcompile/standalone.py).
+    `hessian`: the module has the exact Hessian (its `hessian` function and the "newton" optimizer), for
+    models of at most HESSIAN_MAX_PARAMS parameters; a module without it is smaller and builds faster."""
 
     gradient: str = "auto"
     layout: str = "auto"
     rebuild_command: str | None = None
     kernels: str = "auto"
+    standalone: bool = False
+    hessian: bool = False
 
     def __post_init__(self):
         choose("gradient", self.gradient)

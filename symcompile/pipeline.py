@@ -24,6 +24,7 @@ from symcompile.optimize import optimize
 from symcompile.options import BuildOptions, training_settings
 from symcompile.provenance import model_digest
 from symcompile.rewrite import rewrite
+from symcompile.standalone import write_runtime
 from symcompile.writer import data_digest, data_file, load_module, write_data, write_module
 
 DEFAULT_OUT_DIR = "generated"
@@ -56,17 +57,18 @@ def stages(model: Model, options: BuildOptions = BuildOptions()):
     command = options.rebuild_command or _api_rebuild_command(model)
     scalar_options = options.gradient != "auto" or options.layout != "auto"
     if chosen_kernels(model, options.kernels, scalar_options=scalar_options) == "dense":
-        yield "emit", emit_dense(model, rebuild_command=command, model_digest=model_digest(model))
+        yield "emit", emit_dense(model, rebuild_command=command, model_digest=model_digest(model), standalone=options.standalone)
         return
     digest = model_digest(model)
     model = symbolic_form(model) if model.network is not None else model
     rewritten, rewrites = rewrite(model)
     yield "rewrite", rewritten
-    program = differentiate(rewritten, options.gradient)
+    program = differentiate(rewritten, options.gradient, options.hessian)
     yield "differentiate", program
     kernel = optimize(program)
     yield "optimize", kernel
-    yield "emit", emit(kernel, options.layout, rewrites=rewrites.applied, rebuild_command=command, model_digest=digest)
+    yield "emit", emit(kernel, options.layout, rewrites=rewrites.applied, rebuild_command=command, model_digest=digest,
+                       standalone=options.standalone)  # fmt: skip
 
 
 def generate(model: Model, options: BuildOptions | None = None, **choices) -> ModuleSource:
@@ -89,7 +91,9 @@ def build(model: Model, out_dir=DEFAULT_OUT_DIR, options: BuildOptions | None = 
         outputs[stage], seconds[stage] = output, time.perf_counter() - start
         start = time.perf_counter()
     source, kernel = outputs["emit"], outputs.get("optimize")
-    if data_file(model):  # first: a module is never without the data it reads
+    if options.standalone:  # first: a module is never without the runtime or the data it reads
+        write_runtime(out_dir)
+    if data_file(model):
         write_data(model.X, model.Y, out_dir, data_file(model), model.name, data_digest(model.X, model.Y))
     path, changed = write_module(source.text, out_dir, model.name)
     seconds["write"] = time.perf_counter() - start
@@ -107,7 +111,7 @@ def _api_rebuild_command(model: Model) -> str:
 
 def compile_model(
     output, loss, params, inputs, targets, *, name, init=None, X=None, Y=None, out_dir=DEFAULT_OUT_DIR,
-    description="", gradient="auto", layout="auto", residual=None, standardize=False, **train_defaults,
+    description="", gradient="auto", layout="auto", residual=None, standardize=False, hessian=False, **train_defaults,
 ):  # fmt: skip
     """Build a model written in SymPy, write its module, and return the imported module.
 
@@ -115,9 +119,10 @@ def compile_model(
     the sum of their squares; the module then also has residuals, jacobian and least_squares.
     `standardize=True` scales each input to mean 0 and standard deviation 1 inside the model's formulas, with
     the means and standard deviations of X (a spec's `standardize = true`): the module stores them as X_MEAN
-    and X_SCALE, and every function of it takes inputs in X's own units.
+    and X_SCALE, and every function of it takes inputs in X's own units. `hessian=True`: the module has the
+    exact Hessian (`hessian`, the newton optimizer).
     """
-    options = BuildOptions(gradient, layout, kernels="scalar")  # checked before the model is made
+    options = BuildOptions(gradient, layout, kernels="scalar", hessian=hessian)  # checked before the model is made
     if not isinstance(standardize, bool):
         raise SymcompileError(f"standardize must be True or False, not {standardize!r}")
     start = time.perf_counter()

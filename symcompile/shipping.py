@@ -31,7 +31,7 @@ from symcompile.provenance import read_header, sha256, verify_module
 
 WORKER_DIR_VARIABLE = "SYMCOMPILE_WORKER_DIR"  # where workers write modules (default: a folder in the temp dir)
 # The line of a module whose default data lives in a file beside it (templates/module.py.j2).
-_DATA_FILE_LINE = re.compile(r'^X, Y = _default_data\("([^"]+)"', re.MULTILINE)
+_DATA_FILE_LINE = re.compile(r'^X, Y = _files\.default_data\(__file__, "([^"]+)"', re.MULTILINE)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def _shape_arguments(model):
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """name -> (scalar module, dense module), built once for the session with small blocks and the chunked
-    (prange) path from two blocks on (Numba caches beside them, in tmp)."""
+    (threaded) path from two blocks on (Numba caches beside them, in tmp)."""
     folder = tmp_path_factory.mktemp("dense")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dense, "DEFAULT_BLOCK", BLOCK)
@@ -66,7 +66,7 @@ def built(tmp_path_factory):
             patch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
             blas = _model("blas_3442", NETWORKS["relu_3442_softmax"])
             modules["blas"] = (modules["relu_3442_softmax"][0], load_module(build(blas, folder, kernels="dense").path))
-            assert "_dense_affine_blas(W1" in open(modules["blas"][1].__file__).read()
+            assert "_DENSE_BLAS = True" in open(modules["blas"][1].__file__).read()
     return modules
 
 
@@ -216,7 +216,7 @@ def test_wide_layers_build_with_loops_without_scipy(monkeypatch):
     monkeypatch.setattr(dense, "_numba_has_blas", lambda: False)
     monkeypatch.setattr(dense, "BLAS_MIN_WEIGHTS", 0)
     source = dense.dense_kernels_source(MLPShape((3, 4, 2), "relu", "softmax", "softmax_cross_entropy"))
-    assert "_dense_affine(W1" in source and "_dense_affine_blas(W1" not in source and "import scipy" not in source
+    assert "_DENSE_BLAS = False" in source and "import scipy" not in source
 
 
 def test_bad_shapes_are_refused():

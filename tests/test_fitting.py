@@ -22,6 +22,7 @@ from symcompile.errors import SymcompileError
 from symcompile.mlp import mlp_model
 from symcompile.model import make_model
 from symcompile.pipeline import build, compile_model
+from symcompile.seed import seed_model
 from symcompile.spec import load_spec
 from symcompile.writer import load_module
 from test_least_squares_solver import digits, scipy_fit, start_of
@@ -94,7 +95,8 @@ def small(request, fit_dir):
     X = rng.uniform(0, 2, size=(7, 1))
     Y = rng.normal(size=(7, 2))
     return compile_model([A * sp.exp(-B * X1) + C], None, [A, B, C], [X1], [Y1, Y2], residual=TWO_RESIDUALS,
-                         name=f"two_residuals_{request.param}", X=X, Y=Y, gradient=request.param, out_dir=fit_dir)  # fmt: skip
+                         name=f"two_residuals_{request.param}", X=X, Y=Y, gradient=request.param, out_dir=fit_dir,
+                         hessian=True)  # fmt: skip
 
 
 def _subs(expr, w, x, y):
@@ -135,9 +137,13 @@ def test_hessian_equals_sympy_and_central_differences(small):
         np.testing.assert_allclose(H[:, j], column, rtol=0, atol=1e-8)
 
 
-def test_the_seeds_hessian_equals_sympy(seed_module):
-    from symcompile.seed import seed_model
+@pytest.fixture(scope="module")
+def seed_with_hessian(tmp_path_factory):
+    return load_module(build(seed_model(), tmp_path_factory.mktemp("hessian"), hessian=True).path)
 
+
+def test_the_seeds_hessian_equals_sympy(seed_with_hessian):
+    seed_module = seed_with_hessian
     model = seed_model()
     H = seed_module.hessian()
     values = dict(zip(model.params, seed_module.INIT)) | dict(zip(model.inputs + model.targets, [*seed_module.X[0], *seed_module.Y[0]]))
@@ -150,10 +156,17 @@ def test_hessian_beyond_the_threshold_is_one_clear_error(fit_dir):
     x, y = sp.symbols("x y")
     model = make_model("wide", sum(p * x**i for i, p in enumerate(ps)), None, ps, [x], [y],
                        residual=sum(p * x**i for i, p in enumerate(ps)) - y)  # fmt: skip
-    module = load_module(build(model, fit_dir).path)
+    module = load_module(build(model, fit_dir, hessian=True).path)
     with pytest.raises(NotImplementedError, match=r"not emitted: this model has 17 parameters, more than HESSIAN_MAX_PARAMS = 16"):
         module.hessian(np.zeros(17), [[1.0]], [[2.0]])
     assert hasattr(module, "least_squares")  # the Jacobian's threshold is higher
+
+
+def test_a_module_built_without_the_hessian_says_how_to_get_it(seed_module):
+    with pytest.raises(NotImplementedError, match=r"built without the Hessian: build it with --hessian"):
+        seed_module.hessian()
+    with pytest.raises(ValueError, match=r"optimizer 'newton' is not available: this module was built without the Hessian"):
+        seed_module.train(optimizer="newton", max_iter=1)
 
 
 # --- Newton's method -----------------------------------------------------------------------------------------------
@@ -168,7 +181,7 @@ def logistic(fit_dir):
     ys = (xs + rng.normal(scale=1.0, size=40) > 0.3).astype(float)
     z = a * x + b
     return compile_model(1 / (1 + sp.exp(-z)), sp.log(1 + sp.exp(z)) - y * z, [a, b], [x], [y], name="logistic_newton",
-                         X=xs, Y=ys, init=[0.0, 0.0], out_dir=fit_dir)  # fmt: skip
+                         X=xs, Y=ys, init=[0.0, 0.0], out_dir=fit_dir, hessian=True)  # fmt: skip
 
 
 def numpy_newton(X, y, iterations=30):
@@ -192,9 +205,10 @@ def test_newton_converges_on_a_convex_problem_as_numpy_newton_does(logistic):
     assert np.all(np.diff(result.loss_history) <= 1e-15)  # a descent method: the line search never goes up
 
 
-def test_newton_runs_where_the_module_default_lr_is_not_the_registry_default(seed_module):
+def test_newton_runs_where_the_module_default_lr_is_not_the_registry_default(seed_with_hessian):
     """The seed's training settings set lr = 0.3 (the registry's default is 0.1); newton reads no lr, so the
     untouched default must pass and a changed one must be refused in one line."""
+    seed_module = seed_with_hessian
     assert seed_module.DEFAULTS["lr"] == 0.3
     result = seed_module.train(optimizer="newton", max_iter=3)
     first_loss = seed_module.loss(seed_module.INIT)

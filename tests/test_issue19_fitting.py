@@ -417,7 +417,7 @@ def test_an_mse_network_above_16_parameters_gets_the_scalar_kernels_fit_needs(tm
     assert main(["build", str(spec), "--out-dir", str(tmp_path)]) == 0  # train's choice: dense kernels
     module = _least_squares_module(model, command, tmp_path)
     assert "building it with scalar kernels" in capsys.readouterr().out
-    assert hasattr(module, "_lm_solve") and not hasattr(module, "_dense_call")
+    assert hasattr(module, "_residuals_and_jacobian") and not hasattr(module, "_dense_call")
     w = np.linspace(-0.5, 0.5, 19)
     J, h = module.jacobian(w), 1e-6
     central = [(module.residuals(w + h * e) - module.residuals(w - h * e)) / (2 * h) for e in np.eye(19)]

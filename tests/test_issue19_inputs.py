@@ -19,6 +19,7 @@ from symcompile.errors import SymcompileError
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build, generate
 from symcompile.provenance import why_rebuild
+from symcompile.runtime import loops
 from symcompile.writer import load_module
 
 # --- 2: the split of the run is the split of the scaling ----------------------------------------------------------
@@ -105,11 +106,10 @@ def _forbid_compiled_code(module, monkeypatch):
     def forbidden(*args):
         raise AssertionError("compiled code ran on bad targets")
 
-    for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_accuracy_kernel"):
-        monkeypatch.setattr(module, kernel, forbidden)
-    for table in (module._TRAIN_KERNELS, module._BATCH_TRAIN_KERNELS):
-        for rule in table:
-            monkeypatch.setitem(table, rule, forbidden)
+    for kernel in module._MODEL.kernels:  # the module's functions find its kernels here
+        monkeypatch.setitem(module._MODEL.kernels, kernel, forbidden)
+    for loop in ("train_full_batch", "train_mini_batches"):  # and train its compiled loops here
+        monkeypatch.setattr(loops, loop, forbidden)
 
 
 def _calls(m, X, Y):

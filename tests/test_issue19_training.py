@@ -15,6 +15,7 @@ import pytest
 from symcompile import cli
 from symcompile.data import split_rows
 from symcompile.options import allowed
+from symcompile.runtime import training
 from symcompile.spec import load_spec_settings
 from symcompile.writer import load_module
 
@@ -202,11 +203,11 @@ def test_mini_batch_history_rows_start_at_the_initial_loss_and_pair_the_same_epo
 
 
 def test_a_long_run_keeps_every_kth_loss_within_the_bound(xor):
-    """10**6 iterations: at most _MAX_RECORDED losses kept (it kept all 10**6 + 1), every k-th iteration's."""
+    """10**6 iterations: at most MAX_RECORDED losses kept (it kept all 10**6 + 1), every k-th iteration's."""
     n = 10**6
     result = xor.train(lr=0.5, max_iter=n)
     k = result.record_every
-    assert k == math.ceil(n / xor._MAX_RECORDED) and len(result.loss_history) <= xor._MAX_RECORDED + 1
+    assert k == math.ceil(n / training.MAX_RECORDED) and len(result.loss_history) <= training.MAX_RECORDED + 1
     assert len(result.loss_history) == n // k + 1  # iterations 0, k, 2k, ... (n is not a multiple), and the final
     reference = xor.train(lr=0.5, max_iter=3 * k)
     np.testing.assert_array_equal(result.loss_history[:3], reference.loss_history[0 : 3 * k : k])
@@ -216,9 +217,9 @@ def test_a_long_run_keeps_every_kth_loss_within_the_bound(xor):
 def test_thinned_histories_in_chunks_and_with_validation(xor, monkeypatch):
     """A small bound, and chunks of one iteration: losses at 0, 5, 10, 15 and the final (20), validation after
     iterations 5, 10, 15, 20; each the value a run stopped there gives."""
-    monkeypatch.setattr(xor, "_MAX_RECORDED", 4)
-    monkeypatch.setattr(xor, "_FIRST_GUESS", 1e3)
-    monkeypatch.setattr(xor, "_CHUNK_SECONDS", 1e-12)
+    monkeypatch.setattr(training, "MAX_RECORDED", 4)
+    monkeypatch.setattr(training, "FIRST_GUESS", 1e3)
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-12)
     X_val, Y_val = xor.X[:3], xor.Y[:3]
     result = xor.train(lr=0.5, max_iter=20, X_val=X_val, Y_val=Y_val)
     monkeypatch.undo()

@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 import symcompile
+from symcompile.runtime import loops
 
 W7 = np.linspace(-1, 1, 7)
 
@@ -14,11 +15,10 @@ def _forbid_kernels(module, monkeypatch):
     def forbidden(*args):
         raise AssertionError("compiled code ran on bad input")
 
-    for kernel in ("_forward_kernel", "_loss_and_grad_kernel", "_accuracy_kernel"):
-        monkeypatch.setattr(module, kernel, forbidden)
-    for table in (module._TRAIN_KERNELS, module._BATCH_TRAIN_KERNELS):  # train finds its compiled loops here
-        for rule in table:
-            monkeypatch.setitem(table, rule, forbidden)
+    for kernel in module._MODEL.kernels:  # the module's functions find its kernels here
+        monkeypatch.setitem(module._MODEL.kernels, kernel, forbidden)
+    for loop in ("train_full_batch", "train_mini_batches"):  # and train its compiled loops here
+        monkeypatch.setattr(loops, loop, forbidden)
 
 
 BAD_CALLS = {

@@ -5,6 +5,8 @@ so many variants are checked without paying Numba's compile time; a few
 modules are compiled to check that Numba accepts each layout.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -92,6 +94,7 @@ def test_reverse_sequential_sweeps_equal_diff(tmp_path):
     """The sweep programs built from a reverse-mode program (one per parameter, and one for a single sample)."""
     X, Y = random_data([2, 3, 1], "binary_cross_entropy")
     model = mlp_model("net", [2, 3, 1], X=X, Y=Y, init="normal", seed=3)
+    model = replace(model, training=replace(model.training, update="sequential"))  # its rule: the sweeps are built
     modules = [built(model, tmp_path / method, gradient=method) for method in ("diff", "reverse")]
     # (the general sweep also takes a weight decay: none here, as in the one-sample sweep)
     for X_, Y_, kernel, extra in ((X, Y, "_sequential_sweep_kernel", (0.0,)), (X[:1], Y[:1], "_sequential_sweep_one_sample_kernel", ())):

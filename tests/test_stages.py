@@ -161,8 +161,7 @@ def test_every_template_variable_is_provided():
     kernel = optimize(differentiate(seed_model()))
     provided = set(module_fields(kernel, "unrolled"))
     sources = {name: (template_folder() / name).read_text() for name in ("module.py.j2", "helpers.py.j2")}
-    sources |= {f"{rule.name}.{part}": getattr(rule, part) for rule in update_rules.RULES.values()
-                for part in ("step", "kernels")}  # fmt: skip
+    sources |= {f"{rule}.kernels": text for rule, text in update_rules.MODEL_KERNELS.items()}
     for name, source in sources.items():
         assert _undeclared(env, source) <= provided, name
     header = (template_folder() / "header.py.j2").read_text()
@@ -193,7 +192,7 @@ def test_header_records_what_provenance_holds_and_reads_back(tmp_path):
 def test_verify_module_notices_an_edit_a_truncation_and_a_foreign_file(tmp_path):
     text = generate(seed_model()).text
     path = tmp_path / "m.py"
-    path.write_text(text.replace("lr * (grad[j]", "2 * lr * (grad[j]"))
+    path.write_text(text.replace("loss * scale", "2 * loss * scale"))
     assert "changed after it was generated" in verify_module(path)
     path.write_text(text[: len(text) // 2])
     assert "changed after it was generated" in verify_module(path)

@@ -17,6 +17,7 @@ import pytest
 
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build
+from symcompile.runtime import loops, training
 from symcompile.writer import load_module
 
 LAYERS = [3, 4, 3]
@@ -241,8 +242,8 @@ def test_patience_stops_and_returns_the_best_weights(softmax_module):
 
 
 def _in_chunks_of_one_iteration(module, monkeypatch):
-    monkeypatch.setattr(module, "_FIRST_GUESS", 1e3)  # the first call: one iteration
-    monkeypatch.setattr(module, "_CHUNK_SECONDS", 1e-12)  # and every later one
+    monkeypatch.setattr(training, "FIRST_GUESS", 1e3)  # the first call: one iteration
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-12)  # and every later one
 
 
 CHUNKED_RUNS = {
@@ -267,13 +268,13 @@ def test_chunks_of_one_iteration_give_the_same_run(softmax_module, monkeypatch, 
 def test_ctrl_c_during_a_call_keeps_what_it_ran(softmax_module, monkeypatch, chunks):
     """Ctrl-C while the compiled loop runs arrives as KeyboardInterrupt when it returns: the run stops there, and
     its final loss is the loss at the weights reached."""
-    kernel = softmax_module._TRAIN_KERNELS["adam"]
+    loop = loops.train_full_batch
 
     def interrupted_on_return(*arguments):
-        kernel(*arguments)
+        loop(*arguments)
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(softmax_module._TRAIN_KERNELS, "adam", interrupted_on_return)
+    monkeypatch.setattr(loops, "train_full_batch", interrupted_on_return)
     if chunks != "one call":
         _in_chunks_of_one_iteration(softmax_module, monkeypatch)
     result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=9, record_every=2)

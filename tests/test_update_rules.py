@@ -1,62 +1,69 @@
-"""The update-rule registry: adding a rule is one `register(...)`, and the module built after it trains with it.
+"""The update-rule registry: adding a rule is one compiled step and one `register(...)`, without generating code.
 
 Each toy rule is checked against a NumPy re-implementation of the same rule,
 whose gradients come from central finite differences of a NumPy loss (not
 from symcompile).
 """
 
+import numba
 import numpy as np
 import pytest
 import sympy as sp
 
-from symcompile import update_rules
 from symcompile.errors import SymcompileError
 from symcompile.model import make_model
 from symcompile.names import NameTable
 from symcompile.options import training_settings
 from symcompile.pipeline import build, generate
-from symcompile.update_rules import LEARNING_RATE, Hyperparameter, UpdateRule
+from symcompile.runtime import rules
+from symcompile.runtime.rules import LEARNING_RATE, STEP, Hyperparameter, UpdateRule
 from symcompile.writer import load_module
 
-SIGN_DESCENT = UpdateRule(
-    name="sign_descent",
-    description="Sign descent: each weight moves lr against the sign of its derivative",
-    hyperparameters=(LEARNING_RATE,),
-    step="""\
-loss = _loss_and_grad_kernel(w, X, Y, grad)
-finite = np.isfinite(loss)
-for j in range(w.shape[0]):
-    steps[j] = lr * np.sign(grad[j])
-    previous[j] = w[j]
-    w[j] -= steps[j]
-""",
-)
 
-# A rule with a hyperparameter of its own and state kept across iterations: the shape momentum and Adam will take.
+@numba.njit(STEP.signature, cache=True, error_model="numpy")
+def sign_descent_step(w, grad, state, t, hyperparameters, previous, steps):
+    for j in range(w.shape[0]):
+        steps[j] = hyperparameters[rules.LR] * np.sign(grad[j])
+        previous[j] = w[j]
+        w[j] -= steps[j]
+
+
+SIGN_DESCENT = UpdateRule(
+    "sign_descent", "Sign descent: each weight moves lr against the sign of its derivative", (LEARNING_RATE,),
+    sign_descent_step,
+)  # fmt: skip
+
+# A hyperparameter of its own takes the first slot after the built-in ones.
+BETA = Hyperparameter("beta", 0.5, 0.0, 1.0, "momentum: the velocity's decay")
+BETA_SLOT = 7
+
+
+@numba.njit(STEP.signature, cache=True, error_model="numpy")
+def heavy_ball_step(w, grad, state, t, hyperparameters, previous, steps):
+    velocity = state[0]
+    for j in range(w.shape[0]):
+        velocity[j] = hyperparameters[BETA_SLOT] * velocity[j] + grad[j]
+        steps[j] = hyperparameters[rules.LR] * velocity[j]
+        previous[j] = w[j]
+        w[j] -= steps[j]
+
+
+# A rule with a hyperparameter of its own and state kept across iterations: the shape momentum and Adam take.
 HEAVY_BALL = UpdateRule(
-    name="heavy_ball",
-    description="Gradient descent with heavy-ball momentum",
-    hyperparameters=(LEARNING_RATE, Hyperparameter("beta", 0.5, 0.0, 1.0, "momentum: the velocity's decay")),
-    state=("velocity",),
-    step="""\
-loss = _loss_and_grad_kernel(w, X, Y, grad)
-finite = np.isfinite(loss)
-for j in range(w.shape[0]):
-    velocity[j] = beta * velocity[j] + grad[j]
-    steps[j] = lr * velocity[j]
-    previous[j] = w[j]
-    w[j] -= steps[j]
-    finite = finite and np.isfinite(w[j])
-""",
+    "heavy_ball", "Gradient descent with heavy-ball momentum", (LEARNING_RATE, BETA), heavy_ball_step, n_state=1
 )
 
 
 @pytest.fixture
-def registered(monkeypatch):
-    """The toy rules registered for one test; the registry is restored afterwards."""
-    monkeypatch.setattr(update_rules, "RULES", dict(update_rules.RULES))
-    update_rules.register(SIGN_DESCENT)
-    update_rules.register(HEAVY_BALL)
+def registered():
+    """The toy rules registered for one test; the registry is restored afterwards (in place: every stage reads it)."""
+    saved = dict(rules.RULES)
+    rules.register(SIGN_DESCENT)
+    rules.register(HEAVY_BALL)
+    assert rules.slots()["beta"] == BETA_SLOT
+    yield
+    rules.RULES.clear()
+    rules.RULES.update(saved)
 
 
 X_DATA = np.array([[0.0], [0.5], [1.0], [1.5], [2.0]])
@@ -114,12 +121,25 @@ def test_the_built_in_rules_still_train_beside_new_ones(module):
 def test_registered_rules_are_valid_settings_and_reserve_their_names(registered):
     assert training_settings({"update": "sign_descent"}).update == "sign_descent"
     source = generate(_decay_model()).text
-    assert "def _train_heavy_ball_kernel(w, X, Y, lr, weight_decay, momentum, nesterov, betas, eps, beta, tol, X_val," in source
-    assert "def _train_heavy_ball_batches_kernel(w, X_train, Y_train, lr, weight_decay, momentum, nesterov, betas, eps, beta, tol, batch_size," in source
-    assert "    velocity = state[0]  # kept across calls" in source
+    assert "beta=0.5, " in source  # a keyword of train
+    assert "sign_descent" not in source and "velocity" not in source  # no code generated for a rule
     beta, velocity = sp.symbols("beta velocity")
-    code_names = NameTable([beta, velocity]).code
-    assert code_names[beta] not in ("beta", "velocity") and code_names[velocity] not in ("beta", "velocity")
+    code_names = NameTable([beta]).code
+    assert code_names[beta] != "beta" and NameTable([velocity]).code[velocity] == "velocity"
+
+
+def test_a_module_built_before_the_rule_trains_with_it(tmp_path):
+    module = load_module(build(_decay_model(), tmp_path).path)
+    saved = dict(rules.RULES)
+    try:
+        rules.register(SIGN_DESCENT)
+        w = INIT.copy()
+        for _ in range(20):
+            w = w - 0.01 * np.sign(_numpy_grad(w))
+        np.testing.assert_allclose(module.train(lr=0.01, max_iter=20, optimizer="sign_descent").w, w, rtol=0, atol=1e-12)
+    finally:
+        rules.RULES.clear()
+        rules.RULES.update(saved)
 
 
 def test_without_the_registration_the_rule_is_unknown():

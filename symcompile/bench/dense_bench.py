@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from symcompile.bench.full_batch_run import FullBatchRun
 from symcompile.bench.timing import format_seconds, load_average
 from symcompile.dense import MLPShape, standalone_source
 from symcompile.writer import load_module, write_module
@@ -125,7 +126,8 @@ def dense_runner(workload, folder, block=None, threads=None):
 
 
 def scalar_runner(workload, folder):
-    """The current pipeline's module (one symbol per weight) and its compiled simultaneous train loop."""
+    """The current pipeline's module with its scalar kernels (one symbol per weight), trained by the runtime's
+    compiled full-batch loop with the simultaneous rule (train's loop, without its checks)."""
     from symcompile.mlp import mlp_model
     from symcompile.pipeline import build
 
@@ -134,13 +136,13 @@ def scalar_runner(workload, folder):
         f"scalar_{shape.layers[0]}_{shape.layers[1]}", list(shape.layers), hidden_activation=shape.hidden_activation,
         output_activation=shape.output_activation, loss=shape.loss, bias=shape.bias,
     )  # fmt: skip
-    module = load_module(build(model, folder).path)
+    module = load_module(build(model, folder, kernels="scalar").path)  # auto would pick the dense kernels
+    loop = FullBatchRun(module, "gd", initial_weights(shape), workload.X, workload.Y, {"lr": workload.lr})
 
     def run(w0):
-        w = w0.copy()
-        history = np.empty(workload.epochs + 1)
-        module._train_simultaneous_kernel(w, workload.X, workload.Y, workload.lr, workload.epochs, 0.0, history)
-        return w
+        loop.restart(w0)
+        loop(workload.epochs, np.empty(workload.epochs + 1))
+        return loop.w.copy()
 
     run(initial_weights(shape))
     return run
@@ -350,7 +352,9 @@ def sweep_blocks(workload, folder, blocks, rounds):
         print(f"  block {block:4d}: {format_seconds(statistics.median(seconds[block]) / workload.epochs)}/epoch (1 thread)")
 
 
-HOT_LOOPS = ("_dense_affine", "_dense_backprop", "_dense_weight_grad", "_dense_hidden", "_dense_output_loss")
+# The layer loops live in the runtime (compiled once per machine); the per-unit functions in the module.
+RUNTIME_HOT_LOOPS = ("affine", "backprop", "weight_grad")
+MODULE_HOT_LOOPS = ("_dense_hidden", "_dense_output_loss")
 
 
 def vector_instructions(workload, folder):
@@ -358,10 +362,14 @@ def vector_instructions(workload, folder):
     import re
     from collections import Counter
 
+    from symcompile.runtime import dense as runtime_dense
+
     module = load_module(write_module(standalone_source(workload.shape), folder, "dense_asm")[0])
     module._loss_and_grad_kernel(initial_weights(workload.shape), workload.X[:100], workload.Y[:100], np.empty(len(initial_weights(workload.shape))))
-    for name in HOT_LOOPS:
-        for asm in getattr(module, name).inspect_asm().values():
+    hot = [(name, getattr(runtime_dense, name)) for name in RUNTIME_HOT_LOOPS]
+    hot += [(name, getattr(module, name)) for name in MODULE_HOT_LOOPS]
+    for name, dispatcher in hot:
+        for asm in dispatcher.inspect_asm().values():
             kinds = Counter()
             for op, register in re.findall(r"^\s+(v[a-z0-9]+)\s+[^\n]*?%(zmm|ymm|xmm)", asm, re.M):
                 packed = op.endswith("pd") and register != "xmm"

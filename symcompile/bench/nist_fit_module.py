@@ -1,11 +1,11 @@
-"""The NIST problems as one module of compiled fits: templates/least_squares.py.j2 plus kernels.
+"""The NIST problems as one module of compiled fits: symcompile's runtime solver plus kernels.
 
-The module holds the Levenberg-Marquardt solver exactly as a generated module
-would include it, and a `_residuals_and_jacobian` written from each problem's
-formula by SymPy (`diff`, `cse`, and the Python printer's `math.` functions).
-One module for all problems keeps Numba's compile to one solver: the kernel
-dispatches on a problem number that `problem_data` puts in X's second column.
-The tests and the fitting bench both fit through it.
+The module fits with the Levenberg-Marquardt solver a generated module uses
+(symcompile.runtime.least_squares), on a `_residuals_and_jacobian` written from
+each problem's formula by SymPy (`diff`, `cse`, and the Python printer's `math.`
+functions). One kernel for all problems dispatches on a problem number that
+`problem_data` puts in X's second column. The tests and the fitting bench both
+fit through it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 from symcompile.bench.nist_strd import PROBLEMS, NistProblem
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 # Two weights that only appear as a product: the Jacobian's columns are parallel everywhere.
 # The data lie on y = 2.5 x plus a fixed wiggle, so the fit has a nonzero residual.
@@ -43,29 +40,22 @@ ALL_PROBLEMS = (*PROBLEMS, PRODUCT)
 _MODULE_HEADER = '''"""NIST StRD fits: symcompile's Levenberg-Marquardt with SymPy-written kernels (a test module)."""
 
 import math
-from typing import NamedTuple
 
 import numba
 import numpy as np
 
-_RESIDUALS_PER_SAMPLE = 1
+from symcompile.runtime import least_squares as _runtime_least_squares
+
+FitResult = _runtime_least_squares.FitResult
 
 
-def _fit_arrays(w, X, Y):
-    return np.array(w, dtype=np.float64).ravel(), np.ascontiguousarray(X, np.float64), np.ascontiguousarray(Y, np.float64)
+def least_squares(w, X, Y, *, max_iter=200, xtol=1e-10, ftol=1e-10, gtol=1e-10):
+    """As a generated module's least_squares, on arrays as problem_data gives them."""
+    settings = _runtime_least_squares.checked_settings(max_iter, xtol, ftol, gtol)
+    w0 = np.array(w, dtype=np.float64).ravel()
+    X, Y = np.ascontiguousarray(X, np.float64), np.ascontiguousarray(Y, np.float64)
+    return _runtime_least_squares.least_squares(_residuals_and_jacobian, 1, w0, X, Y, *settings)
 '''
-
-
-def render_least_squares() -> str:
-    """The solver's source, as the module template would include it, with the module's `_copy_into` it calls."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return "\n\n".join(env.get_template(name).render() for name in ("copy_into.py.j2", "least_squares.py.j2"))
 
 
 def model_and_derivatives(problem: NistProblem):
@@ -90,14 +80,15 @@ def kernel_function(problem: NistProblem, function_name: str) -> str:
         "    for i in range(Y.shape[0]):",
         "        x = X[i, 0]",
         *(f"        {name} = {printer.doprint(expr)}" for name, expr in temporaries),
-        f"        r[i] = {printer.doprint(value)} - Y[i]",
+        f"        r[i] = {printer.doprint(value)} - Y[i, 0]",
         *(f"        J[i, {j}] = {printer.doprint(d)}" for j, d in enumerate(derivatives)),
     ]
     return "\n".join(lines) + "\n"
 
 
 def module_source(problems=ALL_PROBLEMS) -> str:
-    """Header, solver, one kernel per problem, and the dispatching `_residuals_and_jacobian`."""
+    """Header (with least_squares over the runtime), one kernel per problem, and the dispatching
+    `_residuals_and_jacobian`."""
     names = [f"_model_{problem.name.lower()}" for problem in problems]
     dispatch = [
         "",
@@ -109,14 +100,14 @@ def module_source(problems=ALL_PROBLEMS) -> str:
     for number, name in enumerate(names):
         dispatch += [f"    {'if' if number == 0 else 'elif'} problem == {number}:", f"        {name}(w, X, Y, r, J)"]
     kernels = "".join(kernel_function(problem, name) for problem, name in zip(problems, names))
-    return _MODULE_HEADER + render_least_squares() + kernels + "\n".join(dispatch) + "\n"
+    return _MODULE_HEADER + kernels + "\n".join(dispatch) + "\n"
 
 
 def problem_data(problem: NistProblem, problems=ALL_PROBLEMS):
-    """(X, Y) for the module: X's columns are x and the problem's number."""
+    """(X, Y) for the module: X's columns are x and the problem's number; Y is one column, y."""
     x = np.asarray(problem.x, dtype=np.float64)
     X = np.column_stack([x, np.full_like(x, problems.index(problem))])
-    return X, np.asarray(problem.y, dtype=np.float64)
+    return X, np.asarray(problem.y, dtype=np.float64).reshape(-1, 1)
 
 
 def build_module(folder, problems=ALL_PROBLEMS, name="nist_fits"):

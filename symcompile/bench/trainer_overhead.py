@@ -3,9 +3,10 @@
     python -m symcompile.bench.trainer_overhead [generated folder] [repeats] [another seed_mlp.py]
 
 Rows, side by side in one run (CPU time per call, medians of interleaved repeats, so that other
-processes on a shared machine count less): one direct call of the module's compiled full-batch loop;
-the same loop through `_train_in_chunks` (the chunk driver: chunk sizing, Ctrl-C handling, history
-slicing); `train()` (its argument checks too); `train()` with the driver replaced by one direct call
+processes on a shared machine count less): one direct call of the runtime's compiled full-batch loop
+(`symcompile.runtime.loops.train_full_batch`, with the module's kernels);
+the same loop through the runtime's `train_in_chunks` (the chunk driver: chunk sizing, Ctrl-C handling,
+history slicing); `train()` (its argument checks too); `train()` with the driver replaced by one direct call
 of the loop (what chunking costs a whole `train()`); and `train(record_every=0)`. Then the same rows
 for one iteration, where the loop takes almost no time, so that the fixed Python cost of each row
 stands out, as microseconds above the direct call and as a share of the 999 iterations' direct call.
@@ -19,6 +20,9 @@ import sys
 import time
 
 import numpy as np
+
+from symcompile.bench.full_batch_run import NO_VALIDATION_HISTORIES, FullBatchRun
+from symcompile.runtime import training
 
 DIRECT = "one direct call of the compiled loop"
 
@@ -40,47 +44,39 @@ def _other_module(path):
     return module
 
 
-def _one_piece(m):
-    """A stand-in for `m._train_in_chunks` that calls the compiled loop once for the whole run (no chunks, no
-    Ctrl-C handling, no progress), as the trainer did before chunking; full-batch, without validation."""
-
-    def train_in_one_call(kernel, arguments, run, max_iter, record_every, first_guess, progress):
-        losses = np.empty(max_iter + 1)
-        status = kernel(*arguments, max_iter, max_iter, losses, *m._NO_VALIDATION)
-        return status, losses[: int(run[0]) + 1 : record_every or max_iter + 2], *m._NO_VALIDATION
-
-    return train_in_one_call
+def _one_piece(loop, arguments, run, max_iter, record_every, first_guess, progress):
+    """A stand-in for `symcompile.runtime.training.train_in_chunks` that calls the compiled loop once for the
+    whole run (no chunks, no Ctrl-C handling, no progress), as the trainer did before chunking; full-batch,
+    without validation."""
+    losses = np.empty(max_iter + 1)
+    status = loop(*arguments, max_iter, max_iter, losses, *NO_VALIDATION_HISTORIES)
+    return status, losses[: int(run[0]) + 1 : record_every or max_iter + 2], *NO_VALIDATION_HISTORIES
 
 
 def cases(m, n):
     """The rows for `n` iterations of the seed's sequential rule."""
-    w, run = m.INIT.copy(), np.zeros(6)
-    lr = m.DEFAULTS["lr"]
-    arguments = (w, m.X, m.Y, lr, 0.0, 0.0, False, (0.9, 0.999), 1e-8, 0.0, *m._NO_SAMPLES, 0, np.zeros((0, len(w))), run, w.copy())
-    kernel, chunked_driver, one_piece = m._TRAIN_KERNELS["sequential"], m._train_in_chunks, _one_piece(m)
-
-    def restart():
-        w[:] = m.INIT
-        run[:] = (0, 0, 0, 0, np.inf, 0)
+    setup = FullBatchRun(m, "sequential", m.INIT, m.X, m.Y)
+    first_guess = training.FIRST_GUESS * m.X.shape[0] * len(m.INIT)
+    chunked_driver = training.train_in_chunks
 
     def direct():
-        restart()
-        kernel(*arguments, n, n, np.empty(n + 1), *m._NO_VALIDATION)
+        setup.restart(m.INIT)
+        setup.loop(*setup.arguments, n, n, np.empty(n + 1), *NO_VALIDATION_HISTORIES)
 
     def chunked():
-        restart()
-        chunked_driver(kernel, arguments, run, n, 1, m._FIRST_GUESS * m.X.shape[0] * len(w), False)
+        setup.restart(m.INIT)
+        chunked_driver(setup.loop, setup.arguments, setup.run, n, 1, first_guess, False)
 
     def train_in_one_piece():
-        m._train_in_chunks = one_piece
+        training.train_in_chunks = _one_piece  # train looks the driver up in the runtime at each call
         try:
             m.train(max_iter=n)
         finally:
-            m._train_in_chunks = chunked_driver
+            training.train_in_chunks = chunked_driver
 
     return {
         DIRECT: direct,
-        "the chunk driver (_train_in_chunks)": chunked,
+        "the chunk driver (train_in_chunks)": chunked,
         "train()": lambda: m.train(max_iter=n),
         "train(), the loop called in one piece": train_in_one_piece,
         "train(record_every=0)": lambda: m.train(max_iter=n, record_every=0),

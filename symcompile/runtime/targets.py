@@ -1,21 +1,18 @@
 """Targets checked the same way everywhere: class labels made one-hot, and targets a cross-entropy cannot take refused.
 
-The generated module is standalone (NumPy and Numba only), yet its `train`, `loss`, `accuracy`, ... must accept
-and refuse the targets that a spec and `mlp_model` do, with the same messages. So these functions are written for
-both: NumPy only, ValueError, private names, and the module carries their source verbatim (`source()`, read by
-symcompile/emit.py). `symcompile.data` is their face in symcompile (one_hot, check_targets: SymcompileError).
+A generated module's `train`, `loss`, `accuracy`, ... accept and refuse the targets that a spec and `mlp_model`
+do, with the same messages: one copy, here in the runtime (NumPy only, ValueError). `symcompile.data` is their
+face in symcompile (one_hot, check_targets: SymcompileError).
 """
-
-import inspect
 
 import numpy as np
 
-_PROBABILITY_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
+PROBABILITY_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
 # Softmax cross-entropy targets are distributions: rows that sum to 1 up to this (one-hot rows sum to 1 exactly).
-_ROW_SUM_TOLERANCE = 1e-9
+ROW_SUM_TOLERANCE = 1e-9
 
 
-def _one_hot(labels, n_classes, what="labels"):
+def one_hot(labels, n_classes, what="labels"):
     """(N, n_classes) one-hot rows from N integer labels 0 .. n_classes - 1; for one class column (a binary
     classifier), the 0/1 labels as a column."""
     labels = np.asarray(labels, dtype=np.float64).ravel()
@@ -31,7 +28,7 @@ def _one_hot(labels, n_classes, what="labels"):
     return np.eye(n_classes)[labels.astype(np.int64)]
 
 
-def _is_label_vector(Y, n_targets):
+def is_label_vector(Y, n_targets):
     """Whether `Y` is class labels to one-hot: integers, one per sample, for several targets (an integer Y of
     shape (N,)). Floats are never guessed to be labels."""
     if n_targets < 2 or not isinstance(Y, (list, tuple, np.ndarray)):
@@ -43,10 +40,10 @@ def _is_label_vector(Y, n_targets):
     return Y.ndim == 1 and Y.dtype.kind in "iu"
 
 
-def _check_targets(loss, Y, what="Y"):
+def check_targets(loss, Y, what="Y"):
     """Refuse targets a cross-entropy cannot take, naming the first: outside [0, 1], or a softmax row that does
     not sum to 1. Outside them the loss rewards the wrong answer and can go negative."""
-    if loss not in _PROBABILITY_LOSSES or Y.size == 0:
+    if loss not in PROBABILITY_LOSSES or Y.size == 0:
         return
     outside = np.flatnonzero((Y < 0) | (Y > 1))
     if len(outside):
@@ -54,15 +51,10 @@ def _check_targets(loss, Y, what="Y"):
         raise ValueError(f"{loss} needs targets in [0, 1]; {what} has {Y[row, column]:g} in sample {row}, target {column}")
     if loss == "softmax_cross_entropy":
         sums = Y.sum(axis=1)
-        off = np.flatnonzero(np.abs(sums - 1) > _ROW_SUM_TOLERANCE)
+        off = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOLERANCE)
         if len(off):
             raise ValueError(
                 f"softmax_cross_entropy needs each target row to sum to 1 (one-hot, or class probabilities); "
                 f"sample {off[0]} sums to {sums[off[0]]:g} in {what}"
             )
 
-
-def source() -> str:
-    """The checks as the generated module carries them."""
-    constants = "".join(f"{name} = {globals()[name]!r}\n" for name in ("_PROBABILITY_LOSSES", "_ROW_SUM_TOLERANCE"))
-    return constants + "\n\n" + "\n\n".join(inspect.getsource(f) for f in (_one_hot, _is_label_vector, _check_targets))

@@ -1,11 +1,26 @@
-{#- Levenberg-Marquardt for residual models: MINPACK's lmder, line for line, in Numba. -#}
-{#- Include it in a module that has imported math, numba, numpy as np and typing.NamedTuple, and that defines -#}
-{#- @numba.njit _residuals_and_jacobian(w, X, Y, r, J): fill r (m,) with the residuals and J (m, P) with their -#}
-{#- derivatives dr_i/dw_j at the weights w, in place (m = N*K: every residual of every sample, sample-major, -#}
-{#- residual k of sample n at n*K + k for X with N rows; P = len(w)). It must not keep state between calls. -#}
-{#- The module also defines the int _RESIDUALS_PER_SAMPLE (K) and _fit_arrays(w, X, Y) -> (w, X, Y): the -#}
-{#- arguments of least_squares as float64 arrays, None replaced by the module's defaults, checked. -#}
-{#- It adds FitResult, _lm_solve (compiled; the emitter may call it directly) and least_squares (the Python wrapper). #}
+"""Levenberg-Marquardt for residual models: MINPACK's lmder, line for line, compiled once per machine.
+
+A generated module with a residual model has a kernel `residuals_and_jacobian(w, X, Y, r, J)` (type
+`RESIDUALS_AND_JACOBIAN`): it fills r (m,) with the residuals and J (m, P) with their derivatives dr_i/dw_j at
+the weights w, in place, m = N*K (every residual of every sample, sample-major: residual k of sample n at
+n*K + k for X with N rows; P = len(w)), and keeps no state between calls. The module's `least_squares` checks
+its arguments (`checked_settings`, then its own data checks) and calls `least_squares` here with the kernel;
+the compiled driver `lm_solve` calls the kernel through a function pointer, so it does not depend on the model:
+compiled once per machine and cached, while each model compiles only its kernel (BENCHMARKS.md, "Issue 20
+groundwork", design D1).
+"""
+
+import functools
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba import types
+
+from .arrays import copy_into
+from .pointers import function_value
+from .signatures import MATRIX, RESIDUALS_AND_JACOBIAN, VECTOR
 
 
 class FitResult(NamedTuple):
@@ -23,8 +38,8 @@ class FitResult(NamedTuple):
     stderr: np.ndarray
 
 
-# MINPACK's info codes, as _lm_solve returns them; -1 is ours: residuals or Jacobian not finite.
-_LM_STATUS = {
+# MINPACK's info codes, as lm_solve returns them; -1 is ours: residuals or Jacobian not finite.
+_STATUS = {
     -1: "non-finite",
     0: "improper input",
     1: "ftol",  # both the actual and the predicted relative reduction of the sum of squares are at most ftol
@@ -36,18 +51,18 @@ _LM_STATUS = {
     7: "xtol-machine",  # no further improvement of the weights is possible at machine precision
     8: "gtol-machine",  # the residuals are orthogonal to the Jacobian's columns at machine precision
 }
-_LM_CONVERGED = (1, 2, 3, 4, 6, 7, 8)
+_CONVERGED = (1, 2, 3, 4, 6, 7, 8)
 
 # The constants of MINPACK's lmder, lmpar, qrfac and qrsolv, and of enorm's scaling.
-_LM_EPSMCH = np.finfo(np.float64).eps
-_LM_DWARF = np.finfo(np.float64).tiny
-_LM_RDWARF = 3.834e-20
-_LM_RGIANT = 1.304e19
-_LM_FACTOR = 100.0  # the initial step bound: factor * ||diag * w0||, or factor itself where that is zero
+_EPSMCH = np.finfo(np.float64).eps
+_DWARF = np.finfo(np.float64).tiny
+_RDWARF = 3.834e-20
+_RGIANT = 1.304e19
+_FACTOR = 100.0  # the initial step bound: factor * ||diag * w0||, or factor itself where that is zero
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lm_enorm(x):
+def _enorm(x):
     """The Euclidean norm of x, as MINPACK's enorm: sums of squares kept in three scales (tiny,
     ordinary and huge components) so that it neither overflows nor underflows."""
     s1 = 0.0
@@ -55,12 +70,12 @@ def _lm_enorm(x):
     s3 = 0.0
     x1max = 0.0
     x3max = 0.0
-    agiant = _LM_RGIANT / max(x.shape[0], 1)
+    agiant = _RGIANT / max(x.shape[0], 1)
     for i in range(x.shape[0]):
         xabs = abs(x[i])
-        if _LM_RDWARF < xabs < agiant:
+        if _RDWARF < xabs < agiant:
             s2 += xabs * xabs
-        elif xabs <= _LM_RDWARF:
+        elif xabs <= _RDWARF:
             if xabs > x3max:
                 s3 = 1.0 + s3 * (x3max / xabs) ** 2
                 x3max = xabs
@@ -81,7 +96,7 @@ def _lm_enorm(x):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lm_qrfac(a, ipvt, rdiag, acnorm, wa):
+def _qrfac(a, ipvt, rdiag, acnorm, wa):
     """MINPACK's qrfac with column pivoting: Householder QR of a (m, n), in place.
 
     On return the upper triangle of a's first n rows holds R without its diagonal, which is in
@@ -90,7 +105,7 @@ def _lm_qrfac(a, ipvt, rdiag, acnorm, wa):
     """
     m, n = a.shape
     for j in range(n):
-        acnorm[j] = _lm_enorm(a[:, j])
+        acnorm[j] = _enorm(a[:, j])
         rdiag[j] = acnorm[j]
         wa[j] = rdiag[j]
         ipvt[j] = j
@@ -111,7 +126,7 @@ def _lm_qrfac(a, ipvt, rdiag, acnorm, wa):
             ipvt[j] = ipvt[kmax]
             ipvt[kmax] = k
         # the Householder transformation that reduces column j to a multiple of the j-th unit vector
-        ajnorm = _lm_enorm(a[j:, j])
+        ajnorm = _enorm(a[j:, j])
         if ajnorm != 0.0:
             if a[j, j] < 0.0:
                 ajnorm = -ajnorm
@@ -129,15 +144,15 @@ def _lm_qrfac(a, ipvt, rdiag, acnorm, wa):
                 if rdiag[k] != 0.0:
                     temp = a[j, k] / rdiag[k]
                     rdiag[k] *= math.sqrt(max(0.0, 1.0 - temp * temp))
-                    if 0.05 * (rdiag[k] / wa[k]) ** 2 <= _LM_EPSMCH:
+                    if 0.05 * (rdiag[k] / wa[k]) ** 2 <= _EPSMCH:
                         # the downdated norm has lost its digits: compute it afresh
-                        rdiag[k] = _lm_enorm(a[j + 1 :, k])
+                        rdiag[k] = _enorm(a[j + 1 :, k])
                         wa[k] = rdiag[k]
         rdiag[j] = -ajnorm
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lm_qrsolv(r, ipvt, diag, qtb, x, sdiag, wa):
+def _qrsolv(r, ipvt, diag, qtb, x, sdiag, wa):
     """MINPACK's qrsolv: the least-squares solution x of [A; D] x = [b; 0], given A P = Q R (r's
     upper triangle, ipvt), D = diag(diag) and the first n components of Q^T b (qtb).
 
@@ -197,7 +212,7 @@ def _lm_qrsolv(r, ipvt, diag, qtb, x, sdiag, wa):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
+def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
     """MINPACK's lmpar: the Levenberg-Marquardt parameter par, and the step x, such that x solves
     min ||J x + f|| + par ||D x||^2 with ||D x|| within 10% of delta (or par = 0 and ||D x|| <= 1.1 delta).
     Returns par. r, ipvt and qtb are qrfac's output and Q^T f."""
@@ -221,7 +236,7 @@ def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
     iteration = 0
     for j in range(n):
         wa2[j] = diag[j] * x[j]
-    dxnorm = _lm_enorm(wa2)
+    dxnorm = _enorm(wa2)
     fp = dxnorm - delta
     if fp <= 0.1 * delta:
         return 0.0
@@ -236,7 +251,7 @@ def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
             for i in range(j):
                 total += r[i, j] * wa1[i]
             wa1[j] = (wa1[j] - total) / r[j, j]
-        temp = _lm_enorm(wa1)
+        temp = _enorm(wa1)
         parl = ((fp / delta) / temp) / temp
     # an upper bound paru
     for j in range(n):
@@ -244,10 +259,10 @@ def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
         for i in range(j + 1):
             total += r[i, j] * qtb[i]
         wa1[j] = total / diag[ipvt[j]]
-    gnorm = _lm_enorm(wa1)
+    gnorm = _enorm(wa1)
     paru = gnorm / delta
     if paru == 0.0:
-        paru = _LM_DWARF / min(delta, 0.1)
+        paru = _DWARF / min(delta, 0.1)
     # start from the given par, moved into [parl, paru]
     par = max(par, parl)
     par = min(par, paru)
@@ -256,14 +271,14 @@ def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
     while True:
         iteration += 1
         if par == 0.0:
-            par = max(_LM_DWARF, 0.001 * paru)
+            par = max(_DWARF, 0.001 * paru)
         temp = math.sqrt(par)
         for j in range(n):
             wa1[j] = temp * diag[j]
-        _lm_qrsolv(r, ipvt, wa1, qtb, x, sdiag, wa2)
+        _qrsolv(r, ipvt, wa1, qtb, x, sdiag, wa2)
         for j in range(n):
             wa2[j] = diag[j] * x[j]
-        dxnorm = _lm_enorm(wa2)
+        dxnorm = _enorm(wa2)
         temp = fp
         fp = dxnorm - delta
         # close enough, or phi increasing from a negative value with parl = 0, or 10 iterations
@@ -278,7 +293,7 @@ def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
             temp = wa1[j]
             for i in range(j + 1, n):
                 wa1[i] -= r[i, j] * temp
-        temp = _lm_enorm(wa1)
+        temp = _enorm(wa1)
         parc = ((fp / delta) / temp) / temp
         if fp > 0.0:
             parl = max(parl, par)
@@ -288,26 +303,48 @@ def _lm_par(r, ipvt, diag, qtb, delta, par, x, sdiag, wa1, wa2):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lm_all_finite(values):
+def _all_finite(values):
     for value in values.flat:
         if not math.isfinite(value):
             return False
     return True
 
 
-# A matrix copy as loops, as _copy_into (copy_into.py.j2) copies vectors: `a[:, :] = b` compiles a shape check
-# whose error message costs compile time.
+# A matrix copy as loops, as copy_into copies vectors: `a[:, :] = b` compiles a shape check whose error message
+# costs compile time.
 @numba.njit(cache=True, error_model="numpy")
-def _lm_copy_matrix(target, source):
+def _copy_matrix(target, source):
     for i in range(target.shape[0]):
         for j in range(target.shape[1]):
             target[i, j] = source[i, j]
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
+# lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol)
+#   -> (w, nfev, njev, info, r, J)
+LM_SOLVE = types.Tuple((VECTOR, types.int64, types.int64, types.int64, VECTOR, MATRIX))(
+    RESIDUALS_AND_JACOBIAN, types.int64, VECTOR, MATRIX, MATRIX, types.int64, types.float64, types.float64,
+    types.float64,
+)
+
+
+def lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol):
+    """The compiled solver (`_lm_solve`) on a model's kernel, a Numba dispatcher: the kernel is compiled for
+    exactly its type (`RESIDUALS_AND_JACOBIAN`), so the arrays must be C-contiguous float64 (the module's
+    checks make them so), and the settings as `checked_settings` returns them."""
+    kernel = function_value(residuals_and_jacobian, RESIDUALS_AND_JACOBIAN)
+    return _compiled_lm_solve()(kernel, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol)
+
+
+# Compiled (or loaded from Numba's cache) at the first fit, not at import: with an explicit signature Numba
+# compiles on decoration, and a module that imports this one only to train should not pay for the solver.
+@functools.cache
+def _compiled_lm_solve():
+    return numba.njit(LM_SOLVE, cache=True, error_model="numpy")(_lm_solve)
+
+
+def _lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol):
     """MINPACK's lmder (mode 1: variables scaled by the Jacobian's column norms; factor 100), calling
-    _residuals_and_jacobian for both residuals and Jacobian. Returns (w, nfev, njev, info, r, J):
+    residuals_and_jacobian for both residuals and Jacobian. Returns (w, nfev, njev, info, r, J):
     the weights, the evaluations of the residuals and of the Jacobian, MINPACK's info code (or -1:
     residuals or Jacobian not finite), and the residuals and Jacobian at w.
 
@@ -317,7 +354,7 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
     rejected, and the step bound cut tenfold.
     """
     n = w0.shape[0]
-    m = X.shape[0] * _RESIDUALS_PER_SAMPLE
+    m = X.shape[0] * residuals_per_sample
     w = w0.copy()
     r = np.empty(m)
     J = np.empty((m, n))
@@ -338,12 +375,12 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
     wa5 = np.empty(n)  # lmder passes its m-long wa4 to lmpar, which uses n of it
     sdiag = np.empty(n)
 
-    _residuals_and_jacobian(w, X, Y, r, J)
+    residuals_and_jacobian(w, X, Y, r, J)
     nfev = 1
     njev = 0
-    if not (_lm_all_finite(r) and _lm_all_finite(J)):
+    if not (_all_finite(r) and _all_finite(J)):
         return w, nfev, njev, -1, r, J
-    fnorm = _lm_enorm(r)
+    fnorm = _enorm(r)
     par = 0.0
     iteration = 1
     delta = 0.0
@@ -352,19 +389,19 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
     while True:
         # the Jacobian at w (MINPACK's iflag = 2 call), QR-factored with column pivoting
         njev += 1
-        _lm_copy_matrix(qr, J)
-        _lm_qrfac(qr, ipvt, wa1, wa2, wa3)
+        _copy_matrix(qr, J)
+        _qrfac(qr, ipvt, wa1, wa2, wa3)
         if iteration == 1:
             # scale by the Jacobian's column norms, and bound the first step by factor * ||diag * w||
             for j in range(n):
                 diag[j] = wa2[j] if wa2[j] != 0.0 else 1.0
                 wa3[j] = diag[j] * w[j]
-            xnorm = _lm_enorm(wa3)
-            delta = _LM_FACTOR * xnorm
+            xnorm = _enorm(wa3)
+            delta = _FACTOR * xnorm
             if delta == 0.0:
-                delta = _LM_FACTOR
+                delta = _FACTOR
         # Q^T r, its first n components in qtf; R's diagonal back into qr
-        _copy_into(wa4, r)
+        copy_into(wa4, r)
         for j in range(n):
             if qr[j, j] != 0.0:
                 total = 0.0
@@ -392,17 +429,17 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
             diag[j] = max(diag[j], wa2[j])
         while True:
             # the Levenberg-Marquardt step within the trust region delta
-            par = _lm_par(qr, ipvt, diag, qtf, delta, par, wa1, wa2, wa3, wa5)
+            par = _lmpar(qr, ipvt, diag, qtf, delta, par, wa1, wa2, wa3, wa5)
             for j in range(n):
                 wa1[j] = -wa1[j]
                 wa2[j] = w[j] + wa1[j]
                 wa3[j] = diag[j] * wa1[j]
-            pnorm = _lm_enorm(wa3)
+            pnorm = _enorm(wa3)
             if iteration == 1:
                 delta = min(delta, pnorm)
-            _residuals_and_jacobian(wa2, X, Y, r_trial, J_trial)
+            residuals_and_jacobian(wa2, X, Y, r_trial, J_trial)
             nfev += 1
-            fnorm1 = _lm_enorm(r_trial)
+            fnorm1 = _enorm(r_trial)
             if not math.isfinite(fnorm1):
                 fnorm1 = np.inf
             # the actual and the predicted reduction of the sum of squares, relative
@@ -414,7 +451,7 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
                 temp = wa1[ipvt[j]]
                 for i in range(j + 1):
                     wa3[i] += qr[i, j] * temp
-            temp1 = _lm_enorm(wa3) / fnorm
+            temp1 = _enorm(wa3) / fnorm
             temp2 = (math.sqrt(par) * pnorm) / fnorm
             prered = temp1 * temp1 + temp2 * temp2 / 0.5
             dirder = -(temp1 * temp1 + temp2 * temp2)
@@ -436,17 +473,17 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
                 par *= 0.5
             # a successful step: move there (its Jacobian came with its residuals)
             if ratio >= 1e-4:
-                if not _lm_all_finite(J_trial):
-                    _copy_into(w, wa2)
-                    _copy_into(r, r_trial)
-                    _lm_copy_matrix(J, J_trial)
+                if not _all_finite(J_trial):
+                    copy_into(w, wa2)
+                    copy_into(r, r_trial)
+                    _copy_matrix(J, J_trial)
                     return w, nfev, njev, -1, r, J
                 for j in range(n):
                     w[j] = wa2[j]
                     wa2[j] = diag[j] * w[j]
-                _copy_into(r, r_trial)
-                _lm_copy_matrix(J, J_trial)
-                xnorm = _lm_enorm(wa2)
+                copy_into(r, r_trial)
+                _copy_matrix(J, J_trial)
+                xnorm = _enorm(wa2)
                 fnorm = fnorm1
                 iteration += 1
             # the convergence tests
@@ -459,11 +496,11 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
             # the tests for tolerances below what the arithmetic can reach
             if nfev >= max_iter:
                 info = 5
-            if abs(actred) <= _LM_EPSMCH and prered <= _LM_EPSMCH and 0.5 * ratio <= 1.0:
+            if abs(actred) <= _EPSMCH and prered <= _EPSMCH and 0.5 * ratio <= 1.0:
                 info = 6
-            if delta <= _LM_EPSMCH * xnorm:
+            if delta <= _EPSMCH * xnorm:
                 info = 7
-            if gnorm <= _LM_EPSMCH:
+            if gnorm <= _EPSMCH:
                 info = 8
             if info != 0:
                 break
@@ -475,7 +512,7 @@ def _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _lm_unscaled_covariance(J):
+def _unscaled_covariance(J):
     """((J^T J)^-1, rank) from J's pivoted QR: P R^-1 R^-T P^T, never forming J^T J.
 
     The rank counts R's leading diagonal entries above eps * max(m, P) * |R[0, 0]| (with pivoting
@@ -488,9 +525,9 @@ def _lm_unscaled_covariance(J):
     rdiag = np.empty(n)
     acnorm = np.empty(n)
     wa = np.empty(n)
-    _lm_qrfac(a, ipvt, rdiag, acnorm, wa)
+    _qrfac(a, ipvt, rdiag, acnorm, wa)
     covariance = np.full((n, n), np.nan)
-    threshold = _LM_EPSMCH * max(m, n) * abs(rdiag[0]) if n > 0 else 0.0
+    threshold = _EPSMCH * max(m, n) * abs(rdiag[0]) if n > 0 else 0.0
     rank = 0
     while rank < min(m, n) and abs(rdiag[rank]) > threshold:
         rank += 1
@@ -516,7 +553,7 @@ def _lm_unscaled_covariance(J):
     return covariance, rank
 
 
-def _lm_pseudo_covariance(J):
+def _pseudo_covariance(J):
     """The pseudo-inverse of J^T J, from the SVD of J, singular values below eps * max(m, P) * the
     largest dropped (curve_fit's threshold): finite where J is rank deficient."""
     m, n = J.shape
@@ -525,34 +562,40 @@ def _lm_pseudo_covariance(J):
     return (vt[kept].T / singular[kept] ** 2) @ vt[kept]
 
 
-def _lm_covariance(r, J):
+def _covariance(r, J):
     """(s^2 (J^T J)^-1 with s^2 = sum(r^2)/(m - P), rank of J). Full rank: from the QR of J, in
     compiled code. Rank deficient: the pseudo-inverse instead (finite, nan-free; the rank says it
     is not an inverse). No degrees of freedom left (m <= P): undefined, all inf."""
     m, n = J.shape
-    unscaled, rank = _lm_unscaled_covariance(J)
+    unscaled, rank = _unscaled_covariance(J)
     if rank < n:
-        unscaled = _lm_pseudo_covariance(J)
+        unscaled = _pseudo_covariance(J)
     if m <= n:
         return np.full((n, n), np.inf), rank
     return unscaled * (float(r @ r) / (m - n)), rank
 
 
-# The compiled solver counts evaluations in an int64. Its settings are checked here, self-contained (the
-# NIST test module renders this file without the module's own argument checks).
-_LM_MAX_ITER = 2**62
+# The compiled solver counts evaluations in an int64.
+_MAX_ITER = 2**62
 
 
-def _lm_max_iter(value):
+def checked_settings(max_iter, xtol, ftol, gtol):
+    """(max_iter, xtol, ftol, gtol) as an int and floats; a TypeError or ValueError naming the first bad one."""
+    max_iter = _max_iter(max_iter)
+    xtol, ftol, gtol = (_tolerance(name, value) for name, value in (("xtol", xtol), ("ftol", ftol), ("gtol", gtol)))
+    return max_iter, xtol, ftol, gtol
+
+
+def _max_iter(value):
     """max_iter as an int; a TypeError (not an integer: 2.5, True, '10') or ValueError naming it."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
-    if not 1 <= value <= _LM_MAX_ITER:
+    if not 1 <= value <= _MAX_ITER:
         raise ValueError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
     return int(value)
 
 
-def _lm_tolerance(name, value):
+def _tolerance(name, value):
     """A tolerance as a float; a TypeError (not a number) or ValueError (negative, NaN, infinite) naming it."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a finite number >= 0, not {value!r}")
@@ -565,30 +608,21 @@ def _lm_tolerance(name, value):
     return number
 
 
-def least_squares(w=None, X=None, Y=None, *, max_iter=200, xtol=1e-10, ftol=1e-10, gtol=1e-10):
-    """Fit the weights to minimize 0.5*sum(r**2): Levenberg-Marquardt, as MINPACK's lmder, compiled.
-
-    max_iter bounds the evaluations of the residuals (MINPACK's maxfev). status: "ftol", "xtol",
-    "ftol+xtol" or "gtol" (converged by that test; "-machine" when the tolerance asked for is below
-    machine precision), "max_iter", "non-finite" (residuals or Jacobian not finite at the start or at
-    an accepted step; w is the last point reached), or "singular": the Jacobian at w is rank
-    deficient (some combination of weights does not change the residuals, e.g. two weights that only
-    appear as a product), so w is one of many equally good fits and the covariance is the
-    pseudo-inverse's (finite, but its standard errors do not measure the unidentifiable combination).
-    """
-    max_iter = _lm_max_iter(max_iter)
-    xtol, ftol, gtol = (_lm_tolerance(name, value) for name, value in (("xtol", xtol), ("ftol", ftol), ("gtol", gtol)))
-    w0, X, Y = _fit_arrays(w, X, Y)
-    if X.shape[0] * _RESIDUALS_PER_SAMPLE < w0.size:
-        raise ValueError(f"{X.shape[0] * _RESIDUALS_PER_SAMPLE} residuals cannot determine {w0.size} weights")
-    w, nfev, _, info, r, J = _lm_solve(w0, X, Y, max_iter, xtol, ftol, gtol)
+def least_squares(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol):
+    """A module's least_squares after its checks: the FitResult of lm_solve from w0 on the data (w0, X and Y
+    checked C-contiguous float64 arrays, the settings as `checked_settings` returns them). A ValueError where
+    there are fewer residuals than weights."""
+    if X.shape[0] * residuals_per_sample < w0.size:
+        raise ValueError(f"{X.shape[0] * residuals_per_sample} residuals cannot determine {w0.size} weights")
+    solved = lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol)
+    w, nfev, _, info, r, J = solved
     cost = 0.5 * float(r @ r)
-    status = _LM_STATUS[info]
+    status = _STATUS[info]
     if info == -1:
         covariance = np.full((w.size, w.size), np.nan)
     else:
-        covariance, rank = _lm_covariance(r, J)
+        covariance, rank = _covariance(r, J)
         if rank < w.size:
             status = "singular"
     stderr = np.sqrt(np.diag(covariance))
-    return FitResult(w, nfev, cost, info in _LM_CONVERGED, status, covariance, stderr)
+    return FitResult(w, nfev, cost, info in _CONVERGED, status, covariance, stderr)

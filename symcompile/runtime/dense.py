@@ -1,0 +1,552 @@
+"""The dense MLP kernels' layer loops, written once for every network, compiled once per machine (issue 20).
+
+A dense module holds only what depends on its network: the per-block functions generated from SymPy (the hidden
+activation and its derivative, the output, the output loss; `templates/dense_kernels.py.j2`), its layer table
+and two thin kernels. The loops here run the layers over blocks of samples, the sample index innermost, reading
+the network's shape from the table (a row per weight layer: n_in, n_out, where its weights start in w, where its
+biases start or -1 for the shared w0, whether it multiplies through BLAS) and calling the per-block functions
+through `numba.types.FunctionType` arguments, one call per layer and block. The block size is a compile-time
+constant of each compiled loop (`loops(block, blas)`): as a run-time value, the matrix loops ran 20% slower.
+
+How a module's kernel calls them: as a Numba function, a loop's code would be linked into every kernel that calls
+it and optimized and compiled again there, per model, and Numba's conversion of a dispatcher to a function
+pointer embeds the dispatcher's address, which Numba refuses to cache. So the loops and the per-block functions
+are registered with LLVM under names of their own (as Numba registers its C helpers) and a kernel calls them by
+name (`forward`, `loss_and_grad`): its compiled code holds no address, its cache entry stays valid in every
+process, and it compiles in a few hundredths of a second. A module registers its per-block functions, and the
+loops it uses, when it is imported (`prepare`), before any of its kernels is compiled or loaded.
+
+Calls with much work split the blocks into chunks, a number that depends on the samples only, each with its own
+partial gradient, summed in chunk order: the result is the same on any number of threads. The chunks run on
+Python's threads (the loops release the GIL), `numba.get_num_threads()` of them, each taking the next chunk when
+it is free; Numba's `parallel=True` would compile for seconds more, per block size.
+
+Measured (benchmarks/dense_runtime/README.md): digits' kernels compile in 1.8 s per model instead of 4.1 s (the
+loops here, 3.3 s, once per machine and block size), and run 2-5% slower than the per-model loops they replace,
+with the same results to the last bit or two.
+"""
+
+import concurrent.futures
+import functools
+import re
+import warnings
+
+import llvmlite.binding
+import numba
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.core.errors import NumbaWarning
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
+
+from .pointers import function_value
+
+# The loops' arguments and what the table's columns mean: a module built for another version is refused when
+# imported (its cached kernels name loops this runtime does not register).
+VERSION = 1
+
+MATRIX = types.float64[:, ::1]
+VECTOR = types.float64[::1]
+LAYERS = types.Array(types.int64, 2, "C", readonly=True)  # a module's table: a global, so read-only in Numba
+N_IN, N_OUT, WEIGHTS_AT, BIAS_AT, BLAS = range(5)
+
+# The per-block functions: hidden(z, act, dact); output(z, start, count, out); output_loss(z, Y, start, count,
+# delta, lane_loss) (a block's activations are (units, block) arrays; `count` of its samples are real).
+HIDDEN = types.FunctionType(types.void(MATRIX, MATRIX, MATRIX))
+OUTPUT = types.FunctionType(types.void(MATRIX, types.int64, types.int64, MATRIX))
+OUTPUT_LOSS = types.FunctionType(types.void(MATRIX, MATRIX, types.int64, types.int64, MATRIX, VECTOR))
+BLOCK_FUNCTIONS = (HIDDEN, OUTPUT, OUTPUT_LOSS)
+
+# forward(hidden, output, layers, w, X, out, first, stop, chunks): the outputs of blocks first..stop-1 into out;
+# loss_and_grad(hidden, output_loss, layers, w, X, Y, g, first, stop, chunks) -> the summed loss of those blocks,
+# their gradient added into g; in `chunks` chunks on threads where it is more than 1.
+FORWARD = types.void(HIDDEN, OUTPUT, LAYERS, VECTOR, MATRIX, MATRIX, types.int64, types.int64, types.int64)
+LOSS_AND_GRAD = types.float64(HIDDEN, OUTPUT_LOSS, LAYERS, VECTOR, MATRIX, MATRIX, VECTOR, types.int64, types.int64,
+                              types.int64)  # fmt: skip
+
+# The matrix loops are compiled for each block size (`numba.literally`: the size is a constant in their code, as
+# it was in each module's copy; as a run-time value, 20% slower) and called, not inlined: inlined
+# into the layer loops, they ran 20% slower. The small helpers are inlined.
+BLOCK_LOOP = dict(cache=True, error_model="numpy", fastmath={"contract"})
+HELPER = dict(cache=True, error_model="numpy", forceinline=True)
+
+
+@numba.njit(**BLOCK_LOOP)
+def load_inputs(X, start, count, a, block):
+    """a[i, s] = X[start + s, i] for the block's samples; 0 for the padding of a short last block."""
+    numba.literally(block)
+    for i in range(a.shape[0]):
+        for s in range(count):
+            a[i, s] = X[start + s, i]
+        for s in range(count, block):
+            a[i, s] = 0.0
+
+
+# The matrix loops take four rows of the input at a time: four multiply-adds per load and store of the
+# output row, where one would be bound by the loads and stores (the output stays in L1, not in registers).
+@numba.njit(**BLOCK_LOOP)
+def affine(W, bias, a, z, block):
+    """z[j, :] = bias[j] + sum_i W[i, j] * a[i, :], as multiply-adds over the block's samples."""
+    numba.literally(block)
+    n_in = a.shape[0]
+    n_fours = n_in - n_in % 4
+    for j in range(z.shape[0]):
+        for s in range(block):
+            z[j, s] = bias[j]
+        for i in range(0, n_fours, 4):
+            w0, w1, w2, w3 = W[i, j], W[i + 1, j], W[i + 2, j], W[i + 3, j]
+            for s in range(block):
+                z[j, s] += w0 * a[i, s] + w1 * a[i + 1, s] + w2 * a[i + 2, s] + w3 * a[i + 3, s]
+        for i in range(n_fours, n_in):
+            wij = W[i, j]
+            for s in range(block):
+                z[j, s] += wij * a[i, s]
+
+
+@numba.njit(**HELPER)
+def affine_blas(W, bias, a, z):
+    """The same through BLAS, for wide layers."""
+    np.dot(W.T, a, z)
+    for j in range(z.shape[0]):
+        for s in range(z.shape[1]):
+            z[j, s] += bias[j]
+
+
+@numba.njit(**BLOCK_LOOP)
+def backprop(W, delta_out, dact, delta_in, block):
+    """delta_in[i, :] = f'(z_i) * sum_j W[i, j] * delta_out[j, :]."""
+    numba.literally(block)
+    n_out = delta_out.shape[0]
+    n_fours = n_out - n_out % 4
+    for i in range(delta_in.shape[0]):
+        for s in range(block):
+            delta_in[i, s] = 0.0
+        for j in range(0, n_fours, 4):
+            w0, w1, w2, w3 = W[i, j], W[i, j + 1], W[i, j + 2], W[i, j + 3]
+            for s in range(block):
+                delta_in[i, s] += (w0 * delta_out[j, s] + w1 * delta_out[j + 1, s] + w2 * delta_out[j + 2, s]
+                                   + w3 * delta_out[j + 3, s])  # fmt: skip
+        for j in range(n_fours, n_out):
+            wij = W[i, j]
+            for s in range(block):
+                delta_in[i, s] += wij * delta_out[j, s]
+        for s in range(block):
+            delta_in[i, s] *= dact[i, s]
+
+
+@numba.njit(**HELPER)
+def backprop_blas(W, delta_out, dact, delta_in):
+    np.dot(W, delta_out, delta_in)
+    for i in range(delta_in.shape[0]):
+        for s in range(delta_in.shape[1]):
+            delta_in[i, s] *= dact[i, s]
+
+
+# Sums over the block's samples: reassociation lets LLVM keep several vector accumulators. Only multiplies and
+# adds here. Inlined, so that this code exists once, inside the loop that runs it: a separate copy was once
+# vectorized differently in a fresh compile and in a cache load, and the gradient's last bits differed.
+@numba.njit(fastmath={"contract", "reassoc"}, **HELPER)
+def weight_grad(a, delta, gW, gb):
+    """gW[i, j] += sum_s a[i, s] * delta[j, s]; gb[j] += sum_s delta[j, s]. Four j at a time (one load of a[i, s])."""
+    n_out = delta.shape[0]
+    n_fours = n_out - n_out % 4
+    for i in range(a.shape[0]):
+        for j in range(0, n_fours, 4):
+            t0 = t1 = t2 = t3 = 0.0
+            for s in range(a.shape[1]):
+                x = a[i, s]
+                t0 += x * delta[j, s]
+                t1 += x * delta[j + 1, s]
+                t2 += x * delta[j + 2, s]
+                t3 += x * delta[j + 3, s]
+            gW[i, j] += t0
+            gW[i, j + 1] += t1
+            gW[i, j + 2] += t2
+            gW[i, j + 3] += t3
+        for j in range(n_fours, n_out):
+            total = 0.0
+            for s in range(a.shape[1]):
+                total += a[i, s] * delta[j, s]
+            gW[i, j] += total
+    bias_grad(delta, gb)
+
+
+@numba.njit(fastmath={"contract", "reassoc"}, **HELPER)
+def bias_grad(delta, gb):
+    for j in range(delta.shape[0]):
+        total = 0.0
+        for s in range(delta.shape[1]):
+            total += delta[j, s]
+        gb[j] += total
+
+
+@numba.njit(**HELPER)
+def weight_grad_blas(a, delta, gW, gb, block_gW):
+    np.dot(a, delta.T, block_gW)  # into a buffer kept for the whole call: no allocation per block
+    for i in range(gW.shape[0]):
+        for j in range(gW.shape[1]):
+            gW[i, j] += block_gW[i, j]
+    bias_grad(delta, gb)
+
+
+@numba.njit(**HELPER)
+def total(values):
+    """sum(values) in index order (a loop: NumPy's sum would be one more function for Numba to compile)."""
+    result = 0.0
+    for value in values:
+        result += value
+    return result
+
+
+@numba.njit(**HELPER)
+def unit_offsets(layers):
+    """Where each layer's input units start in a flat buffer of every layer's units (its outputs: at[l + 1]),
+    and the buffer's length in units."""
+    at = np.empty(layers.shape[0] + 1, np.int64)
+    at[0] = 0
+    for l in range(layers.shape[0]):
+        at[l + 1] = at[l] + layers[l, N_IN]
+    return at, at[-1] + layers[-1, N_OUT]
+
+
+@intrinsic
+def rows(typingctx, vector, start, n_rows, n_cols):
+    """vector[start:start + n_rows * n_cols] as a C-contiguous (n_rows, n_cols) array, without a reference to the
+    vector's memory: the loops make a dozen of these per block, and counting their references (two calls each
+    into Numba's runtime) cost 3% of digits' time. Only for use while the vector lives, within one call."""
+    if not (isinstance(vector, types.Array) and vector.ndim == 1 and vector.layout == "C"):
+        return None
+    matrix = types.Array(vector.dtype, 2, "C", readonly=not vector.mutable)
+
+    def codegen(context, builder, signature, arguments):
+        source = make_array(vector)(context, builder, arguments[0])
+        start, n_rows, n_cols = (context.cast(builder, value, argument_type, types.intp)
+                                 for value, argument_type in zip(arguments[1:], signature.args[1:]))  # fmt: skip
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(vector.dtype)))
+        view = make_array(matrix)(context, builder)
+        populate_array(view, data=builder.gep(source.data, [start]), shape=[n_rows, n_cols],
+                       strides=[builder.mul(n_cols, itemsize), itemsize], itemsize=itemsize, meminfo=None)  # fmt: skip
+        return view._getvalue()
+
+    return matrix(vector, start, n_rows, n_cols), codegen
+
+
+@numba.njit(**HELPER)
+def units(buffer, at, n, block):
+    """Units at..at+n of a flat buffer, as an (n, block) array."""
+    return rows(buffer, at * block, n, block)
+
+
+@numba.njit(**HELPER)
+def weights(w, layers, l):
+    """Layer l's weight matrix (n_in x n_out) in w (or its gradient in g)."""
+    return rows(w, layers[l, WEIGHTS_AT], layers[l, N_IN], layers[l, N_OUT])
+
+
+@numba.njit(**HELPER)
+def largest_layer(layers):
+    """The most weights in one layer."""
+    largest = 0
+    for l in range(layers.shape[0]):
+        largest = max(largest, layers[l, N_IN] * layers[l, N_OUT])
+    return largest
+
+
+@numba.njit(**HELPER)
+def biases(w, layers, at):
+    """Every layer's biases side by side (layer l's from at[l + 1] - at[1]): per-neuron from w, or n_in * w[0]
+    for the shared bias (w0 enters each unit's z once per incoming edge)."""
+    b = np.empty(at[-1] - at[1] + layers[-1, N_OUT])
+    for l in range(layers.shape[0]):
+        first, bias_at = at[l + 1] - at[1], layers[l, BIAS_AT]
+        for j in range(layers[l, N_OUT]):
+            b[first + j] = w[bias_at + j] if bias_at >= 0 else layers[l, N_IN] * w[0]
+    return b
+
+
+def _layer_loops(block, blas):
+    """The forward and loss-and-gradient loops over blocks of `block` samples, as Python functions; `blas`:
+    whether a layer may go through BLAS (np.dot, which needs SciPy), else that code is not even compiled.
+
+    A block's activations sit in flat buffers, a row of `block` values per unit: `a` holds the inputs and every
+    hidden layer's outputs (layer l reads units at[l]..at[l + 1] - 1), `z`, `d` and `delta` every layer's
+    pre-activations, f'(z) and d loss / d z (layer l's from at[l + 1] - at[1])."""
+
+    def forward(hidden, output, layers, w, X, out, first, stop, chunks):
+        if chunks > 1:  # through Python, onto threads: each chunk comes back here as one
+            block_size, with_blas, hidden_at, output_at = block, blas, address(hidden), address(output)
+            with numba.objmode():
+                forward_threaded(block_size, with_blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks)
+            return
+        at, n_units = unit_offsets(layers)
+        last = layers.shape[0] - 1
+        a, z, d = np.empty(n_units * block), np.empty((n_units - at[1]) * block), np.empty((n_units - at[1]) * block)
+        b = biases(w, layers, at)
+        for index in range(first, stop):
+            start = index * block
+            count = min(block, X.shape[0] - start)
+            load_inputs(X, start, count, units(a, 0, layers[0, N_IN], block), block)
+            for l in range(last + 1):
+                n_in, n_out, out_at = layers[l, N_IN], layers[l, N_OUT], at[l + 1] - at[1]
+                z_l, a_in = units(z, out_at, n_out, block), units(a, at[l], n_in, block)
+                if blas and layers[l, BLAS]:
+                    affine_blas(weights(w, layers, l), b[out_at:], a_in, z_l)
+                else:
+                    affine(weights(w, layers, l), b[out_at:], a_in, z_l, block)
+                if l < last:
+                    hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
+            output(units(z, at[last + 1] - at[1], layers[last, N_OUT], block), start, count, out)
+
+    def loss_and_grad(hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
+        if chunks > 1:  # through Python, onto threads: each chunk comes back here as one
+            block_size, with_blas, hidden_at, output_loss_at = block, blas, address(hidden), address(output_loss)
+            with numba.objmode(loss="float64"):
+                loss = loss_and_grad_threaded(block_size, with_blas, hidden_at, output_loss_at, layers, w, X, Y, g,
+                                              first, stop, chunks)  # fmt: skip
+            return loss
+        at, n_units = unit_offsets(layers)
+        last = layers.shape[0] - 1
+        n_out_units = n_units - at[1]
+        a, z = np.empty(n_units * block), np.empty(n_out_units * block)
+        d, delta = np.empty(n_out_units * block), np.empty(n_out_units * block)
+        b = biases(w, layers, at)
+        gb_shared = np.zeros(n_out_units)  # the shared bias's per-unit gradients, summed into g[0] at the end
+        block_gW = np.empty(largest_layer(layers) if blas else 0)  # one block's weight gradient from BLAS
+        lane_loss = np.zeros(block)  # one running sum per sample slot: no reduction in the block loops
+        for index in range(first, stop):
+            start = index * block
+            count = min(block, X.shape[0] - start)
+            load_inputs(X, start, count, units(a, 0, layers[0, N_IN], block), block)
+            for l in range(last + 1):
+                n_in, n_out, out_at = layers[l, N_IN], layers[l, N_OUT], at[l + 1] - at[1]
+                z_l, a_in = units(z, out_at, n_out, block), units(a, at[l], n_in, block)
+                if blas and layers[l, BLAS]:
+                    affine_blas(weights(w, layers, l), b[out_at:], a_in, z_l)
+                else:
+                    affine(weights(w, layers, l), b[out_at:], a_in, z_l, block)
+                if l < last:
+                    hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
+            out_at = at[last + 1] - at[1]
+            output_loss(units(z, out_at, layers[last, N_OUT], block), Y, start, count,
+                        units(delta, out_at, layers[last, N_OUT], block), lane_loss)  # fmt: skip
+            for l in range(last, -1, -1):
+                n_in, n_out, bias_at, out_at = layers[l, N_IN], layers[l, N_OUT], layers[l, BIAS_AT], at[l + 1] - at[1]
+                gb = g[bias_at:bias_at + n_out] if bias_at >= 0 else gb_shared[out_at:out_at + n_out]
+                a_in, delta_l = units(a, at[l], n_in, block), units(delta, out_at, n_out, block)
+                if blas and layers[l, BLAS]:
+                    block_gW_l = rows(block_gW, 0, n_in, n_out)
+                    weight_grad_blas(a_in, delta_l, weights(g, layers, l), gb, block_gW_l)
+                else:
+                    weight_grad(a_in, delta_l, weights(g, layers, l), gb)
+                if l > 0:
+                    delta_in, dact = units(delta, at[l] - at[1], n_in, block), units(d, at[l] - at[1], n_in, block)
+                    if blas and layers[l, BLAS]:
+                        backprop_blas(weights(w, layers, l), delta_l, dact, delta_in)
+                    else:
+                        backprop(weights(w, layers, l), delta_l, dact, delta_in, block)
+        for l in range(last + 1):
+            if layers[l, BIAS_AT] < 0:  # w0 enters each unit's z once per incoming edge
+                out_at = at[l + 1] - at[1]
+                g[0] += layers[l, N_IN] * total(gb_shared[out_at:out_at + layers[l, N_OUT]])
+        return total(lane_loss)
+
+    return forward, loss_and_grad
+
+
+# ---- compiled once per machine for each block size, registered under names of their own ----------------------
+
+LOOP = dict(cache=True, error_model="numpy", nogil=True)  # nogil: the threaded path runs chunks on Python's threads
+# The loops' threaded path goes through Python (an object-mode block) by design; Numba warns about object mode in a
+# function that releases the GIL, in every process that runs it. Only that warning, and only from this file.
+warnings.filterwarnings("ignore", "Code running in object mode won't allow parallel execution", NumbaWarning,
+                        re.escape(__file__.removesuffix(".py")) + "$")  # fmt: skip
+
+
+@functools.cache
+def loops(block, blas):
+    """The compiled (or cached) forward and loss-and-gradient loops for blocks of `block` samples, registered
+    under `symbol`'s names. One set per block size (and BLAS or not): a closure over two constants, each set
+    its own entry in Numba's cache."""
+    forward, loss_and_grad = _layer_loops(block, blas)
+    compiled = numba.njit(FORWARD, **LOOP)(forward), numba.njit(LOSS_AND_GRAD, **LOOP)(loss_and_grad)
+    for function, signature in zip(compiled, (FORWARD, LOSS_AND_GRAD)):
+        _register(function, signature, symbol(function.py_func.__name__, block, blas))
+    return compiled
+
+
+def symbol(name, block, blas):
+    """The name a loop is registered under: this module's (a standalone copy has another), the loop's, its block
+    size, and the version of the loops' arguments."""
+    return f"{__name__}.{name}.v{VERSION}.block{block}{'.blas' if blas else ''}"
+
+
+def block_symbol(function):
+    """The name a module's per-block function is registered under: its module's (derived from the module's
+    content, symcompile/emit.py) and its own."""
+    return f"{function.py_func.__module__}.{function.py_func.__qualname__}"
+
+
+def _register(dispatcher, signature, name):
+    """Make `name` resolve, in code LLVM compiles or loads from now on, to `dispatcher` compiled for `signature`'s
+    arguments, called with Numba's calling convention; and that code's address lead back to it (`_REGISTERED`)."""
+    compiled = dispatcher.overloads[signature.args]
+    address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
+    llvmlite.binding.add_symbol(name, address)
+    _REGISTERED[address] = dispatcher
+
+
+_REGISTERED = {}  # the address of each registered function's code: the function (its dispatcher)
+
+
+def prepare(version, block, blas, hidden, output, output_loss):
+    """What a dense module does when imported, before any of its kernels is compiled or loaded from the cache:
+    compile (or load) the loops for its block size and its per-block functions, and register them all."""
+    if version != VERSION:
+        raise ImportError(f"this module was built for version {version} of symcompile's dense loops, not {VERSION}: "
+                          "rebuild it")  # fmt: skip
+    loops(block, blas)
+    for function, function_type in zip((hidden, output, output_loss), BLOCK_FUNCTIONS):
+        signature = function_type.signature
+        function.compile(signature.args)
+        returns = function.overloads[signature.args].signature.return_type
+        if returns != signature.return_type:  # (the loops call it as one that returns nothing)
+            raise TypeError(f"{function.py_func.__name__} returns {returns}, not nothing")
+        _register(function, signature, block_symbol(function))
+
+
+# ---- calling the loops from a module's kernels -----------------------------------------------------------------
+
+
+def _function_value(context, builder, dispatcher, function_type):
+    """A `function_type` value for a module's per-block function: the address of its registered name (no Python
+    object, nothing linked in)."""
+    signature = function_type.signature
+    value = cgutils.create_struct_proxy(function_type)(context, builder)
+    llvm_type = context.call_conv.get_function_type(signature.return_type, signature.args)
+    function = cgutils.get_or_insert_function(builder.module, llvm_type, block_symbol(dispatcher))
+    value.jit_addr = builder.bitcast(function, context.get_value_type(types.voidptr))
+    value.c_addr = value.py_addr = context.get_constant_null(types.voidptr)
+    return value._getvalue()
+
+
+def _call_by_name(name, signature, typingctx, arguments):
+    """The typing and code of a call to the loop `name` (of `signature`, after the block size and BLAS flag);
+    the module's per-block functions, passed by their names, become function pointers. (Numba also loads each
+    such dispatcher's address for the call's arguments, a "dynamic global" that would stop the kernel from being
+    cached; unused here, LLVM removes it before Numba checks.)"""
+    for got, want in zip(arguments, signature.args):
+        if isinstance(want, types.FunctionType) and isinstance(got, (types.Dispatcher, types.FunctionType)):
+            continue
+        if not typingctx.can_convert(got, want):
+            return None
+
+    def codegen(context, builder, call_signature, values):
+        converted = []
+        for got, want, value in zip(call_signature.args, signature.args, values):
+            if isinstance(got, types.Dispatcher):
+                converted.append(_function_value(context, builder, got.dispatcher, want))
+            else:
+                converted.append(context.cast(builder, value, got, want))
+        llvm_type = context.call_conv.get_function_type(signature.return_type, signature.args)
+        function = cgutils.get_or_insert_function(builder.module, llvm_type, name)
+        status, result = context.call_conv.call_function(builder, function, signature.return_type, signature.args,
+                                                         converted)  # fmt: skip
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return result
+
+    return signature.return_type(*arguments), codegen
+
+
+def _constants(block, blas):
+    """The block size and BLAS flag as Python values, where the kernel passes them as constants (else None:
+    Numba then types the call again with the constants as literals)."""
+    if isinstance(block, types.IntegerLiteral) and isinstance(blas, types.BooleanLiteral):
+        return block.literal_value, blas.literal_value
+    return None
+
+
+@intrinsic
+def forward(typingctx, block, blas, hidden, output, layers, w, X, out, first, stop, chunks):
+    """forward(BLOCK, BLAS, hidden, output, layers, w, X, out, first, stop, chunks) in a module's kernel: the outputs
+    of blocks first..stop-1 into out, in `chunks` chunks on threads. BLOCK and BLAS: the module's constants."""
+    constants = _constants(block, blas)
+    if constants is None:
+        return None
+    arguments = (hidden, output, layers, w, X, out, first, stop, chunks)
+    typed = _call_by_name(symbol("forward", *constants), FORWARD, typingctx, arguments)
+    return typed and _with_constants(typed, block, blas)
+
+
+@intrinsic
+def loss_and_grad(typingctx, block, blas, hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
+    """loss_and_grad(BLOCK, BLAS, hidden, output_loss, layers, w, X, Y, g, first, stop, chunks) in a module's kernel:
+    the summed loss of blocks first..stop-1, their gradient added into g, in `chunks` chunks on threads."""
+    constants = _constants(block, blas)
+    if constants is None:
+        return None
+    arguments = (hidden, output_loss, layers, w, X, Y, g, first, stop, chunks)
+    typed = _call_by_name(symbol("loss_and_grad", *constants), LOSS_AND_GRAD, typingctx, arguments)
+    return typed and _with_constants(typed, block, blas)
+
+
+@intrinsic
+def address(typingctx, function):
+    """The address of a function pointer's code, as an integer (for the threaded path, which finds the registered
+    function by it)."""
+    if not isinstance(function, types.FunctionType):
+        return None
+
+    def codegen(context, builder, signature, arguments):
+        value = cgutils.create_struct_proxy(function)(context, builder, value=arguments[0])
+        return builder.ptrtoint(value.jit_addr, context.get_value_type(types.intp))
+
+    return types.intp(function), codegen
+
+
+def _with_constants(typed, block, blas):
+    """An intrinsic's typing and code with the two constant arguments in front (their values are not passed on)."""
+    signature, codegen = typed
+    return signature.return_type(block, blas, *signature.args), lambda context, builder, sig, values: codegen(
+        context, builder, signature, values[2:])
+
+
+# ---- the threaded path: chunks of blocks on Python's threads -----------------------------------------------------
+
+
+@functools.cache
+def _pool(threads):
+    return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="symcompile-dense")
+
+
+def _chunks(first, stop, chunks):
+    """Blocks first..stop-1 in `chunks` consecutive chunks, as (first, stop) pairs."""
+    n = stop - first
+    return [(first + c * n // chunks, first + (c + 1) * n // chunks) for c in range(chunks)]
+
+
+def forward_threaded(block, blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks):
+    """The outputs, chunk by chunk on `numba.get_num_threads()` threads (each chunk writes its own rows)."""
+    run = loops(block, blas)[0]
+    hidden, output = function_value(_REGISTERED[hidden_at], HIDDEN), function_value(_REGISTERED[output_at], OUTPUT)
+    list(_pool(numba.get_num_threads()).map(lambda chunk: run(hidden, output, layers, w, X, out, *chunk, 1),
+                                            _chunks(first, stop, chunks)))  # fmt: skip
+
+
+def loss_and_grad_threaded(block, blas, hidden_at, output_loss_at, layers, w, X, Y, g, first, stop, chunks):
+    """The summed loss, chunk by chunk on `numba.get_num_threads()` threads, each chunk's gradient into its own
+    partial sum; the partial sums added into `g` in chunk order, whichever thread computed each, so that the
+    result is the same on any number of threads. Threads take the next chunk when they are free."""
+    run = loops(block, blas)[1]
+    hidden = function_value(_REGISTERED[hidden_at], HIDDEN)
+    output_loss = function_value(_REGISTERED[output_loss_at], OUTPUT_LOSS)
+    partial = np.zeros((chunks, g.shape[0]))
+    losses = list(_pool(numba.get_num_threads()).map(
+        lambda c, chunk: run(hidden, output_loss, layers, w, X, Y, partial[c], *chunk, 1),
+        range(chunks), _chunks(first, stop, chunks)))  # fmt: skip
+    loss = 0.0
+    for c in range(chunks):
+        loss += losses[c]
+        g += partial[c]
+    return loss
