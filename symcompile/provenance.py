@@ -38,13 +38,13 @@ def model_digest(model) -> str:
     network = [] if model.network is None else [repr(model.network)]  # kept out for other models: their digests stay
     parts = [
         __version__, model.name, model.description, repr(vars(model.training)), *network,
-        *_expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
+        *expression_digests(model.params + model.inputs + model.targets + model.outputs + (model.loss,)),
         *(_array_text(a, hashed=model.network is not None) for a in (model.init, model.X, model.Y)),
     ]  # fmt: skip
     if model.classifier:
         parts.append(f"classifier={model.classifier}")
     if model.residuals:  # only then, so that other models keep the digests they had
-        parts += ["residuals", *_expression_digests(model.residuals)]
+        parts += ["residuals", *expression_digests(model.residuals)]
     return sha256("\n".join(parts))
 
 
@@ -52,7 +52,7 @@ def weights_digest(model) -> str:
     """SHA-256 of what a model's weights mean: its parameters, inputs, targets, outputs and loss (not its
     defaults). Saved weights carry it, so a module loads only weights trained for its own formula."""
     symbols = model.params + model.inputs + model.targets
-    return sha256("\n".join(_expression_digests(symbols + model.outputs + (model.loss,))))
+    return sha256("\n".join(expression_digests(symbols + model.outputs + (model.loss,))))
 def _array_text(array, hashed):
     """An array as digest input: its shape and bytes, or (for networks: millions of weights) its bytes' SHA-256,
     an order of magnitude faster than spelling them in hex. Other models keep the hex, and so their digests."""
@@ -60,7 +60,7 @@ def _array_text(array, hashed):
     return f"{array.shape}:{data}"
 
 
-def _expression_digests(exprs):
+def expression_digests(exprs):
     """A digest per expression, computed once per distinct subexpression.
 
     Networks repeat whole layers inside every neuron after them, so the tree
