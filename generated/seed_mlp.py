@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:cc3a6f4796852c2c4d572de2118a7026c643cbff891e50d08c30849a55b76aca (of the source below this line)
+# Digest: sha256:99b64bfb65ee513c1b80c8e2f1ed6144cfbe66edb16aff262db93c5851889e0b (of the source below this line)
 
 import math
 import sys
@@ -44,7 +44,7 @@ from symcompile.runtime import least_squares as _least_squares, loops as _loops,
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_b9df1e8514e402a1"
+__name__ = "_symcompile_b38b343aa517d5b1"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -390,14 +390,14 @@ def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_v
     status = -1
     while iteration < stop:
         if own_step:  # the model's own step (sequential, newton)
-            _loops.copy_into(previous, w)
+            _loops.inlined_copy_into(previous, w)
             loss = _sequential_step_kernel(w, X, Y, hyperparameters, previous, steps)
         else:
             loss = _loss_and_grad_kernel(w, X, Y, grad)
-            _rules.gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)
+            _rules.inlined_gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)
         finite = np.isfinite(loss) and _loops.all_finite(w)
         if not finite or _loops.diverged(loss, run):
-            _loops.copy_into(w, previous)  # the last finite weights, or those at which the loss passed the limit
+            _loops.inlined_copy_into(w, previous)  # the last finite weights, or those at which the loss passed the limit
             status = 3 if finite else 2
             break
         t += 1

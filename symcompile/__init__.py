@@ -14,6 +14,8 @@ _EXPORTS = {
     "SymcompileError": "symcompile.errors", "Model": "symcompile.model", "TrainingDefaults": "symcompile.model",
     "make_model": "symcompile.model", "BuildOptions": "symcompile.options", "TrainingSettings": "symcompile.options",
     "build": "symcompile.pipeline", "compile_model": "symcompile.pipeline", "load_module": "symcompile.writer",
+    "curve_fit": "symcompile.curve_fitting", "OptimizeWarning": "symcompile.curve_fitting",
+    "MLPClassifier": "symcompile.sklearn", "MLPRegressor": "symcompile.sklearn", "ExpressionRegressor": "symcompile.sklearn",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 

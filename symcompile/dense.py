@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symcompile import mlp
+from symcompile import mlp, vecmath
 from symcompile.emit import template_environment
 from symcompile.errors import SymcompileError
 from symcompile.mlp import MLPShape
@@ -232,8 +232,8 @@ def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
     return OutputCode(True, printer.doprint(value), (), printer.doprint(term), printer.doprint(delta))
 
 
-def dense_kernels_source(shape: MLPShape, *, block: int | None = None, vecmath=None, runtime="symcompile.runtime") -> str:
-    return dense_kernels(shape, block=block, vecmath=vecmath, runtime=runtime).source
+def dense_kernels_source(shape: MLPShape, *, block: int | None = None, runtime="symcompile.runtime") -> str:
+    return dense_kernels(shape, block=block, runtime=runtime).source
 
 
 @dataclass(frozen=True)
@@ -246,15 +246,14 @@ class DenseKernels:
     output: OutputCode
 
 
-def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None, runtime="symcompile.runtime") -> DenseKernels:
+def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcompile.runtime") -> DenseKernels:
     """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and the per-block functions they hand the runtime's
     layer loops) as module source text.
 
-    The text expects `math`, `numba` and `np` (NumPy) imported in the module, and imports `dense` from the
-    runtime package `runtime` (a standalone build's copy has another name); it defines names that start with
-    `_dense_`, `_DENSE_` or `_v` besides the two kernels and `_dense_call` (runs a kernel on a number of
-    threads). `vecmath(names) -> str` gives the vectorizable elementary functions (`_vexp`, ...); by default
-    `symcompile.vecmath.vecmath_source` where it exists, else thin wrappers around `math`.
+    The text expects `math`, `numba` and `np` (NumPy) imported in the module, and imports from the runtime package
+    `runtime` (a standalone build's copy has another name) `dense`, `vecmath` (a softmax output's sums) and the
+    vectorizable elementary functions its code calls, as `_vexp`, ...; it defines names that start with `_dense_`
+    or `_DENSE_` besides the two kernels and `_dense_call` (runs a kernel on a number of threads).
     """
     layers = layer_table(shape)
     wide = any(layer.blas for layer in layers)
@@ -267,6 +266,7 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None, ru
     work_per_sample = sum(layer.n_in * layer.n_out for layer in layers)
     body = template_environment().get_template("dense_kernels.py.j2").render(
         runtime=runtime,
+        vecmath_imports=vecmath.imported_names(printer.used),
         version=runtime_dense.VERSION,
         table=table_rows(layers),
         hidden=hidden,
@@ -278,35 +278,7 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, vecmath=None, ru
         max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
         parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
     )
-    used = sorted(printer.used | ({"_vexp", "_vlog"} if output.softmax else set()))
-    return DenseKernels((vecmath or default_vecmath)(used) + "\n\n" + body, block, hidden, output)
-
-
-_MATH_FALLBACK = {
-    "_vexp": "math.exp(x)",
-    "_vlog": "math.log(x)",
-    "_vtanh": "math.tanh(x)",
-    "_vsigmoid": "1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))",
-    "_vsoftplus": "max(x, 0.0) + math.log1p(math.exp(-abs(x)))",
-}
-
-
-def math_vecmath(names) -> str:
-    """Stand-ins for symcompile.vecmath's functions through libm: correct, but their loops do not vectorize."""
-    parts = []
-    for name in names:
-        parts.append(
-            f'@numba.njit(cache=True, error_model="numpy")\ndef {name}(x):\n    return {_MATH_FALLBACK[name]}\n'
-        )
-    return "\n\n".join(parts)
-
-
-def default_vecmath(names) -> str:
-    try:
-        from symcompile.vecmath import vecmath_source
-    except ImportError:
-        return math_vecmath(names)
-    return vecmath_source(names)
+    return DenseKernels(body, block, hidden, output)
 
 
 def standalone_source(shape: MLPShape, **options) -> str:

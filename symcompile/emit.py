@@ -269,9 +269,10 @@ def named_full_batch_loop(model_step: str) -> str:
     header, _, body = source.partition('"""')
     body = body.partition('"""')[2]  # the docstring goes: the module's says where the code comes from
     names = {"loss_and_grad": "_loss_and_grad_kernel", "accuracy": "_loops.no_accuracy",
-             "step": "_rules.gradient_descent_step", "model_step": model_step}  # fmt: skip
+             "step": "_rules.inlined_gradient_descent_step", "model_step": model_step}  # fmt: skip
     names |= {name: f"_loops.{name}" for name in loops._train_full_batch.__code__.co_names if hasattr(loops, name)
               and callable(getattr(loops, name)) and not name.startswith("np")}  # fmt: skip
+    names["copy_into"] = "_loops.inlined_copy_into"  # inlined: see symcompile.runtime.arrays
     body = re.sub(r"\b(\w+)\(", lambda m: names.get(m[1], m[1]) + "(", body)
     parameters = ", ".join(inspect.signature(loops._train_full_batch).parameters)
     parameters = parameters.partition("model_step, ")[2]
@@ -324,7 +325,7 @@ def model_fields(model, listed=True) -> dict:
         "dense": "",  # the dense kernels' source, in place of the scalar kernels
         "sample_blocks": False,  # the scalar loss-and-gradient kernel over blocks of samples (layout "blocks")
         "sample_block": SAMPLE_BLOCK,  # their size
-        "vecmath": "",  # the vectorizable functions it calls
+        "vecmath": "",  # the vectorizable functions it calls, imported from the runtime (vecmath.imported_names)
         "classifier": model.classifier,
         # The loss whose targets the runtime checks (symcompile/runtime/targets.py; "" for none)
         "target_loss": target_loss(model),
@@ -386,13 +387,13 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
 
 
 def _sample_block_fields(called: set[str], layout: str) -> dict:
-    """The blocks layout's flag, and the source of the vectorizable functions (`called`) its kernel calls."""
+    """The blocks layout's flag, and the vectorizable functions (`called`) its kernel calls, as the module imports
+    them from the runtime."""
     if layout not in ("blocks", "rolled-blocks"):
         return {}
-    from symcompile.vecmath import vecmath_source  # builds Numba functions: only when needed
+    from symcompile.vecmath import imported_names
 
-    vecmath = vecmath_source(sorted(called), imports=False) + "\n\n" if called else ""
-    return {"sample_blocks": True, "vecmath": vecmath}
+    return {"sample_blocks": True, "vecmath": imported_names(called)}
 
 
 def _second_order_fields(kernel: Kernel, printer) -> dict:

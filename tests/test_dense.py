@@ -314,3 +314,37 @@ def test_blas_layers_get_the_threads_asked_for_and_one_by_default(built):
     for threads, want in ((None, {1}), (1, {1}), (2, {2})):
         with module._blas_threads(threads):
             assert blas_threads() == want
+
+
+def _host_has_avx2():
+    import llvmlite.binding
+
+    features = llvmlite.binding.get_host_cpu_features()
+    return features.get("avx2", False) and features.get("fma", False)
+
+
+@pytest.mark.skipif(not _host_has_avx2(), reason="this CPU has no AVX2/FMA to vectorize with")
+def test_the_per_block_loops_vectorize_the_runtimes_math(tmp_path):
+    """The vectorizable functions (tanh, softplus; exp and log in the softmax) come from symcompile.runtime.vecmath,
+    compiled once per machine: LLVM still inlines them into the module's loops over a block of the default size
+    and vectorizes them (packed FMAs on ymm/zmm registers), and no libm call is left. (With blocks of 8, as in
+    `built`, LLVM unrolls those loops instead.)"""
+    import re
+    import sys
+
+    shapes = {"softplus": MLPShape((2, 3, 3, 1), "softplus", "tanh", "mean_squared_error"),
+              "softmax": MLPShape((4, 8, 3), "tanh", "softmax", "softmax_cross_entropy")}  # fmt: skip
+    functions = {"softplus": ["_dense_hidden"], "softmax": ["_dense_hidden", "_dense_output", "_dense_output_loss"]}
+    for name, shape in shapes.items():
+        source = dense.standalone_source(shape)
+        assert "from symcompile.runtime.vecmath import " in source and "def _v" not in source
+        path = tmp_path / f"vectorized_{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(f"test_dense_vectorized_{name}", path)
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # compiles the per-block functions (dense.prepare)
+        for function in functions[name]:
+            dispatcher = getattr(module, function)
+            signature = dispatcher.signatures[0]
+            assert len(re.findall(r"vfmadd\w*pd\s[^\n]*%[yz]mm", dispatcher.inspect_asm(signature))) >= 4, function
+            assert not re.search(r"call [^\n]*@(llvm\.)?(exp|log|tanh)[\w.]*\(", dispatcher.inspect_llvm(signature))

@@ -219,5 +219,5 @@ def test_the_runtime_imports_only_numpy_numba_the_standard_library_and_itself():
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
         roots = {name.partition(".")[0] for name in imported}
         assert roots <= set(sys.stdlib_module_names) | {"llvmlite", "numba", "numpy", "tqdm"}, path.name
-    fields = ("w", "iterations", "cost", "converged", "status", "covariance", "stderr")
+    fields = ("w", "iterations", "cost", "converged", "status", "covariance", "stderr", "fun", "jac")
     assert runtime_least_squares.FitResult._fields == fields

@@ -33,7 +33,8 @@ SKIPPED = [
 ]
 # Samples that need an optional extra run where it is installed and are skipped, naming it, where not.
 EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "examples"),
-          (r"--dask|from symcompile import distributed", "distributed", "dask")]
+          (r"--dask|from symcompile import distributed", "distributed", "dask"),
+          (r"symcompile\.sklearn", "sklearn", "sklearn")]
 
 
 def samples():

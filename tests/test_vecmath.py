@@ -1,11 +1,10 @@
-"""symcompile.vecmath: accuracy against mpmath over whole domains, special values, vectorization, pasted source.
+"""symcompile.runtime.vecmath: accuracy against mpmath over whole domains, special values, vectorization when
+called from another module's loop, the import line modules use, a block's logsumexp and softmax sums.
 
-The functions under test are those of the text `vecmath_source` gives, written to a module in a
-temp folder and imported (the `vm` fixture): the code a generated module will hold, with Numba's
-cache in the temp folder. symcompile.vecmath's own functions are never compiled here.
+The functions under test are the runtime's, under the names generated code gives them (`_vexp`, ...:
+symcompile.vecmath), with Numba's cache in the tests' temp folder (conftest.py).
 """
 
-import importlib.util
 import math
 import os
 import re
@@ -20,19 +19,18 @@ import pytest
 
 from symcompile import vecmath
 from symcompile.bench.vecmath_bench import EDGES, MPMATH, apply, domain_points, errors, vector_loop
+from symcompile.runtime import vecmath as runtime_vecmath
 
 INF, NAN = math.inf, math.nan
 
 
 @pytest.fixture(scope="session")
-def vm(tmp_path_factory):
-    """Every vecmath function, from vecmath_source's text written to a temp module and imported."""
-    path = tmp_path_factory.mktemp("vecmath") / "vecmath_pasted.py"
-    path.write_text(vecmath.vecmath_source(vecmath.FUNCTIONS), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("vecmath_pasted", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def vm():
+    """Every vecmath function under its name in generated code: symcompile.vecmath's, which are the runtime's."""
+    for name, runtime_name in vecmath.FUNCTIONS.items():
+        assert getattr(vecmath, name) is getattr(runtime_vecmath, runtime_name)
+    return vecmath
+
 
 # Largest error in ulp allowed (measured, README "Vectorized math": 0.74, 0.66, 0.67 for exp, log, log1p;
 # 1.7 sigmoid, 1.2 softplus, 2.9 tanh near 0.5, where e/(e + 2) rounds three times).
@@ -172,42 +170,67 @@ def test_a_sum_vectorizes_when_the_caller_allows_reassociation(vm):
     assert len(re.findall(r"vfmadd\w*pd\s[^\n]*%[yz]mm", asm)) >= 4
 
 
-def test_source_closes_over_what_it_calls_in_order():
-    text = vecmath.vecmath_source(["_vsigmoid"])
-    definitions = re.findall(r"^def (\w+)", text, flags=re.M)
-    assert definitions == ["_vbits_to_double", "_vdouble_to_bits", "_vexpm1_reduced", "_vexp", "_vsigmoid"]
-    assert "symcompile" not in vecmath.vecmath_source(vecmath.FUNCTIONS)
-    assert vecmath.vecmath_source(["_vexp"], imports=False).startswith("@numba.extending.intrinsic\n")
+def test_modules_import_the_runtime_functions_under_their_generated_names():
+    assert vecmath.imported_names({"_vsigmoid", "_vexp"}) == "exp as _vexp, sigmoid as _vsigmoid"
+    assert vecmath.imported_names(set()) == ""
     with pytest.raises(ValueError, match="no function _vcos"):
-        vecmath.vecmath_source(["_vexp", "_vcos"])
+        vecmath.imported_names(["_vexp", "_vcos"])
+
+
+def test_the_runtime_module_imports_numpy_and_numba_only():
+    """It is part of the runtime a standalone build copies beside a module (no symcompile, SymPy or Jinja)."""
+    source = open(runtime_vecmath.__file__, encoding="utf-8").read()
+    imported = set(re.findall(r"^(?:from|import) (\S+)", source, flags=re.M))
+    assert imported == {"math", "numba", "numba.extending", "numpy"}
+
+
+def exact_logsumexp(column):
+    with mpmath.workdps(50):
+        return mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(z)) for z in column))
+
+
+def test_a_blocks_logsumexp_and_softmax_sums():
+    """Each column's logsumexp within 2 ulp of the larger of |max| and |result| (as logaddexp), the infinite
+    columns as NumPy's; the targets as rows, 0 in the padding, and their sums."""
+    rng = np.random.default_rng(5)
+    block, count = 8, 6
+    zs = np.ascontiguousarray(rng.uniform(-40.0, 40.0, (3, block)))
+    zs[:, 1] = -INF
+    zs[0, 2] = INF
+    Y = np.eye(3)[rng.integers(3, size=10)] * rng.uniform(0.5, 1.5, (10, 1))
+    lse, targets, ysum = runtime_vecmath.softmax_targets(zs, Y, 4, count, block)
+    np.testing.assert_array_equal(lse, runtime_vecmath.logsumexp_columns(zs, block))
+    assert lse[1] == -INF and lse[2] == INF
+    for s in (0, *range(3, block)):
+        exact = exact_logsumexp(zs[:, s].tolist())
+        scale = math.ulp(max(abs(zs[:, s].max()), abs(float(exact))))
+        assert abs(mpmath.mpf(lse[s]) - exact) <= 2 * scale, (s, lse[s], exact)
+    np.testing.assert_array_equal(targets[:, :count], Y[4:4 + count].T)
+    np.testing.assert_array_equal(targets[:, count:], 0.0)
+    np.testing.assert_array_equal(ysum, targets.sum(axis=0))
 
 
 PROBE = """
 import sys
-sys.path.insert(0, sys.argv[1])
-import pasted
-points = [float(p) for p in sys.argv[2].split(",")]
-for name in pasted.NAMES:
-    print(name, [getattr(pasted, name)(p).hex() for p in points])
-print("pair", pasted._vlogaddexp(1.5, -2.0).hex(), pasted._vlogsumexp((1.5, -2.0, 3.0)).hex())
+from symcompile import vecmath
+points = [float(p) for p in sys.argv[1].split(",")]
+for name in sys.argv[2].split(","):
+    print(name, [getattr(vecmath, name)(p).hex() for p in points])
+print("pair", vecmath._vlogaddexp(1.5, -2.0).hex(), vecmath._vlogsumexp((1.5, -2.0, 3.0)).hex())
 """
 
 
-def test_pasted_source_compiles_in_a_fresh_process(vm, tmp_path):
-    """The text of vecmath_source, alone in a module file, compiles in a new process (Numba's cache in a
-    temp folder) and computes the same bits as in this one."""
-    text = vecmath.vecmath_source(vecmath.FUNCTIONS)
+def test_a_fresh_compile_and_a_cached_load_give_these_bits(vm, tmp_path):
+    """In a new process with an empty Numba cache (a compile), then in another on that cache (a load), the
+    functions compute the same bits as in this one, and the first process wrote the cache."""
     names = sorted(MPMATH)
-    (tmp_path / "pasted.py").write_text(text + f"\n\nNAMES = {names!r}\n")
     points = [0.3, -2.5, 40.0, 1e-300, 700.0]
     cache = tmp_path / "numba_cache"
-    environment = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    run = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path), ",".join(map(repr, points))],
-                         capture_output=True, text=True, env=environment, timeout=300, check=True)
-    lines = run.stdout.splitlines()
-    for name, line in zip(names, lines):
-        function = getattr(vm, name)
-        assert line == f"{name} {[function(p).hex() for p in points]}"
-    pair = f"pair {vm._vlogaddexp(1.5, -2.0).hex()} {vm._vlogsumexp((1.5, -2.0, 3.0)).hex()}"
-    assert lines[len(names)] == pair
-    assert any(cache.rglob("*.nbi")), "cache=True wrote nothing to the temp cache"
+    expected = [f"{name} {[getattr(vm, name)(p).hex() for p in points]}" for name in names]
+    expected.append(f"pair {vm._vlogaddexp(1.5, -2.0).hex()} {vm._vlogsumexp((1.5, -2.0, 3.0)).hex()}")
+    for _ in range(2):
+        run = subprocess.run([sys.executable, "-c", PROBE, ",".join(map(repr, points)), ",".join(names)],
+                             capture_output=True, text=True, env=dict(os.environ, NUMBA_CACHE_DIR=str(cache)),
+                             timeout=300, check=True)  # fmt: skip
+        assert run.stdout.splitlines() == expected
+        assert any(cache.rglob("*.nbi")), "cache=True wrote nothing to the temp cache"

@@ -1,17 +1,16 @@
-"""python benchmarks/dense_runtime/bench.py [--before COMMIT] [--reps N] [--processes N]: dense kernels before and
-after the layer loops moved into symcompile.runtime.dense (issue 20).
+"""python benchmarks/dense_runtime/bench.py [--before COMMIT-OR-FOLDER] [--reps N] [--processes N]: dense kernels
+before and after a change to them (issue 20: the layer loops, then the vectorizable math, moved into the runtime).
 
 Writes, into a scratch folder, digits' dense kernels as a module of their own (`symcompile.dense.standalone_source`)
-three ways: as commit COMMIT generated them (default 94acc99, the last one with per-model loops; its code is
-checked out with `git archive`), as this checkout does (the per-block functions and the layer table, calling the
-runtime's loops), and as this checkout does with the vectorizable math imported from `symcompile.vecmath` instead of
-pasted in (the "shared math" variant: what moving vecmath into the runtime would save). Iris's (4-8-3, same
-activations) are written the same ways, to fill the runtime's cache as an earlier model would. Then:
+two ways: as COMMIT generated them (default 94acc99, the last one with per-model loops; its code is checked out
+with `git archive`), or the checkout in FOLDER (another working copy: a change not committed yet), and as this
+checkout does. Iris's (4-8-3, same activations) are written the same ways, to fill the runtime's cache as an
+earlier model would. Then:
 
 1. compile times, N repetitions: each case on a new NUMBA_CACHE_DIR, then a second process on it (`run1.py`);
 2. speed: N processes, each timing every variant interleaved (`speed.py`), medians of each round's best call,
-   then over the processes, with each process's ratio to the COMMIT's kernels;
-3. equality: loss, gradient and outputs of each variant against the COMMIT's, at the same weights.
+   then over the processes, with each process's ratio to the kernels before;
+3. equality: loss, gradient and outputs of each variant against those before, at the same weights.
 """
 
 import json
@@ -29,10 +28,8 @@ WRITE_KERNELS = """
 import sys
 from symcompile import dense
 from symcompile.spec import load_spec
-shared = "--shared-math" in sys.argv
-vecmath = (lambda names: "from symcompile.vecmath import " + ", ".join(names)) if shared else None
 shape = load_spec(sys.argv[1]).network.shape
-open(sys.argv[2], "w").write(dense.standalone_source(shape, **({"vecmath": vecmath} if shared else {})))
+open(sys.argv[2], "w").write(dense.standalone_source(shape))
 """
 
 WRITE_DATA = """
@@ -56,15 +53,18 @@ def run_python(code, path, *arguments):
 def scratch(before):
     """The variants' kernels modules, each in its own folder with the PYTHONPATH it runs with."""
     root = tempfile.mkdtemp(prefix="dense_runtime")
-    os.makedirs(f"{root}/before/checkout")
-    archive = subprocess.run(["git", "archive", before], cwd=REPO, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", f"{root}/before/checkout"], input=archive, check=True)
-    variants = {"before": f"{root}/before/checkout", "after": REPO, "shared": REPO}
+    if os.path.isdir(before):  # another working copy
+        checkout = os.path.abspath(before)
+    else:
+        checkout = f"{root}/before/checkout"
+        os.makedirs(checkout)
+        archive = subprocess.run(["git", "archive", before], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", checkout], input=archive, check=True)
+    variants = {"before": checkout, "after": REPO}
     for variant, path in variants.items():
         os.makedirs(f"{root}/{variant}", exist_ok=True)
         for spec in ("digits", "iris"):
-            extra = ["--shared-math"] if variant == "shared" else []
-            run_python(WRITE_KERNELS, path, f"{REPO}/examples/{spec}.toml", f"{root}/{variant}/{spec}.py", *extra)
+            run_python(WRITE_KERNELS, path, f"{REPO}/examples/{spec}.toml", f"{root}/{variant}/{spec}.py")
     run_python(WRITE_DATA, REPO, f"{REPO}/examples/digits.toml", f"{root}/digits.npz")
     shutil.copy(f"{HERE}/run1.py", root)
     return root, variants
@@ -80,10 +80,10 @@ def process(root, variants, variant, cache, spec="digits"):
 
 
 COMPILE_CASES = {  # name: (variant, fill the runtime's cache first with iris's kernels)
-    "before: digits' kernels, their loops in the module": ("before", False),
-    "after, runtime not cached (its loops compile too)": ("after", False),
+    "before, runtime not cached": ("before", False),
+    "before, runtime cached (iris ran first)": ("before", True),
+    "after, runtime not cached": ("after", False),
     "after, runtime cached (iris ran first)": ("after", True),
-    "after + shared math, runtime cached": ("shared", True),
 }
 
 
@@ -131,7 +131,7 @@ def speed_table(root, variants, processes):
     """Every variant in each process, interleaved: one process, so each sees the same luck (load, placement)."""
     paths = [f"{root}/{variant}/digits.py" for variant in variants]
     cache = tempfile.mkdtemp(prefix="nbcache")
-    # The variant before imports nothing of symcompile: this checkout's path serves the others.
+    # Every variant imports symcompile.runtime (if at all) from this checkout: its dense loops are those before.
     environment = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=REPO)
     runs = []
     for index in range(processes + 1):  # the first process compiles

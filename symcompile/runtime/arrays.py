@@ -29,3 +29,8 @@ def all_below(values, tol):
         if not abs(value) < tol:
             return False
     return True
+
+
+# For a module's own full-batch loop (symcompile/emit.py: named_full_batch_loop), inlined there by Numba: LLVM
+# does not inline a call into the runtime's cached code (rules.inlined_gradient_descent_step says what it cost).
+inlined_copy_into = numba.njit(inline="always", error_model="numpy")(copy_into.py_func)

@@ -8,6 +8,11 @@ its arguments (`checked_settings`, then its own data checks) and calls `least_sq
 the compiled driver `lm_solve` calls the kernel through a function pointer, so it does not depend on the model:
 compiled once per machine and cached, while each model compiles only its kernel (BENCHMARKS.md, "Issue 20
 groundwork", design D1).
+
+A fit's options (fixed weights, bounds, sigma, robust losses: symcompile.runtime.fit_options) run the same lmder
+(`_lmder`, one source for both) on an internal problem, compiled once per machine too (`lm_solve_options`): the
+maps from the internal variables and residuals to the kernel's are compiled code, called at each evaluation.
+A fit without options takes `lm_solve` as before, step for step and bit for bit.
 """
 
 import functools
@@ -17,17 +22,22 @@ from typing import NamedTuple
 import numba
 import numpy as np
 from numba import types
+from numba.extending import overload
 
+from . import fit_options
 from .arrays import copy_into
 from .pointers import function_value
 from .signatures import MATRIX, RESIDUALS_AND_JACOBIAN, VECTOR
 
 
 class FitResult(NamedTuple):
-    """What least_squares found. `cost` is 0.5*sum(r**2) (SciPy's convention); `iterations` counts
-    evaluations of the residuals, the first at the starting weights (the count `max_iter` bounds, as
-    MINPACK's maxfev); `covariance` is s^2 (J^T J)^-1 with s^2 = sum(r**2)/(m - P), `stderr` the square
-    root of its diagonal."""
+    """What least_squares found. `cost` is 0.5*sum(r**2) (SciPy's convention; with a robust loss SciPy's
+    0.5 * f_scale**2 * sum(rho(f**2 / f_scale**2))); `iterations` counts evaluations of the residuals, the
+    first at the starting weights (the count `max_iter` bounds, as MINPACK's maxfev); `covariance` is
+    s^2 (J^T J)^-1 with s^2 = 2*cost/(m - P) and J = `jac` (P: the free weights; a fixed weight's row and column
+    are 0), `stderr` the square root of its diagonal. `fun` and `jac` mean what SciPy least_squares' do: the
+    residuals at w, weighted by sigma (not by the loss), and their Jacobian in the weights (zero in a fixed
+    weight's column), each row scaled for a robust loss so that J^T J is the Gauss-Newton Hessian of the cost."""
 
     w: np.ndarray
     iterations: int
@@ -36,6 +46,8 @@ class FitResult(NamedTuple):
     status: str
     covariance: np.ndarray
     stderr: np.ndarray
+    fun: np.ndarray
+    jac: np.ndarray
 
 
 # MINPACK's info codes, as lm_solve returns them; -1 is ours: residuals or Jacobian not finite.
@@ -325,6 +337,12 @@ LM_SOLVE = types.Tuple((VECTOR, types.int64, types.int64, types.int64, VECTOR, M
     RESIDUALS_AND_JACOBIAN, types.int64, VECTOR, MATRIX, MATRIX, types.int64, types.float64, types.float64,
     types.float64,
 )
+# lm_solve_options(..., as lm_solve, then FitOptions' free, kinds, lower, upper, sigma, cholesky, loss, f_scale, start)
+#   -> (w, nfev, njev, info, g, f, jac): the solver's residuals g, the weighted residuals f and SciPy's jac at w
+LM_SOLVE_OPTIONS = types.Tuple((VECTOR, types.int64, types.int64, types.int64, VECTOR, VECTOR, MATRIX))(
+    *LM_SOLVE.args, types.int64[::1], types.int64[::1], VECTOR, VECTOR, VECTOR, MATRIX, types.int64, types.float64,
+    VECTOR,
+)
 
 
 def lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol):
@@ -335,6 +353,12 @@ def lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, x
     return _compiled_lm_solve()(kernel, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol)
 
 
+def lm_solve_options(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol, options):
+    """lm_solve through a fit's options (fit_options.FitOptions): the same lmder on the internal problem."""
+    kernel = function_value(residuals_and_jacobian, RESIDUALS_AND_JACOBIAN)
+    return _compiled_lm_solve_options()(kernel, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol, *options)
+
+
 # Compiled (or loaded from Numba's cache) at the first fit, not at import: with an explicit signature Numba
 # compiles on decoration, and a module that imports this one only to train should not pay for the solver.
 @functools.cache
@@ -342,9 +366,94 @@ def _compiled_lm_solve():
     return numba.njit(LM_SOLVE, cache=True, error_model="numpy")(_lm_solve)
 
 
+@functools.cache
+def _compiled_lm_solve_options():
+    return numba.njit(LM_SOLVE_OPTIONS, cache=True, error_model="numpy")(_lm_solve_options)
+
+
+# lmder calls the kernel itself, between two steps that depend on the problem: a kernel passed on to another
+# function is called through a pointer even where that function is inlined (measured: 4-5% of a misra1a fit).
+def kernel_arguments(problem, w, r, J):
+    """(weights, residuals, Jacobian) for the kernel at lmder's point w: w, r and J themselves for a plain fit
+    (problem = ()); for a fit's options (problem from `_lm_solve_options`) the user's weights w(q) and the
+    problem's arrays for the kernel's residuals and Jacobian. Chosen when compiling, by the problem's type."""
+
+
+def from_kernel(problem, w, r, J):
+    """Make the kernel's output lmder's r and J: nothing to do for a plain fit; for a fit's options the
+    internal problem's residuals and Jacobian (`_from_kernel_with_options`)."""
+
+
+@overload(kernel_arguments, inline="always", jit_options={"error_model": "numpy"})
+def _kernel_arguments(problem, w, r, J):
+    if len(problem) == 0:
+        return lambda problem, w, r, J: (w, r, J)
+    return _kernel_arguments_with_options
+
+
+@overload(from_kernel, inline="always", jit_options={"error_model": "numpy"})
+def _from_kernel(problem, w, r, J):
+    if len(problem) == 0:
+        return lambda problem, w, r, J: None
+    return _from_kernel_with_options
+
+
+def _kernel_arguments_with_options(problem, w, r, J):
+    options, weights, dw_dq, f, J_weights, _ = problem
+    free, kinds, lower, upper = options[:4]
+    fit_options.to_user(w, free, kinds, lower, upper, weights, dw_dq)
+    return weights, f, J_weights
+
+
+def _from_kernel_with_options(problem, w, r, J):
+    """The internal problem of symcompile.runtime.fit_options at its variables (here w: q) from the kernel's
+    residuals and Jacobian at w(q): the residuals weighted (f) and made robust (r: g); each free weight's
+    column of J by the chain rule, dg/dq = dg/df * df/dw * dw/dq."""
+    options, _, dw_dq, f, J_weights, dg_df = problem
+    free, _, _, _, sigma, cholesky, loss, f_scale = options
+    fit_options.whiten(sigma, cholesky, f, J_weights)
+    fit_options.robust(loss, f_scale, f, r, dg_df)
+    for i in range(J.shape[0]):
+        for k in range(J.shape[1]):
+            J[i, k] = dg_df[i] * J_weights[i, free[k]] * dw_dq[k]
+
+
 def _lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol):
-    """MINPACK's lmder (mode 1: variables scaled by the Jacobian's column norms; factor 100), calling
-    residuals_and_jacobian for both residuals and Jacobian. Returns (w, nfev, njev, info, r, J):
+    """lmder on the model's residuals and Jacobian (`_lmder`)."""
+    m = X.shape[0] * residuals_per_sample
+    return _lmder(residuals_and_jacobian, X, Y, (), w0, m, max_iter, xtol, ftol, gtol)
+
+
+def _lm_solve_options(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol, free,
+                      kinds, lower, upper, sigma, cholesky, loss, f_scale, start):  # fmt: skip
+    """lmder on the internal problem of a fit's options, from `start` (w0 moved inside its bounds), then the
+    weighted residuals f and SciPy's jac at the weights found: the Jacobian of f in the user's weights, each
+    row scaled for a robust loss (fit_options.gauss_newton_scale), zero in the fixed weights' columns."""
+    m = X.shape[0] * residuals_per_sample
+    n = w0.shape[0]
+    w, dw_dq, f, J = start.copy(), np.empty(free.shape[0]), np.empty(m), np.empty((m, n))
+    q0 = np.empty(free.shape[0])
+    fit_options.to_internal(start, free, kinds, lower, upper, q0)
+    options = (free, kinds, lower, upper, sigma, cholesky, loss, f_scale)
+    q, nfev, njev, info, g, _ = _lmder(residuals_and_jacobian, X, Y, (options, w, dw_dq, f, J, np.empty(m)), q0,
+                                       m, max_iter, xtol, ftol, gtol)  # fmt: skip
+    fit_options.to_user(q, free, kinds, lower, upper, w, dw_dq)
+    residuals_and_jacobian(w, X, Y, f, J)
+    fit_options.whiten(sigma, cholesky, f, J)
+    scale = np.empty(m)
+    fit_options.gauss_newton_scale(loss, f_scale, f, scale)
+    jac = np.zeros((m, n))
+    for i in range(m):
+        for k in range(free.shape[0]):
+            jac[i, free[k]] = scale[i] * J[i, free[k]]
+    return w, nfev, njev, info, g, f, jac
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _lmder(kernel, X, Y, problem, w0, m, max_iter, xtol, ftol, gtol):
+    """MINPACK's lmder (mode 1: variables scaled by the Jacobian's column norms; factor 100), calling the
+    kernel for both residuals and Jacobian (through the problem's maps, `kernel_arguments` and `from_kernel`;
+    problem = () for a plain fit). Returns (w, nfev, njev, info, r, J):
     the weights, the evaluations of the residuals and of the Jacobian, MINPACK's info code (or -1:
     residuals or Jacobian not finite), and the residuals and Jacobian at w.
 
@@ -354,7 +463,6 @@ def _lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, 
     rejected, and the step bound cut tenfold.
     """
     n = w0.shape[0]
-    m = X.shape[0] * residuals_per_sample
     w = w0.copy()
     r = np.empty(m)
     J = np.empty((m, n))
@@ -375,7 +483,9 @@ def _lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, 
     wa5 = np.empty(n)  # lmder passes its m-long wa4 to lmpar, which uses n of it
     sdiag = np.empty(n)
 
-    residuals_and_jacobian(w, X, Y, r, J)
+    weights, kernel_r, kernel_J = kernel_arguments(problem, w, r, J)
+    kernel(weights, X, Y, kernel_r, kernel_J)
+    from_kernel(problem, w, r, J)
     nfev = 1
     njev = 0
     if not (_all_finite(r) and _all_finite(J)):
@@ -437,7 +547,9 @@ def _lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, 
             pnorm = _enorm(wa3)
             if iteration == 1:
                 delta = min(delta, pnorm)
-            residuals_and_jacobian(wa2, X, Y, r_trial, J_trial)
+            weights, kernel_r, kernel_J = kernel_arguments(problem, wa2, r_trial, J_trial)
+            kernel(weights, X, Y, kernel_r, kernel_J)
+            from_kernel(problem, wa2, r_trial, J_trial)
             nfev += 1
             fnorm1 = _enorm(r_trial)
             if not math.isfinite(fnorm1):
@@ -608,21 +720,53 @@ def _tolerance(name, value):
     return number
 
 
-def least_squares(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol):
-    """A module's least_squares after its checks: the FitResult of lm_solve from w0 on the data (w0, X and Y
-    checked C-contiguous float64 arrays, the settings as `checked_settings` returns them). A ValueError where
-    there are fewer residuals than weights."""
-    if X.shape[0] * residuals_per_sample < w0.size:
-        raise ValueError(f"{X.shape[0] * residuals_per_sample} residuals cannot determine {w0.size} weights")
-    solved = lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol)
-    w, nfev, _, info, r, J = solved
-    cost = 0.5 * float(r @ r)
+def least_squares(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol, *, fixed=None,
+                  bounds=None, loss="linear", f_scale=1.0, sigma=None):  # fmt: skip
+    """A module's least_squares after its checks: the FitResult of lmder from w0 on the data (w0, X and Y
+    checked C-contiguous float64 arrays, the settings as `checked_settings` returns them).
+
+    The options (symcompile.runtime.fit_options, checked here: one-line TypeError or ValueError): `fixed`, a
+    boolean mask or the indices of weights held at w0; `bounds`, (lower, upper) as SciPy's least_squares takes
+    them; `loss` and `f_scale`, SciPy's robust losses; `sigma`, a standard deviation per residual (1-D) or their
+    covariance matrix (2-D). They compose. With none of them (or bounds all infinite) the fit is plain lmder.
+    A ValueError where there are fewer residuals than free weights.
+    """
+    m = X.shape[0] * residuals_per_sample
+    plain = fixed is None and bounds is None and sigma is None and type(loss) is str and loss == "linear" and (
+        type(f_scale) is float and f_scale == 1.0
+    )  # the common case, checked without the NumPy calls of checked_options (10-25 us, as long as a small fit)
+    options = None if plain else fit_options.checked_options(w0, m, fixed=fixed, bounds=bounds, loss=loss,
+                                                             f_scale=f_scale, sigma=sigma)  # fmt: skip
+    free = w0.size if options is None else options.free.size
+    if m < free:
+        raise ValueError(f"{m} residuals cannot determine {free} {'weights' if free == w0.size else 'free weights'}")
+    if options is None:
+        w, nfev, _, info, r, J = lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol,
+                                          ftol, gtol)  # fmt: skip
+        return _result(w, nfev, info, r, r, J)
+    solved = lm_solve_options(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol,
+                              options)  # fmt: skip
+    w, nfev, _, info, g, f, jac = solved
+    return _result(w, nfev, info, g, f, jac, None if options.free.size == w.size else options.free)
+
+
+def _result(w, nfev, info, g, f, jac, free=None):
+    """The FitResult: cost 0.5*sum(g**2) of the residuals the solver minimized; the covariance from jac's
+    columns of the free weights (all where free is None), s^2 = 2*cost/(m - free weights), zero in the fixed
+    weights' rows and columns."""
+    cost = 0.5 * float(g @ g)
     status = _STATUS[info]
     if info == -1:
         covariance = np.full((w.size, w.size), np.nan)
-    else:
-        covariance, rank = _covariance(r, J)
+    elif free is None:
+        covariance, rank = _covariance(g, jac)
         if rank < w.size:
             status = "singular"
+    else:
+        covariance = np.zeros((w.size, w.size))
+        free_covariance, rank = _covariance(g, np.ascontiguousarray(jac[:, free]))
+        covariance[np.ix_(free, free)] = free_covariance
+        if rank < free.size:
+            status = "singular"
     stderr = np.sqrt(np.diag(covariance))
-    return FitResult(w, nfev, cost, info in _CONVERGED, status, covariance, stderr)
+    return FitResult(w, nfev, cost, info in _CONVERGED, status, covariance, stderr, f, jac)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from numba import types
 
-from .arrays import all_below, all_finite, copy_into
+from .arrays import all_below, all_finite, copy_into, inlined_copy_into  # noqa: F401 (for modules)
 from .lazy import njit_on_first_call
 from .rules import MODEL_STEP, STEP
 from .signatures import LOSS_AND_GRAD, MATRIX, VECTOR
