@@ -40,7 +40,6 @@ class OptimizeWarning(UserWarning):
 # SciPy leastsq's defaults (curve_fit's method "lm"); max_iter defaults to 100 * (P + 1) as leastsq's with a Jacobian.
 XTOL = FTOL = 1.49012e-08
 GTOL = 0.0
-LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
 METHODS = ("lm", "trf", "dogbox")
 SOLVER_KEYWORDS = {"max_iter", "maxfev", "max_nfev", "xtol", "ftol", "gtol", "loss", "f_scale", "fixed"}
 FORMULA_KEYWORDS = {"params", "independent"}
@@ -425,8 +424,6 @@ def _solver_extras(free, n, bounds, sigma, options):
     if sigma is not None:
         extras["sigma"] = sigma
     if options.get("loss", "linear") != "linear":
-        if options["loss"] not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {options['loss']!r}")
         extras["loss"] = options["loss"]
     if options.get("f_scale", 1.0) != 1.0:
         extras["f_scale"] = options["f_scale"]

@@ -62,7 +62,7 @@ def checked_options(w0, m, *, fixed=None, bounds=None, loss="linear", f_scale=1.
     n = w0.shape[0]
     is_fixed = _fixed_mask(fixed, n)
     lower, upper = _bounds(bounds, n)
-    loss_code = _loss(loss)
+    loss_code = loss_index(loss)
     f_scale = _f_scale(f_scale)
     sigma, cholesky = _sigma(sigma, m)
     if np.any((w0 < lower) | (w0 > upper)):
@@ -131,7 +131,8 @@ def _bounds(bounds, n):
     return lower, upper
 
 
-def _loss(loss):
+def loss_index(loss):
+    """The loss's index in LOSSES; a one-line ValueError for any other value."""
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     return LOSSES.index(loss)
