@@ -24,7 +24,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from . import fit_options
+from . import checks, fit_options
 from .arrays import copy_into
 from .pointers import function_value
 from .signatures import MATRIX, RESIDUALS_AND_JACOBIAN, VECTOR
@@ -693,18 +693,9 @@ _MAX_ITER = 2**62
 
 def checked_settings(max_iter, xtol, ftol, gtol):
     """(max_iter, xtol, ftol, gtol) as an int and floats; a TypeError or ValueError naming the first bad one."""
-    max_iter = _max_iter(max_iter)
+    max_iter = checks.integer("max_iter", max_iter, 1, _MAX_ITER)  # TypeError for 2.5, True, '10'
     xtol, ftol, gtol = (_tolerance(name, value) for name, value in (("xtol", xtol), ("ftol", ftol), ("gtol", gtol)))
     return max_iter, xtol, ftol, gtol
-
-
-def _max_iter(value):
-    """max_iter as an int; a TypeError (not an integer: 2.5, True, '10') or ValueError naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
-    if not 1 <= value <= _MAX_ITER:
-        raise ValueError(f"max_iter must be an integer from 1 to 2**62, not {value!r}")
-    return int(value)
 
 
 def _tolerance(name, value):
