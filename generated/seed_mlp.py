@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:99b64bfb65ee513c1b80c8e2f1ed6144cfbe66edb16aff262db93c5851889e0b (of the source below this line)
+# Digest: sha256:2a059ecec67db9bcd00d3647d999ab41cb24c5e2fd9211a799935f743b9c0c48 (of the source below this line)
 
 import math
 import sys
@@ -44,7 +44,7 @@ from symcompile.runtime import least_squares as _least_squares, loops as _loops,
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_b38b343aa517d5b1"
+__name__ = "_symcompile_f834f672de4b136f"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -158,131 +158,25 @@ def _loss_and_grad_kernel(w, X, Y, grad):
 @numba.njit(cache=True, error_model="numpy")
 def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     """One iteration of sequential (Gauss-Seidel) descent, in parameter order: each parameter's new value is used
-    for the next parameter's derivative. Writes the steps into `steps`; returns the loss at the starting weights."""
-    scale = 1.0 / X.shape[0]
-    w0 = w[0]
-    w13 = w[1]
-    w14 = w[2]
-    w23 = w[3]
-    w24 = w[4]
-    w35 = w[5]
-    w45 = w[6]
-
-    slope = loss = 0.0  # dloss/dw0
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = t0 + w13*x1 + w23*x2
-        t2 = w35*_sigmoid(t1)
-        t3 = t0 + w14*x1 + w24*x2
-        t4 = w45*_sigmoid(t3)
-        t5 = 2 + 2*t2*_sigmoid(-t1) + 2*t4*_sigmoid(-t3)
-        t6 = t0 + t2 + t4
-        t7 = -t6
-        t8 = 1 - y
-        slope += t8*t5*_sigmoid(t6) - y*t5*_sigmoid(t7)
-        loss += t8*_softplus(t6) + y*_softplus(t7)
-    steps[0] = lr * slope * scale + lr * weight_decay * w[0]
-    w[0] -= steps[0]
-    w0 = w[0]  # its new value, for the derivatives below
-
-    slope = 0.0  # dloss/dw13
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = t0 + w13*x1 + w23*x2
-        t2 = _sigmoid(t1)
-        t3 = t2*w35
-        t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
-        t5 = _sigmoid(-t1)
-        slope += w35*x1*(1 - y)*t2*t5*_sigmoid(t4) - x1*y*t3*t5*_sigmoid(-t4)
-    steps[1] = lr * slope * scale + lr * weight_decay * w[1]
-    w[1] -= steps[1]
-    w13 = w[1]  # its new value, for the derivatives below
-
-    slope = 0.0  # dloss/dw14
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = t0 + w14*x1 + w24*x2
-        t2 = _sigmoid(t1)
-        t3 = t2*w45
-        t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
-        t5 = _sigmoid(-t1)
-        slope += w45*x1*(1 - y)*t2*t5*_sigmoid(t4) - x1*y*t3*t5*_sigmoid(-t4)
-    steps[2] = lr * slope * scale + lr * weight_decay * w[2]
-    w[2] -= steps[2]
-    w14 = w[2]  # its new value, for the derivatives below
-
-    slope = 0.0  # dloss/dw23
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = t0 + w13*x1 + w23*x2
-        t2 = _sigmoid(t1)
-        t3 = t2*w35
-        t4 = t0 + t3 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
-        t5 = _sigmoid(-t1)
-        slope += w35*x2*(1 - y)*t2*t5*_sigmoid(t4) - x2*y*t3*t5*_sigmoid(-t4)
-    steps[3] = lr * slope * scale + lr * weight_decay * w[3]
-    w[3] -= steps[3]
-    w23 = w[3]  # its new value, for the derivatives below
-
-    slope = 0.0  # dloss/dw24
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = t0 + w14*x1 + w24*x2
-        t2 = _sigmoid(t1)
-        t3 = t2*w45
-        t4 = t0 + t3 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
-        t5 = _sigmoid(-t1)
-        slope += w45*x2*(1 - y)*t2*t5*_sigmoid(t4) - x2*y*t3*t5*_sigmoid(-t4)
-    steps[4] = lr * slope * scale + lr * weight_decay * w[4]
-    w[4] -= steps[4]
-    w24 = w[4]  # its new value, for the derivatives below
-
-    slope = 0.0  # dloss/dw35
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = _sigmoid(t0 + w13*x1 + w23*x2)
-        t2 = t0 + t1*w35 + w45*_sigmoid(t0 + w14*x1 + w24*x2)
-        slope += (1 - y)*t1*_sigmoid(t2) - y*t1*_sigmoid(-t2)
-    steps[5] = lr * slope * scale + lr * weight_decay * w[5]
-    w[5] -= steps[5]
-    w35 = w[5]  # its new value, for the derivatives below
-
-    slope = 0.0  # dloss/dw45
-    for n in range(X.shape[0]):
-        x1 = X[n, 0]
-        x2 = X[n, 1]
-        y = Y[n, 0]
-        t0 = 2*w0
-        t1 = _sigmoid(t0 + w14*x1 + w24*x2)
-        t2 = t0 + t1*w45 + w35*_sigmoid(t0 + w13*x1 + w23*x2)
-        slope += (1 - y)*t1*_sigmoid(t2) - y*t1*_sigmoid(-t2)
-    steps[6] = lr * slope * scale + lr * weight_decay * w[6]
-    w[6] -= steps[6]
-    return loss * scale
+    for the next parameter's derivative. Writes the steps into `steps`; returns the loss at the starting weights.
+    Each step takes its component of the full gradient at the current weights
+    (this model has too many parameters for one program per parameter)."""
+    grad = np.empty_like(w)
+    loss = _loss_and_grad_kernel(w, X, Y, grad)
+    for j in range(w.shape[0]):
+        if j > 0:  # the gradient at the weights updated so far
+            _loss_and_grad_kernel(w, X, Y, grad)
+        steps[j] = lr * grad[j] + lr * weight_decay * w[j]
+        w[j] -= steps[j]
+    return loss
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
-    """The same sweep for a single sample, as one straight-line program: each updated weight
-    is a new local, so work that does not depend on it is done once, not once per parameter."""
+def _sequential_sweep_one_sample_kernel(w, X, Y, hyperparameters, previous, steps):
+    """The same sweep for a single sample and no weight decay, as one straight-line program: each updated weight
+    is a new local, so work that does not depend on it is done once, not once per parameter. A MODEL_STEP, so
+    that a run that qualifies calls it from its own loop (`_train_one_sample_sweep_kernel`), chosen once."""
+    lr = hyperparameters[0]
     w0 = w[0]
     w13 = w[1]
     w14 = w[2]
@@ -375,7 +269,7 @@ def _sequential_step_kernel(w, X, Y, hyperparameters, previous, steps):
     """The sequential rule's step (symcompile.runtime.rules: MODEL_STEP); returns the loss at the starting weights."""
     lr, weight_decay = hyperparameters[0], hyperparameters[1]
     if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
-        return _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
+        return _sequential_sweep_one_sample_kernel(w, X, Y, hyperparameters, previous, steps)
     return _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
 
 
@@ -392,6 +286,49 @@ def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_v
         if own_step:  # the model's own step (sequential, newton)
             _loops.inlined_copy_into(previous, w)
             loss = _sequential_step_kernel(w, X, Y, hyperparameters, previous, steps)
+        else:
+            loss = _loss_and_grad_kernel(w, X, Y, grad)
+            _rules.inlined_gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)
+        finite = np.isfinite(loss) and _loops.all_finite(w)
+        if not finite or _loops.diverged(loss, run):
+            _loops.inlined_copy_into(w, previous)  # the last finite weights, or those at which the loss passed the limit
+            status = 3 if finite else 2
+            break
+        t += 1
+        losses[min(iteration - first, last)] = loss
+        if X_val.shape[0] > 0:
+            val_loss = _loss_and_grad_kernel(w, X_val, Y_val, grad)
+            worse = _loops.record_validation(val_loss, _loops.no_accuracy(w, X_val, Y_val, out_val), w, iteration, first, run, best_w,
+                                      val_losses, val_accuracies)  # fmt: skip
+            bad_epochs = bad_epochs + 1 if worse else 0
+        iteration += 1
+        if _loops.all_below(steps, tol):
+            status = 1
+            break
+        if 0 < patience <= bad_epochs:
+            status = 4
+            break
+    if status < 0 and iteration == max_iter:
+        status = 0
+    if status >= 0:
+        status = _loops.final_status(status, _loss_and_grad_kernel(w, X, Y, grad), iteration, first, patience, run, losses)
+    run[0], run[1], run[2] = iteration, t, bad_epochs
+    return status
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _train_one_sample_sweep_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_val, patience, state, run, best_w, stop, max_iter, losses, val_losses, val_accuracies):
+    """symcompile.runtime.loops' full-batch loop, calling this model's kernels by name (inlined)."""
+    grad, steps, previous = np.empty(w.shape[0]), np.empty(w.shape[0]), np.empty(w.shape[0])
+    out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
+    iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    first = iteration
+    last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
+    status = -1
+    while iteration < stop:
+        if own_step:  # the model's own step (sequential, newton)
+            _loops.inlined_copy_into(previous, w)
+            loss = _sequential_sweep_one_sample_kernel(w, X, Y, hyperparameters, previous, steps)
         else:
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             _rules.inlined_gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)

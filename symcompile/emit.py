@@ -261,10 +261,10 @@ def formula_lines(model, width=100):
     return [line for text in equations for line in wrap.wrap(docstring_text(text))]
 
 
-def named_full_batch_loop(model_step: str) -> str:
-    """The runtime's full-batch loop (symcompile.runtime.loops) as the module's `_train_full_batch_kernel`, with
-    the kernels it takes as arguments replaced by their names: this module's loss and gradient, plain gradient
-    descent's step and `model_step` (a kernel's name, or the runtime's no-op). One source, two compilations."""
+def named_full_batch_loop(model_step: str, name: str = "_train_full_batch_kernel") -> str:
+    """The runtime's full-batch loop (symcompile.runtime.loops) as the module's kernel `name`, with the kernels
+    it takes as arguments replaced by their names: this module's loss and gradient, plain gradient descent's
+    step and `model_step` (a kernel's name, or the runtime's no-op). One source, several compilations."""
     source = inspect.getsource(loops._train_full_batch)
     header, _, body = source.partition('"""')
     body = body.partition('"""')[2]  # the docstring goes: the module's says where the code comes from
@@ -278,7 +278,7 @@ def named_full_batch_loop(model_step: str) -> str:
     parameters = parameters.partition("model_step, ")[2]
     return (
         '@numba.njit(cache=True, error_model="numpy")\n'
-        f"def _train_full_batch_kernel({parameters}):\n"
+        f"def {name}({parameters}):\n"
         '    """symcompile.runtime.loops\' full-batch loop, calling this model\'s kernels by name (inlined)."""'
         + body.rstrip()
     )
@@ -376,6 +376,9 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "named_full_batch_loop": named_full_batch_loop(
             "_sequential_step_kernel" if "sequential" in update_rules.model_step_rules(bool(kernel.hessian)) else "_rules.no_model_step"
         ),
+        # The blog's case (one sample, sequential): a loop calling the straight-line sweep by name, chosen once
+        # per run; through the dispatching `_sequential_step_kernel` an iteration took 1.25x as long.
+        "one_sample_sweep_loop": named_full_batch_loop("_sequential_sweep_one_sample_kernel", "_train_one_sample_sweep_kernel"),
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
         "sweep_param_loads": _loads(model.params, set(model.params), kernel.code_names, "w["),
         "one_sample_sweep": kernel.one_sample_sweep

@@ -143,7 +143,9 @@ def optimize(program: Program) -> Kernel:
     fused = optimized(code, new_temporaries)
     n_params = len(model.params)
     sequential = update_rules.needs_sequential_sweep(model.training.update)
-    unrolled_sweep = sequential and n_params <= UNROLLED_SWEEP_MAX_PARAMS
+    # A model whose own data is one sample (the blog's) runs the straight-line sweep below; its per-parameter
+    # programs would serve only runs on other data (there the fused kernel per weight does), at 120 module lines.
+    unrolled_sweep = sequential and n_params <= UNROLLED_SWEEP_MAX_PARAMS and model.X.shape[0] > 1
     return Kernel(
         program=program,
         forward=optimized(program.forward, new_temporaries),

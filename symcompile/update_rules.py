@@ -62,9 +62,11 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
 
 {% if one_sample_sweep %}
 @numba.njit(cache=True, error_model="numpy")
-def _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps):
-    """The same sweep for a single sample, as one straight-line program: each updated weight
-    is a new local, so work that does not depend on it is done once, not once per parameter."""
+def _sequential_sweep_one_sample_kernel(w, X, Y, hyperparameters, previous, steps):
+    """The same sweep for a single sample and no weight decay, as one straight-line program: each updated weight
+    is a new local, so work that does not depend on it is done once, not once per parameter. A MODEL_STEP, so
+    that a run that qualifies calls it from its own loop (`_train_one_sample_sweep_kernel`), chosen once."""
+    lr = hyperparameters[{{ slots.lr }}]
 {{ load_params(one_sample_sweep) }}
 {{ one_sample_sweep.sample_lines|join("\\n")|indent(4, first=True) }}
 {% for step, new_weight in one_sample_sweep.results[1:]|batch(2) %}
@@ -81,7 +83,7 @@ def _sequential_step_kernel(w, X, Y, hyperparameters, previous, steps):
     lr, weight_decay = hyperparameters[{{ slots.lr }}], hyperparameters[{{ slots.weight_decay }}]
 {% if one_sample_sweep %}
     if X.shape[0] == 1 and weight_decay == 0.0:  # one sample, as in the blog: the sweep as one straight-line program
-        return _sequential_sweep_one_sample_kernel(w, X, Y, lr, steps)
+        return _sequential_sweep_one_sample_kernel(w, X, Y, hyperparameters, previous, steps)
 {% endif %}
     return _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps)
 

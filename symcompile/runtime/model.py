@@ -18,7 +18,7 @@ from .signatures import LOSS_AND_GRAD
 
 # The kernels a Model takes, by their names in the generated module.
 KERNELS = ("_forward_kernel", "_loss_and_grad_kernel", "_accuracy_kernel", "_sequential_step_kernel", "_newton_step_kernel",
-           "_train_full_batch_kernel")  # fmt: skip
+           "_train_full_batch_kernel", "_train_one_sample_sweep_kernel")  # fmt: skip
 
 
 class Model:
@@ -204,7 +204,7 @@ class Model:
             batches = (batch_size, np.array([seed] if shuffle else [], dtype=np.uint64), np.arange(X.shape[0]))
             kernels = self.loop_kernels(rule, X_val.shape[0] > 0)
         else:
-            (loop, *kernels), batches = self.full_batch_loop(rule, X_val.shape[0] > 0), ()
+            (loop, *kernels), batches = self.full_batch_loop(rule, X_val.shape[0] > 0, X.shape[0], values), ()
         arguments = (*kernels, w, X, Y, rules.vector(values), tol, *batches, X_val, Y_val, patience,
                      rules.init(rule, w.shape[0]), run, best_w)  # fmt: skip
         first_guess = training.FIRST_GUESS * (X.shape[0] + X_val.shape[0]) * w.shape[0]
@@ -221,13 +221,17 @@ class Model:
         return result_type(w, int(run[0]), losses, status == 1, loops.STATUS[status], val_losses, accuracies,
                            best_w if X_val.shape[0] else w, record_every)  # fmt: skip
 
-    def full_batch_loop(self, rule, validating):
+    def full_batch_loop(self, rule, validating, n_samples, values):
         """(the full-batch loop, the kernel arguments it takes first): the module's own loop with its kernels
         inlined where it has one (small models) and it runs `rule` (plain or sequential descent, no accuracy to
-        record), else the runtime's, with `loop_kernels`."""
+        record), else the runtime's, with `loop_kernels`. The sequential rule on one sample without weight decay
+        (the blog's run) takes the loop that calls the straight-line sweep directly, where the module has one."""
         inlined = self.kernels.get("_train_full_batch_kernel")
         plain = rule.step is rules.gradient_descent_step
         if inlined is not None and (plain or rule.model_kernel == "_sequential_step_kernel") and not (validating and self.classifier):
+            one_sample = self.kernels.get("_train_one_sample_sweep_kernel")
+            if not plain and one_sample is not None and n_samples == 1 and values.get("weight_decay", 0.0) == 0.0:
+                return one_sample, True
             return inlined, not plain
         return loops.train_full_batch, *self.loop_kernels(rule, validating)
 
