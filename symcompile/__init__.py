@@ -15,6 +15,7 @@ _EXPORTS = {
     "make_model": "symcompile.model", "BuildOptions": "symcompile.options", "TrainingSettings": "symcompile.options",
     "build": "symcompile.pipeline", "compile_model": "symcompile.pipeline", "load_module": "symcompile.writer",
     "curve_fit": "symcompile.curve_fitting", "OptimizeWarning": "symcompile.curve_fitting",
+    "curve_fit_report": "symcompile.curve_fitting", "FitReport": "symcompile.fit_report",
     "MLPClassifier": "symcompile.sklearn", "MLPRegressor": "symcompile.sklearn", "ExpressionRegressor": "symcompile.sklearn",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)

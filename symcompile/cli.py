@@ -12,32 +12,28 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from symcompile import __version__, cli_dask, plotting
 from symcompile.data import split_rows
-from symcompile.dump import DUMP_STAGES, dump_after
-from symcompile.emit import formula_lines
-from symcompile.errors import SymcompileError
+from symcompile.errors import SymcompileError, names_text
 from symcompile.interrupts import EXIT_INTERRUPTED, CtrlC
 from symcompile.metrics import accuracy
-from symcompile import dense
-from symcompile.dense import chosen_kernels
 from symcompile.options import (
-    HESSIAN_MAX_PARAMS, RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed, argument_type, check_rule_fits,
-    chosen_rule, run_settings, train_keywords, training_settings,
+    DEFAULT_OUT_DIR, DUMP_STAGES, HESSIAN_MAX_PARAMS, RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed,
+    argument_type, check_rule_fits, chosen_rule, run_settings, train_keywords, training_settings,
 )  # fmt: skip
 from symcompile.outputs import (
     check_plot_path, check_writable, plot_history, predictions_text, write_file, write_history, write_text,
 )  # fmt: skip
-from symcompile.pipeline import DEFAULT_OUT_DIR, build, stages
-from symcompile.provenance import why_rebuild
-from symcompile.seed import seed_model
-from symcompile.spec import load_spec_settings, read_toml, spec_input_columns, spec_model
+from symcompile import current_module
 from symcompile.writer import load_module
+
+# The model's stages (SymPy, half a second of imports) are imported by the functions that use them: `train` on
+# a module that is current needs none of them (symcompile/current_module.py).
 
 
 def resolve_model(spec, data_root=None):
@@ -48,6 +44,9 @@ def resolve_model(spec, data_root=None):
 def resolve_model_settings(spec, data_root=None, split=None):
     """As `resolve_model`, and the run settings of the spec's [training] table (the defaults for the seed).
     `split`: train's --validation-split and --seed, given to the model too (its standardization's rows)."""
+    from symcompile.seed import seed_model
+    from symcompile.spec import load_spec_settings
+
     if spec is None:
         return seed_model(), build_command(spec, data_root), RunSettings()
     model, run = load_spec_settings(spec, data_root, split)
@@ -69,6 +68,9 @@ def module_path(model, out_dir):
 
 
 def command_build(args):
+    from symcompile.dump import dump_after
+    from symcompile.pipeline import build
+
     start = time.perf_counter()
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     model_seconds = time.perf_counter() - start
@@ -109,6 +111,9 @@ def require_data(model):
 def ensure_built(model, rebuild_command, out_dir, hessian=False):
     """The model's module, imported; built first when missing or built from a different model, or without the
     Hessian that `hessian` asks for (the newton optimizer's)."""
+    from symcompile.pipeline import build
+    from symcompile.provenance import why_rebuild
+
     path = module_path(model, out_dir)
     reason = why_rebuild(path, model)
     if not reason and hessian and "def _loss_grad_hessian_kernel(" not in path.read_text(encoding="utf-8"):
@@ -119,33 +124,77 @@ def ensure_built(model, rebuild_command, out_dir, hessian=False):
     return load_module(path)
 
 
+@dataclass(frozen=True)
+class TrainTarget:
+    """What `train` needs of the model: from the spec's model (`model`, to build from), or from its module where
+    that was found current for the same inputs before (`module`; current_module.py), without making the model."""
+
+    name: str
+    n_samples: int
+    n_params: int
+    training: object  # options.TrainingSettings: the model's defaults
+    spec_run: RunSettings  # the spec's [training] table (the defaults for the seed)
+    inputs_key: str | None  # current_module's key of the spec, data and versions
+    module: object = None
+    model: object = None
+    rebuild_command: str = ""
+
+
+def _train_target(args, split, shortcut=True):
+    key = current_module.inputs_key(args.spec, args.data_root, split)
+    found = current_module.recorded(args.out_dir, key) if shortcut else None
+    if found:
+        path, run = found
+        module = load_module(path)
+        training = training_settings(module.DEFAULTS)
+        spec_run = RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in run.items()})
+        return TrainTarget(path.stem, len(module.X), len(module.PARAMS), training, spec_run, key, module=module)
+    model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root, split)
+    require_data(model)
+    return TrainTarget(model.name, model.X.shape[0], model.n_params, model.training, spec_run, key, model=model,
+                       rebuild_command=rebuild_command)  # fmt: skip
+
+
+def _module_to_train(args, target, split, newton):
+    """The target's module: as found current, or built from its model when missing, changed or without the
+    Hessian that newton needs (and then recorded as current for the target's inputs)."""
+    if target.module is not None and (not newton or hasattr(target.module, "_loss_grad_hessian_kernel")):
+        return target.module
+    if target.model is None:  # found current, but without the Hessian
+        target = _train_target(args, split, shortcut=False)
+    module = ensure_built(target.model, target.rebuild_command, args.out_dir, hessian=newton)
+    path = module_path(target.model, args.out_dir)
+    current_module.record(args.out_dir, target.inputs_key, path, asdict(target.spec_run))
+    return module
+
+
 def command_train(args):
     # The split comes first: a standardized model takes its means and scales from the rows the run trains on
     split = {key: getattr(args, key) for key in ("validation_split", "seed") if getattr(args, key) is not None}
-    model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root, split)
+    target = _train_target(args, split)
     # Check everything the user gave before building, so bad input never writes a module.
-    require_data(model)
     overrides = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS and k != "update" and v is not None}
-    training = training_settings(overrides, base=model.training)
+    training = training_settings(overrides, base=target.training)
+    spec_run = target.spec_run
     if args.max_iter is not None:
         spec_run = replace(spec_run, epochs=None)  # --max-iter on the command line outranks the spec's epochs
     given = {k: v for k, v in vars(args).items() if k in RUN_KEYS and v is not None}
     rule = chosen_rule(args.optimizer, args.update, names=("--optimizer", "--update"))  # either outranks the spec's
     run = run_settings(given | ({"optimizer": rule} if rule else {}), base=spec_run, default_rule=training.update)
-    check_rule_fits(run.optimizer or training.update, model.n_params)
+    check_rule_fits(run.optimizer or training.update, target.n_params)
     for path in (args.save, args.history):
         if path:
             check_writable(path)
     if args.plot:
         check_plot_path(args.plot)
     cli_dask.check_train_arguments(args, run)
-    train_rows, val_rows = split_rows(model.X.shape[0], run.validation_split, run.seed)
-    args.ctrl_c.doing = f"building {model.name} (no iterations run)"
-    module = ensure_built(model, rebuild_command, args.out_dir, hessian=(run.optimizer or training.update) == "newton")
-    args.ctrl_c.doing = f"compiling {model.name}'s training loop (no iterations run)"  # the warm-up's work
+    train_rows, val_rows = split_rows(target.n_samples, run.validation_split, run.seed)
+    args.ctrl_c.doing = f"building {target.name} (no iterations run)"
+    module = _module_to_train(args, target, split, newton=(run.optimizer or training.update) == "newton")
+    args.ctrl_c.doing = f"compiling {target.name}'s training loop (no iterations run)"  # the warm-up's work
     data = TrainingData(module.X[train_rows], module.Y[train_rows], module.X[val_rows], module.Y[val_rows])
     keywords = train_keywords(training, run) | data.validation_keywords() | _threads(module, args.threads)
-    print(f"symcompile train: {model.name} with " + ", ".join(f"{k}={v}" for k, v in _shown(keywords).items()))
+    print(f"symcompile train: {target.name} with " + ", ".join(f"{k}={v}" for k, v in _shown(keywords).items()))
     if len(val_rows):
         print(f"  data       {len(train_rows)} training samples, {len(val_rows)} validation samples "
               f"(validation_split {run.validation_split:g}, seed {run.seed})")  # fmt: skip
@@ -157,7 +206,7 @@ def command_train(args):
         result, seconds = _timed_training(module, data, keywords, progress, args.ctrl_c)
     with args.ctrl_c.finishing("writing the report and the files of the run"):
         _report_training(module, data, result, seconds)
-        _write_outputs(args, model, result, _history_start(module, data, run))
+        _write_outputs(args, target.name, result, _history_start(module, data, run))
     if result.status == "interrupted":
         print(f"symcompile: interrupted after {result.iterations} iterations; the weights reached are above"
               + (f" and in {args.save}" if args.save else ""), file=sys.stderr)  # fmt: skip
@@ -237,7 +286,7 @@ def _weights_text(names, w):
     return shown if len(w) <= SHOWN_WEIGHTS else f"{shown}, ... ({len(w)} weights; --save writes them all)"
 
 
-def _write_outputs(args, model, result, history_start):
+def _write_outputs(args, name, result, history_start):
     """--save, --history and --plot, each written whole under the name given (a file object to NumPy, which
     would add .npz to a name)."""
     if args.save:
@@ -247,12 +296,15 @@ def _write_outputs(args, model, result, history_start):
         write_history(args.history, result, *history_start)
         print(f"  saved      loss history to {args.history}")
     if args.plot:
-        plot_history(args.plot, result, f"{model.name}: loss per epoch", *history_start)
+        plot_history(args.plot, result, f"{name}: loss per epoch", *history_start)
         print(f"  saved      loss plot to {args.plot}")
 
 
 def command_predict(args):
     # The spec is read once (it may be a pipe, `<(cat spec.toml)`): for the model and for its X_columns.
+    from symcompile.seed import seed_model
+    from symcompile.spec import read_toml, spec_input_columns, spec_model
+
     spec = read_toml(Path(args.spec)) if args.spec else None
     model = spec_model(spec, Path(args.spec), args.data_root) if spec else seed_model()
     if args.out:
@@ -278,6 +330,10 @@ def command_predict(args):
 
 
 def command_show(args):
+    from symcompile.emit import formula_lines
+    from symcompile.pipeline import stages
+    from symcompile.provenance import why_rebuild
+
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     options = BuildOptions(args.gradient, args.layout, rebuild_command, args.kernels)
     outputs = dict(stages(model, options))
@@ -303,6 +359,9 @@ def command_show(args):
 def _show_dense(model, source, path):
     """show for an MLP with dense kernels: SymPy sees one unit (no formula of the whole network), so the per-unit
     code it derived, and where each layer's weights sit in the flat parameter vector."""
+    from symcompile import dense
+    from symcompile.provenance import why_rebuild
+
     shape = model.network.shape
     print("  formula, per unit (from SymPy, after the stable rewrites):")
     for line in dense.formula_lines(shape, dense.dense_kernels(shape)):
@@ -316,18 +375,26 @@ def _show_dense(model, source, path):
 
 
 def command_fit(args):
-    model, rebuild_command = resolve_model(args.spec)
+    # The spec is read once (it may be a pipe, `<(cat spec.toml)`): for the model and for its [fit] table.
+    from symcompile.seed import seed_model
+    from symcompile.spec import read_toml, spec_model
+
+    spec = read_toml(Path(args.spec)) if args.spec else None
+    model = spec_model(spec, Path(args.spec), args.data_root) if spec else seed_model()
+    rebuild_command = build_command(args.spec, args.data_root)
     # Everything checked before building, so bad input never writes a module.
     cli_dask.check_fit_arguments(args)
     if args.method == "least_squares":
         _check_least_squares(model)
     settings = _least_squares_settings(args) if args.method == "least_squares" else _train_settings(args)
+    options = _fit_options(args, spec, model)
     if args.many:  # one fit per CSV file of a folder, optionally on Dask (cli_dask.py)
+        _check_many_options(args, options)
         check_writable(args.out)
         build_for_fit = _least_squares_module if args.method == "least_squares" else ensure_built
         module = build_for_fit(model, rebuild_command, args.out_dir)
         with args.ctrl_c.python():  # fit_many_command stops at Ctrl-C and writes the fits reached
-            return cli_dask.fit_many_command(args, module, settings)
+            return cli_dask.fit_many_command(args, module, settings | options.solver_keywords(model))
     require_data(model)
     if args.plot:
         plotting.check_can_plot(model, args.plot)
@@ -335,31 +402,272 @@ def command_fit(args):
     module = _least_squares_module(model, rebuild_command, args.out_dir)
     if not hasattr(module, "least_squares"):
         raise SymcompileError(f"{module.__file__} has no least_squares; rebuild it")
+    keywords = settings | options.solver_keywords(model)
     args.ctrl_c.doing = f"compiling and fitting {model.name} (no fit reached)"
     start = time.perf_counter()
-    fit = module.least_squares(**settings)
+    fit = module.least_squares(**keywords)
     first_call = time.perf_counter() - start
     start = time.perf_counter()
-    module.least_squares(**settings)
+    module.least_squares(**keywords)
     seconds = time.perf_counter() - start
     with args.ctrl_c.finishing("writing the fit's report" + (f" and {args.plot}" if args.plot else "")):
-        _report_fit(args, model, module, fit, first_call, seconds)
+        _report_fit(args, model, module, fit, first_call, seconds, options, settings)
     return 0
 
 
-def _report_fit(args, model, module, fit, first_call, seconds):
-    """fit's lines: the parameters with their standard errors, the residual sum of squares, the stop; --plot."""
+def _report_fit(args, model, module, fit, first_call, seconds, options, settings):
+    """fit's lines: the parameters with their standard errors, the residual sum of squares, the stop; with
+    --report lmfit's report in their place; --plot (with the confidence band where the model has one)."""
+    from symcompile.fit_report import from_least_squares
+
     n_residuals = module.X.shape[0] * module._RESIDUALS_PER_SAMPLE
     print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {len(model.params)} parameters, {n_residuals} residuals")
-    width = max(len(name) for name in module.PARAMS)
-    for name, value, error in zip(module.PARAMS, fit.w, fit.stderr):
-        print(f"  {name:<{width}}  {value:<22.15g} +- {error:.6g} (standard error)")
-    print(f"  residual sum of squares {2 * fit.cost:.15g}")
-    print(f"  iterations {fit.iterations} ({fit.status})")
+    if options.described():
+        print(f"  options    {options.described()}")
+    report = from_least_squares(module, fit, fixed=options.fixed_mask(model), absolute_sigma=options.absolute_sigma,
+                                init=options.start(model), settings=settings, model=_model_line(model))  # fmt: skip
+    if args.report:
+        print("\n".join("  " + line for line in report.fit_report().splitlines()))
+    else:
+        kind = "standard error, absolute sigma" if options.absolute_sigma else "standard error"
+        width = max(len(name) for name in module.PARAMS)
+        errors = report.stderr if options.absolute_sigma else fit.stderr  # fit's: curve_fit's pcov, also robust
+        for name, value, error, free in zip(module.PARAMS, fit.w, errors, report.vary):
+            print(f"  {name:<{width}}  {value:<22.15g} " + (f"+- {error:.6g} ({kind})" if free else "(fixed)"))
+        print(f"  residual sum of squares {2 * fit.cost:.15g}" if options.loss == "linear" else
+              f"  residual sum of squares {report.chisqr:.15g}; robust cost {fit.cost:.15g}")  # fmt: skip
+        print(f"  iterations {fit.iterations} ({fit.status})")
     print(f"  wall time  {seconds * 1e3:.3f} ms for the fit; first call {first_call:.3f} s (Numba compile or cache load)")
     if args.plot:
-        plotting.plot_fit(module, fit.w, args.plot, model.name)
-        print(f"  plot       {args.plot}")
+        band, why_not = _band(report, module)
+        plotting.plot_fit(module, fit.w, args.plot, model.name, band=band, sigma=options.sigma)
+        drawn = " (with the 1-sigma confidence band)" if band else f" (no band: {why_not})"
+        print(f"  plot       {args.plot}{drawn}")
+
+
+def _band(report, module):
+    """(a function of the plot's x giving the 1-sigma band, None) or (None, why the model has none)."""
+    grid_check = np.ascontiguousarray(module.X[:1], dtype=np.float64)
+    try:
+        report.eval_uncertainty(grid_check)
+    except ValueError as exc:
+        return None, str(exc)
+    return (lambda x: report.eval_uncertainty(x.reshape(-1, 1))), None
+
+
+def _model_line(model, longest=200):
+    """The report's [[Model]] line: the residual formula(s), or the model's name where they are long."""
+    text = ", ".join(str(r) for r in model.residuals)
+    return f"{model.name}: residual {text}" if text and len(text) <= longest else model.name
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """fit's options beyond the solver's settings, merged from the spec's [fit] table and the flags (the flags
+    outrank the spec, setting by setting, and parameter by parameter for bounds and fixed). bounds: {name:
+    (lower, upper)}; fixed: {name: value, None for the spec's init}; sigma: one standard deviation per sample;
+    sources: where each came from, for messages and the options line."""
+
+    bounds: dict
+    fixed: dict
+    sigma: np.ndarray | None
+    loss: str
+    f_scale: float | None
+    absolute_sigma: bool
+    sources: dict
+
+    def start(self, model):
+        """The starting weights: the model's init, fixed parameters at their values."""
+        w0 = np.array(model.init, dtype=np.float64)
+        for name, value in self.fixed.items():
+            if value is not None:
+                w0[_param_names(model).index(name)] = value
+        return w0
+
+    def fixed_mask(self, model):
+        return np.array([name in self.fixed for name in _param_names(model)], dtype=bool)
+
+    def solver_keywords(self, model):
+        """least_squares's keywords for these options, only those that are not its defaults (so a fit without
+        options takes the plain solver's path, as before)."""
+        names, keywords = _param_names(model), {}
+        if self.fixed:
+            keywords["w"], keywords["fixed"] = self.start(model), self.fixed_mask(model)
+        if self.bounds:
+            lower, upper = np.full(len(names), -np.inf), np.full(len(names), np.inf)
+            for name, (low, high) in self.bounds.items():
+                lower[names.index(name)], upper[names.index(name)] = low, high
+            keywords["bounds"] = (lower, upper)
+        if self.sigma is not None:  # every residual of a sample gets the sample's sigma
+            keywords["sigma"] = np.repeat(self.sigma, len(model.residuals) or len(model.targets))
+        if self.loss != "linear":
+            keywords["loss"] = self.loss
+        if self.f_scale is not None:
+            keywords["f_scale"] = self.f_scale
+        return keywords
+
+    def described(self):
+        """The options line: each option given, and where from ("" where none)."""
+        parts = [f"{name} in [{low:g}, {high:g}]" for name, (low, high) in self.bounds.items()]
+        parts += [f"{name} fixed" + ("" if value is None else f" at {value:g}") for name, value in self.fixed.items()]
+        if self.sigma is not None:
+            parts.append(f"sigma from {self.sources['sigma']}")
+        if self.loss != "linear":
+            parts.append(f"loss {self.loss}" + ("" if self.f_scale is None else f" (f_scale {self.f_scale:g})"))
+        if self.absolute_sigma:
+            parts.append("absolute sigma")
+        return "; ".join(parts)
+
+
+def _param_names(model):
+    return [p.name for p in model.params]
+
+
+def _fit_options(args, spec, model):
+    """The merged [fit] table and flags as FitOptions, checked against the model: one-line SymcompileErrors for
+    unknown names, a setting given twice, a fixed parameter with bounds (they would never be read), a start
+    outside its bounds, f_scale without a robust loss, every parameter fixed, a bad sigma."""
+    from symcompile.spec import fit_table
+
+    names = _param_names(model)
+    table = fit_table(spec, args.spec, names)
+    spec_where = f"{args.spec}: fit." if args.spec else ""
+    bounds, bound_from = _merged(table.get("bounds", {}), _bound_flags(args.bound, names), spec_where, "bounds")
+    fixed, fixed_from = _merged(table.get("fixed", {}), _fix_flags(args.fix, names), spec_where, "fixed")
+    both = [name for name in names if name in bounds and name in fixed]
+    if both:
+        raise SymcompileError(f"{both[0]} is both fixed ({fixed_from[both[0]]}) and bounded ({bound_from[both[0]]}): "
+                              "a fixed parameter's bounds are never used")  # fmt: skip
+    if fixed and len(fixed) == len(names):
+        raise SymcompileError(f"every parameter is fixed ({names_text(names)}): nothing left to fit")
+    for name, (low, high) in bounds.items():
+        if not low < high:
+            raise SymcompileError(f"{bound_from[name]}: {name}'s lower bound {low:g} is not below its upper bound "
+                                  f"{high:g}")  # fmt: skip
+    options = FitOptions(bounds, fixed, None, *_loss(args, table, spec_where), _absolute_sigma(args, table), {})
+    w0 = options.start(model)
+    for name, (low, high) in bounds.items():
+        value = w0[names.index(name)]
+        if not low <= value <= high:
+            raise SymcompileError(f"{bound_from[name]}: {name} starts at {value:g} (the spec's init), outside "
+                                  f"[{low:g}, {high:g}]")  # fmt: skip
+    sigma, sigma_from = _sigma(args, spec, table, model, spec_where)
+    return replace(options, sigma=sigma, sources={"sigma": sigma_from})
+
+
+def _merged(from_spec, from_flags, spec_where, key):
+    """{name: setting} of the spec's table `key` with the flags' on top, and {name: where it came from}."""
+    merged, flag = dict(from_spec) | from_flags, {"bounds": "--bound", "fixed": "--fix"}[key]
+    return merged, {name: f"{flag} {name}" if name in from_flags else f"{spec_where}{key}.{name}" for name in merged}
+
+
+def _flag_name(text, flag, names):
+    """The parameter name before '=' in a flag's NAME=... (or the whole text), checked to be a parameter."""
+    name = text.partition("=")[0].strip()
+    if name not in names:
+        raise SymcompileError(f"{flag} {text}: {name!r} is not a parameter (parameters: {names_text(names)})")
+    return name
+
+
+def _bound_flags(given, names):
+    """{name: (lower, upper)} from --bound NAME=LOWER:UPPER flags (an empty side, inf or -inf: no bound)."""
+    bounds = {}
+    for text in given or ():
+        name = _flag_name(text, "--bound", names)
+        _, equals, pair = text.partition("=")
+        low, colon, high = pair.partition(":")
+        if not equals or not colon:
+            raise SymcompileError(f"--bound {text}: give NAME=LOWER:UPPER (an empty side for no bound), such as a=0:10")
+        if name in bounds:
+            raise SymcompileError(f"--bound {text}: {name} is bounded twice on the command line")
+        bounds[name] = (_flag_number(low, -np.inf, f"--bound {text}"), _flag_number(high, np.inf, f"--bound {text}"))
+    return bounds
+
+
+def _fix_flags(given, names):
+    """{name: value, or None to hold the spec's init} from --fix NAME[=VALUE] flags."""
+    fixed = {}
+    for text in given or ():
+        name = _flag_name(text, "--fix", names)
+        if name in fixed:
+            raise SymcompileError(f"--fix {text}: {name} is fixed twice on the command line")
+        _, equals, value = text.partition("=")
+        fixed[name] = _flag_number(value, None, f"--fix {text}") if equals else None
+        if equals and not np.isfinite(fixed[name]):
+            raise SymcompileError(f"--fix {text}: the value must be a finite number")
+    return fixed
+
+
+def _flag_number(text, empty, where):
+    if not text.strip():
+        if empty is None:
+            raise SymcompileError(f"{where}: give a number after '='")
+        return empty
+    try:
+        value = float(text)
+    except ValueError:
+        raise SymcompileError(f"{where}: {text!r} is not a number") from None
+    if np.isnan(value):
+        raise SymcompileError(f"{where}: NaN is not a bound or a value")
+    return value
+
+
+def _loss(args, table, spec_where):
+    """(loss, f_scale): the flags', else the spec's; f_scale only with a robust loss (it is never read else)."""
+    from symcompile.runtime.fit_options import LOSSES
+
+    loss = args.loss if args.loss is not None else table.get("loss", "linear")
+    if loss not in LOSSES:
+        raise SymcompileError(f"{spec_where}loss: must be one of {', '.join(LOSSES)}, not {loss!r}")
+    f_scale = args.f_scale if args.f_scale is not None else table.get("f_scale")
+    where = "--f-scale" if args.f_scale is not None else f"{spec_where}f_scale"
+    if f_scale is not None and not (np.isfinite(f_scale) and f_scale > 0):
+        raise SymcompileError(f"{where}: must be a finite number > 0, not {f_scale:g}")
+    if f_scale is not None and loss == "linear":
+        raise SymcompileError(f"{where}: f_scale applies to a robust loss (--loss soft_l1, huber, cauchy or arctan); "
+                              "the linear loss never reads it")  # fmt: skip
+    return loss, f_scale
+
+
+def _absolute_sigma(args, table):
+    return args.absolute_sigma if args.absolute_sigma is not None else table.get("absolute_sigma", False)
+
+
+def _sigma(args, spec, table, model, spec_where):
+    """(one standard deviation per sample, where from) from --sigma-column, else the spec's sigma or sigma_column;
+    (None, None) where none is given."""
+    from symcompile.spec import csv_column
+
+    if args.sigma_column is not None:
+        column, where = args.sigma_column, f"--sigma-column {args.sigma_column}"
+    elif "sigma_column" in table:
+        column, where = table["sigma_column"], f"{spec_where}sigma_column"
+    elif "sigma" in table:
+        column, where = None, f"{spec_where}sigma"
+    else:
+        return None, None
+    if column is not None and spec is None:
+        raise SymcompileError(f"{where}: the built-in seed has no CSV file to read a sigma column from")
+    sigma = np.asarray(table["sigma"] if column is None else csv_column(spec, args.spec, args.data_root, column))
+    n_samples = model.X.shape[0]
+    if sigma.shape != (n_samples,):
+        raise SymcompileError(f"{where}: {sigma.size} values for the data's {n_samples} samples")
+    if not (np.isfinite(sigma).all() and (sigma > 0).all()):
+        bad = int(np.argmax(~(np.isfinite(sigma) & (sigma > 0))))
+        raise SymcompileError(f"{where}: sigma must be finite and > 0 (a standard deviation per sample); "
+                              f"sample {bad} has {sigma[bad]:g}")  # fmt: skip
+    return sigma, (f"column {column!r}" if column is not None else "fit.sigma")
+
+
+def _check_many_options(args, options):
+    """fit --many: bounds, fixed and the loss apply to every file's least_squares; a sigma (one per sample of
+    the spec's data), --report and --absolute-sigma would not be read (fits.csv has the values and errors)."""
+    unread = [what for what, given in (("a sigma (--sigma-column or fit.sigma)", options.sigma is not None),
+                                       ("--report", args.report), ("absolute_sigma", options.absolute_sigma)) if given]
+    if unread:
+        raise SymcompileError(f"{unread[0]} applies to a single fit, not to fit --many")
+    if args.method == "train" and (options.bounds or options.fixed or options.loss != "linear"):
+        raise SymcompileError("bounds, fixed parameters and losses apply to --method least_squares, not train")
 
 
 LEAST_SQUARES_MAX_ITER = 200  # fit's defaults for --max-iter and --tol with least_squares
@@ -393,6 +701,10 @@ def _least_squares_module(model, rebuild_command, out_dir):
     """The module least squares runs on. Only scalar kernels have the Jacobian, so an MLP that `auto` builds with
     dense kernels (train's choice above options.DENSE_MIN_PARAMS parameters) is built with scalar ones for fit;
     train then runs those too."""
+    from symcompile.dense import chosen_kernels
+    from symcompile.pipeline import build
+    from symcompile.provenance import why_rebuild
+
     if chosen_kernels(model, "auto") == "scalar":
         return ensure_built(model, rebuild_command, out_dir)
     path = module_path(model, out_dir)
@@ -565,7 +877,24 @@ def parser():
     fit_cmd.add_argument("--tol", type=float,
                          help=f"xtol = ftol = gtol of Levenberg-Marquardt (default: {LEAST_SQUARES_TOL}); "
                               "with --method train, its tol (default: the model's)")  # fmt: skip
-    fit_cmd.add_argument("--plot", metavar="PNG", help="draw the data and the fitted curve (one-input models; needs matplotlib)")
+    fit_cmd.add_argument("--plot", metavar="PNG", help="draw the data and the fitted curve with its 1-sigma confidence "
+                         "band (one-input models; needs matplotlib)")  # fmt: skip
+    fit_cmd.add_argument("--report", action="store_true",
+                         help="print lmfit's fit report: values, standard and relative errors, correlations above "
+                              "0.1, chi-square, reduced chi-square, AIC, BIC, R-squared, the stop reason")  # fmt: skip
+    fit_cmd.add_argument("--bound", action="append", metavar="NAME=LOWER:UPPER",
+                         help="bounds of a parameter (an empty side for none), such as a=0:10 or b=0:; repeatable")
+    fit_cmd.add_argument("--fix", action="append", metavar="NAME[=VALUE]",
+                         help="hold a parameter at VALUE (default: its init); repeatable")
+    fit_cmd.add_argument("--sigma-column", dest="sigma_column", metavar="COLUMN",
+                         help="the standard deviation of each sample's target: a column of the spec's CSV file")
+    fit_cmd.add_argument("--absolute-sigma", dest="absolute_sigma", action=argparse.BooleanOptionalAction,
+                         help="standard errors from sigma as it is (SciPy's absolute_sigma), not scaled by the "
+                              "reduced chi-square")  # fmt: skip
+    fit_cmd.add_argument("--loss", choices=("linear", "soft_l1", "huber", "cauchy", "arctan"),
+                         help="a robust loss, as SciPy's least_squares (default: linear)")
+    fit_cmd.add_argument("--f-scale", dest="f_scale", type=float, metavar="C",
+                         help="the robust loss's soft margin between inliers and outliers (default: 1)")
     cli_dask.add_fit_many_arguments(fit_cmd)
 
     bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")

@@ -27,7 +27,6 @@ import numpy as np
 
 from symcompile.errors import SymcompileError
 from symcompile.interrupts import EXIT_INTERRUPTED  # Ctrl-C: the fits reached so far were written
-from symcompile.spec import read_csv
 from symcompile.writer import write_atomically
 
 
@@ -214,6 +213,8 @@ def _read_data_file(module, path):
     if not stat.S_ISREG(mode):
         return DataFile(path.name, problem="a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file")
     try:
+        from symcompile.spec import read_csv  # (SymPy: only for fit --many)
+
         header, rows = read_csv(path)
     except SymcompileError as exc:
         return DataFile(path.name, problem=str(exc).removeprefix(f"{path} ").replace(str(path), "it"))
@@ -237,17 +238,18 @@ def fit_many_command(args, module, settings):
     seconds = time.perf_counter() - start
     outcomes = dict(zip((f.name for f in good), results))  # a str: the module's reason for refusing the data
     rows = [(f.name, f.problem or outcomes.get(f.name)) for f in files if f.problem or f.name in outcomes]
-    write_results(args.out, module, args.method, rows)
-    skipped = 0
-    for name, outcome in rows:
-        if isinstance(outcome, str):
-            skipped += 1
-            print(f"symcompile: skipped {name}: {outcome}", file=sys.stderr)
-    statuses = collections.Counter(r.status for _, r in rows if not isinstance(r, str))
-    counted = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
-    fitted = len(rows) - skipped
-    print(f"symcompile fit: {len(files)} files in {seconds:.2f} s: {fitted} fitted ({counted or 'none'}), "
-          f"{skipped} skipped; results in {args.out}")  # fmt: skip
+    with args.ctrl_c.finishing(f"writing {args.out}"):  # Ctrl-C now: the fits are written first, then exit 130
+        write_results(args.out, module, args.method, rows)
+        skipped = 0
+        for name, outcome in rows:
+            if isinstance(outcome, str):
+                skipped += 1
+                print(f"symcompile: skipped {name}: {outcome}", file=sys.stderr)
+        statuses = collections.Counter(r.status for _, r in rows if not isinstance(r, str))
+        counted = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        fitted = len(rows) - skipped
+        print(f"symcompile fit: {len(files)} files in {seconds:.2f} s: {fitted} fitted ({counted or 'none'}), "
+              f"{skipped} skipped; results in {args.out}")  # fmt: skip
     if interrupted:
         print(f"symcompile: interrupted after {fitted + skipped} of {len(files)} files", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -255,7 +257,11 @@ def fit_many_command(args, module, settings):
 
 
 def _fits(args, module, files, settings):
-    """(each file's result, or the module's message when it refuses the data; whether Ctrl-C stopped the loop)."""
+    """(each file's result, or the module's message when it refuses the data; whether Ctrl-C stopped the loop).
+
+    In this process, Ctrl-C ends the command at once until a fit has reached the solver (the first one compiles
+    it, or loads Numba's cache: nothing to keep yet, and --out is left as it was); after that it stops the loop
+    once the fit under way is done, and the fits reached are written (a second Ctrl-C ends it at once)."""
     if args.dask:
         from symcompile import distributed
 
@@ -264,15 +270,25 @@ def _fits(args, module, files, settings):
             fits = distributed.fit_many(module, datasets, client=client, method=args.method, errors="return", **settings)
             return fits, False
     fit, results = getattr(module, args.method), []
-    try:
-        for f in files:
-            try:
-                results.append(fit(X=f.X, Y=f.Y, **settings))
-            except (TypeError, ValueError) as exc:  # the module refuses the file's data (NaN, too few rows, ...)
-                results.append(str(exc))
-    except KeyboardInterrupt:
-        return results, True
-    return results, False
+
+    def fit_next():
+        f = files[len(results)]
+        try:
+            results.append(fit(X=f.X, Y=f.Y, **settings))
+        except (TypeError, ValueError) as exc:  # the module refuses the file's data (NaN, too few rows, ...)
+            results.append(str(exc))
+
+    # Not Python's KeyboardInterrupt: raised while Numba compiles, LLVM's callbacks can swallow it and the fit
+    # fails later with a traceback (interrupts.py); raised in a training fit, the runtime took it for that fit's
+    # Ctrl-C ("interrupted", or dropped in its last chunk) and the loop went on to the next file.
+    name = Path(module.__file__).stem
+    with args.ctrl_c.at_once(f"compiling {name}'s {args.method} (no fit reached)"):
+        while len(results) < len(files) and all(isinstance(r, str) for r in results):
+            fit_next()
+    with args.ctrl_c.finishing(f"fitting {name}"):
+        while len(results) < len(files) and not args.ctrl_c.interrupted:
+            fit_next()
+    return results, args.ctrl_c.interrupted
 
 
 def write_results(path, module, method, rows):

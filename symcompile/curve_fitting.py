@@ -15,11 +15,15 @@ losses and fixed parameters are the solver's (symcompile.runtime.least_squares: 
 method is Levenberg-Marquardt whatever `method` says; "lm" with bounds or a robust loss is refused, as SciPy
 does). symcompile's extras: fixed={"c": 0.5} keeps parameters at given values (their pcov rows and columns are 0),
 loss/f_scale (robust losses, as SciPy's least_squares).
+
+`curve_fit_report` runs the same fit and returns symcompile.fit_report's FitReport: lmfit's report and the
+model's confidence band (lmfit's eval_uncertainty, with the exact Jacobian); curve_fit itself stays SciPy's.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import warnings
 from dataclasses import dataclass
@@ -29,8 +33,9 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.expression import CONSTANTS, FUNCTIONS, ExpressionParser
+from symcompile.fit_report import from_least_squares, stop_reason
 
-__all__ = ["OptimizeWarning", "curve_fit"]
+__all__ = ["OptimizeWarning", "curve_fit", "curve_fit_report"]
 
 
 class OptimizeWarning(UserWarning):
@@ -43,24 +48,6 @@ GTOL = 0.0
 METHODS = ("lm", "trf", "dogbox")
 SOLVER_KEYWORDS = {"max_iter", "maxfev", "max_nfev", "xtol", "ftol", "gtol", "loss", "f_scale", "fixed"}
 FORMULA_KEYWORDS = {"params", "independent"}
-
-# MINPACK's messages for the solver's stop reasons (SciPy's leastsq `errors`), and its info codes.
-_STOPS = {
-    "ftol": (1, "Both actual and predicted relative reductions in the sum of squares\n  are at most {ftol}"),
-    "xtol": (2, "The relative error between two consecutive iterates is at most {xtol}"),
-    "ftol+xtol": (3, "Both actual and predicted relative reductions in the sum of squares\n  are at most {ftol} and "
-                     "the relative error between two consecutive iterates is at \n  most {xtol}"),
-    "gtol": (4, "The cosine of the angle between func(x) and any column of the\n  Jacobian is at most {gtol} in "
-                "absolute value"),
-    "max_iter": (5, "Number of calls to function has reached maxfev = {max_iter}."),
-    "ftol-machine": (6, "ftol={ftol} is too small, no further reduction in the sum of squares\n  is possible."),
-    "xtol-machine": (7, "xtol={xtol} is too small, no further improvement in the approximate\n  solution is possible."),
-    "gtol-machine": (8, "gtol={gtol} is too small, func(x) is orthogonal to the columns of\n  the Jacobian to machine "
-                        "precision."),
-    # symcompile's: converged where the Jacobian is rank deficient; stopped where f or its Jacobian is not finite
-    "singular": (1, "Converged; the Jacobian is rank deficient at the solution (pcov is a pseudo-inverse)"),
-    "non-finite": (0, "f or its Jacobian is not finite at the last point reached (check p0, bounds and the data)"),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,6 +71,50 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     Keywords beyond SciPy's: max_iter (= maxfev), xtol, ftol, gtol, loss, f_scale, fixed ({name: value}), and for
     formulas params (the parameters' order) and independent (the independent variables' names).
     """
+    fitted = _fit(f, xdata, ydata, p0, sigma, check_finite, bounds, method, nan_policy, kwargs)
+    fit, settings = fitted.fit, fitted.settings
+    if not fit.converged:
+        raise RuntimeError(f"Optimal parameters not found: {stop_reason(fit.status, settings)[1]}")
+    pcov = _covariance(fit, absolute_sigma, fitted.free)
+    if full_output:
+        ier, mesg = stop_reason(fit.status, settings)
+        return fit.w, pcov, {"nfev": fit.iterations, "fvec": fit.fun}, mesg, ier
+    return fit.w, pcov
+
+
+def curve_fit_report(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_finite=None,
+                     bounds=(-np.inf, np.inf), method=None, jac=None, *, nan_policy=None, **kwargs):  # fmt: skip
+    """curve_fit's fit (the same arguments), as a symcompile.fit_report.FitReport: lmfit's report
+    (`print(report)`), the values, standard errors, correlations and statistics as attributes, and the
+    model at new x with its confidence band (`report.eval(x)`, `report.eval_uncertainty(x, sigma=1)`).
+
+    A fit that does not converge is reported (report.converged is False, report.status says why), not raised.
+    x for eval and eval_uncertainty is given as xdata: (N,) or (k, N)."""
+    fitted = _fit(f, xdata, ydata, p0, sigma, check_finite, bounds, method, nan_policy, kwargs)
+    X, Y = _module_arrays(fitted.xdata, fitted.ydata)
+    fixed = [i for i in range(len(fitted.formula.params)) if i not in fitted.free]
+    report = from_least_squares(fitted.formula.module, fitted.fit, X, Y, fixed=fixed,
+                                absolute_sigma=absolute_sigma, init=fitted.p0, settings=fitted.settings,
+                                model=_model_line(f, fitted.formula))  # fmt: skip
+    return dataclasses.replace(report, _xdata_layout=True)
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """What _fit did: the formula and its module, the solver's FitResult, its settings, the free parameters'
+    indices, the start and the data as fitted (NaN rows dropped)."""
+
+    formula: Formula
+    fit: object
+    settings: dict
+    free: list
+    p0: np.ndarray
+    xdata: np.ndarray
+    ydata: np.ndarray
+
+
+def _fit(f, xdata, ydata, p0, sigma, check_finite, bounds, method, nan_policy, kwargs) -> _Fitted:
+    """curve_fit's checks and fit, up to the FitResult."""
     formula_options, solver_options = _split_keywords(kwargs)
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} or None, not {method!r}")
@@ -101,13 +132,20 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
                         f"points={ydata.size}")  # fmt: skip
     settings = _settings(solver_options, len(free))
     fit = _solve(formula.module, p0, xdata, ydata, settings, _solver_extras(free, n, bounds, sigma, solver_options))
-    if not fit.converged:
-        raise RuntimeError(f"Optimal parameters not found: {_stop(fit.status, settings)[1]}")
-    pcov = _covariance(fit, absolute_sigma, free)
-    if full_output:
-        ier, mesg = _stop(fit.status, settings)
-        return fit.w, pcov, {"nfev": fit.iterations, "fvec": fit.fun}, mesg, ier
-    return fit.w, pcov
+    return _Fitted(formula, fit, settings, free, p0, xdata, ydata)
+
+
+def _module_arrays(xdata, ydata):
+    """(X (N, k), Y (N, 1)): xdata and ydata as the formula's module takes them."""
+    X = np.ascontiguousarray(xdata.reshape(1, -1).T if xdata.ndim == 1 else xdata.T)
+    return X, np.ascontiguousarray(ydata.reshape(-1, 1))
+
+
+def _model_line(f, formula):
+    """The report's [[Model]] line: the formula as given, or the function's name and parameters."""
+    if isinstance(f, (str, sp.Basic)):
+        return str(f)
+    return f"{getattr(f, '__name__', 'f')}(x, {', '.join(formula.params)})"
 
 
 def _solve(module, p0, xdata, ydata, settings, extras):
@@ -115,8 +153,7 @@ def _solve(module, p0, xdata, ydata, settings, extras):
     here already: float64, finite where they must be, the right shapes), skipping the module's second check."""
     from symcompile.runtime import least_squares as solver
 
-    X = np.ascontiguousarray(xdata.reshape(1, -1).T if xdata.ndim == 1 else xdata.T)
-    Y = np.ascontiguousarray(ydata.reshape(-1, 1))
+    X, Y = _module_arrays(xdata, ydata)
     max_iter, xtol, ftol, gtol = solver.checked_settings(settings["max_iter"], settings["xtol"], settings["ftol"],
                                                          settings["gtol"])  # fmt: skip
     kernel, per_sample = module._residuals_and_jacobian, module._RESIDUALS_PER_SAMPLE
@@ -431,12 +468,6 @@ def _solver_extras(free, n, bounds, sigma, options):
 
 
 # --- results -----------------------------------------------------------------------------------------------------
-
-
-def _stop(status, settings):
-    """(ier, mesg) for the solver's status: MINPACK's code and message where it has one."""
-    code, text = _STOPS.get(status, (0, f"stopped: {status}"))
-    return code, text.format(**settings)
 
 
 def _covariance(fit, absolute_sigma, free):

@@ -8,8 +8,9 @@
   symcompile/runtime/targets.py, which generated modules use too.)
 - `split_rows(n, fraction, seed)`: the rows held out for validation, the same
   for the same seed (the command line's `validation_split`).
-- `standardization(X)` and `standardized(model, ...)`: inputs scaled to mean 0
-  and standard deviation 1 *inside the model's formula*. The output becomes a
+- `standardization(X)`: the means and scales of inputs scaled to mean 0 and
+  standard deviation 1 *inside the model's formula* (symcompile/standardize.py
+  writes them in). The output becomes a
   function of `(x - X_MEAN) / X_SCALE`, so every function of the generated
   module (forward, loss, train, predict) takes inputs in the data's own units
   and applies the same scaling: training and prediction cannot disagree.
@@ -18,14 +19,12 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 
 from symcompile.runtime import targets
 from symcompile.errors import SymcompileError
-from symcompile.graph import replace_bottom_up
 
 # Means and scales are rounded to this many significant digits, so the module's X_MEAN and X_SCALE print as the
 # very numbers the formula's constants hold.
@@ -97,23 +96,3 @@ def standardization(X: np.ndarray) -> Standardization:
     rounded = np.vectorize(lambda v: float(f"{v:.{SCALING_DIGITS}g}"), otypes=[np.float64])
     std = X.std(axis=0)
     return Standardization(rounded(X.mean(axis=0)), rounded(np.where(std > 0, std, 1.0)))
-
-
-def standardized(model, scaling: Standardization):
-    """`model` whose formulas read each input x as (x - mean) / scale, recording `scaling` for the module.
-    An MLP gets its SymPy form for it, and so the scalar kernels (the dense ones do not scale inputs)."""
-    if not model.symbolic:
-        from symcompile.mlp import symbolic_form  # here: symcompile.mlp imports this module
-
-        model = symbolic_form(model)
-    inputs = {
-        x: (x - sp.Float(mean)) / sp.Float(scale) for x, mean, scale in zip(model.inputs, scaling.mean, scaling.scale)
-    }
-
-    def scaled(exprs):
-        return tuple(replace_bottom_up(expr, inputs.get) for expr in exprs)
-
-    return replace(
-        model, outputs=scaled(model.outputs), loss=replace_bottom_up(model.loss, inputs.get),
-        residuals=scaled(model.residuals), standardization=scaling,
-    )  # fmt: skip

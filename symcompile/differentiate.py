@@ -1,4 +1,4 @@
-"""Stage 3, differentiate: `Model` -> `Program`.
+"""The differentiate stage (options.STAGES): `Model` -> `Program`.
 
 A `Program` is the model's numeric work as straight-line code: a list of
 assignments followed by result expressions. The forward program yields the
@@ -16,36 +16,15 @@ residuals and their partial derivatives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import sympy as sp
 
 from symcompile.model import Model
 from symcompile.options import AUTO_DIFF_MAX_PARAMS, HESSIAN_MAX_PARAMS, JACOBIAN_MAX_PARAMS, choose
 from symcompile.reverse import check_closed_form, forward_values, real_derivative, reverse_gradient
+from symcompile.stage_types import Program, StraightLine  # noqa: F401 (StraightLine: the compiler's stages import it from here)
 
 
-@dataclass(frozen=True)
-class StraightLine:
-    """`assignments` run in order, then `results` are evaluated."""
-
-    assignments: tuple[tuple[sp.Symbol, sp.Expr], ...]
-    results: tuple[sp.Expr, ...]
-
-
-@dataclass(frozen=True)
-class Program:
-    """The model's numeric work as straight-line code, and the gradient method that derived it."""
-
-    model: Model
-    forward: StraightLine
-    loss_and_grad: StraightLine  # results: (loss, dloss/dparam for each param)
-    method: str  # "diff" or "reverse"
-    # results: (loss, gradient..., H[i, j] for i <= j row by row); None above options.HESSIAN_MAX_PARAMS
-    hessian: StraightLine | None = None
-    # results: (r_k for each residual, then dr_k/dparam_j residual by residual); None for a model without
-    # residuals, or above options.JACOBIAN_MAX_PARAMS
-    residuals_and_jacobian: StraightLine | None = None
 
 
 def chosen_method(model: Model, method: str) -> str:

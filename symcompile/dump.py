@@ -11,9 +11,9 @@ from __future__ import annotations
 import sympy as sp
 
 from symcompile.differentiate import StraightLine
-from symcompile.pipeline import stages
-
-DUMP_STAGES = ("model", "rewrite", "differentiate", "optimize", "emit")
+from symcompile.options import DUMP_STAGES  # noqa: F401 (re-exported)
+from symcompile.errors import SymcompileError
+from symcompile.pipeline import stage_names, stages
 
 
 def model_text(model) -> str:
@@ -44,6 +44,11 @@ def program_text(title, code: StraightLine, names=None) -> str:
 
 def dump_after(model, options, stage: str) -> str:
     """The text of `stage`'s output for `model` (stages after it are not run)."""
+    if stage not in stage_names(model, options):
+        raise SymcompileError(
+            f"{model.name} is built on dense kernels, whose stages are {' -> '.join(stage_names(model, options))}: "
+            f"no {stage} stage to show (--kernels scalar builds it through every stage)"
+        )
     if stage == "model":
         return model_text(model)
     for name, output in stages(model, options):

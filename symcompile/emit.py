@@ -1,4 +1,4 @@
-"""Stage 5, emit: `Kernel` -> `ModuleSource` (the module's text, its layout and its provenance).
+"""The emit stage (options.STAGES): `Kernel` -> `ModuleSource` (the module's text, its layout and its provenance).
 
 Expressions are printed by `KernelPrinter` (SymPy's Python printer with safe
 names); the module's layout lives in the Jinja templates `header.py.j2` and
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import math
 import re
 import textwrap
 from dataclasses import dataclass, replace
@@ -27,7 +26,6 @@ from symcompile.runtime import loops
 from symcompile.data import target_loss
 from symcompile.graph import tree_size
 from symcompile.loops import Index, Loop, rolled
-from symcompile.optimize import Kernel
 from symcompile.options import (
     FORMULA_MAX_NODES, HESSIAN_MAX_PARAMS, INLINE_KERNEL_MAX_NODES, JACOBIAN_MAX_PARAMS, ROLL_ABOVE_NODES,
     SAMPLE_BLOCK, choose,
@@ -37,15 +35,7 @@ from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
 from symcompile.standalone import package_name
 from symcompile.writer import data_digest, data_file
-
-
-@dataclass(frozen=True)
-class ModuleSource:
-    """The generated module's text, the layout its kernels were laid out in, and what its header records."""
-
-    text: str
-    layout: str  # "unrolled", "rolled", "blocks" or "rolled-blocks" ("auto" resolved)
-    provenance: Provenance
+from symcompile.stage_types import Kernel, ModuleSource
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import sympy as sp
 from symcompile.data import check_targets
 from symcompile.errors import SymcompileError
 from symcompile.model import check_model_size, make_model, make_network_model
-from symcompile.options import DENSE_MIN_PARAMS, allowed, choose
+from symcompile.options import DENSE_MIN_PARAMS, Choice, add_choices, allowed, choose
 
 
 # Each activation takes `evaluate=False` to skip SymPy's eval(), which asks the assumption system about its
@@ -78,6 +78,11 @@ LOSSES = {
     "mean_squared_error": mean_squared_error,
     "softmax_cross_entropy": softmax_cross_entropy,
 }
+add_choices(
+    hidden_activation=Choice("hidden activation", tuple(ACTIVATIONS), "sigmoid"),
+    output_activation=Choice("output activation", OUTPUT_ACTIVATIONS, "sigmoid"),
+    loss=Choice("loss", tuple(LOSSES), "binary_cross_entropy"),
+)
 
 
 def check_layers(layers):
@@ -104,11 +109,6 @@ def _check_loss_fits(loss, output_activation, n_outputs):
         )
     if output_activation == "softmax" and n_outputs < 2:
         raise SymcompileError("softmax needs at least two outputs")
-
-
-def parameter_count(layers, bias):
-    weights = sum(n_in * n_out for n_in, n_out in zip(layers, layers[1:]))
-    return weights + (1 if bias == "shared" else sum(layers[1:]))
 
 
 @dataclass(frozen=True)

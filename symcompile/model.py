@@ -1,4 +1,4 @@
-"""Stage 1, model: what the user wrote, checked and frozen.
+"""The model stage (options.STAGES): what the user wrote, checked and frozen.
 
 A `Model` holds everything the later stages need: the ordered parameters, the
 per-sample inputs and targets, the training function's output expression(s),

@@ -1,4 +1,4 @@
-"""Stage 4, optimize: `Program` -> `Kernel`.
+"""The optimize stage (options.STAGES): `Program` -> `Kernel`.
 
 Common-subexpression elimination over each straight-line program, so that the
 loss and all partial derivatives share their work in one fused pass. For the
@@ -14,53 +14,16 @@ Operation counts before and after are kept for the build report.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 import sympy as sp
 
 from symcompile import update_rules
-from symcompile.differentiate import Program, StraightLine
+from symcompile.stage_types import Kernel, Program, StraightLine
 from symcompile.names import NameTable
 from symcompile.options import ONE_SAMPLE_SWEEP_MAX_PARAMS, UNROLLED_SWEEP_MAX_PARAMS
 
 
-@dataclass(frozen=True)
-class Kernel:
-    """The programs the module runs, after CSE, with everything emit needs to print them.
-
-    `code_names` maps every symbol the programs use (the model's, the
-    temporaries, the compiler's own locals) to its identifier in generated
-    code; it is a read-only copy, so a Kernel can be emitted on its own.
-    """
-
-    program: Program
-    forward: StraightLine
-    loss_and_grad: StraightLine
-    # One program per parameter for the sequential sweep: sweep[j].results is
-    # (dloss/dparam_j,), and sweep[0] also yields the loss, since it runs at
-    # the weights the iteration started from. Empty when the model has more
-    # than UNROLLED_SWEEP_MAX_PARAMS parameters: the sweep then calls the
-    # fused kernel once per parameter (same values, code that does not grow
-    # with the square of the model).
-    sweep: tuple[StraightLine, ...]
-    # The whole sweep over one sample as one program: results are the loss at
-    # the starting weights, then each parameter's step and new value in turn.
-    # None for models too large for it to be worth its build time.
-    one_sample_sweep: StraightLine | None
-    # Loss, gradient and Hessian in one pass, and a residual model's residuals with their Jacobian
-    # (see differentiate.Program); None where the Program has none.
-    hessian: StraightLine | None
-    residuals_and_jacobian: StraightLine | None
-    ops_before: int
-    ops_after: int
-    code_names: Mapping[sp.Symbol, str]
-
-    def programs(self):
-        """Every straight-line program the module runs."""
-        extra = (self.one_sample_sweep, self.hessian, self.residuals_and_jacobian)
-        return (self.forward, self.loss_and_grad, *self.sweep, *(code for code in extra if code))
 
 
 def count_ops(code: StraightLine) -> int:

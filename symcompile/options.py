@@ -86,15 +86,6 @@ class Choice:
         return self.allowed() if callable(self.allowed) else self.allowed
 
 
-def _mlp_table(table):
-    def allowed():
-        from symcompile import mlp  # the network builder owns its formulas; it imports this module
-
-        return tuple(getattr(mlp, table))
-
-    return allowed
-
-
 CHOICES = {
     "gradient": Choice("gradient method", ("auto", "diff", "reverse"), "auto"),
     "layout": Choice("layout", ("auto", "unrolled", "rolled", "blocks", "rolled-blocks"), "auto"),
@@ -102,14 +93,17 @@ CHOICES = {
     # `update` is the older name of `optimizer` (below): it takes the rules' own names, and must agree with it.
     "update": Choice("update rule", lambda: tuple(update_rules.RULES), "simultaneous"),
     "kind": Choice("spec kind", ("mlp", "expression"), None),
-    "hidden_activation": Choice("hidden activation", _mlp_table("ACTIVATIONS"), "sigmoid"),
-    "output_activation": Choice("output activation", _mlp_table("OUTPUT_ACTIVATIONS"), "sigmoid"),
-    "loss": Choice("loss", _mlp_table("LOSSES"), "binary_cross_entropy"),
     "bias": Choice("bias scheme", ("per-neuron", "shared"), "per-neuron"),
     "init": Choice("init scheme", ("xavier", "normal", "zeros"), "xavier"),
     # The update rule a run trains with: "gd" (the rule GD_RULE, ordinary gradient descent), or any registered rule.
     "optimizer": Choice("optimizer", lambda: ("gd", *update_rules.RULES), "gd"),
 }
+
+
+def add_choices(**choices: Choice) -> None:
+    """Options whose values are the keys of a table kept beside its code: the network builder adds its
+    activations and losses (symcompile/mlp.py, on import; only it and the spec reader, which imports it, ask)."""
+    CHOICES.update(choices)
 
 
 def allowed(option: str) -> tuple[str, ...]:
@@ -139,6 +133,14 @@ def argument_type(option: str):
     parse.__name__ = option  # argparse names the type in some messages
     return parse
 
+
+# Where modules are written unless told otherwise, and the stages' names: a build's timing reports them, and
+# `build --dump-after` shows any before the write. Here, with the other options, so that the command line reads
+# them without importing the stages (and SymPy). An MLP on dense kernels goes from its shape straight to emit.
+DEFAULT_OUT_DIR = "generated"
+STAGES = ("model", "rewrite", "differentiate", "optimize", "emit", "write")
+DENSE_STAGES = ("model", "emit", "write")
+DUMP_STAGES = STAGES[:-1]
 
 # --- build options ------------------------------------------------------------------------------------------------
 

@@ -10,10 +10,8 @@ Each arrow is one module of symcompile and each name a frozen dataclass;
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-from symcompile.data import standardization, standardized
+from symcompile.data import standardization
 from symcompile.dense import chosen_kernels, emit_dense
 from symcompile.differentiate import differentiate
 from symcompile.emit import ModuleSource, emit
@@ -21,42 +19,31 @@ from symcompile.errors import SymcompileError
 from symcompile.mlp import symbolic_form
 from symcompile.model import Model, make_model
 from symcompile.optimize import optimize
-from symcompile.options import BuildOptions, training_settings
+from symcompile.options import DEFAULT_OUT_DIR, DENSE_STAGES, STAGES, BuildOptions, training_settings
 from symcompile.provenance import model_digest
 from symcompile.rewrite import rewrite
 from symcompile.standalone import write_runtime
+from symcompile.standardize import standardized
+from symcompile.stage_types import BuildResult  # noqa: F401 (re-exported)
 from symcompile.writer import data_digest, data_file, load_module, write_data, write_module
 
-DEFAULT_OUT_DIR = "generated"
-STAGES = ("model", "rewrite", "differentiate", "optimize", "emit", "write")
 
 
-@dataclass(frozen=True)
-class BuildResult:
-    """What a build did: the module's path, whether its bytes changed, the rewrites applied, the operation counts
-    before and after CSE, the gradient method and layout used ("auto" resolved), and the seconds of each stage
-    (model making included when the caller timed it)."""
 
-    path: Path
-    changed: bool
-    rewrites: tuple[str, ...]
-    ops_before: int
-    ops_after: int
-    gradient: str
-    layout: str
-    stage_seconds: dict[str, float]
-    kernels: str = "scalar"  # or "dense" (symcompile/dense.py): then no rewrite, differentiate or optimize stage
+def stage_names(model: Model, options: BuildOptions = BuildOptions()) -> tuple[str, ...]:
+    """The stages a build of `model` runs, the one place that chooses between the two pipelines: options.STAGES,
+    or options.DENSE_STAGES for an MLP compiled to the dense kernels (symcompile/dense.py: from its shape
+    straight to emit; SymPy derives its per-unit derivatives there)."""
+    scalar_options = options.gradient != "auto" or options.layout != "auto"
+    dense = chosen_kernels(model, options.kernels, scalar_options=scalar_options) == "dense"
+    return DENSE_STAGES if dense else STAGES
 
 
 def stages(model: Model, options: BuildOptions = BuildOptions()):
-    """Run the stages from rewrite to emit, yielding (stage name, its output) after each.
-
-    An MLP compiled to the dense kernels goes from its shape straight to emit (symcompile/dense.py: SymPy
-    derives its per-unit derivatives there); the other stages work on its SymPy form, made when needed.
-    """
+    """Run the stages after the model's up to emit (`stage_names`), yielding (stage name, its output) after
+    each. The scalar pipeline's stages work on a network's SymPy form, made when needed."""
     command = options.rebuild_command or _api_rebuild_command(model)
-    scalar_options = options.gradient != "auto" or options.layout != "auto"
-    if chosen_kernels(model, options.kernels, scalar_options=scalar_options) == "dense":
+    if stage_names(model, options) == DENSE_STAGES:
         yield "emit", emit_dense(model, rebuild_command=command, model_digest=model_digest(model), standalone=options.standalone)
         return
     digest = model_digest(model)

@@ -1,4 +1,4 @@
-"""Stage 2, rewrite: algebraically equal forms that compute better.
+"""The rewrite stage (options.STAGES): algebraically equal forms that compute better.
 
 Each rewrite is a small named function from expression to expression; the
 stage applies them in order and reports which ones changed something, so the

@@ -39,17 +39,20 @@ from symcompile import mlp
 from symcompile.errors import SymcompileError, names_text
 from symcompile.expression import RESERVED, ExpressionParser
 from symcompile.model import Model, is_module_name, make_model
-from symcompile.data import one_hot, split_rows, standardization, standardized
+from symcompile.data import one_hot, split_rows, standardization
+from symcompile.standardize import standardized
 from symcompile.options import (
     CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, chosen_rule, run_setting, run_settings, training_settings,
 )  # fmt: skip
 
-COMMON_KEYS = ("kind", "name", "description", "init", "training", "data")
+COMMON_KEYS = ("kind", "name", "description", "init", "training", "data", "fit")
 KIND_KEYS = {
     "mlp": ("layers", "hidden_activation", "output_activation", "loss", "bias", "seed"),
     "expression": ("params", "inputs", "targets", "definitions", "output", "loss", "residual", "classifier"),
 }
 DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns", "labels", "standardize")
+# The [fit] table: the options of `fit` (README.md, Curve fitting); the command line's flags outrank them.
+FIT_KEYS = ("bounds", "fixed", "sigma", "sigma_column", "loss", "f_scale", "absolute_sigma")
 
 
 @contextmanager
@@ -94,6 +97,7 @@ def spec_model(spec: dict, path: Path, data_root=None, run: RunSettings | None =
         model = _mlp(spec, path, common, data_root)
     else:
         model = _expression(spec, path, common, data_root)
+    fit_table(spec, path, [p.name for p in model.params])  # checked by every command, as [training] is
     return _standardized(model, _table(spec, "data", path), run or _run_settings(training, path), path)
 
 
@@ -293,8 +297,9 @@ def _table(spec, key, path):
     value = spec.get(key, {})
     if not isinstance(value, dict):
         raise SymcompileError(f"{path}: {key}: must be a table ([{key}]), got {value!r}")
-    if key in ("training", "data"):
-        _check_keys(value, TRAINING_KEYS + RUN_KEYS if key == "training" else DATA_KEYS, f"in [{key}]", path)
+    if key in ("training", "data", "fit"):
+        allowed_keys = {"training": TRAINING_KEYS + RUN_KEYS, "data": DATA_KEYS, "fit": FIT_KEYS}[key]
+        _check_keys(value, allowed_keys, f"in [{key}]", path)
     return value
 
 
@@ -518,3 +523,90 @@ def spec_input_columns(spec, spec_path, model, csv_path):
     names = _column_names(table, "X_columns", [s.name for s in model.inputs], spec_path)
     header, rows = read_csv(Path(csv_path), columns=names)
     return np.array(_columns(header, rows, names, "the model's inputs", csv_path), dtype=np.float64)
+
+
+# --- the [fit] table ----------------------------------------------------------------------------------------------
+
+
+def fit_table(spec, path, param_names) -> dict:
+    """The [fit] table's settings, checked where each is named (fit.bounds.a, ...): bounds {name: (lower, upper)},
+    fixed {name: value, or None to hold the spec's init}, sigma (a list of numbers), sigma_column (a CSV column
+    of [data]'s file), loss, f_scale, absolute_sigma; only the keys given. `spec`: None for the built-in seed."""
+    path = Path(path) if path is not None else Path("<seed>")
+    table = {} if spec is None else _table(spec, "fit", path)
+    found = {}
+    if "bounds" in table:
+        found["bounds"] = _fit_bounds(table["bounds"], path, param_names)
+    if "fixed" in table:
+        found["fixed"] = _fit_fixed(table["fixed"], path, param_names)
+    if "sigma" in table and "sigma_column" in table:
+        raise SymcompileError(f"{path}: fit: give either sigma (a list) or sigma_column (a CSV column), not both")
+    if "sigma" in table:
+        with located(f"{path}: fit.sigma"):
+            found["sigma"] = _numbers(table["sigma"], "sigma")
+    if "sigma_column" in table:
+        found["sigma_column"] = _get(table, "sigma_column", str, "a CSV column name", path, None, prefix="fit.")
+    if "loss" in table:
+        found["loss"] = _get(table, "loss", str, "the name of a loss", path, None, prefix="fit.")
+    if "f_scale" in table:
+        with located(f"{path}: fit.f_scale"):
+            found["f_scale"] = _number(table["f_scale"], "f_scale")
+    if "absolute_sigma" in table:
+        found["absolute_sigma"] = table["absolute_sigma"]
+        if not isinstance(found["absolute_sigma"], bool):
+            raise SymcompileError(f"{path}: fit.absolute_sigma: must be true or false, got {found['absolute_sigma']!r}")
+    return found
+
+
+def _fit_names(table, path, key, param_names):
+    if not isinstance(table, dict):
+        raise SymcompileError(f"{path}: fit.{key}: must be a table of parameter names ({key} = {{ a = ... }}), "
+                              f"got {table!r}")  # fmt: skip
+    for name in table:
+        if name not in param_names:
+            raise SymcompileError(f"{path}: fit.{key}.{name}: not a parameter (parameters: {names_text(param_names)})")
+
+
+def _fit_bounds(table, path, param_names):
+    """{name: (lower, upper)} from `bounds = { a = [0, 10], b = [-inf, 1] }` (TOML's inf for no bound)."""
+    _fit_names(table, path, "bounds", param_names)
+    bounds = {}
+    for name, pair in table.items():
+        where = f"{path}: fit.bounds.{name}"
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise SymcompileError(f"{where}: must be [lower, upper] (inf or -inf for no bound), got {pair!r}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) for v in pair):
+            raise SymcompileError(f"{where}: must be two numbers [lower, upper] (inf or -inf for no bound), "
+                                  f"got {pair!r}")  # fmt: skip
+        bounds[name] = (float(pair[0]), float(pair[1]))
+    return bounds
+
+
+def _fit_fixed(value, path, param_names):
+    """{name: value or None} from `fixed = { c = 0.5 }`, or `fixed = ["c"]` (held at the spec's init)."""
+    if isinstance(value, list):
+        if not all(isinstance(name, str) for name in value):
+            raise SymcompileError(f"{path}: fit.fixed: must be a list of parameter names or a table, got {value!r}")
+        value = {name: None for name in value}
+    _fit_names(value, path, "fixed", param_names)
+    fixed = {}
+    for name, number in value.items():
+        with located(f"{path}: fit.fixed.{name}"):
+            fixed[name] = None if number is None else _number(number, "the value")
+    return fixed
+
+
+def csv_column(spec, path, data_root, column) -> np.ndarray:
+    """The values of `column` in the CSV file of the spec's [data] (as `sigma_column` names one), in its rows'
+    order (the order of the model's samples)."""
+    path = Path(path)
+    data = {} if spec is None else _table(spec, "data", path)
+    if "csv" not in data:
+        raise SymcompileError(f"{path}: a sigma column is read from [data]'s csv file, and this spec has none "
+                              "(give fit.sigma = [...] for inline data)")  # fmt: skip
+    csv_path = path.parent / _get(data, "csv", str, "a file name", path, default=None, prefix="data.")
+    root = Path(data_root) if data_root is not None else path.parent
+    with located(f"{path}: data.csv"):
+        check_inside(csv_path, root)
+        header, rows = read_csv(csv_path, columns=[column])
+        return np.array(_columns(header, rows, [column], "the sigma column", csv_path)[:, 0], dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Stage 6, write and load: source text -> file in the output folder -> imported module.
+"""The write stage (options.STAGES), and loading: source text -> file in the output folder -> imported module.
 
 Writes are atomic: the text goes to a temporary file beside the target
 (`.<name>.<pid>.<random>.tmp`, which no import or glob for `*.py` picks up), is

@@ -56,7 +56,8 @@ def _run_python(code, cwd):
 
 def test_generated_module_is_standalone_and_cached(tmp_path):
     """A fresh process imports the module with symcompile's runtime alone (no SymPy, no Jinja, none of the compiler),
-    and a second one compiles nothing: neither the model's kernels nor the runtime's loop."""
+    and a second one compiles nothing: neither the model's kernels nor the runtime's loop. (The seed's one sample
+    trains in the module's loop that calls the straight-line sweep.)"""
     build(seed_model(), tmp_path)
     probe = (
         "import sys, json, seed_mlp as m\n"
@@ -64,7 +65,7 @@ def test_generated_module_is_standalone_and_cached(tmp_path):
         "from symcompile.runtime import loops\n"
         "m.train(max_iter=1); m.loss_and_grad(); m.forward()\n"
         "m.train(X=np.r_[m.X, m.X], Y=np.r_[m.Y, m.Y], max_iter=1, batch_size=1, optimizer='adam')\n"
-        "kernels = (m._loss_and_grad_kernel, m._forward_kernel, m._train_full_batch_kernel, m._accuracy_kernel,\n"
+        "kernels = (m._loss_and_grad_kernel, m._forward_kernel, m._train_one_sample_sweep_kernel, m._accuracy_kernel,\n"
         "           loops.train_mini_batches.dispatcher)\n"
         "print(json.dumps({'leaked': sorted(k for k in sys.modules if k.split('.')[0] in ('sympy', 'jinja2')\n"
         "                                   or k.startswith('symcompile.') and not k.startswith('symcompile.runtime')),\n"

@@ -293,3 +293,62 @@ def test_ctrl_c_while_finished_work_is_written_waits_for_it():
         written.append("all")
     assert ctrl_c.interrupted and written == ["all"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+# Runs `python -m symcompile ARGV` with Ctrl-C sent to itself as the AT-th fit of fit --many starts (the first
+# fit compiles the solver or loads Numba's cache): a deterministic stand-in for Ctrl-C at that moment.
+_CTRL_C_AT_FIT = """
+import os, signal, sys
+from symcompile import cli, cli_dask
+
+AT, METHOD = int(sys.argv[1]), sys.argv[2]
+real_command = cli_dask.fit_many_command
+
+def fit_many_command(args, module, settings):
+    solve, calls = getattr(module, METHOD), []
+    def fit(**keywords):
+        calls.append(keywords)
+        if len(calls) == AT:
+            os.kill(os.getpid(), signal.SIGINT)
+        return solve(**keywords)
+    setattr(module, METHOD, fit)
+    return real_command(args, module, settings)
+
+cli_dask.fit_many_command = fit_many_command
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "at, method, message, rows",
+    [
+        (1, "least_squares", "interrupted while compiling misra1a's least_squares (no fit reached)", None),
+        (1, "train", "interrupted while compiling misra1a's train (no fit reached)", None),
+        (2, "least_squares", "interrupted after 2 of 3 files", 2),
+    ],
+)
+def test_ctrl_c_in_fit_many_ends_at_once_before_a_fit_and_keeps_the_fits_after(tmp_path, at, method, message, rows):
+    """Ctrl-C during fit --many's first fit (its compile): the process got a KeyboardInterrupt there, which LLVM's
+    callbacks can swallow ("RuntimeError: no compiled object yet", exit 1), and wrote an empty table over the
+    previous --out. Now it ends at once and leaves --out as it was. Later, the fit under way is finished and the
+    fits reached are written (with --method train the runtime took a KeyboardInterrupt for that file's
+    "interrupted" and the loop went on: exit 0)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    x = np.linspace(77.6, 760.0, 14)
+    for i in range(3):
+        y = (230 + i) * (1 - np.exp(-5.5e-4 * x))
+        np.savetxt(data / f"c{i}.csv", np.column_stack([x, y]), delimiter=",", header="x,y", comments="")
+    out = tmp_path / "fits.csv"
+    out.write_text("file,b1,b2\nold.csv,1.0,2.0\n")  # the previous results
+    argv = ["fit", str(MISRA), "--many", str(data), "--out", str(out), "--method", method, "--max-iter", "50",
+            "--out-dir", str(tmp_path / "out")]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", _CTRL_C_AT_FIT, str(at), method, *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 130 and done.stderr == f"symcompile: {message}\n", (done.returncode, done.stderr[-2000:])
+    if rows is None:
+        assert out.read_text() == "file,b1,b2\nold.csv,1.0,2.0\n"
+    else:
+        fitted = out.read_text().splitlines()[1:]
+        assert [line.split(",")[0] for line in fitted] == ["c0.csv", "c1.csv"][:rows]
+        assert all(",skipped," not in line for line in fitted)

@@ -16,6 +16,7 @@ from symcompile.errors import SymcompileError
 from symcompile.mlp import mlp_model
 from symcompile.model import make_model
 from symcompile.pipeline import build
+from symcompile.runtime import rules
 from symcompile.seed import seed_model
 from symcompile.writer import load_module
 
@@ -96,12 +97,15 @@ def test_reverse_sequential_sweeps_equal_diff(tmp_path):
     model = mlp_model("net", [2, 3, 1], X=X, Y=Y, init="normal", seed=3)
     model = replace(model, training=replace(model.training, update="sequential"))  # its rule: the sweeps are built
     modules = [built(model, tmp_path / method, gradient=method) for method in ("diff", "reverse")]
-    # (the general sweep also takes a weight decay: none here, as in the one-sample sweep)
-    for X_, Y_, kernel, extra in ((X, Y, "_sequential_sweep_kernel", (0.0,)), (X[:1], Y[:1], "_sequential_sweep_one_sample_kernel", ())):
+    # (the general sweep also takes a weight decay: none here; the one-sample sweep is a MODEL_STEP, whose
+    # hyperparameter vector holds the learning rate)
+    hyperparameters = rules.vector({"lr": 0.5})
+    for X_, Y_, kernel in ((X, Y, "_sequential_sweep_kernel"), (X[:1], Y[:1], "_sequential_sweep_one_sample_kernel")):
         results = []
         for module in modules:
             w, steps = module.INIT.copy(), np.empty_like(module.INIT)
-            loss = getattr(module, kernel).py_func(w, X_, Y_, 0.5, *extra, steps)
+            arguments = (0.5, 0.0) if kernel == "_sequential_sweep_kernel" else (hyperparameters, w.copy())
+            loss = getattr(module, kernel).py_func(w, X_, Y_, *arguments, steps)
             results.append(np.concatenate([[loss], steps, w]))
         assert_close(results[1], results[0])
 

@@ -21,7 +21,7 @@ from symcompile.loops import Index, Loop, rolled
 from symcompile.mlp import mlp_model, symbolic_form
 from symcompile.model import make_model
 from symcompile.optimize import count_ops, eliminate_common_subexpressions, optimize
-from symcompile.options import BuildOptions, argument_type, choose, training_settings
+from symcompile.options import DENSE_STAGES, STAGES, BuildOptions, argument_type, choose, training_settings
 from symcompile.pipeline import build, generate
 from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, read_header, verify_module
@@ -214,7 +214,7 @@ def test_a_module_built_from_python_says_how_it_was_built(tmp_path):
 
 def test_build_reports_every_stage_and_model_making(tmp_path):
     result = build(seed_model(), tmp_path, model_seconds=0.25)
-    assert list(result.stage_seconds) == ["model", "rewrite", "differentiate", "optimize", "emit", "write"]
+    assert list(result.stage_seconds) == list(STAGES) == ["model", "rewrite", "differentiate", "optimize", "emit", "write"]
     assert result.stage_seconds["model"] == 0.25
     assert (result.gradient, result.layout, result.changed) == ("diff", "unrolled", True)
 
@@ -232,6 +232,19 @@ def test_build_reports_every_stage_and_model_making(tmp_path):
 def test_dump_after_prints_the_stage_and_writes_nothing(tmp_path, capsys, stage, expected):
     assert main(["build", "--dump-after", stage, "--out-dir", str(tmp_path / "out")]) == 0
     assert expected in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_dense_pipeline_names_its_stages_and_refuses_to_dump_the_others(tmp_path, capsys):
+    """A network on dense kernels goes from its shape to emit: its timing lists those stages, and --dump-after
+    of a stage it does not run is a one-line error, not an empty dump or a traceback."""
+    wide = mlp_model("wide", [8, 16, 4], output_activation="softmax", loss="softmax_cross_entropy")
+    assert list(build(wide, tmp_path / "built").stage_seconds) == [s for s in DENSE_STAGES if s != "model"]
+    spec = tmp_path / "wide.toml"
+    spec.write_text('kind = "mlp"\nlayers = [8, 16, 4]\noutput_activation = "softmax"\nloss = "softmax_cross_entropy"\n')
+    assert main(["build", str(spec), "--dump-after", "optimize", "--out-dir", str(tmp_path / "out")]) == 2
+    assert "whose stages are model -> emit -> write: no optimize stage" in capsys.readouterr().err
+    assert main(["build", str(spec), "--dump-after", "emit", "--out-dir", str(tmp_path / "out")]) == 0
     assert not (tmp_path / "out").exists()
 
 

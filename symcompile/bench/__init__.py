@@ -23,8 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from symcompile.options import argument_type
-from symcompile.pipeline import DEFAULT_OUT_DIR
+from symcompile.options import DEFAULT_OUT_DIR, argument_type
 
 SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide", "blocks", "distributed")
 # --quick: enough to check that every row runs, far too little to measure.

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from sympy.core.cache import clear_cache
 
+from symcompile import options
 from symcompile.bench.timing import load_average, time_once
-from symcompile.mlp import mlp_model, symbolic_form
+from symcompile.mlp import MLPShape, mlp_model, symbolic_form
 from symcompile.pipeline import build
 from symcompile.writer import load_module
 
@@ -34,7 +35,7 @@ METHODS = ("diff", "reverse")
 # `diff` above this many parameters (4-16-16-1 has 369) would take far longer than the rest of the run.
 MAX_PARAMS = {"diff": 369}
 N_SAMPLES = 32
-STAGES = ("rewrite", "differentiate", "optimize", "emit", "write")
+STAGES = options.STAGES[1:]  # the model is made before the build
 
 
 def size_label(layers) -> str:
@@ -51,7 +52,7 @@ def scaling_model(layers, name="scaling", seed=0):
 
 
 def n_params(layers) -> int:
-    return sum((a + 1) * b for a, b in zip(layers, layers[1:]))
+    return MLPShape(tuple(layers)).n_params  # per-neuron biases, as scaling_model builds
 
 
 def _warm_up_numba(out_dir):
