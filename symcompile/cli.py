@@ -421,7 +421,7 @@ def _report_fit(args, model, module, fit, first_call, seconds, options, settings
     from symcompile.fit_report import from_least_squares
 
     n_residuals = module.X.shape[0] * module._RESIDUALS_PER_SAMPLE
-    print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {len(model.params)} parameters, {n_residuals} residuals")
+    print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {model.n_params} parameters, {n_residuals} residuals")
     if options.described():
         print(f"  options    {options.described()}")
     report = from_least_squares(module, fit, fixed=options.fixed_mask(model), absolute_sigma=options.absolute_sigma,
@@ -520,7 +520,12 @@ class FitOptions:
 
 
 def _param_names(model):
-    return [p.name for p in model.params]
+    """The parameters' names, also for a network without its SymPy form (symcompile.mlp makes it when built)."""
+    if model.symbolic:
+        return [p.name for p in model.params]
+    from symcompile.mlp import param_names
+
+    return param_names(model.network.shape.layers, model.network.shape.bias)
 
 
 def _fit_options(args, spec, model):
