@@ -220,7 +220,7 @@ def command_train(args):
 # A run that failed exits with EXIT_FAILED, after its report and files: a script must not take it for a result.
 EXIT_FAILED = 1
 FAILED_RUNS = {
-    "diverged": "diverged: the loss grew far above where it started (README.md, Training from the command line)",
+    "diverged": "diverged: the loss grew far above where it started (docs/cli.md, train)",
     "non-finite": "stopped at a loss or weight that is not finite (the weights above are the last finite ones)",
 }
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from symcompile.errors import SymcompileError
 from symcompile.interrupts import EXIT_INTERRUPTED  # Ctrl-C: the fits reached so far were written
-from symcompile.writer import write_atomically
+from symcompile.outputs import write_file
 
 
 def add_dask_argument(command):
@@ -180,7 +180,7 @@ def train_on_dask(args, module, data, keywords):
         return result, time.perf_counter() - start
 
 
-EXIT_SOME_SKIPPED = 1  # fit --many: the fits were written, but some files were skipped (README.md says so)
+EXIT_SOME_SKIPPED = 1  # fit --many: the fits were written, but some files were skipped (docs/dask.md says so)
 
 
 @dataclass(frozen=True)
@@ -308,7 +308,4 @@ def write_results(path, module, method, rows):
         errors = list(r.stderr) if stderr else []
         value = r.cost if stderr else r.loss_history[-1]
         writer.writerow([name, *map(repr, map(float, r.w)), *map(repr, map(float, errors)), repr(float(value)), r.iterations, r.status, ""])
-    try:
-        write_atomically(path, lambda f: f.write(text.getvalue().encode("utf-8")))
-    except OSError as exc:
-        raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_file(path, lambda f: f.write(text.getvalue().encode("utf-8")))  # (a SymcompileError if it cannot)

@@ -102,7 +102,7 @@ def chosen_layout(kernel: Kernel, layout: str) -> str:
     computed over blocks of SAMPLE_BLOCK samples, the sample index innermost, so every statement is a
     vectorized loop; chosen where the model's data has that many samples (one sample gains nothing).
     "rolled-blocks": rolled, each loop's statement also a loop over such a block; never chosen by "auto":
-    its epochs ran about 2.6x faster than rolled, but it compiled about 10x longer (README, Blocks of samples).
+    its epochs ran about 2.6x faster than rolled, but it compiled about 10x longer (docs/numerics.md, Blocks of samples).
     """
     if choose("layout", layout) != "auto":
         return layout

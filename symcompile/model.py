@@ -255,13 +255,13 @@ def _check_computable(nodes, what):
     _check_constants(nodes, what)
 
 
-# The scalar pipeline's size limit (README, Limits): build time grows faster than the parameter count
+# The scalar pipeline's size limit (docs/limits.md): build time grows faster than the parameter count
 # (2-70-70-1, 5,251 parameters: about 4 minutes to build and compile on our 2-core machines), so a model
 # beyond this is refused at once rather than left to run for many minutes.
 MAX_PARAMS = 5000
 
 
-def check_model_size(n_params, remedy="see Limits in README.md"):
+def check_model_size(n_params, remedy="see docs/limits.md"):
     """Refuse a SymPy form of more than MAX_PARAMS parameters (MLPs have the dense kernels beyond it)."""
     if n_params > MAX_PARAMS:
         raise SymcompileError(

@@ -1,6 +1,6 @@
 """Stage 1 from a file: a TOML spec -> `Model`.
 
-Two kinds of spec (README.md shows a full example of each):
+Two kinds of spec (docs/spec.md shows a full example of each):
 
 - `kind = "mlp"`: layer sizes, activations, loss, bias scheme and initial
   values, handed to `symcompile.mlp.mlp_model`;
@@ -51,7 +51,7 @@ KIND_KEYS = {
     "expression": ("params", "inputs", "targets", "definitions", "output", "loss", "residual", "classifier"),
 }
 DATA_KEYS = ("X", "Y", "csv", "X_columns", "Y_columns", "labels", "standardize")
-# The [fit] table: the options of `fit` (README.md, Curve fitting); the command line's flags outrank them.
+# The [fit] table: the options of `fit` (docs/curve-fitting.md); the command line's flags outrank them.
 FIT_KEYS = ("bounds", "fixed", "sigma", "sigma_column", "loss", "f_scale", "absolute_sigma")
 
 
@@ -101,7 +101,7 @@ def spec_model(spec: dict, path: Path, data_root=None, run: RunSettings | None =
     return _standardized(model, _table(spec, "data", path), run or _run_settings(training, path), path)
 
 
-# Input sizes (README.md, Limits): a spec is a page of settings; data belongs in a CSV file, and a CSV file's
+# Input sizes (docs/limits.md): a spec is a page of settings; data belongs in a CSV file, and a CSV file's
 # rows become Python floats (about 30 times their text in memory) before they are an array.
 MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_NESTING = 16  # arrays and tables inside one another; the deepest a spec needs is 3
@@ -117,7 +117,7 @@ def read_bounded(path, limit, what):
     with open_without_hanging(path, what) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise SymcompileError(f"{what} is larger than {limit >> 20} MiB, the most symcompile reads (README.md, Limits)")
+        raise SymcompileError(f"{what} is larger than {limit >> 20} MiB, the most symcompile reads (docs/limits.md)")
     return data
 
 

@@ -123,11 +123,11 @@ def test_gd_is_plain_descent_on_a_model_whose_default_is_sequential(seed_module)
     assert not np.allclose(seed_module.train(max_iter=1).w, by_hand, rtol=1e-9)  # the default: sequential
 
 
-def test_readme_table_and_cli_help_list_the_same_rules():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_table_and_cli_help_list_the_same_rules():
+    page = (ROOT / "docs" / "spec.md").read_text(encoding="utf-8")  # the [training] table
     train_help = " ".join(cli.parser()._subparsers._group_actions[0].choices["train"].format_help().split())
     for flag, option in (("--optimizer", "optimizer"), ("--update", "update")):
-        row = next(line for line in readme.splitlines() if line.startswith(f"| `{flag}`"))
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{flag}`"))
         listed = list(dict.fromkeys(re.findall(r"`([a-z_]+)`", row.split("|")[4])))  # each once, in order
         assert listed == list(allowed(option)), (flag, listed)
         assert ", ".join(allowed(option)) in train_help, flag

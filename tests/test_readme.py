@@ -1,14 +1,17 @@
-"""Every command and code sample in README.md runs as shown.
+"""Every command and code sample in README.md and docs/*.md runs as shown.
 
-The README's ```sh lines and ```python blocks are run in order, in a scratch
-copy of examples/ and generated/seed_mlp.py (so their files land there, not in
-the checkout), with `python` this interpreter and the checkout's symcompile on
-the path. The scratch folder is pytest's cache folder, kept between runs: the
-modules the samples build keep their bytes, so Numba's cache beside them saves
-the minutes of compiling after the first run. Those that are unsafe or slow are skipped, each with its reason in
-SKIPPED below; the test fails if a skip rule no longer matches anything, so the
-list stays true.
-"""
+The ```sh lines and ```python blocks are run page by page (README.md first, then
+the docs pages in alphabetical order) and in order within each page, in one
+scratch copy of examples/ and generated/seed_mlp.py (so their files land there,
+not in the checkout), with `python` this interpreter and the checkout's
+symcompile on the path. A sample may use the files an earlier sample of its own
+page made, never another page's, so that each page reads on its own (the shared
+folder does not check this: keep such samples together, in order, on one page).
+The scratch folder is pytest's cache folder, kept between runs: the modules the
+samples build keep their bytes, so Numba's cache beside them saves the minutes
+of compiling after the first run. Those that are unsafe or slow are skipped,
+each with its reason in SKIPPED below; the test fails if a skip rule no longer
+matches anything, so the list stays true."""
 
 import os
 import re
@@ -20,7 +23,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+# README.md first, then the docs pages in a fixed order: the order the samples run in (one shared workspace).
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # (pattern found in the command or sample, why it is not run); the first match wins.
 SKIPPED = [
@@ -38,13 +42,16 @@ EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "exam
 
 
 def samples():
-    """(kind, text) for each ```sh line and ```python block, in README order."""
+    """(page, kind, text) for each ```sh line and ```python block, page by page, in order within each page."""
     found = []
-    for language, body in re.findall(r"^```(sh|python)\n(.*?)^```$", README, re.S | re.M):
-        if language == "python":
-            found.append(("python", body))
-        else:
-            found += [("sh", line) for line in body.splitlines() if line.strip() and not line.startswith("#")]
+    for page in PAGES:
+        name = page.relative_to(ROOT).as_posix()
+        for language, body in re.findall(r"^```(sh|python)\n(.*?)^```$", page.read_text(encoding="utf-8"), re.S | re.M):
+            if language == "python":
+                found.append((name, "python", body))
+            else:
+                lines = [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
+                found += [(name, "sh", line) for line in lines]
     return found
 
 
@@ -82,11 +89,20 @@ def workspace(request, tmp_path_factory):
 
 def test_skip_rules_each_match_a_sample():
     for pattern, _ in SKIPPED:
-        assert any(re.search(pattern, text, re.M) for _, text in SAMPLES), f"no README sample matches {pattern!r}"
+        assert any(re.search(pattern, text, re.M) for _, _, text in SAMPLES), f"no sample matches {pattern!r}"
 
 
-@pytest.mark.parametrize("kind, text", SAMPLES, ids=[f"{k}:{t.splitlines()[0][:50]}" for k, t in SAMPLES])
-def test_readme_sample_runs(workspace, kind, text):
+def test_every_sample_block_is_found():
+    """A fence the pattern misses (say, no closing ```) would drop its samples silently."""
+    assert len(PAGES) > 1, "no docs pages"
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        opened = re.findall(r"^```(?:sh|python)$", text, re.M)
+        assert len(re.findall(r"^```(sh|python)\n(.*?)^```$", text, re.S | re.M)) == len(opened), page.name
+
+
+@pytest.mark.parametrize("page, kind, text", SAMPLES, ids=[f"{p}:{k}:{t.splitlines()[0][:50]}" for p, k, t in SAMPLES])
+def test_readme_sample_runs(workspace, page, kind, text):
     reason = skip_reason(text)
     if reason:
         pytest.skip(reason)
@@ -96,4 +112,4 @@ def test_readme_sample_runs(workspace, kind, text):
     folder, env = workspace
     command = ["bash", "-c", text] if kind == "sh" else [sys.executable, "-c", text]
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{text}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"{page}: {text}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"

@@ -1,4 +1,4 @@
-"""README's training sample runs as shown (in a fresh process, from a temporary folder)."""
+"""The training sample of docs/training.md runs as shown (in a fresh process, from a temporary folder)."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _sample():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
     after = text.split("<!-- trainer sample -->\n```python\n", 1)[1]
     return after.split("```", 1)[0]
 

@@ -13,7 +13,7 @@ below, a new digits model's dense kernels compile in 1.6 s instead of 3.9 s when
 same speed and with the same results.
 
 Accuracy (tests/test_vecmath.py, against mpmath at 50 digits over the whole domain): below 1 ulp for exp, log and
-log1p, 2.5 ulp or less for sigmoid and softplus, 4 for tanh (README, "Vectorized math"); the special values (+-0,
+log1p, 2.5 ulp or less for sigmoid and softplus, 4 for tanh (docs/numerics.md, "Vectorized math"); the special values (+-0,
 +-inf, NaN, overflow, underflow to subnormals and 0, log(0), log(negative), log1p(-1)) are those of `math` and
 NumPy.
 
