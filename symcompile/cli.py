@@ -30,6 +30,7 @@ from symcompile.outputs import (
     check_plot_path, check_writable, plot_history, predictions_text, write_file, write_history, write_text,
 )  # fmt: skip
 from symcompile import current_module
+from symcompile.runtime.errors import StaleModule
 from symcompile.writer import load_module
 
 # The model's stages (SymPy, half a second of imports) are imported by the functions that use them: `train` on
@@ -118,10 +119,23 @@ def ensure_built(model, rebuild_command, out_dir, hessian=False):
     reason = why_rebuild(path, model)
     if not reason and hessian and "def _loss_grad_hessian_kernel(" not in path.read_text(encoding="utf-8"):
         reason = "has no Hessian (optimizer newton)"
+    module = None if reason else loaded_or_stale(path)
+    if isinstance(module, str):
+        reason, module = module, None
     if reason:
         print(f"{path} {reason}; building it")
         build(model, out_dir, BuildOptions(rebuild_command=rebuild_command + (" --hessian" if hessian else ""), hessian=hessian))
-    return load_module(path)
+        module = load_module(path)
+    return module
+
+
+def loaded_or_stale(path):
+    """The module at `path`, imported; or, where this runtime cannot run it as built (other dense loops, a changed
+    data file), the reason, to rebuild it rather than fail."""
+    try:
+        return load_module(path)
+    except StaleModule as exc:
+        return f"cannot be imported by this symcompile ({exc})"
 
 
 @dataclass(frozen=True)
@@ -143,9 +157,9 @@ class TrainTarget:
 def _train_target(args, split, shortcut=True):
     key = current_module.inputs_key(args.spec, args.data_root, split)
     found = current_module.recorded(args.out_dir, key) if shortcut else None
-    if found:
+    module = found and loaded_or_stale(found[0])
+    if module is not None and not isinstance(module, str):
         path, run = found
-        module = load_module(path)
         training = training_settings(module.DEFAULTS)
         spec_run = RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in run.items()})
         return TrainTarget(path.stem, len(module.X), len(module.PARAMS), training, spec_run, key, module=module)
@@ -714,8 +728,11 @@ def _least_squares_module(model, rebuild_command, out_dir):
         return ensure_built(model, rebuild_command, out_dir)
     path = module_path(model, out_dir)
     reason = why_rebuild(path, model)
-    if reason is None and hasattr(load_module(path), "_residuals_and_jacobian"):
-        return load_module(path)
+    module = None if reason else loaded_or_stale(path)
+    if isinstance(module, str):
+        reason, module = module, None
+    if module is not None and hasattr(module, "_residuals_and_jacobian"):
+        return module
     print(f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels")
     build(model, out_dir, BuildOptions(rebuild_command=rebuild_command, kernels="scalar"))
     return load_module(path)

