@@ -1,6 +1,6 @@
 """Beyond one machine: a generated module's kernels on a Dask cluster.
 
-A generated module's `loss_and_grad(w, X, Y)` is a pure function of the weights and a block of
+A generated module's `loss_and_grad(w, X, Y)` is a pure function of the weights and a set of
 samples, and its solvers are pure functions of one data set, so both workloads map onto Dask's
 `distributed` scheduler (no scheduler of ours):
 
@@ -119,11 +119,11 @@ def train_settings(module, given: dict) -> Settings:
 
 
 def _partitions(client, module, X, Y):
-    """(one future per partition holding its (X, Y) blocks in a worker's memory for the whole run, their rows)."""
+    """(one future per partition holding its (X, Y) arrays in a worker's memory for the whole run, their rows)."""
     import dask
 
-    blocks = _frame_blocks(module, X) if Y is None else _array_blocks(module, X, Y)
-    futures = client.compute([dask.delayed(_checked_block)(x, y) for x, y in blocks])
+    partitions = _frame_partitions(module, X) if Y is None else _array_partitions(module, X, Y)
+    futures = client.compute([dask.delayed(_checked_partition)(x, y) for x, y in partitions])
     rows = client.gather(client.map(_rows, futures, pure=False))
     if min(rows) == 0:
         raise SymcompileError(f"partition {rows.index(0)} holds no rows; rechunk the data")
@@ -134,7 +134,7 @@ def _rows(part):
     return part[0].shape[0]
 
 
-def _checked_block(X, Y):
+def _checked_partition(X, Y):
     X, Y = _writable(X), _writable(Y)
     Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
@@ -148,7 +148,7 @@ def _writable(array):
     return np.require(array, dtype=np.float64, requirements=["C", "W"])
 
 
-def _array_blocks(module, X, Y):
+def _array_partitions(module, X, Y):
     import dask.array as da
 
     if not isinstance(X, da.Array) or not isinstance(Y, da.Array):
@@ -164,7 +164,7 @@ def _array_blocks(module, X, Y):
     return list(zip(X.to_delayed().ravel(), Y.to_delayed().ravel()))
 
 
-def _frame_blocks(module, frame):
+def _frame_partitions(module, frame):
     import dask
     import dask.dataframe as dd
 
