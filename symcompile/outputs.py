@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from symcompile.errors import SymcompileError
-from symcompile.writer import write_atomically
+from symcompile.writer import remove_stale_temporaries, write_atomically
 
 
 def check_writable(path):
@@ -37,8 +37,10 @@ def check_writable(path):
 
 def write_file(path, write):
     """`write(f)` fills the binary file `f` that becomes `path`: a temporary beside it, renamed over it when
-    complete (writer.write_atomically), so a kill at any moment leaves the old file or the new one."""
+    complete (writer.write_atomically), so a kill at any moment leaves the old file or the new one. A kill during
+    the write leaves its temporary behind: the next write of `path` removes those of processes that have ended."""
     try:
+        remove_stale_temporaries(Path(path).parent, Path(path).name)
         write_atomically(path, write)
     except OSError as exc:
         raise SymcompileError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -76,6 +76,29 @@ def test_cli_outputs_are_renamed_into_place_not_written_there(xor_run, tmp_path,
     assert sorted(os.listdir(tmp_path)) == sorted([*outputs, "new.csv"])
 
 
+def test_a_killed_writes_temporary_is_removed_by_the_next_write(tmp_path):
+    """kill -9 during a write leaves `.<name>.<pid>.<random>.tmp` (benchmarks/robustness/kill_writes.py: 20 of them
+    after 60 kills; a predict --out's holds megabytes), which nothing removed. The next write of that output removes
+    those of ended processes and leaves a running process's own."""
+    from symcompile import cli_dask
+    from symcompile.outputs import write_text
+
+    ended = subprocess.Popen([sys.executable, "-c", ""])  # its process id, once it has ended
+    ended.wait()
+    for name, write in (("p.csv", lambda path: write_text(path, "y\n1.0\n")),
+                        ("fits.csv", lambda path: cli_dask.write_results(path, _FakeModule, "train", [("a.csv", "bad")]))):  # fmt: skip
+        stale = tmp_path / f".{name}.{ended.pid}.0badf00d.tmp"
+        running = tmp_path / f".{name}.{os.getpid()}.0c0ffee0.tmp"  # this process's: a write under way
+        stale.write_text("half"), running.write_text("half")
+        write(tmp_path / name)
+        assert not stale.exists() and running.exists() and (tmp_path / name).is_file(), name
+        running.unlink()
+
+
+class _FakeModule:  # what write_results reads of a module
+    PARAMS = ("b1", "b2")
+
+
 # --- item 14: weight files ----------------------------------------------------------------------------------------
 
 

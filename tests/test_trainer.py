@@ -286,6 +286,26 @@ def test_ctrl_c_during_a_call_keeps_what_it_ran(softmax_module, monkeypatch, chu
     assert np.array_equal(result.loss_history, np.r_[reference.loss_history[0:ran:2], softmax_module.loss(result.w)])
 
 
+def test_ctrl_c_during_the_last_call_says_interrupted(softmax_module, monkeypatch):
+    """Ctrl-C while the last chunk runs (the handler noted it; the call ran to its end): the run has every
+    iteration, and says it was interrupted, so that the command line exits 130 rather than 0."""
+    loop = loops.train_full_batch
+
+    def noted_during_the_last_call(*arguments):
+        status = loop(*arguments)
+        if int(arguments[-5]) == arguments[-4]:  # stop == max_iter: the last call
+            os.kill(os.getpid(), signal.SIGINT)  # the runtime's handler is in place from the second call
+        return status
+
+    monkeypatch.setattr(loops, "train_full_batch", noted_during_the_last_call)
+    _in_chunks_of_one_iteration(softmax_module, monkeypatch)
+    result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=4)
+    monkeypatch.undo()
+    reference = softmax_module.train(optimizer="adam", lr=0.05, max_iter=4)
+    assert result.status == "interrupted" and result.iterations == 4
+    assert np.array_equal(result.w, reference.w)
+
+
 def test_progress_with_tqdm_and_without(softmax_module, monkeypatch, capsys):
     quiet = softmax_module.train(max_iter=50, update="simultaneous")
     shown = softmax_module.train(max_iter=50, update="simultaneous", progress=True)

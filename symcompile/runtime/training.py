@@ -24,6 +24,7 @@ CHUNK_SECONDS = 0.1
 FIRST_GUESS = 2e-7
 # Where X_val sits in the compiled loop's arguments, counted from the end (X_val, Y_val, patience, state, run, best_w)
 _X_VAL_ARGUMENT = -6
+_NORMAL_STOPS = (0, 1, 4)  # max_iter, converged, early_stopped (runtime.loops.STATUS); failures keep their status
 _NO_VALIDATION = np.empty(0), np.empty(0)  # the validation histories of a run without validation data
 
 
@@ -107,6 +108,8 @@ def train_in_chunks(loop, arguments, run, max_iter, record_every, first_guess, p
                     bar.show(done, chunk[0][min(latest, chunk[0].shape[0] - 1)])
                 if status < 0:
                     interrupts.install()  # only now: a run that takes one call pays nothing for it
+        if interrupts.seen and status in _NORMAL_STOPS:  # Ctrl-C during the last call: it ran to its end, and
+            status = INTERRUPTED  # the run says so (exit 130 on the command line), not that it was not pressed
     finally:
         interrupts.restore()
     return status, _joined(losses), _joined(val_losses), _joined(accuracies)
