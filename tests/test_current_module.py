@@ -2,7 +2,6 @@
 (without SymPy); any change to those inputs, or to the module file, takes the full check again."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

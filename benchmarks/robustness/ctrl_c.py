@@ -166,22 +166,28 @@ def file_kept(text):
     return text != "0 rows"
 
 
+def checked_rows(scratch):
+    """Each case run and checked, as it is done: (its table row, whether it passed). tests/test_issue19_signals.py
+    runs these as its slow test."""
+    for name, kind, marker, delay, argv, folder_of, path, read, prepare in cases(scratch):
+        used, status, err, hung = interrupted_at(argv, folder_of, marker, delay, prepare)
+        lines = err.splitlines()
+        after = read(path) if read else ""
+        ok = (status == 130 and len(lines) == 1 and lines[0].startswith("symcompile: interrupted")
+              and "Traceback" not in err and not hung and file_kept(after))  # fmt: skip
+        moment = f"{used:.2f} s after " + (repr(marker.strip()) if marker else "start")
+        shown = lines[0][:90] if len(lines) == 1 else f"{len(lines)} lines: {' / '.join(lines[-2:])[:120]}"
+        yield [name, kind, moment, status, "hang" if hung else "", shown, after, "ok" if ok else "FAIL"], ok
+
+
 def main():
     load = uptime()
     print(f"load before: {load}", flush=True)
     rows, failures = [], 0
     with tempfile.TemporaryDirectory(prefix="symcompile-ctrl-c-") as scratch:
-        for name, kind, marker, delay, argv, folder_of, path, read, prepare in cases(Path(scratch)):
-            used, status, err, hung = interrupted_at(argv, folder_of, marker, delay, prepare)
-            lines = err.splitlines()
-            after = read(path) if read else ""
-            ok = (status == 130 and len(lines) == 1 and lines[0].startswith("symcompile: interrupted")
-                  and "Traceback" not in err and not hung and file_kept(after))  # fmt: skip
+        for row, ok in checked_rows(Path(scratch)):
             failures += not ok
-            moment = f"{used:.2f} s after " + (repr(marker.strip()) if marker else "start")
-            shown = lines[0][:90] if len(lines) == 1 else f"{len(lines)} lines: {' / '.join(lines[-2:])[:120]}"
-            rows.append([name, kind, moment, status, "hang" if hung else "", shown, after,
-                         "ok" if ok else "FAIL"])  # fmt: skip
+            rows.append(row)
             print(table(["command", "cache", "moment", "exit", "", "stderr", "file after", ""], rows[-1:]).splitlines()[-1],
                   flush=True)  # fmt: skip
     print()

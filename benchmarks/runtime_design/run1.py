@@ -1,7 +1,7 @@
 """One fresh process: python run1.py VARIANT [--speed] -> JSON (seconds: import numba, import model, first call)."""
 import importlib, json, sys, time
 t0 = time.perf_counter()
-import numba, numpy as np
+import numba, numpy as np  # noqa: F401 (timed: the import is what is measured)
 from numba.core import event
 t1 = time.perf_counter()
 compiled, stack = [], []  # real compiles (not cache loads): [module.function, s inclusive, s exclusive]

@@ -481,7 +481,6 @@ def _lmder(kernel, X, Y, problem, w0, m, max_iter, xtol, ftol, gtol):
     wa3 = np.empty(n)
     wa4 = np.empty(m)
     wa5 = np.empty(n)  # lmder passes its m-long wa4 to lmpar, which uses n of it
-    sdiag = np.empty(n)
 
     weights, kernel_r, kernel_J = kernel_arguments(problem, w, r, J)
     kernel(weights, X, Y, kernel_r, kernel_J)
