@@ -8,7 +8,6 @@ timestamp, so the same model always gives the same bytes.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 import re
@@ -16,6 +15,7 @@ import textwrap
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import jinja2
 import numpy as np
@@ -61,20 +61,9 @@ def template_folder() -> Path:
     return Path(str(resources.files("symcompile.templates")))
 
 
-def _update_rule_template(name):
-    """The Jinja text of an update rule's model kernels: `update_rules/<rule>.kernels`."""
-    folder, _, file = name.partition("/")
-    rule, _, part = file.rpartition(".")
-    if folder != "update_rules" or rule not in update_rules.MODEL_KERNELS or part != "kernels":
-        return None
-    return update_rules.MODEL_KERNELS[rule]
-
-
 def template_environment():
     return jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [jinja2.FileSystemLoader(template_folder()), jinja2.FunctionLoader(_update_rule_template)]
-        ),
+        loader=jinja2.FileSystemLoader(template_folder()),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -282,14 +271,23 @@ def _update_rule_fields(model):
     arguments, with the module's default; the others are keyword-only, with the registry's default.
     """
     hyperparameters = update_rules.hyperparameters()
-    positional = [h for h in hyperparameters if h.name in vars(model.training)]
-    keyword = [h for h in hyperparameters if h.name not in vars(model.training)]
+    positional, keyword = _train_hyperparameters(model)
     return {
         "positional_hyperparameters": "".join(f'{h.name}=DEFAULTS["{h.name}"], ' for h in positional),
         "keyword_hyperparameters": "".join(f"{h.name}={h.default!r}, " for h in keyword),
         "hyperparameter_dict": ", ".join(f'"{h.name}": {h.name}' for h in hyperparameters),
         "slots": update_rules.slots(),
     }
+
+
+def _train_hyperparameters(model):
+    """The update rules' hyperparameters that `train` takes positionally (those the model's training settings hold),
+    and those it takes by keyword."""
+    hyperparameters = update_rules.hyperparameters()
+    return (
+        [h for h in hyperparameters if h.name in vars(model.training)],
+        [h for h in hyperparameters if h.name not in vars(model.training)],
+    )
 
 
 def model_fields(model, listed=True) -> dict:
@@ -304,7 +302,6 @@ def model_fields(model, listed=True) -> dict:
         "Y": None if data_file(model) else _float_list(model.Y),
         "data_file": data_file(model),
         "data_digest": data_file(model) and data_digest(model.X, model.Y),
-        "cache_name": CACHE_NAME_SLOT,
         "X_shape": f"{model.X.shape[0]}, {model.X.shape[1]}",
         "Y_shape": f"{model.Y.shape[0]}, {model.Y.shape[1]}",
         "defaults": repr(vars(model.training)),
@@ -313,10 +310,11 @@ def model_fields(model, listed=True) -> dict:
         "n_outputs": len(model.targets),
         "network_code": "",  # code the constants above need (dense modules of wide networks)
         "dense": "",  # the dense kernels' source, in place of the scalar kernels
-        "sample_blocks": False,  # the scalar loss-and-gradient kernel over blocks of samples (layout "blocks")
+        "loss_and_grad_template": "loss_and_grad_samples.py.j2",  # or over blocks of samples (_sample_block_fields)
         "sample_block": SAMPLE_BLOCK,  # their size
         "vecmath": "",  # the vectorizable functions it calls, imported from the runtime (vecmath.imported_names)
         "classifier": model.classifier,
+        "accuracy": ACCURACY.get(model.classifier),
         # The loss whose targets the runtime checks (symcompile/runtime/targets.py; "" for none)
         "target_loss": target_loss(model),
         "weights_digest": weights_digest(model),
@@ -325,9 +323,9 @@ def model_fields(model, listed=True) -> dict:
         "n_params": model.n_params,
         "hessian": None,
         "hessian_entries": [],
-        "model_step_rules": update_rules.model_step_rules(has_hessian=False),
-        "standalone_runtime": "",
-        "inline_kernel": False,  # a small scalar kernel, inlined into the module's own full-batch loop  # the runtime copy's package name, for a standalone build (render_module)
+        "model_kernel_templates": update_rules.model_step_templates(has_hessian=False),
+        "inline_kernel": False,  # a small scalar kernel, inlined into the module's own full-batch loop
+        "full_batch_loops": [],  # that loop's sources, where it is inlined
         "no_hessian": f"hessian is not available in a module with {NO_SCALAR_KERNELS}",
         "residual_model": residual_model(model),
         "residuals_per_sample": len(model.residuals) or len(model.targets),
@@ -336,6 +334,20 @@ def model_fields(model, listed=True) -> dict:
         "no_jacobian": f"residuals, jacobian and least_squares are not available in a module with {NO_SCALAR_KERNELS}",
         **_update_rule_fields(model),
     }
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """A classifier's accuracy: the runtime's function that counts the samples classified right, and its rule."""
+
+    function: str  # in symcompile.runtime.loops
+    rule: str  # for the docstring of the module's `accuracy`
+
+
+ACCURACY = {
+    "binary": Accuracy("threshold_accuracy", "each output on the same side of 0.5 as its target"),
+    "softmax": Accuracy("class_accuracy", "the largest output is the target's class"),
+}
 
 
 def residual_model(model) -> bool:
@@ -351,24 +363,21 @@ NO_SCALAR_KERNELS = "dense kernels; build it with --kernels scalar (kernels='sca
 
 
 def module_fields(kernel: Kernel, layout: str) -> dict:
-    """Every variable templates/module.py.j2 (and the update rules' templates) read; `layout` resolved."""
+    """The fields of templates/module.py.j2 and the templates it includes (ModuleContext, less the runtime's import
+    and the cache name, which render_module adds) for the scalar kernels; `layout` resolved."""
     model = kernel.program.model
     printer = KernelPrinter(kernel.code_names)
     vector_printer = VectorPrinter(kernel.code_names)
     forward, loss_and_grad = kernel_blocks(kernel, printer, layout, vector_printer)
+    inline_kernel = layout == "unrolled" and program_size(kernel.loss_and_grad) <= INLINE_KERNEL_MAX_NODES
     return {
         **model_fields(model),
         "n_outputs": len(model.outputs),
         "helpers": helper_sources(_expressions(*kernel.programs())),
         "forward": forward,
         "loss_and_grad": loss_and_grad,
-        "inline_kernel": layout == "unrolled" and program_size(kernel.loss_and_grad) <= INLINE_KERNEL_MAX_NODES,
-        "named_full_batch_loop": named_full_batch_loop(
-            "_sequential_step_kernel" if "sequential" in update_rules.model_step_rules(bool(kernel.hessian)) else "_rules.no_model_step"
-        ),
-        # The blog's case (one sample, sequential): a loop calling the straight-line sweep by name, chosen once
-        # per run; through the dispatching `_sequential_step_kernel` an iteration took 1.25x as long.
-        "one_sample_sweep_loop": named_full_batch_loop("_sequential_sweep_one_sample_kernel", "_train_one_sample_sweep_kernel"),
+        "inline_kernel": inline_kernel,
+        "full_batch_loops": _full_batch_loops(kernel) if inline_kernel else [],
         "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
         "sweep_param_loads": _loads(model.params, set(model.params), kernel.code_names, "w["),
         "one_sample_sweep": kernel.one_sample_sweep
@@ -379,14 +388,26 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
     }
 
 
+def _full_batch_loops(kernel: Kernel) -> list[str]:
+    """The module's own full-batch loops, calling its inlined loss-and-gradient kernel by name
+    (named_full_batch_loop)."""
+    sequential = "sequential" in update_rules.model_step_rules(bool(kernel.hessian))
+    loops = [named_full_batch_loop("_sequential_step_kernel" if sequential else "_rules.no_model_step")]
+    if sequential and kernel.one_sample_sweep:
+        # The blog's case (one sample, sequential): a loop calling the straight-line sweep by name, chosen once
+        # per run; through the dispatching `_sequential_step_kernel` an iteration took 1.25x as long.
+        loops.append(named_full_batch_loop("_sequential_sweep_one_sample_kernel", "_train_one_sample_sweep_kernel"))
+    return loops
+
+
 def _sample_block_fields(called: set[str], layout: str) -> dict:
-    """The blocks layout's flag, and the vectorizable functions (`called`) its kernel calls, as the module imports
-    them from the runtime."""
+    """The blocks layouts' loss-and-gradient template, and the vectorizable functions (`called`) its kernel calls,
+    as the module imports them from the runtime."""
     if layout not in ("blocks", "rolled-blocks"):
         return {}
     from symcompile.vecmath import imported_names
 
-    return {"sample_blocks": True, "vecmath": imported_names(called)}
+    return {"loss_and_grad_template": "loss_and_grad_blocks.py.j2", "vecmath": imported_names(called)}
 
 
 def _second_order_fields(kernel: Kernel, printer) -> dict:
@@ -394,10 +415,12 @@ def _second_order_fields(kernel: Kernel, printer) -> dict:
     model, n = kernel.program.model, len(kernel.program.model.params)
     hessian = kernel.hessian and render_block(kernel.hessian, model, kernel.code_names, printer)
     upper = [(i, j) for i in range(n) for j in range(i, n)]
+    hessian_kernel = ["hessian.py.j2"] if hessian else []
     return {
         "n_params": n,
         "hessian": hessian,
-        "model_step_rules": update_rules.model_step_rules(has_hessian=bool(hessian)),
+        # The kernels that follow the loss and gradient's: the Hessian's, then the update rules'
+        "model_kernel_templates": hessian_kernel + update_rules.model_step_templates(bool(hessian)),
         "hessian_entries": list(zip(upper, hessian.results[1 + n :])) if hessian else [],
         "no_hessian": (
             f"hessian was not emitted: this model has {n} parameters, more than HESSIAN_MAX_PARAMS = "
@@ -425,71 +448,59 @@ def _residual_fields(kernel: Kernel, printer) -> dict:
     }
 
 
-def header_fields(model, provenance: Provenance, formula=None, body="") -> dict:
+def header_fields(model, provenance: Provenance, formula=None, module: dict | None = None) -> HeaderFields:
     """Every variable templates/header.py.j2 reads; `formula`: the lines shown as the training function
-    (default: the model's formulas); `body`: the module's body, whose public names the header lists."""
+    (default: the model's formulas); `module`: the fields module.py.j2 was rendered with, whose public names the
+    header lists (none without them)."""
     return {
         "name": model.name,
         "description": "\n".join(docstring_text(line) for line in textwrap.wrap(model.description, 100)),
         "rebuild_command": docstring_text(provenance.rebuild_command),
         "formula": formula_lines(model) if formula is None else [docstring_text(line) for line in formula],
-        "contract": contract_lines(body),
+        "contract": contract_lines(module_contract(model, module)) if module is not None else [],
         **provenance.header_fields(),
     }
 
 
-# The header's Contract is read from the rendered body, so that it lists what the module defines, not what
-# someone remembered to write down. Read line by line, at the top level (and a public class's members), in the
-# forms the templates write: `NAME = ...` (and `X, Y = ...`), `def name(...):` on one line, `name = other`,
-# `class Name(...):`. tests/test_build.py checks the list against built modules' public names, both ways.
-_CONSTANTS = re.compile(r"([A-Z][A-Z0-9_]*(?:, [A-Z][A-Z0-9_]*)*) = ")
-_FUNCTION = re.compile(r"def ([a-z]\w*)\((.*)\)(?: -> .*)?:$")
-_ALIASES = re.compile(r"((?:[a-z]\w* = )+)([a-z]\w*)$")
-_RUNTIME_CLASS = re.compile(r"([A-Z]\w*) = _(\w+)\.([A-Z]\w*)\b")  # `FitResult = _least_squares.FitResult`
-_CLASS = re.compile(r"class ([A-Z]\w*)\b(?:\(_(\w+)\.(\w+)\))?")
-_FIELD = re.compile(r"    ([a-z]\w*): ")
-_METHOD = re.compile(r"    def ([a-z]\w*)\(self,? ?(.*)\)(?: -> .*)?:$")
+# --- The header's Contract -------------------------------------------------------------------------------------------
+# The public names module.py.j2 (with residuals.py.j2) defines, decided from the same fields it is rendered with:
+# which parts a module has is emit's choice, not something read back from the text. Each function is listed with
+# its parameters as its def line in the template has them (defaults left out). tests/test_stages.py checks this
+# list against rendered modules' definitions and tests/test_build.py against built modules' names, both ways.
+
+MODEL_CONSTANTS = ["PARAMS", "INPUTS", "TARGETS", "INIT", "X", "Y", "DEFAULTS", "MODEL_DIGEST"]
+STANDARDIZATION_CONSTANTS = ["X_MEAN", "X_SCALE"]  # where the inputs are standardized
+DATA = "w, X, Y"  # the parameters of most public functions
+# train's parameters around the update rules' hyperparameters (each list: the parameters in the def line's order)
+TRAIN_DATA, TRAIN_LOOP, TRAIN_OPTIMIZER = ["w", "X", "Y"], ["max_iter", "tol", "update"], ["*", "optimizer"]
+TRAIN_RUN = ["batch_size", "shuffle", "seed", "X_val", "Y_val", "patience", "record_every", "progress", "threads"]
+LEAST_SQUARES = DATA + ", *, max_iter, xtol, ftol, gtol, fixed, bounds, loss, f_scale, sigma"
 
 
-def _parameters(text: str) -> str:
-    """The parameter names of a def line's parameter list, without their defaults: `w, X, *, lr`."""
-    arguments = ast.parse(f"def f({text}): pass").body[0].args
-    names = [a.arg for a in arguments.posonlyargs + arguments.args]
-    if arguments.vararg or arguments.kwonlyargs:
-        names.append("*" + (arguments.vararg.arg if arguments.vararg else ""))
-    names += [a.arg for a in arguments.kwonlyargs] + (["**" + arguments.kwarg.arg] if arguments.kwarg else [])
-    return ", ".join(names)
+@dataclass(frozen=True)
+class Contract:
+    """The public names of a module, in its order."""
+
+    constants: list[str]
+    classes: dict[str, tuple[list[str], list[str]]]  # {class: (its fields, its methods with their parameters)}
+    functions: dict[str, str]  # {function: its parameters}
 
 
-def contract(body: str) -> tuple[list[str], dict[str, str], dict[str, tuple[list[str], list[str]]]]:
-    """The public names `body` defines, in its order: (constants, {function: its parameters}, {class: (its
-    fields, its methods with their parameters)})."""
-    constants, functions, classes = [], {}, {}
-    members = None  # the public class being read
-    for line in body.splitlines():
-        if line.startswith(" ") or not line:  # most lines: inside functions
-            if members is not None and (field := _FIELD.match(line)):
-                members[0].append(field[1])
-            elif members is not None and (method := _METHOD.match(line)):
-                members[1].append(f"{method[1]}({_parameters(method[2])})")
-            continue
-        members = None
-        if names := _CONSTANTS.match(line):
-            constants += [name for name in names[1].split(", ") if name not in constants]
-        elif function := _FUNCTION.match(line):
-            functions.setdefault(function[1], _parameters(function[2]))
-        elif aliases := _ALIASES.match(line):
-            for name in aliases[1].split(" = ")[:-1]:
-                functions.setdefault(name, functions[aliases[2]])
-        elif runtime_class := _RUNTIME_CLASS.match(line):
-            classes[runtime_class[1]] = _runtime_members(runtime_class[2], runtime_class[3])
-        elif cls := _CLASS.match(line):
-            members = classes.setdefault(cls[1], ([], []))
-            if cls[2]:  # a subclass of a runtime class (`class TrainResult(_training.TrainResult):`): its members
-                fields, methods = _runtime_members(cls[2], cls[3])
-                members[0].extend(fields)
-                members[1].extend(methods)
-    return constants, functions, classes
+def module_contract(model, fields: dict) -> Contract:
+    """What module.py.j2 rendered with `fields` defines for its users."""
+    positional, keyword = _train_hyperparameters(model)
+    train = TRAIN_DATA + [h.name for h in positional] + TRAIN_LOOP + TRAIN_OPTIMIZER + [h.name for h in keyword]
+    functions = {"forward": "w, X", "loss_and_grad": DATA + ", threads", "loss": DATA}
+    functions |= {"accuracy": DATA} if fields["accuracy"] else {}
+    functions |= {"load_weights": "path", "train": ", ".join(train + TRAIN_RUN), "check_digest": "", "hessian": DATA}
+    classes = {"TrainResult": _runtime_members("training", "TrainResult")}
+    fitted = fields["residual_model"] and fields["residuals_and_jacobian"]
+    if fitted:
+        classes["FitResult"] = _runtime_members("least_squares", "FitResult")
+    if fields["residual_model"]:  # without the Jacobian kernel: one function raising why, under three names
+        functions |= {"residuals": DATA, "jacobian": DATA, "least_squares": LEAST_SQUARES if fitted else DATA}
+    constants = MODEL_CONSTANTS + (STANDARDIZATION_CONSTANTS if fields["standardization"] else [])
+    return Contract(constants, classes, functions)
 
 
 def _runtime_members(module: str, name: str) -> tuple[list[str], list[str]]:
@@ -502,22 +513,200 @@ def _runtime_members(module: str, name: str) -> tuple[list[str], list[str]]:
     return list(cls._fields), methods
 
 
-def contract_lines(body: str, width=100) -> list[str]:
+def contract_lines(contract: Contract, width=100) -> list[str]:
     """The header's Contract: the constants on a line, each class with its fields and methods, each function
     with its parameters; wrapped to `width`."""
-    constants, functions, classes = contract(body)
-    entries = [", ".join(constants)] if constants else []
+    entries = [", ".join(contract.constants)] if contract.constants else []
     entries += [
         f"{name}: {', '.join(fields)}" + (f"; {', '.join(methods)}" if methods else "")
-        for name, (fields, methods) in classes.items()
+        for name, (fields, methods) in contract.classes.items()
     ]
-    entries += [f"{name}({parameters})" for name, parameters in functions.items()]
+    entries += [f"{name}({parameters})" for name, parameters in contract.functions.items()]
     wrap = textwrap.TextWrapper(width - 4, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
     return [line for entry in entries for line in wrap.wrap(entry)]
 
 
-# The name a generated module registers itself under (templates/module.py.j2 says why): rendered into
-# this slot, then replaced by a name derived from the body's text, so the same body always gets the same name.
+# --- What each template reads ---------------------------------------------------------------------------------------
+# One TypedDict per template: the variables the template itself reads, with their types (an included template's
+# are its own). A render call's context is the fields of its template and of every template that one includes
+# (RENDER_CONTEXTS). tests/test_stages.py checks both ways, following {% include %} and {% import %}: each template
+# reads exactly its fields, and each context is exactly the fields of what its template includes.
+# Templates dense_*.j2 are symcompile/dense.py's own.
+
+# The templates of the update rules' model kernels (update_rules.MODEL_KERNELS), as module.py.j2 includes them.
+ModelStepTemplate = Literal["update_rule_sequential.py.j2", "update_rule_newton.py.j2"]
+# What module.py.j2 includes where emit chooses which: the runtime's import, the loss-and-gradient kernel, the kernels
+# that follow it.
+RuntimeImportTemplate = Literal["runtime_installed.py.j2", "runtime_beside.py.j2"]
+LossAndGradTemplate = Literal["loss_and_grad_samples.py.j2", "loss_and_grad_blocks.py.j2"]
+ModelKernelTemplate = Literal["hessian.py.j2", ModelStepTemplate]
+
+
+class HeaderFields(TypedDict):
+    """templates/header.py.j2: the module's docstring and provenance lines (header_fields)."""
+
+    name: str
+    description: str  # docstring text (docstring_text), wrapped
+    rebuild_command: str
+    formula: list[str]  # the training function, as docstring lines
+    contract: list[str]  # the public names, as docstring lines (contract_lines)
+    versions: dict[str, str]  # symcompile's, SymPy's, Numba's and NumPy's (Provenance.header_fields)
+    options: str
+    model_digest: str
+    digest: str  # of the body below the header
+
+
+class MacrosFields(TypedDict):
+    """templates/macros.py.j2: macros only, whose Blocks come as arguments."""
+
+
+class HelpersFields(TypedDict):
+    """templates/helpers.py.j2: the Numba helpers of the stable functions the kernels call."""
+
+    helpers: list[str]  # their sources (symcompile.stable.helper_sources)
+
+
+class HessianFields(TypedDict):
+    """templates/hessian.py.j2 (_second_order_fields): included only where the Hessian was emitted."""
+
+    hessian: Block | None  # a Block wherever this template is included (module.py.j2 reads the same field)
+    hessian_entries: list[tuple[tuple[int, int], str]]  # (i, j) of each upper-triangle result, and the result
+    n_params: int
+
+
+class ResidualsFields(TypedDict):
+    """templates/residuals.py.j2 (_residual_fields): a residual model's residuals, Jacobian and least squares."""
+
+    residuals_and_jacobian: Block | None  # None: not emitted (no_jacobian says why)
+    residual_rows: list[str]  # the row in r and J of each residual of sample n, as code
+    residuals_per_sample: int
+    n_params: int
+    no_jacobian: str
+
+
+class SequentialKernelsFields(TypedDict):
+    """templates/update_rule_sequential.py.j2: the sequential rule's sweeps."""
+
+    sweep: list[Block]  # one program per parameter; empty: each step takes its component of the full gradient
+    sweep_param_loads: list[str]
+    one_sample_sweep: Block | None  # the whole sweep for one sample, as one straight-line program
+    slots: dict[str, int]  # each hyperparameter's slot in the vector a MODEL_STEP reads (update_rules.slots)
+
+
+class NewtonKernelsFields(TypedDict):
+    """templates/update_rule_newton.py.j2: static code, no fields."""
+
+
+class RuntimeInstalledFields(TypedDict):
+    """templates/runtime_installed.py.j2: static code, no fields."""
+
+
+class RuntimeBesideFields(TypedDict):
+    """templates/runtime_beside.py.j2: the import of the runtime's copy beside a standalone module."""
+
+    standalone_runtime: str  # that copy's package name (symcompile.standalone.package_name)
+
+
+class LossAndGradSamplesFields(TypedDict):
+    """templates/loss_and_grad_samples.py.j2: the loss-and-gradient kernel, one sample at a time."""
+
+    loss_and_grad: Block
+    inline_kernel: bool  # small enough to inline into the module's own full-batch loop
+
+
+class LossAndGradBlocksFields(TypedDict):
+    """templates/loss_and_grad_blocks.py.j2: the loss-and-gradient kernel over blocks of samples."""
+
+    loss_and_grad: Block
+    sample_block: int  # samples per block
+    vecmath: str  # the vectorizable functions it calls, imported from the runtime ("" for none)
+    standalone_runtime: str  # the runtime copy's package name for a standalone build; "" for symcompile.runtime
+
+
+class ModuleFields(TypedDict):
+    """templates/module.py.j2's own variables: model_fields (any module) and module_fields (the scalar kernels')."""
+
+    # The model's constants, as code
+    params: str  # PARAMS: a tuple, or the call that computes it (a wide network's module)
+    inputs: str
+    targets: str
+    init: str
+    X: str | None  # the default data as a list of floats; None when it is read from `data_file`
+    Y: str | None
+    X_shape: str
+    Y_shape: str
+    data_file: str | None
+    data_digest: str | None
+    defaults: str  # DEFAULTS: the training settings' dict
+    weights_digest: str
+    standardization: dict[str, str] | None  # {"mean": ..., "scale": ...} as lists of floats
+    n_outputs: int
+    n_params: int
+    classifier: str  # "binary", "softmax" or "" (none)
+    accuracy: Accuracy | None  # how a classifier's accuracy is counted (ACCURACY); None for other models
+    target_loss: str
+    cache_name: str  # the name the module registers itself under (render_module)
+    runtime_import: RuntimeImportTemplate  # the installed runtime's, or its copy's beside a standalone module
+    network_code: str  # code the constants need (a wide network's dense module)
+    dense: str  # the dense kernels' source in place of the scalar kernels; "" for the scalar kernels
+    # The scalar kernels (read where `dense` is "")
+    forward: Block
+    loss_and_grad_template: LossAndGradTemplate  # one sample at a time, or over blocks of samples (chosen_layout)
+    model_kernel_templates: list[ModelKernelTemplate]  # the Hessian's, then the update rules' model kernels
+    full_batch_loops: list[str]  # the module's own loops, where its loss-and-gradient kernel is inlined
+    # What the update rules add
+    positional_hyperparameters: str  # `train`'s parameters, as code (_update_rule_fields)
+    keyword_hyperparameters: str
+    hyperparameter_dict: str
+    # The optional parts
+    hessian: Block | None  # None: no Hessian (no_hessian says why)
+    no_hessian: str
+    residual_model: bool  # the module has residuals, jacobian and least_squares (residuals.py.j2)
+
+
+TEMPLATE_FIELDS: dict[str, type] = {
+    "module.py.j2": ModuleFields,
+    "header.py.j2": HeaderFields,
+    "macros.py.j2": MacrosFields,
+    "helpers.py.j2": HelpersFields,
+    "hessian.py.j2": HessianFields,
+    "residuals.py.j2": ResidualsFields,
+    "update_rule_sequential.py.j2": SequentialKernelsFields,
+    "update_rule_newton.py.j2": NewtonKernelsFields,
+    "runtime_installed.py.j2": RuntimeInstalledFields,
+    "runtime_beside.py.j2": RuntimeBesideFields,
+    "loss_and_grad_samples.py.j2": LossAndGradSamplesFields,
+    "loss_and_grad_blocks.py.j2": LossAndGradBlocksFields,
+}
+
+
+class ModuleContext(
+    ModuleFields, RuntimeBesideFields, HelpersFields, LossAndGradSamplesFields, LossAndGradBlocksFields, HessianFields,
+    ResidualsFields, SequentialKernelsFields,
+):
+    """What render_module renders module.py.j2 with: its fields and those of every template it includes."""
+
+
+RENDER_CONTEXTS: dict[str, type] = {"module.py.j2": ModuleContext, "header.py.j2": HeaderFields}
+
+
+def field_names(fields: type) -> frozenset[str]:
+    """The keys of a TypedDict of fields."""
+    return fields.__required_keys__ | fields.__optional_keys__
+
+
+def _checked_context(template: str, context: dict) -> dict:
+    """`context`, after checking it holds no field that `template` and its includes do not declare (a misspelt or
+    stale field would otherwise go unread; a missing one fails the render: StrictUndefined)."""
+    unknown = set(context) - field_names(RENDER_CONTEXTS[template])
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise TypeError(f"{template} declares no field {names} (symcompile/emit.py, TEMPLATE_FIELDS)")
+    return context
+
+
+# The name a generated module registers itself under (templates/module.py.j2 says why): derived from the body
+# rendered with this in its place, so the same body always gets the same name; the body is then rendered with it.
 CACHE_NAME_SLOT = "__symcompile_cache_name__"
 
 
@@ -529,10 +718,15 @@ def render_module(model, fields: dict, provenance: Provenance, formula=None, sta
     """Header and body of a module whose body's variables are `fields` (provenance's body_digest filled in);
     `standalone`: it imports the copy of the runtime that `build --standalone` writes beside it."""
     env = template_environment()
-    body = env.get_template("module.py.j2").render(fields | {"standalone_runtime": standalone and package_name()})
-    body = body.replace(CACHE_NAME_SLOT, module_cache_name(body))
+    module = env.get_template("module.py.j2")
+    runtime = {"standalone_runtime": package_name(), "runtime_import": "runtime_beside.py.j2"} if standalone else {
+        "standalone_runtime": "", "runtime_import": "runtime_installed.py.j2"}  # fmt: skip
+    context = _checked_context("module.py.j2", fields | runtime)
+    cache_name = module_cache_name(module.render(context | {"cache_name": CACHE_NAME_SLOT}))
+    body = module.render(context | {"cache_name": cache_name})  # rendered twice, edited never
     provenance = replace(provenance, body_digest=sha256(body))
-    header = env.get_template("header.py.j2").render(header_fields(model, provenance, formula, body))
+    header_context = _checked_context("header.py.j2", header_fields(model, provenance, formula, context))
+    header = env.get_template("header.py.j2").render(header_context)
     return ModuleSource(header + body, provenance.layout, provenance)
 
 

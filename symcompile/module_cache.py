@@ -20,6 +20,7 @@ from symcompile.errors import SymcompileError
 from symcompile.model import Model
 from symcompile.options import BuildOptions
 from symcompile.provenance import expression_digests, sha256, verify_module, versions
+from symcompile.runtime.errors import StaleModule
 from symcompile.writer import load_module
 
 ENVIRONMENT_VARIABLE = "SYMCOMPILE_CACHE_DIR"
@@ -54,8 +55,6 @@ def cached_module(model: Model, options: BuildOptions | None = None, *, prefix: 
     """The module for `model`'s formula: loaded from the cache folder when built before (in any process), else
     built there first. Its default data and INIT are `model`'s from the first build: pass w, X, Y to its
     functions."""
-    from symcompile.pipeline import build  # the compiler is imported only when something must be built
-
     options = options or BuildOptions()
     folder = cache_dir(folder)
     name = f"{prefix}_{formula_key(model, options)[:16]}"
@@ -63,11 +62,20 @@ def cached_module(model: Model, options: BuildOptions | None = None, *, prefix: 
         return _LOADED[(folder, name)]
     path = folder / f"{name}.py"
     if not path.is_file() or verify_module(path):  # absent, or not what a build wrote (cut short, edited)
-        options = dataclasses.replace(options, rebuild_command=f"(a cached module: delete {path} to rebuild it)")
-        try:
-            path = build(dataclasses.replace(model, name=name), folder, options).path
-        except OSError as exc:
-            raise SymcompileError(f"cannot write to the module cache {folder}: {exc.strerror or exc}") from exc
-    module = load_module(path)
+        path = _built(model, name, folder, options)
+    try:
+        module = load_module(path)
+    except StaleModule:  # built by an earlier symcompile for other dense loops: this one builds it again
+        module = load_module(_built(model, name, folder, options))
     _LOADED[(folder, name)] = module
     return module
+
+
+def _built(model, name, folder, options):
+    from symcompile.pipeline import build  # the compiler is imported only when something must be built
+
+    options = dataclasses.replace(options, rebuild_command=f"(a cached module: delete {folder / name}.py to rebuild it)")
+    try:
+        return build(dataclasses.replace(model, name=name), folder, options).path
+    except OSError as exc:
+        raise SymcompileError(f"cannot write to the module cache {folder}: {exc.strerror or exc}") from exc

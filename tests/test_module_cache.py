@@ -60,3 +60,26 @@ def test_the_folder_is_the_argument_then_the_variable_then_the_user_cache(tmp_pa
     monkeypatch.setenv(module_cache.ENVIRONMENT_VARIABLE, str(tmp_path / "env"))
     assert module_cache.cache_dir() == tmp_path / "env"
     assert module_cache.cache_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_a_module_of_other_dense_loops_is_built_again(tmp_path):
+    """A cached network module built by an earlier symcompile for other dense loops (its runtime refuses it when
+    imported) is built again in the cache, not a traceback: what an upgrade does to scikit-learn users' modules."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys\nfrom symcompile.runtime import dense\ndense.VERSION += int(sys.argv[2])\n"
+        "from symcompile import module_cache\nfrom symcompile.mlp import mlp_model\nfrom symcompile.options import BuildOptions\n"
+        "module = module_cache.cached_module(mlp_model('net', [2, 8, 1]), BuildOptions(kernels='dense'), folder=sys.argv[1])\n"
+        "print(module.loss_and_grad(module.INIT, [[0.5, 1.0]], [[1.0]])[0])"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"PYTHONPATH": str(root)}
+    runs = [subprocess.run([sys.executable, "-c", probe, str(tmp_path), str(bump)], capture_output=True, text=True,
+                           env=env) for bump in (0, 1)]  # fmt: skip
+    for done in runs:
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert float(runs[0].stdout) == float(runs[1].stdout)  # the same loss from the module built again

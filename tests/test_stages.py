@@ -1,8 +1,12 @@
 """Each stage on its own, without Numba: options, the printer, CSE, reverse mode, rolled loops, the templates'
 variables, provenance, and `build --dump-after`."""
 
+import ast
 import math
 import re
+import types
+import typing
+from pathlib import Path
 
 import jinja2
 import jinja2.meta
@@ -14,7 +18,8 @@ from symcompile import update_rules
 from symcompile.cli import main
 from symcompile.differentiate import StraightLine, differentiate
 from symcompile.emit import (
-    chosen_layout, header_fields, loop_lines, module_fields, template_environment, template_folder,
+    CACHE_NAME_SLOT, RENDER_CONTEXTS, TEMPLATE_FIELDS, HeaderFields, ModelStepTemplate, ModuleContext, chosen_layout,
+    field_names, header_fields, loop_lines, module_fields, render_module, template_environment, template_folder,
 )  # fmt: skip
 from symcompile.errors import SymcompileError
 from symcompile.loops import Index, Loop, rolled
@@ -27,6 +32,7 @@ from symcompile.printer import KernelPrinter
 from symcompile.provenance import Provenance, read_header, verify_module
 from symcompile.reverse import reverse_gradient
 from symcompile.seed import seed_model
+from symcompile.spec import load_spec
 from symcompile.stable import sigmoid
 
 a, b, x, y = sp.symbols("a b x y", real=True)
@@ -152,21 +158,178 @@ def test_a_loop_prints_as_python_with_its_strided_reads():
 # --- emit: the templates read only what emit provides ---------------------------------------------------------------
 
 
-def _undeclared(env, source):
-    return jinja2.meta.find_undeclared_variables(env.parse(source))
+def _template_ast(env, name):
+    return env.parse(env.loader.get_source(env, name)[0])
 
 
-def test_every_template_variable_is_provided():
+def _reads(env, name):
+    """The variables template `name` reads from its context (not those of the templates it includes)."""
+    return jinja2.meta.find_undeclared_variables(_template_ast(env, name))
+
+
+def _template_choices(fields):
+    """The template names a field of `fields` may hold: the values of a Literal, or of a list of them."""
+    names = set()
+    for hint in typing.get_type_hints(fields).values():
+        for part in (hint, *typing.get_args(hint)):
+            if typing.get_origin(part) is typing.Literal:
+                names |= set(typing.get_args(part))
+    return names
+
+
+def _included(env, name):
+    """The templates `name` includes or imports: by name, or (an include of a field) each one its type allows."""
+    referenced = set(jinja2.meta.find_referenced_templates(_template_ast(env, name)))
+    if None in referenced:
+        referenced = referenced - {None} | _template_choices(TEMPLATE_FIELDS[name])
+    return referenced
+
+
+def _with_includes(env, name):
+    """`name` and every template it includes or imports, transitively."""
+    found, waiting = set(), [name]
+    while waiting:
+        template = waiting.pop()
+        if template not in found:
+            found.add(template)
+            waiting.extend(_included(env, template))
+    return found
+
+
+def test_every_template_has_a_declared_field_list():
+    ours = {path.name for path in template_folder().glob("*.j2") if not path.name.startswith("dense_")}
+    assert ours == set(TEMPLATE_FIELDS)
+    assert set(typing.get_args(ModelStepTemplate)) == set(update_rules.MODEL_KERNELS.values())
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATE_FIELDS))
+def test_a_template_reads_exactly_its_declared_fields(template):
+    assert _reads(template_environment(), template) == field_names(TEMPLATE_FIELDS[template])
+
+
+@pytest.mark.parametrize("template", sorted(RENDER_CONTEXTS))
+def test_a_render_context_is_the_fields_of_its_template_and_of_what_it_includes(template):
     env = template_environment()
-    kernel = optimize(differentiate(seed_model()))
-    provided = set(module_fields(kernel, "unrolled"))
-    sources = {name: (template_folder() / name).read_text() for name in ("module.py.j2", "helpers.py.j2")}
-    sources |= {f"{rule}.kernels": text for rule, text in update_rules.MODEL_KERNELS.items()}
-    for name, source in sources.items():
-        assert _undeclared(env, source) <= provided, name
-    header = (template_folder() / "header.py.j2").read_text()
+    included = _with_includes(env, template)
+    assert included <= set(TEMPLATE_FIELDS), included - set(TEMPLATE_FIELDS)
+    assert field_names(RENDER_CONTEXTS[template]) == set().union(*(field_names(TEMPLATE_FIELDS[t]) for t in included))
+    declared = {}  # a field two templates read has one type
+    for name, hint in (item for t in included for item in typing.get_type_hints(TEMPLATE_FIELDS[t]).items()):
+        assert declared.setdefault(name, hint) == hint, name
+
+
+def _has_type(value, hint):
+    """Whether `value` is of the field type `hint` (the forms the field lists use)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(item, args[0]) for item in value)
+    if origin is tuple:
+        return isinstance(value, tuple) and len(value) == len(args) and all(map(_has_type, value, args))
+    if origin is dict:
+        key, item = args
+        return isinstance(value, dict) and all(_has_type(k, key) and _has_type(v, item) for k, v in value.items())
+    return value is None if hint is type(None) else isinstance(value, hint)
+
+
+@pytest.mark.parametrize(
+    "layout, hessian", [("unrolled", False), ("rolled", False), ("blocks", True), ("rolled-blocks", True)]
+)
+def test_emit_provides_every_declared_field_with_its_type(layout, hessian):
+    for model in (seed_model(), make_model("line", a * x + b, None, [a, b], [x], [y], residual=a * x + b - y,
+                                           X=[1.0, 2.0], Y=[1.0, 3.0])):  # fmt: skip
+        fields = module_fields(optimize(differentiate(model, "auto", hessian)), layout)
+        context = typing.get_type_hints(ModuleContext)
+        added = {"standalone_runtime", "runtime_import", "cache_name"}  # render_module adds these
+        assert set(fields) | added == set(context)
+        for name, value in fields.items():
+            assert _has_type(value, context[name]), (name, value)
     provenance = generate(seed_model()).provenance
-    assert _undeclared(env, header) <= set(header_fields(seed_model(), provenance))
+    header = header_fields(seed_model(), provenance)
+    assert set(header) == field_names(HeaderFields)
+    assert all(_has_type(value, typing.get_type_hints(HeaderFields)[name]) for name, value in header.items())
+
+
+def test_a_field_no_template_declares_is_an_error():
+    kernel = optimize(differentiate(seed_model()))
+    fields = module_fields(kernel, "unrolled") | {"helper": []}
+    with pytest.raises(TypeError, match="module.py.j2 declares no field helper "):
+        render_module(seed_model(), fields, generate(seed_model()).provenance)
+
+
+def _defined(text):
+    """The public names a module defines, read with Python's own parser: ({constant}, {class}, {function: its
+    parameters without their defaults}); `a = b = f` gives a and b f's parameters."""
+    constants, classes, functions = set(), set(), {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            arguments = node.args
+            names = [a.arg for a in arguments.args] + (["*"] if arguments.kwonlyargs else [])
+            functions[node.name] = ", ".join(names + [a.arg for a in arguments.kwonlyargs])
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            classes.add(node.name)
+        elif isinstance(node, ast.Assign):
+            targets = [n for t in node.targets for n in (t.elts if isinstance(t, ast.Tuple) else [t])]
+            for name in (n.id for n in targets if isinstance(n, ast.Name) and not n.id.startswith("_")):
+                if isinstance(node.value, ast.Name) and node.value.id in functions:
+                    functions[name] = functions[node.value.id]
+                elif name.isupper():
+                    constants.add(name)
+                else:
+                    classes.add(name)  # FitResult = _least_squares.FitResult
+    return constants, classes, functions
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+MSE_NETWORK = """kind = "mlp"
+layers = [2, 3, 1]
+output_activation = "identity"
+loss = "mean_squared_error"
+[data]
+X = [[0.0, 1.0], [1.0, 0.5], [0.3, 0.2]]
+Y = [0.5, 0.1, 0.9]
+"""
+
+
+@pytest.mark.parametrize("spec, options", [
+    ("seed", {"hessian": True}), ("seed", {"layout": "rolled"}), ("decay.toml", {}), ("iris.toml", {}),
+    ("softmax3.toml", {"kernels": "dense"}), ("mse", {"kernels": "dense"}), ("mse", {"kernels": "scalar"}),
+])  # fmt: skip
+def test_the_contract_is_what_the_rendered_body_defines(spec, options, tmp_path):
+    if spec == "mse":
+        (tmp_path / "mse.toml").write_text(MSE_NETWORK)
+    model = seed_model() if spec == "seed" else load_spec(tmp_path / "mse.toml" if spec == "mse" else EXAMPLES / spec)
+    text = generate(model, **options).text
+    constants, classes, functions = _defined(text)
+    entries = _contract_entries(text)
+    assert entries[0].split(", ") == [name for name in entries[0].split(", ") if name in constants]
+    assert set(entries[0].split(", ")) == constants
+    listed = dict(re.fullmatch(r"(\w+)(?:: .*|\((.*)\))", entry).groups() for entry in entries[1:])
+    assert {name for name, parameters in listed.items() if parameters is None} == classes
+    assert {name: parameters for name, parameters in listed.items() if parameters is not None} == functions
+
+
+def _contract_entries(text):
+    """The header's Contract as entries: continuation lines (indented 8) joined to their entry (indented 4)."""
+    entries = []
+    for line in text.partition("every other name starts with an underscore):\n")[2].partition('"""')[0].splitlines():
+        if line.startswith("        "):
+            entries[-1] += " " + line.strip()
+        else:
+            entries.append(line.strip())
+    return entries
+
+
+def test_the_cache_name_is_rendered_not_replaced_into_the_text():
+    # The name was once put in by replacing a slot's text in the rendered body, which renamed a parameter so named.
+    slot = sp.Symbol(CACHE_NAME_SLOT, real=True)
+    model = make_model("slot", slot * x, None, [slot], [x], [y], residual=slot * x - y, X=[1.0, 2.0], Y=[1.0, 2.0])
+    text = generate(model).text
+    assert f"PARAMS = ({CACHE_NAME_SLOT!r},)\n" in text
+    assert re.search(r'^__name__ = "_symcompile_[0-9a-f]{16}"$', text, re.M)
 
 
 def test_a_missing_template_variable_is_an_error_not_an_empty_string():
