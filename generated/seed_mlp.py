@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:2a059ecec67db9bcd00d3647d999ab41cb24c5e2fd9211a799935f743b9c0c48 (of the source below this line)
+# Digest: sha256:1ad3870593a1b59a0085677aa3a9092623c76b330aa93c8589fb7d31df9a518b (of the source below this line)
 
 import math
 import sys
@@ -44,7 +44,7 @@ from symcompile.runtime import least_squares as _least_squares, loops as _loops,
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_f834f672de4b136f"
+__name__ = "_symcompile_dd162189c9575c1c"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -171,7 +171,7 @@ def _sequential_sweep_kernel(w, X, Y, lr, weight_decay, steps):
     return loss
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", forceinline=True)
 def _sequential_sweep_one_sample_kernel(w, X, Y, hyperparameters, previous, steps):
     """The same sweep for a single sample and no weight decay, as one straight-line program: each updated weight
     is a new local, so work that does not depend on it is done once, not once per parameter. A MODEL_STEP, so
@@ -289,8 +289,8 @@ def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_v
         else:
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             _rules.inlined_gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)
-        finite = np.isfinite(loss) and _loops.all_finite(w)
-        if not finite or _loops.diverged(loss, run):
+        finite = np.isfinite(loss) and _loops.inlined_all_finite(w)
+        if not finite or _loops.inlined_diverged(loss, run):
             _loops.inlined_copy_into(w, previous)  # the last finite weights, or those at which the loss passed the limit
             status = 3 if finite else 2
             break
@@ -302,7 +302,7 @@ def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_v
                                       val_losses, val_accuracies)  # fmt: skip
             bad_epochs = bad_epochs + 1 if worse else 0
         iteration += 1
-        if _loops.all_below(steps, tol):
+        if _loops.inlined_all_below(steps, tol):
             status = 1
             break
         if 0 < patience <= bad_epochs:
@@ -332,8 +332,8 @@ def _train_one_sample_sweep_kernel(own_step, w, X, Y, hyperparameters, tol, X_va
         else:
             loss = _loss_and_grad_kernel(w, X, Y, grad)
             _rules.inlined_gradient_descent_step(w, grad, state, t, hyperparameters, previous, steps)
-        finite = np.isfinite(loss) and _loops.all_finite(w)
-        if not finite or _loops.diverged(loss, run):
+        finite = np.isfinite(loss) and _loops.inlined_all_finite(w)
+        if not finite or _loops.inlined_diverged(loss, run):
             _loops.inlined_copy_into(w, previous)  # the last finite weights, or those at which the loss passed the limit
             status = 3 if finite else 2
             break
@@ -345,7 +345,7 @@ def _train_one_sample_sweep_kernel(own_step, w, X, Y, hyperparameters, tol, X_va
                                       val_losses, val_accuracies)  # fmt: skip
             bad_epochs = bad_epochs + 1 if worse else 0
         iteration += 1
-        if _loops.all_below(steps, tol):
+        if _loops.inlined_all_below(steps, tol):
             status = 1
             break
         if 0 < patience <= bad_epochs:

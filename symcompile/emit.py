@@ -251,7 +251,8 @@ def named_full_batch_loop(model_step: str, name: str = "_train_full_batch_kernel
              "step": "_rules.inlined_gradient_descent_step", "model_step": model_step}  # fmt: skip
     names |= {name: f"_loops.{name}" for name in loops._train_full_batch.__code__.co_names if hasattr(loops, name)
               and callable(getattr(loops, name)) and not name.startswith("np")}  # fmt: skip
-    names["copy_into"] = "_loops.inlined_copy_into"  # inlined: see symcompile.runtime.arrays
+    # the helpers called every iteration, inlined where the runtime has an inlined copy (symcompile.runtime.arrays)
+    names |= {name: f"_loops.inlined_{name}" for name in names if hasattr(loops, f"inlined_{name}")}
     body = re.sub(r"\b(\w+)\(", lambda m: names.get(m[1], m[1]) + "(", body)
     parameters = ", ".join(inspect.signature(loops._train_full_batch).parameters)
     parameters = parameters.partition("model_step, ")[2]

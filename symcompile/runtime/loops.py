@@ -16,7 +16,9 @@ import numba
 import numpy as np
 from numba import types
 
-from .arrays import all_below, all_finite, copy_into, inlined_copy_into  # noqa: F401 (for modules)
+from .arrays import (  # noqa: F401 (the inlined ones: for modules' own loops, symcompile/emit.py)
+    all_below, all_finite, copy_into, inlined_all_below, inlined_all_finite, inlined_copy_into,
+)  # fmt: skip
 from .lazy import njit_on_first_call
 from .rules import MODEL_STEP, STEP
 from .signatures import LOSS_AND_GRAD, MATRIX, VECTOR
@@ -60,6 +62,9 @@ def diverged(loss, run):
         run[5] = abs(loss) + 1.0
         return False
     return loss > DIVERGED_FACTOR * run[5]
+
+
+inlined_diverged = numba.njit(inline="always", error_model="numpy")(diverged.py_func)
 
 
 @_njit
