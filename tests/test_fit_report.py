@@ -224,10 +224,17 @@ def test_residuals_other_than_output_minus_target_have_no_band(cli, capsys, tmp_
     spec = folder / "scaled.toml"
     spec.write_text(SPEC.replace('name = "report_decay"', 'name = "scaled_decay"')
                     .replace('residual = "a*exp(-b*x) + c - y"', 'residual = "2*(a*exp(-b*x) + c - y)"'))  # fmt: skip
-    status = main(["fit", str(spec), "--out-dir", str(out), "--report", "--plot", str(tmp_path / "no_band.png")])
+    try:  # the plot extra: --plot says why it draws no band
+        import matplotlib  # noqa: F401
+
+        plot = ["--plot", str(tmp_path / "no_band.png")]
+    except ImportError:
+        plot = []
+    status = main(["fit", str(spec), "--out-dir", str(out), "--report", *plot])
     printed = capsys.readouterr().out
     assert status == 0 and "R-squared" not in printed and "chi-square" in printed
-    assert "(no band: the confidence band needs residuals of the form output - target" in printed
+    if plot:
+        assert "(no band: the confidence band needs residuals of the form output - target" in printed
     from symcompile.fit_report import from_least_squares
     from symcompile.writer import load_module
 

@@ -310,12 +310,16 @@ def test_ctrl_c_while_finished_work_is_written_waits_for_it():
     """After the work, Ctrl-C is noted and the report and files are completed (then exit 130, in cli.main)."""
     from symcompile.interrupts import CtrlC
 
-    ctrl_c, written = CtrlC(), []
-    with ctrl_c.finishing("writing the files"):
-        os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler at once, in this (the main) thread
-        written.append("all")
-    assert ctrl_c.interrupted and written == ["all"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not a background job)
+    try:
+        ctrl_c, written = CtrlC(), []
+        with ctrl_c.finishing("writing the files"):
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler at once, in this (the main) thread
+            written.append("all")
+        assert ctrl_c.interrupted and written == ["all"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # Runs `python -m symcompile ARGV` with Ctrl-C sent to itself as the AT-th fit of fit --many starts (the first

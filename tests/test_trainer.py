@@ -299,7 +299,13 @@ def test_ctrl_c_during_the_last_call_says_interrupted(softmax_module, monkeypatc
 
     monkeypatch.setattr(loops, "train_full_batch", noted_during_the_last_call)
     _in_chunks_of_one_iteration(softmax_module, monkeypatch)
-    result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=4)
+    # Python's own handler, which the runtime replaces for the run (a process started with SIGINT ignored, as a
+    # shell's background job is, keeps ignoring it: nothing to take over)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=4)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
     reference = softmax_module.train(optimizer="adam", lr=0.05, max_iter=4)
     assert result.status == "interrupted" and result.iterations == 4
@@ -328,7 +334,8 @@ print(result.status, result.iterations, list(result.w), flush=True)
 
 def test_ctrl_c_stops_within_two_seconds_keeping_the_weights(softmax_module):
     child = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_RUN, softmax_module.__file__], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", INTERRUPTED_RUN, softmax_module.__file__], stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, even in a background job
     )
     try:
         assert child.stdout.readline() == "training\n"

@@ -26,7 +26,9 @@ it is free; Numba's `parallel=True` would compile for seconds more, per block si
 
 Measured (benchmarks/dense_runtime/README.md): digits' kernels compile in 1.8 s per model instead of 4.1 s (the
 loops here, 3.3 s, once per machine and block size), and run 2-5% slower than the per-model loops they replace,
-with the same results to the last bit or two.
+with the same results to the last bit or two. The register-blocked products (benchmarks/dense_products/RESULTS.md)
+run 1.5-5x faster than the loops of one row, with the same results to the last bit, and made the loops' compile,
+once per machine and block size, 13 s instead of 6 s.
 """
 
 import concurrent.futures
@@ -87,15 +89,80 @@ def load_inputs(X, start, count, a, block):
             a[i, s] = 0.0
 
 
-# The matrix loops take four rows of the input at a time: four multiply-adds per load and store of the
-# output row, where one would be bound by the loads and stores (the output stays in L1, not in registers).
+# The matrix loops are register-blocked (benchmarks/dense_products/RESULTS.md): a pass over the block's samples
+# computes two output rows from eight inputs (each input row loaded once for both, sixteen multiply-adds per
+# load and store of the output rows, which stay in L1), where one row and four inputs were bound by the loads and
+# stores; a layer of fewer than four inputs (2-16-16-1's first) takes one pass per row, its bias included.
+# Each element's sum keeps its order: the bias, then each group of four inputs summed left to right and added,
+# then the last inputs one by one. So the results are the same to the last bit as the loops of one row.
 @numba.njit(**BLOCK_LOOP)
 def affine(W, bias, a, z, block):
     """z[j, :] = bias[j] + sum_i W[i, j] * a[i, :], as multiply-adds over the block's samples."""
     numba.literally(block)
+    if a.shape[0] < 4:  # (a loop of its own: inlined here, its code made the other loop 40% slower)
+        affine_few_inputs(W, bias, a, z, block)
+    else:
+        affine_pairs(W, bias, a, z, block)
+
+
+@numba.njit(**BLOCK_LOOP)
+def affine_few_inputs(W, bias, a, z, block):
+    """affine for 1-3 inputs: each row in one pass."""
+    numba.literally(block)
     n_in = a.shape[0]
-    n_fours = n_in - n_in % 4
     for j in range(z.shape[0]):
+        b = bias[j]
+        if n_in == 1:
+            w0 = W[0, j]
+            for s in range(block):
+                z[j, s] = b + w0 * a[0, s]
+        elif n_in == 2:
+            w0, w1 = W[0, j], W[1, j]
+            for s in range(block):
+                z[j, s] = (b + w0 * a[0, s]) + w1 * a[1, s]
+        else:
+            w0, w1, w2 = W[0, j], W[1, j], W[2, j]
+            for s in range(block):
+                z[j, s] = ((b + w0 * a[0, s]) + w1 * a[1, s]) + w2 * a[2, s]
+
+
+@numba.njit(**BLOCK_LOOP)
+def affine_pairs(W, bias, a, z, block):
+    """affine two rows at a time, eight inputs a pass (then four, then one by one); an odd last row alone."""
+    numba.literally(block)
+    n_in, n_out = a.shape[0], z.shape[0]
+    n_fours = n_in - n_in % 4
+    n_eights = n_fours - n_fours % 8
+    for j in range(0, n_out - n_out % 2, 2):
+        b0, b1 = bias[j], bias[j + 1]
+        for s in range(block):
+            z[j, s] = b0
+            z[j + 1, s] = b1
+        for i in range(0, n_eights, 8):
+            u0, u1, u2, u3, u4, u5, u6, u7 = (W[i, j], W[i + 1, j], W[i + 2, j], W[i + 3, j], W[i + 4, j],
+                                              W[i + 5, j], W[i + 6, j], W[i + 7, j])  # fmt: skip
+            v0, v1, v2, v3, v4, v5, v6, v7 = (W[i, j + 1], W[i + 1, j + 1], W[i + 2, j + 1], W[i + 3, j + 1],
+                                              W[i + 4, j + 1], W[i + 5, j + 1], W[i + 6, j + 1], W[i + 7, j + 1])  # fmt: skip
+            for s in range(block):
+                x0, x1, x2, x3 = a[i, s], a[i + 1, s], a[i + 2, s], a[i + 3, s]
+                x4, x5, x6, x7 = a[i + 4, s], a[i + 5, s], a[i + 6, s], a[i + 7, s]
+                z[j, s] = (z[j, s] + (u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3)) + (u4 * x4 + u5 * x5 + u6 * x6 + u7 * x7)
+                z[j + 1, s] = ((z[j + 1, s] + (v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3))
+                               + (v4 * x4 + v5 * x5 + v6 * x6 + v7 * x7))  # fmt: skip
+        for i in range(n_eights, n_fours, 4):
+            u0, u1, u2, u3 = W[i, j], W[i + 1, j], W[i + 2, j], W[i + 3, j]
+            v0, v1, v2, v3 = W[i, j + 1], W[i + 1, j + 1], W[i + 2, j + 1], W[i + 3, j + 1]
+            for s in range(block):
+                x0, x1, x2, x3 = a[i, s], a[i + 1, s], a[i + 2, s], a[i + 3, s]
+                z[j, s] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3
+                z[j + 1, s] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
+        for i in range(n_fours, n_in):
+            u, v = W[i, j], W[i, j + 1]
+            for s in range(block):
+                z[j, s] += u * a[i, s]
+                z[j + 1, s] += v * a[i, s]
+    if n_out % 2:
+        j = n_out - 1
         for s in range(block):
             z[j, s] = bias[j]
         for i in range(0, n_fours, 4):
@@ -117,26 +184,104 @@ def affine_blas(W, bias, a, z):
             z[j, s] += bias[j]
 
 
+# Four rows of delta_in at a time, four outputs a pass; its zeroing folded into the first pass, and the last 1-3
+# outputs and the product with f'(z) into the last: each element's sum in the order of the loops of one row
+# (0.0, plus each group of four, plus the last outputs one by one, times f'(z)), the same to the last bit.
 @numba.njit(**BLOCK_LOOP)
 def backprop(W, delta_out, dact, delta_in, block):
     """delta_in[i, :] = f'(z_i) * sum_j W[i, j] * delta_out[j, :]."""
     numba.literally(block)
+    if delta_out.shape[0] < 4:
+        backprop_few_outputs(W, delta_out, dact, delta_in, block)
+    else:
+        backprop_fours(W, delta_out, dact, delta_in, block)
+
+
+@numba.njit(**BLOCK_LOOP)
+def backprop_few_outputs(W, delta_out, dact, delta_in, block):
+    """backprop for 1-3 outputs: each row in one pass."""
+    numba.literally(block)
     n_out = delta_out.shape[0]
-    n_fours = n_out - n_out % 4
     for i in range(delta_in.shape[0]):
-        for s in range(block):
-            delta_in[i, s] = 0.0
+        if n_out == 1:
+            w0 = W[i, 0]
+            for s in range(block):
+                delta_in[i, s] = (0.0 + w0 * delta_out[0, s]) * dact[i, s]
+        elif n_out == 2:
+            w0, w1 = W[i, 0], W[i, 1]
+            for s in range(block):
+                delta_in[i, s] = ((0.0 + w0 * delta_out[0, s]) + w1 * delta_out[1, s]) * dact[i, s]
+        else:
+            w0, w1, w2 = W[i, 0], W[i, 1], W[i, 2]
+            for s in range(block):
+                delta_in[i, s] = (((0.0 + w0 * delta_out[0, s]) + w1 * delta_out[1, s]) + w2 * delta_out[2, s]
+                                  ) * dact[i, s]  # fmt: skip
+
+
+@numba.njit(**BLOCK_LOOP)
+def backprop_fours(W, delta_out, dact, delta_in, block):
+    """backprop for four outputs or more, four rows at a time (then one by one)."""
+    numba.literally(block)
+    n_out, n_in = delta_out.shape[0], delta_in.shape[0]
+    n_fours = n_out - n_out % 4
+    n_rows = n_in - n_in % 4
+    for i in range(0, n_rows, 4):
+        for j in range(0, n_fours, 4):
+            u0, u1, u2, u3 = W[i, j], W[i, j + 1], W[i, j + 2], W[i, j + 3]
+            v0, v1, v2, v3 = W[i + 1, j], W[i + 1, j + 1], W[i + 1, j + 2], W[i + 1, j + 3]
+            p0, p1, p2, p3 = W[i + 2, j], W[i + 2, j + 1], W[i + 2, j + 2], W[i + 2, j + 3]
+            q0, q1, q2, q3 = W[i + 3, j], W[i + 3, j + 1], W[i + 3, j + 2], W[i + 3, j + 3]
+            if j == 0:
+                for s in range(block):
+                    x0, x1, x2, x3 = delta_out[0, s], delta_out[1, s], delta_out[2, s], delta_out[3, s]
+                    delta_in[i, s] = 0.0 + (u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3)
+                    delta_in[i + 1, s] = 0.0 + (v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3)
+                    delta_in[i + 2, s] = 0.0 + (p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3)
+                    delta_in[i + 3, s] = 0.0 + (q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3)
+            else:
+                for s in range(block):
+                    x0, x1, x2, x3 = delta_out[j, s], delta_out[j + 1, s], delta_out[j + 2, s], delta_out[j + 3, s]
+                    delta_in[i, s] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3
+                    delta_in[i + 1, s] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
+                    delta_in[i + 2, s] += p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3
+                    delta_in[i + 3, s] += q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3
+        for row in range(i, i + 4):
+            backprop_row_end(W, delta_out, dact, delta_in, row, n_fours, block)
+    for i in range(n_rows, n_in):
         for j in range(0, n_fours, 4):
             w0, w1, w2, w3 = W[i, j], W[i, j + 1], W[i, j + 2], W[i, j + 3]
-            for s in range(block):
-                delta_in[i, s] += (w0 * delta_out[j, s] + w1 * delta_out[j + 1, s] + w2 * delta_out[j + 2, s]
-                                   + w3 * delta_out[j + 3, s])  # fmt: skip
-        for j in range(n_fours, n_out):
-            wij = W[i, j]
-            for s in range(block):
-                delta_in[i, s] += wij * delta_out[j, s]
+            if j == 0:
+                for s in range(block):
+                    delta_in[i, s] = 0.0 + (w0 * delta_out[0, s] + w1 * delta_out[1, s] + w2 * delta_out[2, s]
+                                            + w3 * delta_out[3, s])  # fmt: skip
+            else:
+                for s in range(block):
+                    delta_in[i, s] += (w0 * delta_out[j, s] + w1 * delta_out[j + 1, s] + w2 * delta_out[j + 2, s]
+                                       + w3 * delta_out[j + 3, s])  # fmt: skip
+        backprop_row_end(W, delta_out, dact, delta_in, i, n_fours, block)
+
+
+@numba.njit(**BLOCK_LOOP)
+def backprop_row_end(W, delta_out, dact, delta_in, i, j, block):
+    """delta_in[i, :] plus the last outputs j.. (0-3 of them), times f'(z): one pass. (Called, not inlined: inlined
+    at its four calls, it made the loops compile 2 s longer per block size.)"""
+    rest = delta_out.shape[0] - j
+    if rest == 0:
         for s in range(block):
             delta_in[i, s] *= dact[i, s]
+    elif rest == 1:
+        w0 = W[i, j]
+        for s in range(block):
+            delta_in[i, s] = (delta_in[i, s] + w0 * delta_out[j, s]) * dact[i, s]
+    elif rest == 2:
+        w0, w1 = W[i, j], W[i, j + 1]
+        for s in range(block):
+            delta_in[i, s] = ((delta_in[i, s] + w0 * delta_out[j, s]) + w1 * delta_out[j + 1, s]) * dact[i, s]
+    else:
+        w0, w1, w2 = W[i, j], W[i, j + 1], W[i, j + 2]
+        for s in range(block):
+            delta_in[i, s] = (((delta_in[i, s] + w0 * delta_out[j, s]) + w1 * delta_out[j + 1, s])
+                              + w2 * delta_out[j + 2, s]) * dact[i, s]  # fmt: skip
 
 
 @numba.njit(**HELPER)
