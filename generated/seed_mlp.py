@@ -11,7 +11,7 @@ Training function (per sample, after symcompile's rewrites):
         w24*x2))
 
 Contract (what this module defines for its users; every other name starts with an underscore):
-    PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS, MODEL_DIGEST
+    PARAMS, INPUTS, TARGETS, INIT, X, Y, DEFAULTS, MODEL_DIGEST, MODEL
     TrainResult: w, iterations, loss_history, converged, status, val_loss_history, accuracy_history,
         best_w, record_every; predict(X), save(path)
     forward(w, X)
@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:1ad3870593a1b59a0085677aa3a9092623c76b330aa93c8589fb7d31df9a518b (of the source below this line)
+# Digest: sha256:a9a172878993aa51cfb25ba07699d67a2cfda75d99eb0814ed9972b1c2cabab8 (of the source below this line)
 
 import math
 import sys
@@ -44,7 +44,7 @@ from symcompile.runtime import least_squares as _least_squares, loops as _loops,
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_dd162189c9575c1c"
+__name__ = "_symcompile_a0257fc243c8153a"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -366,45 +366,45 @@ def _accuracy_kernel(w, X, Y, out):
     return _loops.threshold_accuracy(out, Y)
 
 
-_MODEL = _runtime.Model(
+MODEL = _runtime.Model(
     params=PARAMS, inputs=INPUTS, targets=TARGETS, n_outputs=1, init=INIT, X=X, Y=Y, defaults=DEFAULTS, digest=MODEL_DIGEST,
     target_loss="", classifier="binary",
     kernels={name: value for name, value in globals().items() if name in _runtime.KERNELS},
     call_on_threads=None,
     missing={"_newton_step_kernel": "this module was built without the Hessian: build it with --hessian (BuildOptions(hessian=True))"},
 )
-_weights, _inputs, _targets = _MODEL.weights, _MODEL.samples, _MODEL.target_rows
+_weights, _inputs, _targets = MODEL.weights, MODEL.samples, MODEL.target_rows
 
 
 class TrainResult(_training.TrainResult):
     __doc__ = _training.TrainResult.__doc__
     __slots__ = ()
-    _model = _MODEL
+    _model = MODEL
 
 
 def forward(w=None, X=None):
     """The training function's output for each sample: shape (N,)."""
-    return _MODEL.forward(w, X)
+    return MODEL.forward(w, X)
 
 
 def loss_and_grad(w=None, X=None, Y=None, threads=None):
     """(mean loss, gradient in PARAMS order) from one fused pass."""
-    return _MODEL.loss_and_grad(w, X, Y, threads)
+    return MODEL.loss_and_grad(w, X, Y, threads)
 
 
 def loss(w=None, X=None, Y=None):
     """The mean loss over the samples."""
-    return _MODEL.loss_and_grad(w, X, Y)[0]
+    return MODEL.loss_and_grad(w, X, Y)[0]
 
 
 def accuracy(w=None, X=None, Y=None):
     """The fraction of samples classified right: each output on the same side of 0.5 as its target."""
-    return _MODEL.accuracy(w, X, Y)
+    return MODEL.accuracy(w, X, Y)
 
 
 def load_weights(path):
     """The weights `TrainResult.save` wrote to `path`; a ValueError naming the file for anything else."""
-    return _MODEL.load_weights(path)
+    return MODEL.load_weights(path)
 
 
 def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter"], tol=DEFAULTS["tol"], update=None, *, optimizer=None, weight_decay=0.0, momentum=0.0, nesterov=False, betas=(0.9, 0.999), eps=1e-08, batch_size=None, shuffle=True, seed=0, X_val=None, Y_val=None, patience=None, record_every=1, progress=False, threads=None):
@@ -416,7 +416,7 @@ def train(w=None, X=None, Y=None, lr=DEFAULTS["lr"], max_iter=DEFAULTS["max_iter
     and patience stop early. Every argument: help(symcompile.runtime.model.Model.train).
     """
     hyperparameters = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov, "betas": betas, "eps": eps}
-    return _MODEL.train(w, X, Y, max_iter=max_iter, tol=tol, update=update, optimizer=optimizer,
+    return MODEL.train(w, X, Y, max_iter=max_iter, tol=tol, update=update, optimizer=optimizer,
                         hyperparameters=hyperparameters, batch_size=batch_size, shuffle=shuffle, seed=seed,
                         X_val=X_val, Y_val=Y_val, patience=patience, record_every=record_every, progress=progress,
                         threads=threads, result_type=TrainResult)  # fmt: skip

@@ -434,7 +434,7 @@ def _report_fit(args, model, module, fit, first_call, seconds, options, settings
     --report lmfit's report in their place; --plot (with the confidence band where the model has one)."""
     from symcompile.fit_report import from_least_squares
 
-    n_residuals = module.X.shape[0] * module._RESIDUALS_PER_SAMPLE
+    n_residuals = module.X.shape[0] * module.MODEL.residuals_per_sample
     print(f"symcompile fit: {model.name} by Levenberg-Marquardt, {model.n_params} parameters, {n_residuals} residuals")
     if options.described():
         print(f"  options    {options.described()}")
@@ -731,7 +731,7 @@ def _least_squares_module(model, rebuild_command, out_dir):
     module = None if reason else loaded_or_stale(path)
     if isinstance(module, str):
         reason, module = module, None
-    if module is not None and hasattr(module, "_residuals_and_jacobian"):
+    if module is not None and "_residuals_and_jacobian" in module.MODEL.kernels:
         return module
     print(f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels")
     build(model, out_dir, BuildOptions(rebuild_command=rebuild_command, kernels="scalar"))
@@ -753,7 +753,7 @@ def _threads(module, threads):
     """train()'s keyword for --threads: only modules with dense kernels take it."""
     if threads is None:
         return {}
-    if not hasattr(module, "_dense_call"):  # every module's train() takes threads=; only dense kernels use it
+    if module.MODEL.call_on_threads is None:  # every module's train() takes threads=; only dense kernels use it
         raise SymcompileError("--threads applies to modules with dense kernels (build --kernels dense)")
     import numba
 

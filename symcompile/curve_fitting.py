@@ -156,7 +156,7 @@ def _solve(module, p0, xdata, ydata, settings, extras):
     X, Y = _module_arrays(xdata, ydata)
     max_iter, xtol, ftol, gtol = solver.checked_settings(settings["max_iter"], settings["xtol"], settings["ftol"],
                                                          settings["gtol"])  # fmt: skip
-    kernel, per_sample = module._residuals_and_jacobian, module._RESIDUALS_PER_SAMPLE
+    kernel, per_sample = module.MODEL.kernels["_residuals_and_jacobian"], module.MODEL.residuals_per_sample
     return solver.least_squares(kernel, per_sample, p0, X, Y, max_iter, xtol, ftol, gtol, **extras)
 
 

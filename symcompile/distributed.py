@@ -16,7 +16,7 @@ samples, and its solvers are pure functions of one data set, so both workloads m
   results in the datasets' order.
 
 The module reaches the workers as text (symcompile/shipping.py); its settings, kernels and training
-are reached through its `_MODEL` (symcompile.runtime.model.Model) and symcompile.runtime only, never
+are reached through its `MODEL` (symcompile.runtime.model.Model) and symcompile.runtime only, never
 through the module's other private names. When a worker dies, Dask reruns its tasks (and recomputes
 the partitions it held from their graph); every task is a pure function of what it is sent, and
 results are gathered per task in order, so none is lost or counted twice.
@@ -94,7 +94,7 @@ def train_settings(module, given: dict) -> Settings:
     if unknown:
         offered = "validation and early stopping are not offered on a cluster; " if {"X_val", "patience"} & set(unknown) else ""
         raise SymcompileError(f"distributed training does not take {', '.join(unknown)} ({offered}it takes {', '.join(keywords)})")
-    model = module._MODEL
+    model = module.MODEL
     hyperparameters = {name: value for name, value in given.items() if name not in LOOP_KEYWORDS}
     try:
         rule, hyperparameters = model.optimizer(given.get("optimizer"), given.get("update"), hyperparameters)
@@ -185,7 +185,7 @@ def _partition_sums(digest, w, part):
     """(loss summed over the partition's rows, gradient summed likewise): the kernel returns means."""
     X, Y = part
     grad = np.empty_like(w)
-    model = module_on_worker(digest)._MODEL
+    model = module_on_worker(digest).MODEL
     loss = model.run(model.kernels["_loss_and_grad_kernel"], None, w, X, Y, grad)
     return loss * X.shape[0], grad * X.shape[0]
 
@@ -333,7 +333,7 @@ def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carri
     from `carried` on (`rule` by its name in the worker's registry). Returns (the loop's status code: -1 on,
     1 every step below tol, 2 non-finite, 3 diverged; the epoch's mean loss; what the next visit carries; the
     generator's state; the partition's new order)."""
-    model = module_on_worker(digest)._MODEL
+    model = module_on_worker(digest).MODEL
     X, Y = part
     w, state, run, generator, order = carried.w.copy(), carried.state.copy(), carried.run.copy(), generator.copy(), order.copy()
     run[0] = 0.0  # the loop's iteration counter: this call runs its iteration 0 of 2, so it never reaches max_iter

@@ -469,7 +469,9 @@ def header_fields(model, provenance: Provenance, formula=None, module: dict | No
 # its parameters as its def line in the template has them (defaults left out). tests/test_stages.py checks this
 # list against rendered modules' definitions and tests/test_build.py against built modules' names, both ways.
 
-MODEL_CONSTANTS = ["PARAMS", "INPUTS", "TARGETS", "INIT", "X", "Y", "DEFAULTS", "MODEL_DIGEST"]
+# MODEL: the runtime's view of the module (symcompile.runtime.model.Model: its kernels by name, its data and
+# defaults), public so that symcompile's own tools (distributed, the estimators, curve_fit) reach no private name
+MODEL_CONSTANTS = ["PARAMS", "INPUTS", "TARGETS", "INIT", "X", "Y", "DEFAULTS", "MODEL_DIGEST", "MODEL"]
 STANDARDIZATION_CONSTANTS = ["X_MEAN", "X_SCALE"]  # where the inputs are standardized
 DATA = "w, X, Y"  # the parameters of most public functions
 # train's parameters around the update rules' hyperparameters (each list: the parameters in the def line's order)

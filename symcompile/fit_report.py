@@ -203,7 +203,7 @@ def residuals_are_output_minus_target(module, w, X, outputs=None):
     `residual = "f - y"` specs are): compared at targets 0 and 1, to rounding."""
     if outputs is None:
         outputs = np.asarray(module.forward(w, X), dtype=float).reshape(X.shape[0], -1)
-    if outputs.shape[1] != len(module.TARGETS) or module._RESIDUALS_PER_SAMPLE != outputs.shape[1]:
+    if outputs.shape[1] != len(module.TARGETS) or module.MODEL.residuals_per_sample != outputs.shape[1]:
         return False
     zeros = np.zeros((X.shape[0], len(module.TARGETS)))
     for Y in (zeros, zeros + 1.0):

@@ -13,9 +13,11 @@ Modules are written atomically (symcompile.writer), so processes sharing a folde
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
+from symcompile.emit import template_folder
 from symcompile.errors import SymcompileError
 from symcompile.model import Model
 from symcompile.options import BuildOptions
@@ -46,9 +48,16 @@ def formula_key(model: Model, options: BuildOptions) -> str:
         *expression_digests(symbols + model.outputs + (model.loss,) + model.residuals),
         f"classifier={model.classifier}", f"network={model.network!r}",
         f"standardization={model.standardization!r}", repr(dataclasses.replace(options, rebuild_command=None)),
-        repr(sorted(versions().items())),
+        repr(sorted(versions().items())), _templates_digest(),
     ]  # fmt: skip
     return sha256("\n".join(parts))
+
+
+@functools.cache
+def _templates_digest() -> str:
+    """SHA-256 of the templates a module is rendered from: a symcompile whose templates changed (a development
+    checkout keeps its version number) writes new modules rather than load the cached ones of the old layout."""
+    return sha256("".join(f"{f.name}\n{f.read_text(encoding='utf-8')}" for f in sorted(template_folder().glob("*.j2"))))
 
 
 def cached_module(model: Model, options: BuildOptions | None = None, *, prefix: str = "formula", folder=None):

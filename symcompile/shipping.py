@@ -75,7 +75,7 @@ def _same_model(module, source) -> bool:
 
 def numba_cache_folder(module) -> Path:
     """Where Numba keeps this module's cache files: beside it in __pycache__, or under $NUMBA_CACHE_DIR."""
-    return Path(module._loss_and_grad_kernel._cache._cache_path)
+    return Path(module.MODEL.kernels["_loss_and_grad_kernel"]._cache._cache_path)
 
 
 def _numba_cache_files(module):

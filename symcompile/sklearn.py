@@ -167,17 +167,17 @@ class _Epochs:
         return {name: value for name, value in vars(self).items() if name != "_compiled"}
 
     def compiled(self):
-        """(the kernels the loop takes, the module's _dense_call or None), looked up at the first epoch."""
+        """(the kernels the loop takes, the module's MODEL.call_on_threads or None), looked up at the first epoch."""
         if not hasattr(self, "_compiled"):
             module = network_module(self.architecture)
             kernels = (
-                function_value(module._loss_and_grad_kernel, LOSS_AND_GRAD),
+                function_value(module.MODEL.kernels["_loss_and_grad_kernel"], LOSS_AND_GRAD),
                 function_value(loops.no_accuracy, loops.ACCURACY),
                 function_value(STEPS[self.solver], rules.STEP),
                 function_value(rules.no_model_step, rules.MODEL_STEP),
                 False,
             )
-            self._compiled = kernels, getattr(module, "_dense_call", None)
+            self._compiled = kernels, module.MODEL.call_on_threads
         return self._compiled
 
     def run(self, w, X, Y, batch_size, l2, hyperparameters):

@@ -15,8 +15,8 @@ def _forbid_kernels(module, monkeypatch):
     def forbidden(*args):
         raise AssertionError("compiled code ran on bad input")
 
-    for kernel in module._MODEL.kernels:  # the module's functions find its kernels here
-        monkeypatch.setitem(module._MODEL.kernels, kernel, forbidden)
+    for kernel in module.MODEL.kernels:  # the module's functions find its kernels here
+        monkeypatch.setitem(module.MODEL.kernels, kernel, forbidden)
     for loop in ("train_full_batch", "train_mini_batches"):  # and train its compiled loops here
         monkeypatch.setattr(loops, loop, forbidden)
 

@@ -32,7 +32,7 @@ def test_one_sample_sweep_reports_the_blog_loss_and_steps(seed_module):
 def test_the_loop_is_chosen_once_per_run(seed_module):
     """One sample without weight decay (the blog's run) takes the loop that calls the straight-line sweep by name;
     more samples or a weight decay take the loop through the dispatching step (the many-sample route above)."""
-    model = seed_module._MODEL
+    model = seed_module.MODEL
     rule, plain = model.optimizer("sequential", None, {})
     _, decayed = model.optimizer("sequential", None, {"weight_decay": 0.1})
     assert model.full_batch_loop(rule, False, 1, plain)[0] is seed_module._train_one_sample_sweep_kernel

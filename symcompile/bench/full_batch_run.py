@@ -31,7 +31,7 @@ class FullBatchRun:
     """
 
     def __init__(self, module, optimizer, w0, X, Y, hyperparameters=None, tol=0.0):
-        model = module._MODEL
+        model = module.MODEL
         rule, values = model.optimizer(optimizer, None, hyperparameters or {})
         X = model.samples(X)
         Y = model.target_rows(Y, X.shape[0])

@@ -39,6 +39,7 @@ class Model:
         self.target_loss, self.classifier = target_loss, classifier
         self.kernels, self.missing = kernels, missing or {}
         self.call_on_threads = call_on_threads
+        self.residuals_per_sample = 0  # a residual model's module sets it (and adds _residuals_and_jacobian)
 
     # ---- argument checks ----
 
