@@ -28,7 +28,7 @@ Contract (what this module defines for its users; every other name starts with a
 # Provenance: symcompile 0.1.0, sympy 1.14.0, numba 0.68.1, numpy 2.4.6
 # Options: gradient=diff, cse=on, rewrites=float_e_powers_to_exp+logistic_to_sigmoid+sigmoid_complement+log_sigmoid_to_softplus
 # Model: sha256:fec811b46edd2c8420321fc7d98600e23a3e2d51ccbda7b6bfcf99d8c042e1fd (of the model it was built from; `train` rebuilds when that changes)
-# Digest: sha256:a9a172878993aa51cfb25ba07699d67a2cfda75d99eb0814ed9972b1c2cabab8 (of the source below this line)
+# Digest: sha256:d7ba5aa70174589dbedf67d838e2591dc9fddc97ae7723844fd62397009b8160 (of the source below this line)
 
 import math
 import sys
@@ -44,7 +44,7 @@ from symcompile.runtime import least_squares as _least_squares, loops as _loops,
 # name of its own, derived from its content, however it is loaded (import, package import, a file
 # load with or without sys.modules, runpy, a copy elsewhere), and registers itself under it.
 _loaded = sys.modules.get(__name__)
-__name__ = "_symcompile_a0257fc243c8153a"
+__name__ = "_symcompile_72106a1ec417a0f0"
 if _loaded is None or vars(_loaded) is not globals():  # a file load without sys.modules: a stand-in
     _loaded = types.ModuleType(__name__)  # (Numba's kernels read no names from it)
 sys.modules[__name__] = _loaded
@@ -278,7 +278,7 @@ def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_v
     """symcompile.runtime.loops' full-batch loop, calling this model's kernels by name (inlined)."""
     grad, steps, previous = np.empty(w.shape[0]), np.empty(w.shape[0]), np.empty(w.shape[0])
     out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
-    iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    iteration, t, bad_epochs = int(run[_loops.ITERATION]), int(run[_loops.UPDATES]), int(run[_loops.BAD_EPOCHS])
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -312,7 +312,7 @@ def _train_full_batch_kernel(own_step, w, X, Y, hyperparameters, tol, X_val, Y_v
         status = 0
     if status >= 0:
         status = _loops.final_status(status, _loss_and_grad_kernel(w, X, Y, grad), iteration, first, patience, run, losses)
-    run[0], run[1], run[2] = iteration, t, bad_epochs
+    run[_loops.ITERATION], run[_loops.UPDATES], run[_loops.BAD_EPOCHS] = iteration, t, bad_epochs
     return status
 
 
@@ -321,7 +321,7 @@ def _train_one_sample_sweep_kernel(own_step, w, X, Y, hyperparameters, tol, X_va
     """symcompile.runtime.loops' full-batch loop, calling this model's kernels by name (inlined)."""
     grad, steps, previous = np.empty(w.shape[0]), np.empty(w.shape[0]), np.empty(w.shape[0])
     out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
-    iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    iteration, t, bad_epochs = int(run[_loops.ITERATION]), int(run[_loops.UPDATES]), int(run[_loops.BAD_EPOCHS])
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -355,7 +355,7 @@ def _train_one_sample_sweep_kernel(own_step, w, X, Y, hyperparameters, tol, X_va
         status = 0
     if status >= 0:
         status = _loops.final_status(status, _loss_and_grad_kernel(w, X, Y, grad), iteration, first, patience, run, losses)
-    run[0], run[1], run[2] = iteration, t, bad_epochs
+    run[_loops.ITERATION], run[_loops.UPDATES], run[_loops.BAD_EPOCHS] = iteration, t, bad_epochs
     return status
 
 

@@ -272,7 +272,7 @@ class _Carried:
 
     @classmethod
     def start(cls, settings: Settings):
-        run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
+        run = loops.new_run()
         return cls(settings.w.copy(), rules.init(settings.rule, settings.w.size), run)
 
 
@@ -336,7 +336,7 @@ def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carri
     model = module_on_worker(digest).MODEL
     X, Y = part
     w, state, run, generator, order = carried.w.copy(), carried.state.copy(), carried.run.copy(), generator.copy(), order.copy()
-    run[0] = 0.0  # the loop's iteration counter: this call runs its iteration 0 of 2, so it never reaches max_iter
+    run[loops.ITERATION] = 0.0  # this call runs its iteration 0 of 2, so it never reaches max_iter
     losses = np.empty(2)
     X_val, Y_val = model.validation(None, None)  # none: empty arrays
     status = model.run(

@@ -254,6 +254,7 @@ def named_full_batch_loop(model_step: str, name: str = "_train_full_batch_kernel
     # the helpers called every iteration, inlined where the runtime has an inlined copy (symcompile.runtime.arrays)
     names |= {name: f"_loops.inlined_{name}" for name in names if hasattr(loops, f"inlined_{name}")}
     body = re.sub(r"\b(\w+)\(", lambda m: names.get(m[1], m[1]) + "(", body)
+    body = re.sub(r"\b(" + "|".join(loops.RUN_SLOTS) + r")\b", r"_loops.\1", body)  # run's slots, named in the runtime
     parameters = ", ".join(inspect.signature(loops._train_full_batch).parameters)
     parameters = parameters.partition("model_step, ")[2]
     return (

@@ -199,9 +199,8 @@ class _Epochs:
         return data_loss / X.shape[0], penalty / X.shape[0]
 
     def _call(self, w, X, Y, batch_size, hyperparameters):
-        # run: iterations done, updates done, bad epochs, best's iteration, best validation loss, divergence
-        # limit (inf: never stop for a rising loss, as scikit-learn does not)
-        run = np.array([0.0, self.updates, 0.0, 0.0, np.inf, np.inf])
+        run = loops.new_run(updates=self.updates)
+        run[loops.LOSS_SCALE] = np.inf  # never stop for a rising loss, as scikit-learn does not
         losses = np.empty(1)
         kernels, call = self.compiled()
         arguments = (*kernels, w, X, Y, hyperparameters, 0.0, batch_size, np.empty(0, np.uint64),
@@ -213,7 +212,7 @@ class _Epochs:
                 "Solver produced non-finite parameter weights. The input data may contain large values and need "
                 "to be preprocessed."
             )
-        self.updates = int(run[1])
+        self.updates = int(run[loops.UPDATES])
         return losses[0]
 
 

@@ -18,8 +18,8 @@ NO_VALIDATION_HISTORIES = (np.empty(0), np.empty(0))
 
 
 def _counters_at_start():
-    """`run` before the first iteration (symcompile.runtime.loops says what each counter is)."""
-    return np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])
+    """`run` before the first iteration (symcompile.runtime.loops names its slots)."""
+    return loops.new_run()
 
 
 class FullBatchRun:
@@ -52,5 +52,5 @@ class FullBatchRun:
     def __call__(self, iterations, losses):
         """Run `iterations` more iterations in one call; their losses, then the final one, go into `losses`
         (room for iterations + 1). Returns the loop's status code (symcompile.runtime.loops.STATUS)."""
-        stop = int(self.run[0]) + iterations
+        stop = int(self.run[loops.ITERATION]) + iterations
         return self.loop(*self.arguments, stop, stop, losses, *NO_VALIDATION_HISTORIES)

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from symcompile.bench.full_batch_run import NO_VALIDATION_HISTORIES, FullBatchRun
-from symcompile.runtime import training
+from symcompile.runtime import loops, training
 
 DIRECT = "one direct call of the compiled loop"
 
@@ -50,7 +50,7 @@ def _one_piece(loop, arguments, run, max_iter, record_every, first_guess, progre
     without validation."""
     losses = np.empty(max_iter + 1)
     status = loop(*arguments, max_iter, max_iter, losses, *NO_VALIDATION_HISTORIES)
-    return status, losses[: int(run[0]) + 1 : record_every or max_iter + 2], *NO_VALIDATION_HISTORIES
+    return status, losses[: int(run[loops.ITERATION]) + 1 : record_every or max_iter + 2], *NO_VALIDATION_HISTORIES
 
 
 def cases(m, n):

@@ -5,11 +5,10 @@ signatures below), so each loop is compiled once per machine and cached, and a n
 own kernels (BENCHMARKS.md, "Issue 20 groundwork": design D1). Full batch keeps its own loop: sharing the
 mini-batch loop cost 12-20% of the seed's iteration (the batch loop, the epoch sums).
 
-A call runs iterations run[0] to `stop` of `max_iter` and returns a status code (-1: `stop` came first; call
+A call runs iterations run[ITERATION] to `stop` of `max_iter` and returns a status code (-1: `stop` came first; call
 again to go on). What is carried from one call to the next (the weights, the rule's state, the counters in
 `run`, the samples' order and its random state, the best weights): see `training.train_in_chunks`.
-`run` holds: iterations done, updates done, epochs without a better validation loss, the best's iteration,
-the best validation loss, the divergence limit (0 before the first loss).
+`run` holds the counters a run carries between calls, one slot each (named below; `new_run()` makes one).
 """
 
 import numba
@@ -25,6 +24,20 @@ from .signatures import LOSS_AND_GRAD, MATRIX, VECTOR
 
 # accuracy(w, X, Y, out) -> the fraction classified right (out: room for the outputs)
 ACCURACY = types.FunctionType(types.float64(VECTOR, MATRIX, MATRIX, MATRIX))
+
+# The slots of `run`, a float64 vector the loops read and write in compiled code: iterations done, updates done
+# (the rules' step count), epochs without a better validation loss, the best validation loss's iteration (its
+# count after it), the best validation loss, and 1 + |the first loss| (the divergence tests' scale; 0 before it).
+ITERATION, UPDATES, BAD_EPOCHS, BEST_ITERATION, BEST_LOSS, LOSS_SCALE = range(6)
+RUN_SLOTS = ("ITERATION", "UPDATES", "BAD_EPOCHS", "BEST_ITERATION", "BEST_LOSS", "LOSS_SCALE")
+
+
+def new_run(updates=0):
+    """The counters of a run that has not started (`updates`: a rule's step count carried over)."""
+    run = np.zeros(len(RUN_SLOTS))
+    run[UPDATES], run[BEST_LOSS] = updates, np.inf
+    return run
+
 
 # The loops' status codes; "interrupted" (Ctrl-C) is noticed between calls.
 STATUS = ("max_iter", "converged", "non-finite", "diverged", "early_stopped", "interrupted")
@@ -57,11 +70,11 @@ MINI_BATCH = types.int64(*_KERNELS, VECTOR, MATRIX, MATRIX, VECTOR, types.float6
 
 @_njit
 def diverged(loss, run):
-    """Whether the loss has passed DIVERGED_FACTOR * run[5], where run[5] = 1 + |first loss| (0 before it)."""
-    if run[5] == 0.0:
-        run[5] = abs(loss) + 1.0
+    """Whether the loss has passed DIVERGED_FACTOR * (1 + |first loss|) (run[LOSS_SCALE]; 0 before the first)."""
+    if run[LOSS_SCALE] == 0.0:
+        run[LOSS_SCALE] = abs(loss) + 1.0
         return False
-    return loss > DIVERGED_FACTOR * run[5]
+    return loss > DIVERGED_FACTOR * run[LOSS_SCALE]
 
 
 inlined_diverged = numba.njit(inline="always", error_model="numpy")(diverged.py_func)
@@ -70,7 +83,7 @@ inlined_diverged = numba.njit(inline="always", error_model="numpy")(diverged.py_
 @_njit
 def ended_above(final_loss, run):
     """Whether a run that stopped ends far above where it started (ENDED_ABOVE_FACTOR)."""
-    return final_loss > ENDED_ABOVE_FACTOR * run[5]
+    return final_loss > ENDED_ABOVE_FACTOR * run[LOSS_SCALE]
 
 
 @_njit
@@ -150,10 +163,10 @@ def record_validation(val_loss, accuracy, w, iteration, first, run, best_w, val_
     the loss is not better than the best (an epoch that counts against `patience`)."""
     val_losses[iteration - first] = val_loss
     val_accuracies[iteration - first] = accuracy
-    if val_loss < run[4]:
-        run[4] = val_loss
+    if val_loss < run[BEST_LOSS]:
+        run[BEST_LOSS] = val_loss
         copy_into(best_w, w)
-        run[3] = iteration + 1
+        run[BEST_ITERATION] = iteration + 1
         return False
     return True
 
@@ -174,7 +187,7 @@ def _train_full_batch(loss_and_grad, accuracy, step, model_step, own_step, w, X,
     pointer even where that function is inlined (on the seed, 115 ns an iteration against 63 ns)."""
     grad, steps, previous = np.empty(w.shape[0]), np.empty(w.shape[0]), np.empty(w.shape[0])
     out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
-    iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    iteration, t, bad_epochs = int(run[ITERATION]), int(run[UPDATES]), int(run[BAD_EPOCHS])
     first = iteration
     last = losses.shape[0] - 1  # a run that records no losses passes room for one, which each loss overwrites
     status = -1
@@ -208,7 +221,7 @@ def _train_full_batch(loss_and_grad, accuracy, step, model_step, own_step, w, X,
         status = 0
     if status >= 0:
         status = final_status(status, loss_and_grad(w, X, Y, grad), iteration, first, patience, run, losses)
-    run[0], run[1], run[2] = iteration, t, bad_epochs
+    run[ITERATION], run[UPDATES], run[BAD_EPOCHS] = iteration, t, bad_epochs
     return status
 
 
@@ -233,9 +246,9 @@ def train_mini_batches(loss_and_grad, accuracy, step, model_step, own_step, w, X
     X_batch, Y_batch = np.empty((batch_size, X_train.shape[1])), np.empty((batch_size, Y_train.shape[1]))
     X_last, Y_last = np.empty((last_size, X_train.shape[1])), np.empty((last_size, Y_train.shape[1]))
     out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
-    iteration, t, bad_epochs = int(run[0]), int(run[1]), int(run[2])
+    iteration, t, bad_epochs = int(run[ITERATION]), int(run[UPDATES]), int(run[BAD_EPOCHS])
     slices = rng.shape[0] == 0 and in_order(order)  # no shuffling: each batch is a view of the samples
-    if run[5] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+    if run[LOSS_SCALE] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
         diverged(loss_and_grad(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1
@@ -285,5 +298,5 @@ def train_mini_batches(loss_and_grad, accuracy, step, model_step, own_step, w, X
         status = 0
     if status >= 0:
         status = final_status(status, loss_and_grad(w, X_train, Y_train, grad), iteration, first, patience, run, losses)
-    run[0], run[1], run[2] = iteration, t, bad_epochs
+    run[ITERATION], run[UPDATES], run[BAD_EPOCHS] = iteration, t, bad_epochs
     return status

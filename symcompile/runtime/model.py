@@ -199,7 +199,7 @@ class Model:
             checks.flag("progress", progress)
         threads = self.threads(threads)
         best_w = w.copy()
-        run = np.array([0.0, 0.0, 0.0, 0.0, np.inf, 0.0])  # symcompile.runtime.loops says what each counter is
+        run = loops.new_run()
         if batch_size < X.shape[0]:  # the order of the samples, and SplitMix64's state (none: no shuffling)
             loop = loops.train_mini_batches
             batches = (batch_size, np.array([seed] if shuffle else [], dtype=np.uint64), np.arange(X.shape[0]))
@@ -219,7 +219,7 @@ class Model:
                 w[:] = best_w
             if record_every:
                 losses[-1] = self.kernels["_loss_and_grad_kernel"](w, X, Y, np.empty_like(w))
-        return result_type(w, int(run[0]), losses, status == 1, loops.STATUS[status], val_losses, accuracies,
+        return result_type(w, int(run[loops.ITERATION]), losses, status == 1, loops.STATUS[status], val_losses, accuracies,
                            best_w if X_val.shape[0] else w, record_every)  # fmt: skip
 
     def full_batch_loop(self, rule, validating, n_samples, values):

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .loops import INTERRUPTED
+from .loops import INTERRUPTED, ITERATION
 
 # A run keeps at most this many values of each history (8 bytes each; --history writes a few MB of CSV for them):
 # a longer run keeps every k-th iteration's (train's record_every), so its memory is bounded however long it runs.
@@ -96,7 +96,7 @@ def train_in_chunks(loop, arguments, run, max_iter, record_every, first_guess, p
                     status = loop(*arguments, done + count, max_iter, *chunk)
                 except KeyboardInterrupt:  # in the first call, before the handler is in place: the call
                     status = INTERRUPTED  # itself has finished (compiled code runs to its end), so its results stand
-                ran = int(run[0]) - done
+                ran = int(run[ITERATION]) - done
                 seconds_per_iteration = (time.perf_counter() - started) / max(ran, 1)
                 # Copies, not views: a view would keep the whole chunk alive, every iteration's values of a long run
                 losses.append(_recorded(chunk[0], done, ran, status, record_every).copy())
@@ -125,7 +125,7 @@ def _one_call(loop, arguments, run, max_iter, record_every, validating):
         status = loop(*arguments, max_iter, max_iter, losses, val_losses, accuracies)
     except KeyboardInterrupt:  # as in the chunks' first call
         status = INTERRUPTED
-    ran = int(run[0])
+    ran = int(run[ITERATION])
     if validating:
         val_losses, accuracies = (_recorded_after(values, 0, ran, record_every) for values in (val_losses, accuracies))
     return status, _recorded(losses, 0, ran, status, record_every), val_losses, accuracies
