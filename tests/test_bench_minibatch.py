@@ -10,8 +10,8 @@ from symcompile.mlp import initial_weights, param_names
 
 
 def test_torch_and_jax_adam_reach_the_same_weights():
-    pytest.importorskip("torch")
-    pytest.importorskip("jax")
+    pytest.importorskip("torch", reason="needs the torch extra (pip install '.[torch]')")
+    pytest.importorskip("jax", reason="needs the bench extra (pip install '.[bench]')")
     layout = MlpLayout(LAYERS, param_names(LAYERS, "per-neuron"))
     w0 = initial_weights(LAYERS, "per-neuron", "xavier", 0)
     rng = np.random.default_rng(1)

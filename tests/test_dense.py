@@ -170,7 +170,7 @@ def _digits_loss_and_grad(w, X, Y):
 
 
 def test_digits_matches_numpy(tmp_path_factory):
-    datasets = pytest.importorskip("sklearn.datasets")
+    datasets = pytest.importorskip("sklearn.datasets", reason="needs the sklearn extra (pip install '.[sklearn]')")
     digits = datasets.load_digits()
     X, Y = digits.data / 16.0, np.eye(10)[digits.target]
     model = mlp_model("digits_dense", [64, 32, 10], hidden_activation="tanh", output_activation="softmax",
@@ -303,7 +303,7 @@ def test_a_fresh_compile_and_a_cached_load_give_the_same_bits(tmp_path):
 
 def test_blas_layers_get_the_threads_asked_for_and_one_by_default(built):
     """A BLAS network runs in one chunk: `threads=k` is given to BLAS (threadpoolctl), None keeps it on one."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="needs the wide extra (pip install '.[wide]')")
     if "blas" not in built:
         pytest.skip("no SciPy: Numba's np.dot has no BLAS, so no layer goes through it")
     _, module = built["blas"]

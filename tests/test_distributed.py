@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-distributed = pytest.importorskip("distributed")
-da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
+da = pytest.importorskip("dask.array", reason="needs the dask extra (pip install '.[dask]')")
 
 from symcompile import SymcompileError, compile_model  # noqa: E402
 from symcompile import distributed as sd  # noqa: E402
@@ -125,8 +125,8 @@ def test_other_rules_on_partitions_equal_training_in_memory(client, seed_module,
 
 
 def test_dataframe_partitions_train_as_the_array(client, seed_module):
-    dd = pytest.importorskip("dask.dataframe")
-    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe", reason="needs the dask, and dask[dataframe] extra (pip install '.[dask]')")
+    pd = pytest.importorskip("pandas", reason="needs the dask, and dask[dataframe] extra (pip install '.[dask]')")
     X, Y = samples(n=120)
     frame = dd.from_pandas(pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "y": Y[:, 0]}), npartitions=3)
     settings = {"lr": 0.5, "max_iter": 3, "tol": 0.0, "update": "simultaneous"}
@@ -199,7 +199,7 @@ def test_fit_many_equals_the_fits_in_memory(client, misra):
 
 
 def test_fit_many_takes_a_bag(client, misra):
-    db = pytest.importorskip("dask.bag")
+    db = pytest.importorskip("dask.bag", reason="needs the dask extra (pip install '.[dask]')")
     datasets = curves(12, seed=3)
     results = sd.fit_many(misra, db.from_sequence(datasets, npartitions=3), client=client, w=START)
     assert_same_fits(results, fit_in_memory(misra, "least_squares", datasets, w=START))

@@ -168,7 +168,7 @@ def test_iris_trains_with_adam_from_the_cli(iris, out_dir, capsys):
 @pytest.fixture(scope="module")
 def digits_spec(tmp_path_factory):
     """examples/digits.toml beside the CSV that examples/make_data.py writes (from scikit-learn)."""
-    pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn", reason="needs the sklearn extra (pip install '.[sklearn]')")
     folder = tmp_path_factory.mktemp("digits")
     loader = importlib.util.spec_from_file_location("make_data", EXAMPLES / "make_data.py")
     make_data = importlib.util.module_from_spec(loader)

@@ -259,7 +259,7 @@ def test_flags_fit_as_curve_fit_and_scipy_with_the_same_options(cli, capsys):
 
 
 def test_a_sigma_column_fit_is_scipys(cli, capsys):
-    scipy_optimize = pytest.importorskip("scipy.optimize")
+    scipy_optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     status, out, _ = run_fit(cli, capsys, "--sigma-column", "s", "--absolute-sigma")
     assert status == 0
     popt, pcov = scipy_optimize.curve_fit(lambda x, a, b, c: a * np.exp(-b * x) + c, CLI_X, CLI_Y, p0=[1.0, 1.0, 0.0],
@@ -293,7 +293,7 @@ def test_a_flag_outranks_the_spec(cli, capsys):
 
 
 def test_fit_plot_draws_the_band(cli, capsys, tmp_path):
-    pytest.importorskip("matplotlib")  # the plot extra
+    pytest.importorskip("matplotlib", reason="needs the plot extra (pip install '.[plot]')")  # the plot extra
     plot = tmp_path / "band.png"
     status, out, _ = run_fit(cli, capsys, "--plot", str(plot), "--sigma-column", "s")
     assert status == 0 and f"plot       {plot} (with the 1-sigma confidence band)" in out

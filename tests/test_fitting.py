@@ -273,7 +273,7 @@ def test_fit_prints_parameters_with_standard_errors(misra, fit_dir, capsys):
 
 
 def test_fit_plot_draws_a_png(misra, fit_dir, capsys, tmp_path):
-    pytest.importorskip("matplotlib")  # the plot extra
+    pytest.importorskip("matplotlib", reason="needs the plot extra (pip install '.[plot]')")  # the plot extra
     plot = tmp_path / "fit.png"
     assert main(["fit", str(EXAMPLES / "misra1a.toml"), "--out-dir", str(fit_dir), "--plot", str(plot)]) == 0
     assert f"plot       {plot}" in capsys.readouterr().out

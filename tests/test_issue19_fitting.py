@@ -240,7 +240,7 @@ def test_fit_many_over_a_thousand_good_files_and_ten_bad_ones(misra, fit_dir, tm
 
 
 def test_fit_many_on_dask_keeps_the_fits_beside_a_refused_data_set(misra):
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
     from symcompile import distributed as sd
 
     rng = np.random.default_rng(4)
@@ -345,7 +345,7 @@ def test_a_closed_port_is_one_line():
 
 
 def test_a_real_scheduler_passes_the_probe():
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
     with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=None) as cluster:
         host, port = cli_dask.scheduler_address(cluster.scheduler_address)
         cli_dask.probe_scheduler(host, port, seconds=5.0)
@@ -353,7 +353,7 @@ def test_a_real_scheduler_passes_the_probe():
 
 @pytest.mark.parametrize("batch", [-1, 0, 2.5, True, "2"])
 def test_fit_many_batch_must_be_a_positive_integer(batch):
-    pytest.importorskip("distributed")
+    pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
     from symcompile import distributed as sd
 
     with pytest.raises(SymcompileError, match="batch must be a positive integer"):
@@ -470,7 +470,7 @@ def test_decay_example_is_the_residual_model_the_readme_calls_a_curve_fit():
 
 @pytest.mark.slow
 def test_fit_of_decay_equals_scipy(tmp_path, capsys):
-    scipy_optimize = pytest.importorskip("scipy.optimize")
+    scipy_optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     assert main(["fit", str(EXAMPLES / "decay.toml"), "--out-dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     model = load_spec(EXAMPLES / "decay.toml")

@@ -36,7 +36,7 @@ def decay_data(outliers=0.0, seed=0, n=40):
 
 
 def scipy_least_squares(module, X, Y, w0, **options):
-    optimize = pytest.importorskip("scipy.optimize")
+    optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     return optimize.least_squares(lambda w: module.residuals(w, X, Y), w0, jac=lambda w: module.jacobian(w, X, Y),
                                   **options)  # fmt: skip
 
@@ -63,7 +63,7 @@ def test_fixed_weights_take_minpacks_steps_on_the_problem_without_them(decay, fi
     def full(free):
         return np.array([free[0], free[1], W0[2]])
 
-    optimize = pytest.importorskip("scipy.optimize")
+    optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     theirs = optimize.least_squares(lambda p: decay.residuals(full(p), X, Y), W0[:2], method="lm", x_scale="jac",
                                     jac=lambda p: decay.jacobian(full(p), X, Y)[:, :2],
                                     xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=200)  # fmt: skip
@@ -129,7 +129,7 @@ def covariance_sigma(n, seed=1):
 
 @pytest.mark.parametrize("kind", ["1-D", "2-D"])
 def test_sigma_gives_curve_fits_popt_and_pcov(decay, kind):
-    optimize = pytest.importorskip("scipy.optimize")
+    optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     X, Y = decay_data()
     sigma = np.linspace(0.01, 0.05, X.size) if kind == "1-D" else covariance_sigma(X.size)
     fit = decay.least_squares(W0, X, Y, sigma=sigma, **TIGHT)
@@ -154,7 +154,7 @@ def test_one_d_sigma_is_the_diagonal_covariance(decay):
 
 def test_everything_composes_as_scipys_trf_on_the_same_problem(decay):
     """fixed + bounds + 2-D sigma + loss against SciPy's trf on the whitened residuals of the free weights."""
-    optimize = pytest.importorskip("scipy.optimize")
+    optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     X, Y = decay_data(outliers=0.1, seed=3)
     sigma = covariance_sigma(X.size, seed=4)
     L = np.linalg.cholesky(sigma)

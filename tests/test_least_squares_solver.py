@@ -96,7 +96,7 @@ def test_certified_values_from_both_starts(fits, problem, start):
 
 def scipy_fit(problem, start, *, max_iter, tol):
     """SciPy's MINPACK lmder with our Jacobian; also whether any residual it asked for was not finite."""
-    optimize = pytest.importorskip("scipy.optimize")
+    optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     residuals, jacobian = jacobian_function(problem)
     saw_non_finite = []
 

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn", reason="needs the sklearn extra (pip install '.[sklearn]')")
 
 from sklearn import datasets  # noqa: E402
 from sklearn import neural_network as reference  # noqa: E402

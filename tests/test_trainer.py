@@ -82,7 +82,7 @@ def _numpy_training(module, settings, steps):
 
 def _torch_training(module, settings, steps):
     """The same network in PyTorch float64 from the same flat weights, trained by torch.optim; (losses, w)."""
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="needs the torch extra (pip install '.[torch]')")
     flat = torch.tensor(module.INIT, dtype=torch.float64, requires_grad=True)
     X, Y = torch.tensor(X_TRAIN), torch.tensor(Y_TRAIN)
 
