@@ -1,4 +1,4 @@
-"""Stage 1 from a file: a TOML spec -> `Model`.
+"""The model stage (options.STAGES) from a file: a TOML spec -> `Model`.
 
 Two kinds of spec (docs/spec.md shows a full example of each):
 
