@@ -31,6 +31,7 @@ from symcompile.outputs import (
 )  # fmt: skip
 from symcompile import current_module
 from symcompile.runtime.errors import StaleModule
+from symcompile.runtime.fit_options import LOSSES
 from symcompile.writer import load_module
 
 # The model's stages (SymPy, half a second of imports) are imported by the functions that use them: `train` on
@@ -113,15 +114,9 @@ def ensure_built(model, rebuild_command, out_dir, hessian=False):
     """The model's module, imported; built first when missing or built from a different model, or without the
     Hessian that `hessian` asks for (the newton optimizer's)."""
     from symcompile.pipeline import build
-    from symcompile.provenance import why_rebuild
 
     path = module_path(model, out_dir)
-    reason = why_rebuild(path, model)
-    if not reason and hessian and "def _loss_grad_hessian_kernel(" not in path.read_text(encoding="utf-8"):
-        reason = "has no Hessian (optimizer newton)"
-    module = None if reason else loaded_or_stale(path)
-    if isinstance(module, str):
-        reason, module = module, None
+    module, reason = current(path, model, hessian)
     if reason:
         print(f"{path} {reason}; building it")
         build(model, out_dir, BuildOptions(rebuild_command=rebuild_command + (" --hessian" if hessian else ""), hessian=hessian))
@@ -129,13 +124,23 @@ def ensure_built(model, rebuild_command, out_dir, hessian=False):
     return module
 
 
-def loaded_or_stale(path):
-    """The module at `path`, imported; or, where this runtime cannot run it as built (other dense loops, a changed
-    data file), the reason, to rebuild it rather than fail."""
+def current(path, model=None, hessian=False):
+    """(the module at `path`, imported, None) where it is current for `model` (None: known to be, by
+    current_module's record), with the Hessian if `hessian`; else (None, why it must be built): missing, built
+    from another model, or one this runtime cannot run as built (other dense loops, a changed data file)."""
+    reason = None
+    if model is not None:  # (the shortcut's call makes no model, and imports no SymPy)
+        from symcompile.provenance import why_rebuild
+
+        reason = why_rebuild(path, model)
+    if not reason and hessian and "def _loss_grad_hessian_kernel(" not in path.read_text(encoding="utf-8"):
+        reason = "has no Hessian (optimizer newton)"
+    if reason:
+        return None, reason
     try:
-        return load_module(path)
+        return load_module(path), None
     except StaleModule as exc:
-        return f"cannot be imported by this symcompile ({exc})"
+        return None, f"cannot be imported by this symcompile ({exc})"
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,8 @@ class TrainTarget:
 def _train_target(args, split, shortcut=True):
     key = current_module.inputs_key(args.spec, args.data_root, split)
     found = current_module.recorded(args.out_dir, key) if shortcut else None
-    module = found and loaded_or_stale(found[0])
-    if module is not None and not isinstance(module, str):
+    module = found and current(found[0])[0]
+    if module is not None:
         path, run = found
         training = training_settings(module.DEFAULTS)
         spec_run = RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in run.items()})
@@ -633,8 +638,6 @@ def _flag_number(text, empty, where):
 
 def _loss(args, table, spec_where):
     """(loss, f_scale): the flags', else the spec's; f_scale only with a robust loss (it is never read else)."""
-    from symcompile.runtime.fit_options import LOSSES
-
     loss = args.loss if args.loss is not None else table.get("loss", "linear")
     if loss not in LOSSES:
         raise SymcompileError(f"{spec_where}loss: must be one of {', '.join(LOSSES)}, not {loss!r}")
@@ -722,15 +725,11 @@ def _least_squares_module(model, rebuild_command, out_dir):
     train then runs those too."""
     from symcompile.dense import chosen_kernels
     from symcompile.pipeline import build
-    from symcompile.provenance import why_rebuild
 
     if chosen_kernels(model, "auto") == "scalar":
         return ensure_built(model, rebuild_command, out_dir)
     path = module_path(model, out_dir)
-    reason = why_rebuild(path, model)
-    module = None if reason else loaded_or_stale(path)
-    if isinstance(module, str):
-        reason, module = module, None
+    module, reason = current(path, model)
     if module is not None and "_residuals_and_jacobian" in module.MODEL.kernels:
         return module
     print(f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels")
@@ -913,7 +912,7 @@ def parser():
     fit_cmd.add_argument("--absolute-sigma", dest="absolute_sigma", action=argparse.BooleanOptionalAction,
                          help="standard errors from sigma as it is (SciPy's absolute_sigma), not scaled by the "
                               "reduced chi-square")  # fmt: skip
-    fit_cmd.add_argument("--loss", choices=("linear", "soft_l1", "huber", "cauchy", "arctan"),
+    fit_cmd.add_argument("--loss", choices=LOSSES,
                          help="a robust loss, as SciPy's least_squares (default: linear)")
     fit_cmd.add_argument("--f-scale", dest="f_scale", type=float, metavar="C",
                          help="the robust loss's soft margin between inliers and outliers (default: 1)")
