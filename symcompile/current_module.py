@@ -14,20 +14,18 @@ import hashlib
 import json
 import stat
 import tomllib
-from importlib import metadata
 from pathlib import Path
 
-from symcompile import __version__
+from symcompile.provenance import versions  # the versions a module's header records, which the full check compares
 
 RECORDS = ".current"  # the folder, inside the output folder, of one small JSON file per key
-VERSIONED = ("sympy", "numba", "numpy", "jinja2")  # besides symcompile's own version
 
 
 def inputs_key(spec, data_root, split) -> str | None:
     """The key of `train`'s inputs, or None where they cannot be read cheaply and safely (a pipe, a missing
     file, a spec that does not parse): the full check then says what is wrong."""
     digest = hashlib.sha256()
-    digest.update(repr((__version__, [_version(name) for name in VERSIONED], sorted((split or {}).items()))).encode())
+    digest.update(repr((sorted(versions().items()), sorted((split or {}).items()))).encode())
     if spec is None:  # the built-in seed: the versions say it all
         return digest.hexdigest()
     spec_path = Path(spec)
@@ -79,13 +77,6 @@ def record(out_dir, key, module_path, run: dict) -> None:
         write_atomically(folder / f"{key}.json", lambda f: f.write(text))
     except OSError:
         pass
-
-
-def _version(name):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _regular_file_bytes(path: Path):

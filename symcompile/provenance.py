@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import sympy as sp
-
 from symcompile.writer import data_digest, data_file, holds_data  # the write stage owns the data file
 
 MODEL_LINE = "# Model: sha256:"
@@ -67,6 +65,8 @@ def expression_digests(exprs):
     (what `srepr` would spell out) can be thousands of times larger than the
     distinct subexpressions this visits.
     """
+    import sympy as sp  # here: versions() below serves train's shortcut, which imports no SymPy (current_module.py)
+
     memo = {}
 
     def digest(expr):
