@@ -33,8 +33,8 @@ def all_below(values, tol):
 
 # For a module's own full-batch loop (symcompile/emit.py: named_full_batch_loop), inlined there by Numba: LLVM
 # does not inline a call into the runtime's cached code (rules.inlined_gradient_descent_step says what it cost),
-# and each call passes its arrays' descriptors and reference counts: on the seed's sequential loop the three
-# helpers called each iteration took 280 ns an iteration against 256 ns inlined.
+# and each call passes its arrays' descriptors (on the blog's loop, inlining these with the sweep took it from
+# 280 to 245 ns an iteration; BENCHMARKS.md, issue 20).
 inlined_copy_into = numba.njit(inline="always", error_model="numpy")(copy_into.py_func)
 inlined_all_finite = numba.njit(inline="always", error_model="numpy")(all_finite.py_func)
 inlined_all_below = numba.njit(inline="always", error_model="numpy")(all_below.py_func)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .loops import INTERRUPTED, ITERATION
+from .loops import INTERRUPTED, ITERATION, STATUS
 
 # A run keeps at most this many values of each history (8 bytes each; --history writes a few MB of CSV for them):
 # a longer run keeps every k-th iteration's (train's record_every), so its memory is bounded however long it runs.
@@ -24,7 +24,7 @@ CHUNK_SECONDS = 0.1
 FIRST_GUESS = 2e-7
 # Where X_val sits in the compiled loop's arguments, counted from the end (X_val, Y_val, patience, state, run, best_w)
 _X_VAL_ARGUMENT = -6
-_NORMAL_STOPS = (0, 1, 4)  # max_iter, converged, early_stopped (runtime.loops.STATUS); failures keep their status
+_NORMAL_STOPS = tuple(STATUS.index(s) for s in ("max_iter", "converged", "early_stopped"))  # (failures keep theirs)
 _NO_VALIDATION = np.empty(0), np.empty(0)  # the validation histories of a run without validation data
 
 
