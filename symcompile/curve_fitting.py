@@ -33,7 +33,7 @@ import sympy as sp
 
 from symcompile.errors import SymcompileError
 from symcompile.expression import CONSTANTS, FUNCTIONS, ExpressionParser
-from symcompile.fit_report import from_least_squares, stop_reason
+from symcompile.fit_report import from_least_squares, stop_reason, unscaled_covariance
 
 __all__ = ["OptimizeWarning", "curve_fit", "curve_fit_report"]
 
@@ -475,18 +475,14 @@ def _covariance(fit, absolute_sigma, free):
     singular values above eps * max(m, P) * the largest, times chi^2 / (m - P) unless absolute_sigma; inf with an
     OptimizeWarning where it cannot be estimated. Fixed parameters' rows and columns are 0.
 
-    Scaled, that is the solver's own covariance (its QR's inverse at full rank, the same pseudo-inverse below),
-    so only absolute_sigma computes the SVD here."""
+    Scaled, that is the solver's own covariance (its QR's inverse at full rank, the same pseudo-inverse), so
+    only absolute_sigma computes the SVD (fit_report.unscaled_covariance, which the report uses too)."""
     if not absolute_sigma:
         covariance = fit.covariance
     else:
-        jacobian = fit.jac[:, free]
-        covariance = np.full((fit.w.size, fit.w.size), np.inf)
-        if np.isfinite(jacobian).all():
-            _, singular, vt = np.linalg.svd(jacobian, full_matrices=False)
-            kept = singular > np.finfo(float).eps * max(jacobian.shape) * singular[0]
-            covariance = np.zeros_like(covariance)
-            covariance[np.ix_(free, free)] = (vt[kept].T / singular[kept] ** 2) @ vt[kept]
+        vary = np.zeros(fit.w.size, dtype=bool)
+        vary[free] = True
+        covariance = unscaled_covariance(fit.jac, vary)
     if not np.isfinite(covariance).all():
         warnings.warn("Covariance of the parameters could not be estimated", OptimizeWarning, stacklevel=3)
         return np.full_like(covariance, np.inf)

@@ -249,11 +249,10 @@ def from_least_squares(module, fit, X=None, Y=None, *, fixed=None, absolute_sigm
 def unscaled_covariance(jacobian, vary):
     """(J^T J)^-1 over the free columns of J (the pseudo-inverse from J's SVD, singular values below
     eps * max(m, P) * the largest dropped, as SciPy's curve_fit), zero for the fixed parameters; all inf where
-    J is not finite (no covariance)."""
-    n = jacobian.shape[1]
-    if not np.isfinite(jacobian).all():
+    J's free columns are not finite (no covariance)."""
+    n, free = jacobian.shape[1], np.flatnonzero(vary)
+    if not np.isfinite(jacobian[:, free]).all():
         return np.full((n, n), np.inf)
-    free = np.flatnonzero(vary)
     _, singular, vt = np.linalg.svd(jacobian[:, free], full_matrices=False)
     kept = singular > np.finfo(float).eps * max(jacobian.shape[0], free.size) * singular[0]
     covariance = np.zeros((n, n))
