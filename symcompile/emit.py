@@ -13,8 +13,6 @@ import inspect
 import re
 import textwrap
 from dataclasses import dataclass, replace
-from importlib import resources
-from pathlib import Path
 from typing import Literal, TypedDict
 
 import jinja2
@@ -33,7 +31,7 @@ from symcompile.options import (
 from symcompile.printer import KernelPrinter, VectorPrinter
 from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
-from symcompile.standalone import package_name
+from symcompile.standalone import package_name, template_folder
 from symcompile.writer import data_digest, data_file
 from symcompile.stage_types import Kernel, ModuleSource
 
@@ -47,18 +45,6 @@ class Block:
     results: list[str]  # the results' expressions; empty when rolled (sample_lines then write them)
     param_name: str = ""
     n_temporaries: int = 0  # rolled layout: the size of the temporaries array `t`; 0 when unrolled
-
-
-def template_folder() -> Path:
-    """The templates: the checkout's templates/ when run from source, else the installed package data.
-
-    The checkout is tried first so that a source tree never renders with the
-    templates of some other installed copy of symcompile.
-    """
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "templates" / "module.py.j2").is_file():
-        return checkout / "templates"
-    return Path(str(resources.files("symcompile.templates")))
 
 
 def template_environment():

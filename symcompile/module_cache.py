@@ -17,12 +17,12 @@ import functools
 import os
 from pathlib import Path
 
-from symcompile.emit import template_folder
 from symcompile.errors import SymcompileError
 from symcompile.model import Model
 from symcompile.options import BuildOptions
 from symcompile.provenance import expression_digests, sha256, verify_module, versions
 from symcompile.runtime.errors import StaleModule
+from symcompile.standalone import files_digest, template_folder
 from symcompile.writer import load_module
 
 ENVIRONMENT_VARIABLE = "SYMCOMPILE_CACHE_DIR"
@@ -57,7 +57,7 @@ def formula_key(model: Model, options: BuildOptions) -> str:
 def _templates_digest() -> str:
     """SHA-256 of the templates a module is rendered from: a symcompile whose templates changed (a development
     checkout keeps its version number) writes new modules rather than load the cached ones of the old layout."""
-    return sha256("".join(f"{f.name}\n{f.read_text(encoding='utf-8')}" for f in sorted(template_folder().glob("*.j2"))))
+    return files_digest(sorted(template_folder().glob("*.j2")))
 
 
 def cached_module(model: Model, options: BuildOptions | None = None, *, prefix: str = "formula", folder=None):

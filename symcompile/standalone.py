@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from symcompile.errors import SymcompileError
@@ -25,13 +26,30 @@ def _runtime_files() -> list[Path]:
     return sorted(RUNTIME_FOLDER.glob("*.py"))
 
 
+def files_digest(paths) -> str:
+    """SHA-256 of files' names and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 @cache
 def package_name() -> str:
     """The runtime copy's package name: `_symcompile_runtime_` and 16 hex digits of its files' SHA-256."""
-    digest = hashlib.sha256()
-    for path in _runtime_files():
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"_symcompile_runtime_{digest.hexdigest()[:16]}"
+    return f"_symcompile_runtime_{files_digest(_runtime_files())[:16]}"
+
+
+def template_folder() -> Path:
+    """The templates: the checkout's templates/ when run from source, else the installed package data.
+
+    The checkout is tried first so that a source tree never renders with the
+    templates of some other installed copy of symcompile.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "templates" / "module.py.j2").is_file():
+        return checkout / "templates"
+    return Path(str(resources.files("symcompile.templates")))
 
 
 def write_runtime(out_dir) -> Path:
