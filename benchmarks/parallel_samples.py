@@ -64,8 +64,10 @@ def scalar_sums_kernel_source(model, parallel):
     lines += [f"    {s} += {r}" for s, r in zip(sums, block.results)]
     lines += [f"grad[{j}] = {s} / X.shape[0]" for j, s in enumerate(sums[1:])] + [f"return {sums[0]} / X.shape[0]"]
     # The stable functions (sigmoid, softplus, logsumexp) the code calls, as the generated module defines them.
-    helpers = template_environment().get_template("helpers.py.j2").render(
-        helpers=helpers_used([rhs for _, rhs in code.assignments] + list(code.results))
+    helpers = (
+        template_environment()
+        .get_template("helpers.py.j2")
+        .render(helpers=helpers_used([rhs for _, rhs in code.assignments] + list(code.results)))
     )
     return (
         f"import math\nimport numba\n{helpers}\n\n@numba.njit(parallel={parallel})\n"

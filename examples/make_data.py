@@ -87,4 +87,6 @@ if __name__ == "__main__":
         iris()
         digits()
     except ImportError:  # not a success: the README's `make_data.py && train examples/digits.toml` must stop here
-        sys.exit("make_data.py: scikit-learn is not installed (pip install scikit-learn): iris.csv and digits.csv not written")
+        sys.exit(
+            "make_data.py: scikit-learn is not installed (pip install scikit-learn): iris.csv and digits.csv not written"
+        )

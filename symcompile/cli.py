@@ -119,7 +119,11 @@ def ensure_built(model, rebuild_command, out_dir, hessian=False):
     module, reason = current(path, model, hessian)
     if reason:
         print(f"{path} {reason}; building it")
-        build(model, out_dir, BuildOptions(rebuild_command=rebuild_command + (" --hessian" if hessian else ""), hessian=hessian))
+        build(
+            model,
+            out_dir,
+            BuildOptions(rebuild_command=rebuild_command + (" --hessian" if hessian else ""), hessian=hessian),
+        )
         module = load_module(path)
     return module
 
@@ -333,7 +337,9 @@ def command_predict(args):
     try:
         w = module.load_weights(args.weights)
     except (OSError, ValueError) as exc:  # missing, not an .npz of weights, or another model's
-        raise SymcompileError(f"cannot load weights from {args.weights}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise SymcompileError(
+            f"cannot load weights from {args.weights}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         outputs = module.forward(w, X)
     except ValueError as exc:  # NaN or infinity in the data
@@ -456,7 +462,9 @@ def _report_fit(args, model, module, fit, first_call, seconds, options, settings
         print(f"  residual sum of squares {2 * fit.cost:.15g}" if options.loss == "linear" else
               f"  residual sum of squares {report.chisqr:.15g}; robust cost {fit.cost:.15g}")  # fmt: skip
         print(f"  iterations {fit.iterations} ({fit.status})")
-    print(f"  wall time  {seconds * 1e3:.3f} ms for the fit; first call {first_call:.3f} s (Numba compile or cache load)")
+    print(
+        f"  wall time  {seconds * 1e3:.3f} ms for the fit; first call {first_call:.3f} s (Numba compile or cache load)"
+    )
     if args.plot:
         band, why_not = _band(report, module)
         plotting.plot_fit(module, fit.w, args.plot, model.name, band=band, sigma=options.sigma)
@@ -684,8 +692,15 @@ def _sigma(args, spec, table, model, spec_where):
 def _check_many_options(args, options):
     """fit --many: bounds, fixed and the loss apply to every file's least_squares; a sigma (one per sample of
     the spec's data), --report and --absolute-sigma would not be read (fits.csv has the values and errors)."""
-    unread = [what for what, given in (("a sigma (--sigma-column or fit.sigma)", options.sigma is not None),
-                                       ("--report", args.report), ("absolute_sigma", options.absolute_sigma)) if given]
+    unread = [
+        what
+        for what, given in (
+            ("a sigma (--sigma-column or fit.sigma)", options.sigma is not None),
+            ("--report", args.report),
+            ("absolute_sigma", options.absolute_sigma),
+        )
+        if given
+    ]
     if unread:
         raise SymcompileError(f"{unread[0]} applies to a single fit, not to fit --many")
     if args.method == "train" and (options.bounds or options.fixed or options.loss != "linear"):
@@ -732,7 +747,9 @@ def _least_squares_module(model, rebuild_command, out_dir):
     module, reason = current(path, model)
     if module is not None and "_residuals_and_jacobian" in module.MODEL.kernels:
         return module
-    print(f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels")
+    print(
+        f"{path} {reason or 'has dense kernels, without the Jacobian least squares needs'}; building it with scalar kernels"
+    )
     build(model, out_dir, BuildOptions(rebuild_command=rebuild_command, kernels="scalar"))
     return load_module(path)
 
@@ -743,8 +760,8 @@ def _check_least_squares(model):
     network_residuals = model.network is not None and model.network.shape.loss == "mean_squared_error"
     if not (model.residuals or network_residuals):
         raise SymcompileError(
-            f"{model.name} is not a residual model: least squares needs residual = \"...\" in an expression spec "
-            "(or an MLP with loss = \"mean_squared_error\")"
+            f'{model.name} is not a residual model: least squares needs residual = "..." in an expression spec '
+            '(or an MLP with loss = "mean_squared_error")'
         )
 
 
@@ -857,12 +874,14 @@ def parser():
     _add_build_options(build_cmd)
     _add_kernels_option(build_cmd)
     build_cmd.add_argument(
-        "--hessian", action="store_true",
+        "--hessian",
+        action="store_true",
         help=f"emit the exact Hessian too: the module's hessian() and the newton optimizer (models of at most "
         f"{HESSIAN_MAX_PARAMS} parameters)",
     )
     build_cmd.add_argument(
-        "--standalone", action="store_true",
+        "--standalone",
+        action="store_true",
         help="write symcompile's runtime beside the module, which then imports it: for machines without symcompile",
     )
     build_cmd.add_argument(
@@ -903,19 +922,35 @@ def parser():
     fit_cmd.add_argument("--report", action="store_true",
                          help="print lmfit's fit report: values, standard and relative errors, correlations above "
                               "0.1, chi-square, reduced chi-square, AIC, BIC, R-squared, the stop reason")  # fmt: skip
-    fit_cmd.add_argument("--bound", action="append", metavar="NAME=LOWER:UPPER",
-                         help="bounds of a parameter (an empty side for none), such as a=0:10 or b=0:; repeatable")
-    fit_cmd.add_argument("--fix", action="append", metavar="NAME[=VALUE]",
-                         help="hold a parameter at VALUE (default: its init); repeatable")
-    fit_cmd.add_argument("--sigma-column", dest="sigma_column", metavar="COLUMN",
-                         help="the standard deviation of each sample's target: a column of the spec's CSV file")
+    fit_cmd.add_argument(
+        "--bound",
+        action="append",
+        metavar="NAME=LOWER:UPPER",
+        help="bounds of a parameter (an empty side for none), such as a=0:10 or b=0:; repeatable",
+    )
+    fit_cmd.add_argument(
+        "--fix",
+        action="append",
+        metavar="NAME[=VALUE]",
+        help="hold a parameter at VALUE (default: its init); repeatable",
+    )
+    fit_cmd.add_argument(
+        "--sigma-column",
+        dest="sigma_column",
+        metavar="COLUMN",
+        help="the standard deviation of each sample's target: a column of the spec's CSV file",
+    )
     fit_cmd.add_argument("--absolute-sigma", dest="absolute_sigma", action=argparse.BooleanOptionalAction,
                          help="standard errors from sigma as it is (SciPy's absolute_sigma), not scaled by the "
                               "reduced chi-square")  # fmt: skip
-    fit_cmd.add_argument("--loss", choices=LOSSES,
-                         help="a robust loss, as SciPy's least_squares (default: linear)")
-    fit_cmd.add_argument("--f-scale", dest="f_scale", type=float, metavar="C",
-                         help="the robust loss's soft margin between inliers and outliers (default: 1)")
+    fit_cmd.add_argument("--loss", choices=LOSSES, help="a robust loss, as SciPy's least_squares (default: linear)")
+    fit_cmd.add_argument(
+        "--f-scale",
+        dest="f_scale",
+        type=float,
+        metavar="C",
+        help="the robust loss's soft margin between inliers and outliers (default: 1)",
+    )
     cli_dask.add_fit_many_arguments(fit_cmd)
 
     bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")
@@ -926,7 +961,9 @@ def parser():
 
     for cmd in (build_cmd, train_cmd, fit_cmd, predict_cmd, show_cmd, bench_cmd):
         cmd.add_argument("spec", nargs="?", help="model spec file, TOML (default: the built-in seed network)")
-        cmd.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)")
+        cmd.add_argument(
+            "--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)"
+        )
         cmd.add_argument(
             "--data-root", help="folder the spec's data files may be read from (default: the spec's own folder)"
         )

@@ -80,11 +80,15 @@ def scheduler_address(text):
     if text.startswith("local:"):
         workers, cpus = text.removeprefix("local:"), os.cpu_count() or 1
         if not workers.isdigit() or not 1 <= int(workers) <= cpus:
-            raise SymcompileError(f"--dask local:N needs a positive number of workers up to this machine's {cpus} CPUs, not {text!r}")
+            raise SymcompileError(
+                f"--dask local:N needs a positive number of workers up to this machine's {cpus} CPUs, not {text!r}"
+            )
         return None, int(workers)
     match = _ADDRESS.fullmatch(text)
     if match is None or not 1 <= int(match["port"]) <= 65535:
-        raise SymcompileError(f"--dask takes a scheduler address tcp://HOST:PORT (or HOST:PORT), or local:N, not {text!r}")
+        raise SymcompileError(
+            f"--dask takes a scheduler address tcp://HOST:PORT (or HOST:PORT), or local:N, not {text!r}"
+        )
     return match["host"].strip("[]"), int(match["port"])
 
 
@@ -132,7 +136,9 @@ def check_fit_arguments(args):
     """--dask, --out and --method belong to fit --many; with it, --method defaults to least_squares."""
     _require_dask_for(args)
     if not args.many:
-        given = [flag for flag, value in (("--dask", args.dask), ("--out", args.out), ("--method", args.method)) if value]
+        given = [
+            flag for flag, value in (("--dask", args.dask), ("--out", args.out), ("--method", args.method)) if value
+        ]
         if given:
             raise SymcompileError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to fit --many DATA_DIR")
     if args.many and args.plot:
@@ -267,7 +273,9 @@ def _fits(args, module, files, settings):
 
         with dask_client(args.dask) as client:
             datasets = [(f.X, f.Y) for f in files]
-            fits = distributed.fit_many(module, datasets, client=client, method=args.method, errors="return", **settings)
+            fits = distributed.fit_many(
+                module, datasets, client=client, method=args.method, errors="return", **settings
+            )
             return fits, False
     fit, results = getattr(module, args.method), []
 
@@ -307,5 +315,15 @@ def write_results(path, module, method, rows):
             continue
         errors = list(r.stderr) if stderr else []
         value = r.cost if stderr else r.loss_history[-1]
-        writer.writerow([name, *map(repr, map(float, r.w)), *map(repr, map(float, errors)), repr(float(value)), r.iterations, r.status, ""])
+        writer.writerow(
+            [
+                name,
+                *map(repr, map(float, r.w)),
+                *map(repr, map(float, errors)),
+                repr(float(value)),
+                r.iterations,
+                r.status,
+                "",
+            ]
+        )
     write_file(path, lambda f: f.write(text.getvalue().encode("utf-8")))  # (a SymcompileError if it cannot)

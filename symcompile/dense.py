@@ -123,7 +123,9 @@ def chosen_kernels(model, kernels: str, *, scalar_options: bool = False) -> str:
     if kernels == "dense" and model.network is None:
         raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
     if kernels == "dense" and model.standardization is not None:
-        raise SymcompileError("kernels=dense does not scale inputs (the spec's standardize); use kernels=scalar or auto")
+        raise SymcompileError(
+            "kernels=dense does not scale inputs (the spec's standardize); use kernels=scalar or auto"
+        )
     if kernels == "dense" and unsupported(model.network.shape):
         raise SymcompileError(f"dense kernels: {unsupported(model.network.shape)}; use kernels=scalar or auto")
     if kernels == "auto":  # standardized inputs live in the SymPy formulas, which only the scalar kernels read
@@ -264,19 +266,23 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcomp
     hidden = activation_code(shape.hidden_activation, printer) if len(shape.layers) > 2 else None
     output = output_code(shape, printer)
     work_per_sample = sum(layer.n_in * layer.n_out for layer in layers)
-    body = template_environment().get_template("dense_kernels.py.j2").render(
-        runtime=runtime,
-        vecmath_imports=vecmath.imported_names(printer.used),
-        version=runtime_dense.VERSION,
-        table=table_rows(layers),
-        hidden=hidden,
-        output=output,
-        block=block,
-        blas=wide,
-        # One chunk where a layer goes through BLAS: threads around OpenBLAS's competed with them. _dense_call
-        # keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
-        max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
-        parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
+    body = (
+        template_environment()
+        .get_template("dense_kernels.py.j2")
+        .render(
+            runtime=runtime,
+            vecmath_imports=vecmath.imported_names(printer.used),
+            version=runtime_dense.VERSION,
+            table=table_rows(layers),
+            hidden=hidden,
+            output=output,
+            block=block,
+            blas=wide,
+            # One chunk where a layer goes through BLAS: threads around OpenBLAS's competed with them. _dense_call
+            # keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
+            max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
+            parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
+        )
     )
     return DenseKernels(body, block, hidden, output)
 
@@ -310,7 +316,11 @@ def network_fields(model) -> dict:
     network, n = model.network, model.n_params
     fields = {}
     if model.symbolic or n <= LISTED_MAX_PARAMS:
-        names = [p.name for p in model.params] if model.symbolic else mlp.param_names(network.shape.layers, network.shape.bias)
+        names = (
+            [p.name for p in model.params]
+            if model.symbolic
+            else mlp.param_names(network.shape.layers, network.shape.bias)
+        )
         fields["params"] = repr(tuple(names))
     else:
         fields["params"] = "_param_names()"

@@ -25,8 +25,6 @@ from symcompile.reverse import check_closed_form, forward_values, real_derivativ
 from symcompile.stage_types import Program, StraightLine  # noqa: F401 (StraightLine: the compiler's stages import it from here)
 
 
-
-
 def chosen_method(model: Model, method: str) -> str:
     """`method`, with "auto" resolved by the model's size (options.AUTO_DIFF_MAX_PARAMS)."""
     if choose("gradient", method) == "auto":
@@ -64,7 +62,6 @@ def gradient(loss, params) -> tuple[sp.Expr, ...]:
         check_closed_form(derivative, param.name)
         grads.append(derivative)
     return tuple(grads)
-
 
 
 def with_hessian(code: StraightLine, params) -> StraightLine:

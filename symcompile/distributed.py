@@ -92,8 +92,14 @@ def train_settings(module, given: dict) -> Settings:
     keywords = train_keywords()
     unknown = sorted(set(given) - set(keywords))
     if unknown:
-        offered = "validation and early stopping are not offered on a cluster; " if {"X_val", "patience"} & set(unknown) else ""
-        raise SymcompileError(f"distributed training does not take {', '.join(unknown)} ({offered}it takes {', '.join(keywords)})")
+        offered = (
+            "validation and early stopping are not offered on a cluster; "
+            if {"X_val", "patience"} & set(unknown)
+            else ""
+        )
+        raise SymcompileError(
+            f"distributed training does not take {', '.join(unknown)} ({offered}it takes {', '.join(keywords)})"
+        )
     model = module.MODEL
     hyperparameters = {name: value for name, value in given.items() if name not in LOOP_KEYWORDS}
     try:
@@ -301,7 +307,9 @@ def _train_in_batches(client, digest, partitions, rows, settings: Settings):
     """The scheme in `train`'s docstring: (epoch losses, what the last visit carried, status)."""
     count = len(partitions)
     orders = [np.arange(n) for n in rows]  # each partition's order of its rows, and its generator's state
-    generators = [np.array([(settings.seed + p) % 2**64] if settings.shuffle else [], dtype=np.uint64) for p in range(count)]
+    generators = [
+        np.array([(settings.seed + p) % 2**64] if settings.shuffle else [], dtype=np.uint64) for p in range(count)
+    ]
     carried = _Carried.start(settings)
     visit = partial(_partition_epoch, digest, settings.rule.name, settings.hyperparameter_vector, settings.tol,
                     settings.batch_size)  # fmt: skip
@@ -335,7 +343,13 @@ def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carri
     generator's state; the partition's new order)."""
     model = module_on_worker(digest).MODEL
     X, Y = part
-    w, state, run, generator, order = carried.w.copy(), carried.state.copy(), carried.run.copy(), generator.copy(), order.copy()
+    w, state, run, generator, order = (
+        carried.w.copy(),
+        carried.state.copy(),
+        carried.run.copy(),
+        generator.copy(),
+        order.copy(),
+    )
     run[loops.ITERATION] = 0.0  # this call runs its iteration 0 of 2, so it never reaches max_iter
     losses = np.empty(2)
     X_val, Y_val = model.validation(None, None)  # none: empty arrays
@@ -349,7 +363,9 @@ def _partition_epoch(digest, rule, hyperparameters, tol, batch_size, part, carri
 def _registered(name):
     """The rule of that name in this worker's registry (a rule registered in the client's process only is not)."""
     if name not in rules.RULES:
-        raise SymcompileError(f"update rule {name!r} is not registered in the workers' processes; register it there too")
+        raise SymcompileError(
+            f"update rule {name!r} is not registered in the workers' processes; register it there too"
+        )
     return rules.RULES[name]
 
 
@@ -385,7 +401,9 @@ def fit_many(module, datasets, *, client=None, method="least_squares", batch=Non
     starts = range(0, len(datasets), batch)
     batches = [[packed(column) for column in zip(*datasets[i : i + batch])] for i in starts]
     results = []
-    for fields, refused, count in client.gather(client.map(partial(_fit_batch, **settings), batches, starts, pure=False)):
+    for fields, refused, count in client.gather(
+        client.map(partial(_fit_batch, **settings), batches, starts, pure=False)
+    ):
         fitted = map(result_type._make, zip(*map(unpacked, fields)))
         results += [refused[k] if k in refused else next(fitted) for k in range(count)]
     return results
@@ -452,7 +470,11 @@ def packed(values):
     kinds = {type(v) for v in values}
     if len(kinds) == 1 and kinds <= {int, float, bool}:
         return "numbers", np.array(values), None
-    if kinds == {np.ndarray} and len({(v.dtype, v.shape[1:]) for v in values if v.ndim}) == 1 and all(v.ndim for v in values):
+    if (
+        kinds == {np.ndarray}
+        and len({(v.dtype, v.shape[1:]) for v in values if v.ndim}) == 1
+        and all(v.ndim for v in values)
+    ):
         return "arrays", np.concatenate(values), [len(v) for v in values]
     return "as is", values, None
 

@@ -145,7 +145,9 @@ def loop_lines(loop: Loop, printer, in_blocks=False, named=None) -> list[str]:
     statement also runs over the block's samples (`for _s in range(_count):`, innermost, so LLVM vectorizes it),
     reading the arrays of BLOCK_ARRAYS and `named` ({symbol: the array element it is read from})."""
     arrays = BLOCK_ARRAYS if in_blocks else {}
-    reads = {symbol: sp.Symbol(arrays.get(array, array).format(_index_text(index))) for symbol, array, index in loop.reads}
+    reads = {
+        symbol: sp.Symbol(arrays.get(array, array).format(_index_text(index))) for symbol, array, index in loop.reads
+    }
     index = _index_text(loop.index) if loop.index else None  # "loss +=" has no index
     destination = loop.destination.replace("t[{}]", arrays.get("t[{}]", "t[{}]"))
     line = f"{destination.format(index)} {printer.doprint(loop.expr.xreplace({**(named or {}), **reads}))}"
@@ -171,7 +173,8 @@ def render_rolled_block(code, model, code_names, printer, result_destinations, i
         )
     return Block(
         param_loads=_loads(model.params, layout.named, code_names, "w["),
-        sample_lines=sample_loads + [line for loop in layout.loops for line in loop_lines(loop, printer, in_blocks, named)],
+        sample_lines=sample_loads
+        + [line for loop in layout.loops for line in loop_lines(loop, printer, in_blocks, named)],
         results=[],
         n_temporaries=layout.n_temporaries,
     )
@@ -366,7 +369,9 @@ def module_fields(kernel: Kernel, layout: str) -> dict:
         "loss_and_grad": loss_and_grad,
         "inline_kernel": inline_kernel,
         "full_batch_loops": _full_batch_loops(kernel) if inline_kernel else [],
-        "sweep": [render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)],
+        "sweep": [
+            render_block(b, model, kernel.code_names, printer, p.name) for b, p in zip(kernel.sweep, model.params)
+        ],
         "sweep_param_loads": _loads(model.params, set(model.params), kernel.code_names, "w["),
         "one_sample_sweep": kernel.one_sample_sweep
         and render_block(kernel.one_sample_sweep, model, kernel.code_names, printer, "", "0"),
@@ -414,7 +419,8 @@ def _second_order_fields(kernel: Kernel, printer) -> dict:
             f"hessian was not emitted: this model has {n} parameters, more than HESSIAN_MAX_PARAMS = "
             f"{HESSIAN_MAX_PARAMS} (symcompile/options.py), beyond which its {n * (n + 1) // 2} second derivatives "
             "cost more to build and compile than Newton steps save"
-            if n > HESSIAN_MAX_PARAMS else NOT_ASKED_HESSIAN
+            if n > HESSIAN_MAX_PARAMS
+            else NOT_ASKED_HESSIAN
         ),
     }
 
@@ -671,8 +677,14 @@ TEMPLATE_FIELDS: dict[str, type] = {
 
 
 class ModuleContext(
-    ModuleFields, RuntimeBesideFields, HelpersFields, LossAndGradSamplesFields, LossAndGradBlocksFields, HessianFields,
-    ResidualsFields, SequentialKernelsFields,
+    ModuleFields,
+    RuntimeBesideFields,
+    HelpersFields,
+    LossAndGradSamplesFields,
+    LossAndGradBlocksFields,
+    HessianFields,
+    ResidualsFields,
+    SequentialKernelsFields,
 ):
     """What render_module renders module.py.j2 with: its fields and those of every template it includes."""
 

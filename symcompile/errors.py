@@ -4,7 +4,6 @@ Every stage raises SymcompileError for bad input, with a message that names
 the problem and where it is; the CLI prints it as one line and exits non-zero.
 """
 
-
 from symcompile.runtime.errors import SymcompileError  # noqa: F401 (defined in the runtime, which raises it too)
 
 

@@ -108,7 +108,9 @@ def make_model(
         loss = sp.Add(*(r**2 for r in residuals))
     loss = _as_expr(loss, "loss")
     _check_formulas(outputs, loss, set(params + inputs), set(params + inputs + targets), residuals)
-    params, inputs, targets, outputs, (loss, *residuals) = _as_real(params, inputs, targets, outputs, (loss, *residuals))
+    params, inputs, targets, outputs, (loss, *residuals) = _as_real(
+        params, inputs, targets, outputs, (loss, *residuals)
+    )
     init = _init_array(init, len(params))
     X, Y = _data_arrays(X, Y, len(inputs), len(targets))
     training = training_settings(training)
@@ -125,7 +127,9 @@ def _residual_exprs(residual):
     """The residuals as a tuple of checked expressions: () for None, one for an expression, or a list's."""
     if residual is None:
         return ()
-    residuals = tuple(_as_expr(r, "residual") for r in (residual if isinstance(residual, (list, tuple)) else [residual]))
+    residuals = tuple(
+        _as_expr(r, "residual") for r in (residual if isinstance(residual, (list, tuple)) else [residual])
+    )
     if not residuals:
         raise SymcompileError("residual is an empty list: give one expression per residual of a sample")
     return residuals
@@ -247,7 +251,9 @@ def _check_computable(nodes, what):
     for kind in UNEVALUATED:
         found = next((node for node in nodes if isinstance(node, kind)), None)
         if found is not None:
-            raise SymcompileError(f"{what} contains an unevaluated {kind.__name__}, {found}: evaluate it (.doit()) first")
+            raise SymcompileError(
+                f"{what} contains an unevaluated {kind.__name__}, {found}: evaluate it (.doit()) first"
+            )
     if any(node is sp.nan or node is sp.zoo for node in nodes):
         raise SymcompileError(f"{what} contains an undefined value (nan or zoo, as from a division by zero)")
     if any(node is sp.I for node in nodes):
@@ -283,7 +289,9 @@ def _check_constants(nodes, what):
             continue
         if isinstance(part, sp.Rational):
             if max(abs(part.p), part.q) > LARGEST_INTEGER:
-                raise SymcompileError(f"{what} has the number {_short_number(part)}, too large for compiled code (at most 2**53)")
+                raise SymcompileError(
+                    f"{what} has the number {_short_number(part)}, too large for compiled code (at most 2**53)"
+                )
             continue
         if not part.is_number:  # is_number stops at the first symbol it meets: cheap on large parts
             continue

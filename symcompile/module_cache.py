@@ -83,7 +83,9 @@ def cached_module(model: Model, options: BuildOptions | None = None, *, prefix: 
 def _built(model, name, folder, options):
     from symcompile.pipeline import build  # the compiler is imported only when something must be built
 
-    options = dataclasses.replace(options, rebuild_command=f"(a cached module: delete {folder / name}.py to rebuild it)")
+    options = dataclasses.replace(
+        options, rebuild_command=f"(a cached module: delete {folder / name}.py to rebuild it)"
+    )
     try:
         return build(dataclasses.replace(model, name=name), folder, options).path
     except OSError as exc:

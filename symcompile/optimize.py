@@ -24,8 +24,6 @@ from symcompile.names import NameTable
 from symcompile.options import ONE_SAMPLE_SWEEP_MAX_PARAMS, UNROLLED_SWEEP_MAX_PARAMS
 
 
-
-
 def count_ops(code: StraightLine) -> int:
     return sp.count_ops([expr for _, expr in code.assignments] + list(code.results))
 
@@ -115,10 +113,13 @@ def optimize(program: Program) -> Kernel:
         loss_and_grad=fused,
         sweep=per_parameter_programs(code, new_temporaries) if unrolled_sweep else (),
         one_sample_sweep=(
-            one_sample_sweep(code, model.params, names) if sequential and n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS else None
+            one_sample_sweep(code, model.params, names)
+            if sequential and n_params <= ONE_SAMPLE_SWEEP_MAX_PARAMS
+            else None
         ),
         hessian=program.hessian and optimized(program.hessian, new_temporaries),
-        residuals_and_jacobian=program.residuals_and_jacobian and optimized(program.residuals_and_jacobian, new_temporaries),
+        residuals_and_jacobian=program.residuals_and_jacobian
+        and optimized(program.residuals_and_jacobian, new_temporaries),
         ops_before=count_ops(code),
         ops_after=count_ops(fused),
         code_names=MappingProxyType(dict(names.code)),

@@ -299,8 +299,16 @@ def chosen_rule(optimizer=None, update=None, names=("optimizer", "update")):
 
 RUN_CHECKS = {
     "optimizer": _check_optimizer,
-    **{h.name: h.check for h in (update_rules.MOMENTUM, update_rules.NESTEROV, update_rules.BETAS, update_rules.EPS,
-                                 update_rules.WEIGHT_DECAY)},  # fmt: skip
+    **{
+        h.name: h.check
+        for h in (
+            update_rules.MOMENTUM,
+            update_rules.NESTEROV,
+            update_rules.BETAS,
+            update_rules.EPS,
+            update_rules.WEIGHT_DECAY,
+        )
+    },  # fmt: skip
     "batch_size": _whole_number("batch_size", 1, optional=True),
     "epochs": lambda value: None if value is None else _check_max_iter(value),
     "validation_split": _number_in("validation_split", 0, 1, high_open=True),

@@ -28,8 +28,6 @@ from symcompile.stage_types import BuildResult  # noqa: F401 (re-exported)
 from symcompile.writer import data_digest, data_file, load_module, write_data, write_module
 
 
-
-
 def stage_names(model: Model, options: BuildOptions = BuildOptions()) -> tuple[str, ...]:
     """The stages a build of `model` runs, the one place that chooses between the two pipelines: options.STAGES,
     or options.DENSE_STAGES for an MLP compiled to the dense kernels (symcompile/dense.py: from its shape
@@ -44,7 +42,10 @@ def stages(model: Model, options: BuildOptions = BuildOptions()):
     each. The scalar pipeline's stages work on a network's SymPy form, made when needed."""
     command = options.rebuild_command or _api_rebuild_command(model)
     if stage_names(model, options) == DENSE_STAGES:
-        yield "emit", emit_dense(model, rebuild_command=command, model_digest=model_digest(model), standalone=options.standalone)
+        yield (
+            "emit",
+            emit_dense(model, rebuild_command=command, model_digest=model_digest(model), standalone=options.standalone),
+        )
         return
     digest = model_digest(model)
     model = symbolic_form(model) if model.network is not None else model

@@ -41,7 +41,13 @@ def plot_fit(module, w, path, name, band=None, sigma=None):
         else:
             points = axes.errorbar(x, Y[:, k], yerr=sigma, fmt="o", markersize=4, capsize=2, label=label)[0]
         if k < curves.shape[1]:
-            axes.plot(grid, curves[:, k], "-", color=points.get_color(), label=f"fit: output {k}" if curves.shape[1] > 1 else "fit")
+            axes.plot(
+                grid,
+                curves[:, k],
+                "-",
+                color=points.get_color(),
+                label=f"fit: output {k}" if curves.shape[1] > 1 else "fit",
+            )
         if widths is not None and k < widths.shape[1]:
             axes.fill_between(grid, curves[:, k] - widths[:, k], curves[:, k] + widths[:, k], color=points.get_color(),
                               alpha=0.25, linewidth=0, label="1-sigma confidence band")  # fmt: skip

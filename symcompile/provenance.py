@@ -51,6 +51,8 @@ def weights_digest(model) -> str:
     defaults). Saved weights carry it, so a module loads only weights trained for its own formula."""
     symbols = model.params + model.inputs + model.targets
     return sha256("\n".join(expression_digests(symbols + model.outputs + (model.loss,))))
+
+
 def _array_text(array, hashed):
     """An array as digest input: its shape and bytes, or (for networks: millions of weights) its bytes' SHA-256,
     an order of magnitude faster than spelling them in hex. Other models keep the hex, and so their digests."""

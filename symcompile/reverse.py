@@ -120,7 +120,7 @@ def local_partial(node: Node, argument: sp.Expr) -> sp.Expr:
     if local.is_Mul and argument in local.args:
         return sp.Mul(*(factor for factor in local.args if factor != argument))
     if local.is_Pow and local.exp == -1:  # d(1/u)/du = -(1/u)**2, not -1/u**2: a square, no division
-        return -node.value**2
+        return -(node.value**2)
     derivative = real_derivative(local, argument)
     if derivative.has(sp.Derivative):  # no rule: left for `check_closed_form` to report as written
         return derivative

@@ -30,7 +30,8 @@ def float_e_powers_to_exp(expr):
     in double precision, so this is exact to the last bit of the base.
     """
     return replace_bottom_up(
-        expr, lambda node: sp.exp(node.exp) if node.is_Pow and node.base.is_Float and float(node.base) == math.e else None
+        expr,
+        lambda node: sp.exp(node.exp) if node.is_Pow and node.base.is_Float and float(node.base) == math.e else None,
     )
 
 

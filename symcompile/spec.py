@@ -221,7 +221,9 @@ def _loss_or_residuals(spec, parser, path):
     """(loss, None) from `loss = "..."`, or (None, residuals) from `residual = "..."` or a list of them."""
     if "residual" in spec:
         if "loss" in spec:
-            raise SymcompileError(f"{path}: loss: give either loss or residual (whose sum of squares is the loss), not both")
+            raise SymcompileError(
+                f"{path}: loss: give either loss or residual (whose sum of squares is the loss), not both"
+            )
         texts = spec["residual"]
         with located(f"{path}: residual"):
             if not isinstance(texts, list):
@@ -249,7 +251,7 @@ def _outputs(output, parser, allowed):
 
 def _names(value, key, declared):
     if value is None:
-        raise SymcompileError(f"missing; list the {key} by name, such as {key} = [\"a\", \"b\"]")
+        raise SymcompileError(f'missing; list the {key} by name, such as {key} = ["a", "b"]')
     if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         raise SymcompileError(f"must be a list of names (strings), got {value!r}")
     for name in value:
@@ -382,9 +384,9 @@ def _data(table, inputs, targets, path, data_root):
         return _csv_data(table, inputs, targets, path, data_root)
     for key in ("X_columns", "Y_columns", "labels"):
         if key in table:
-            raise SymcompileError(f"{path}: data.{key}: only meaningful with csv = \"file.csv\"")
+            raise SymcompileError(f'{path}: data.{key}: only meaningful with csv = "file.csv"')
     if "X" not in table or "Y" not in table:
-        raise SymcompileError(f"{path}: data: give both X and Y (or csv = \"file.csv\")")
+        raise SymcompileError(f'{path}: data: give both X and Y (or csv = "file.csv")')
     with located(f"{path}: data.X"):
         X = _rows(table["X"], inputs, "input")
     with located(f"{path}: data.Y"):
@@ -444,7 +446,9 @@ def _column_names(table, key, default, path):
         if not (isinstance(chosen, list) and all(isinstance(c, str) for c in chosen)):
             raise SymcompileError(f"must be a list of column names, got {chosen!r}")
         if len(chosen) != len(default):
-            raise SymcompileError(f"names {len(chosen)} columns, but the model has {len(default)} ({names_text(default)})")
+            raise SymcompileError(
+                f"names {len(chosen)} columns, but the model has {len(default)} ({names_text(default)})"
+            )
     return chosen
 
 
@@ -478,7 +482,11 @@ def read_csv(csv_path, columns=None):
         longest = max(map(len, io.StringIO(text)), default=0)
         if longest > MAX_LINE_BYTES:
             raise SymcompileError(f"{csv_path} has a line of {longest:,} characters; at most {MAX_LINE_BYTES:,}")
-        lines = ((i, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1) if any(cell.strip() for cell in row))
+        lines = (
+            (i, row)
+            for i, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+            if any(cell.strip() for cell in row)
+        )
         header = [cell.strip() for cell in next(lines, (0, []))[1]]
         twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
         if twice is not None:

@@ -123,7 +123,11 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
         ("hand-written Numba backprop", "simultaneous"),
     ]:
         assert rows[name, update]["difference"] < 1e-12, name
-    for name in ("JAX jit + lax.fori_loop", "  the same, plain exp/log formula", "PyTorch autograd (1 thread), Python loop"):
+    for name in (
+        "JAX jit + lax.fori_loop",
+        "  the same, plain exp/log formula",
+        "PyTorch autograd (1 thread), Python loop",
+    ):
         row = rows[name, "simultaneous"]
         assert row["note"] in (missing_note("jax"), missing_note("torch")) or row["difference"] < 1e-12
     assert rows["compiled module train()", "sequential"]["ratio"] == 1.0
@@ -133,7 +137,9 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     for stage in ("rewrite", "differentiate", "optimize", "emit", "write"):
         assert rows[f"build: {stage}", ""]["timing"]["median"] >= 0
     # The module it measured is the one `build` writes, header included.
-    assert (tmp_path / "seed_mlp.py").read_text() == generate(seed.seed_model(), rebuild_command="python -m symcompile build").text
+    assert (tmp_path / "seed_mlp.py").read_text() == generate(
+        seed.seed_model(), rebuild_command="python -m symcompile build"
+    ).text
 
 
 def test_bench_dataset_quick_run_compares_every_peer(tmp_path):

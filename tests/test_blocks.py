@@ -30,8 +30,9 @@ def built(tmp_path_factory):
     for name in EXAMPLES:
         model = load_spec(f"examples/{name}.toml")
         modules[name] = {
-            layout: load_module(build(dataclasses.replace(model, name=f"{name}_{layout.replace('-', '_')}"), folder,
-                                      layout=layout).path)  # fmt: skip
+            layout: load_module(
+                build(dataclasses.replace(model, name=f"{name}_{layout.replace('-', '_')}"), folder, layout=layout).path
+            )  # fmt: skip
             for layout in ("unrolled", *BLOCK_LAYOUTS)
         }
     return modules

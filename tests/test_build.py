@@ -182,7 +182,10 @@ def test_the_contract_lists_every_public_name_of_a_built_module_and_nothing_else
                 method_name, _, parameters = method.rstrip(")").partition("(")
                 assert parameters == _parameters(getattr(cls, method_name), skip_self=True), method
     public = [
-        name for name, value in vars(module).items() if not name.startswith("_") and not inspect.ismodule(value)
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
         and getattr(value, "__module__", module.__name__)
         in (module.__name__, "symcompile.runtime.least_squares", "symcompile.runtime.model")
     ]  # fmt: skip  (FitResult is the runtime's class, MODEL a runtime Model)

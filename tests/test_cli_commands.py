@@ -150,7 +150,9 @@ def test_predict_refuses_weights_of_another_model_in_one_line(trained_xor, tmp_p
     args = ["--data", str(new), "--out-dir", str(folder / "out")]
     assert cli.main(["predict", str(ROOT / "examples" / "softmax3.toml"), "--weights", str(files["w.npz"]), *args]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"cannot load weights from {files['w.npz']}: " in err and "another model" in err, err
+    assert err.count("\n") == 1 and f"cannot load weights from {files['w.npz']}: " in err and "another model" in err, (
+        err
+    )
     assert cli.main(["predict", str(XOR), "--weights", str(tmp_path / "none.npz"), *args]) == 2
     assert "cannot load weights from" in capsys.readouterr().err
 
@@ -221,7 +223,14 @@ def test_ctrl_c_prints_the_weights_reached_and_exits_130(trained_xor):
     "argv",
     [
         ["train", "--dask", "local:2"],
-        ["fit", str(ROOT / "examples" / "misra1a.toml"), "--many", str(ROOT / "examples" / "data" / "curves"), "--dask", "local:2"],
+        [
+            "fit",
+            str(ROOT / "examples" / "misra1a.toml"),
+            "--many",
+            str(ROOT / "examples" / "data" / "curves"),
+            "--dask",
+            "local:2",
+        ],
     ],
 )
 def test_dask_options_without_dask_say_how_to_install_it(argv, tmp_path, capsys):

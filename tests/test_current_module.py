@@ -45,6 +45,7 @@ def test_a_second_train_takes_the_recorded_module(spec, tmp_path, capsys):
     assert current_module.recorded(out_dir, key)[0] == out_dir / "tiny.py"
     second = _train(spec, out_dir, capsys)
     assert "building it" not in second
+
     def results(out):
         return [line for line in out.splitlines() if line.lstrip().startswith(("final", "weights"))]
 
@@ -84,10 +85,14 @@ def test_the_second_run_imports_no_sympy(spec, tmp_path):
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "symcompile", "train", str(spec), "--out-dir", str(out_dir)]
     subprocess.run(command, check=True, capture_output=True, env=env)
-    probe = ("import runpy, sys; sys.argv = ['symcompile', *sys.argv[1:]]\n"
-             "try:\n    runpy.run_module('symcompile', run_name='__main__')\nexcept SystemExit as e:\n"
-             "    assert e.code == 0, e.code\nprint('sympy' in sys.modules)")
-    shown = subprocess.run([sys.executable, "-c", probe, *command[3:]], check=True, capture_output=True, text=True, env=env)
+    probe = (
+        "import runpy, sys; sys.argv = ['symcompile', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('symcompile', run_name='__main__')\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\nprint('sympy' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe, *command[3:]], check=True, capture_output=True, text=True, env=env
+    )
     assert shown.stdout.strip().splitlines()[-1] == "False"
 
 
@@ -97,12 +102,16 @@ def test_a_module_this_runtime_cannot_run_is_rebuilt_not_a_traceback(tmp_path, c
     runtime says another version: in one process, the loops already registered would not change.)"""
     (tmp_path / "data.csv").write_text("x1,x2,y\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(20)))
     spec = tmp_path / "wide.toml"
-    spec.write_text('kind = "mlp"\nname = "wide"\nlayers = [2, 8, 1]\n[training]\nmax_iter = 3\n[data]\ncsv = "data.csv"\n')
+    spec.write_text(
+        'kind = "mlp"\nname = "wide"\nlayers = [2, 8, 1]\n[training]\nmax_iter = 3\n[data]\ncsv = "data.csv"\n'
+    )
     out_dir = tmp_path / "gen"
     assert main(["train", str(spec), "--out-dir", str(out_dir)]) == 0
     assert "_dense.prepare(" in (out_dir / "wide.py").read_text()
-    upgraded = ("import sys\nfrom symcompile.runtime import dense\ndense.VERSION += 1\nfrom symcompile.cli import main\n"
-                "sys.exit(main(sys.argv[1:]))")
+    upgraded = (
+        "import sys\nfrom symcompile.runtime import dense\ndense.VERSION += 1\nfrom symcompile.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
     # The shortcut finds its record, the module is stale there, and the full check rebuilds it.
     done = subprocess.run([sys.executable, "-c", upgraded, "train", str(spec), "--out-dir", str(out_dir)],
                           capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})  # fmt: skip

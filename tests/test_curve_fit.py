@@ -44,7 +44,9 @@ def cache_folder(tmp_path_factory):
 
 
 def scipy_curve_fit(*args, **kwargs):
-    return pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')").curve_fit(*args, **kwargs)
+    return pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')").curve_fit(
+        *args, **kwargs
+    )
 
 
 def digits(found, certified):

@@ -52,8 +52,11 @@ def test_integer_Y_to_the_api_is_one_hot_and_float_Y_is_not_guessed():
     [
         ("binary_cross_entropy", [[0], [2]], "binary_cross_entropy needs targets in [0, 1]; Y has 2 in sample 1"),
         ("binary_cross_entropy", [[-0.5], [1]], "Y has -0.5 in sample 0"),
-        ("softmax_cross_entropy", [[1, 0], [1, 1]], "each target row to sum to 1 (one-hot, or class probabilities); "
-                                                    "sample 1 sums to 2"),  # fmt: skip
+        (
+            "softmax_cross_entropy",
+            [[1, 0], [1, 1]],
+            "each target row to sum to 1 (one-hot, or class probabilities); sample 1 sums to 2",
+        ),  # fmt: skip
         ("softmax_cross_entropy", [[0.5, 0.25]], "sample 0 sums to 0.75"),
     ],
 )
@@ -237,7 +240,9 @@ def test_compile_model_standardizes_residuals_too(tmp_path):
         standardize=True, out_dir=tmp_path,
     )  # fmt: skip
     w = np.array([0.5, 2.0, -1.0])
-    np.testing.assert_allclose(m.residuals(w, X, BINARY).ravel(), _by_hand(X) @ w[:2] + w[2] - BINARY, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        m.residuals(w, X, BINARY).ravel(), _by_hand(X) @ w[:2] + w[2] - BINARY, rtol=1e-10, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,6 +255,8 @@ def test_compile_model_standardizes_residuals_too(tmp_path):
 def test_compile_model_standardize_is_checked_in_one_line(tmp_path, settings, message):
     a, x1, x2, y = sp.symbols("a x1 x2 y")
     with pytest.raises(SymcompileError) as error:
-        symcompile.compile_model(a * x1 + x2, (a * x1 + x2 - y) ** 2, [a], [x1, x2], [y], name="bad", out_dir=tmp_path, **settings)
+        symcompile.compile_model(
+            a * x1 + x2, (a * x1 + x2 - y) ** 2, [a], [x1, x2], [y], name="bad", out_dir=tmp_path, **settings
+        )
     assert str(error.value) == message
     assert not (tmp_path / "bad.py").exists()

@@ -145,7 +145,9 @@ def test_results_do_not_depend_on_the_thread_count(built):
 
 
 # softmax3 in every run; xor and logistic (10 s each, the same kernels with a sigmoid output) with -m slow.
-@pytest.mark.parametrize("example", [pytest.param(e, marks=pytest.mark.slow) if e != "softmax3" else e for e in EXAMPLES])
+@pytest.mark.parametrize(
+    "example", [pytest.param(e, marks=pytest.mark.slow) if e != "softmax3" else e for e in EXAMPLES]
+)
 def test_examples_match_the_scalar_kernels(example, tmp_path_factory):
     model = load_spec(f"examples/{example}.toml")
     scalar, dense_module = _build_pair(model, tmp_path_factory.mktemp(example))
@@ -262,7 +264,9 @@ def test_validation_and_early_stopping_match_the_scalar_kernels(built, batch_siz
 def test_second_order_and_least_squares_say_dense_modules_lack_them(built):
     _, dense_module = built["softplus_2331_tanh_mse"]  # mean squared error: a residual model
     for function in (dense_module.hessian, dense_module.residuals, dense_module.jacobian, dense_module.least_squares):
-        with pytest.raises(NotImplementedError, match="not available in a module with dense kernels; build it with --kernels scalar"):
+        with pytest.raises(
+            NotImplementedError, match="not available in a module with dense kernels; build it with --kernels scalar"
+        ):
             function()
 
 

@@ -125,7 +125,9 @@ def test_other_rules_on_partitions_equal_training_in_memory(client, seed_module,
 
 
 def test_dataframe_partitions_train_as_the_array(client, seed_module):
-    dd = pytest.importorskip("dask.dataframe", reason="needs the dask, and dask[dataframe] extra (pip install '.[dask]')")
+    dd = pytest.importorskip(
+        "dask.dataframe", reason="needs the dask, and dask[dataframe] extra (pip install '.[dask]')"
+    )
     pd = pytest.importorskip("pandas", reason="needs the dask, and dask[dataframe] extra (pip install '.[dask]')")
     X, Y = samples(n=120)
     frame = dd.from_pandas(pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "y": Y[:, 0]}), npartitions=3)

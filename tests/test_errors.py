@@ -43,7 +43,9 @@ def test_bad_formula_is_a_symcompile_error_and_writes_nothing(tmp_path, case):
 @pytest.mark.parametrize("case", BAD_FORMULAS)
 def test_cli_reports_a_bad_formula_in_one_line(tmp_path, monkeypatch, capsys, case):
     make, message = BAD_FORMULAS[case]
-    monkeypatch.setattr(cli, "resolve_model", lambda spec, data_root=None: (make(), "python -m symcompile build bad.toml"))
+    monkeypatch.setattr(
+        cli, "resolve_model", lambda spec, data_root=None: (make(), "python -m symcompile build bad.toml")
+    )
     assert cli.main(["build", "--out-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("symcompile: error: ") and err.count("\n") == 1, err

@@ -135,7 +135,9 @@ def test_cli_trains_each_example(modules, out_dir, capsys, name):
 
 
 def test_every_example_is_tested():
-    assert sorted(NAMES + MODEL_ONLY + WITH_RUN_SETTINGS + FITTED) == sorted(path.stem for path in EXAMPLES.glob("*.toml"))
+    assert sorted(NAMES + MODEL_ONLY + WITH_RUN_SETTINGS + FITTED) == sorted(
+        path.stem for path in EXAMPLES.glob("*.toml")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -273,12 +273,12 @@ def test_a_sigma_column_fit_is_scipys(cli, capsys):
 def test_the_fit_table_gives_the_flags_fit(cli, capsys):
     flags = ["--bound", "b=0:1.2", "--fix", "c=0.5", "--loss", "cauchy", "--f-scale", "0.2", "--sigma-column", "s"]
     _, by_flags, _ = run_fit(cli, capsys, *flags)
-    table = ('bounds = { b = [0, 1.2] }\nfixed = { c = 0.5 }\nloss = "cauchy"\nf_scale = 0.2\nsigma_column = "s"\n')
+    table = 'bounds = { b = [0, 1.2] }\nfixed = { c = 0.5 }\nloss = "cauchy"\nf_scale = 0.2\nsigma_column = "s"\n'
     status, by_spec, _ = run_fit(cli, capsys, fit_table=table)
     assert status == 0
     np.testing.assert_array_equal(printed_values(by_spec), printed_values(by_flags))
     assert printed_errors(by_spec) == printed_errors(by_flags)
-    inline = f"sigma = {CLI_S.tolist()!r}\nabsolute_sigma = true\nfixed = [\"c\"]\nbounds = {{ a = [-inf, 10] }}\n"
+    inline = f'sigma = {CLI_S.tolist()!r}\nabsolute_sigma = true\nfixed = ["c"]\nbounds = {{ a = [-inf, 10] }}\n'
     status, out, _ = run_fit(cli, capsys, fit_table=inline)
     assert status == 0 and "a in [-inf, 10]; c fixed; sigma from fit.sigma; absolute sigma" in out
     popt, pcov = curve_fit(FORMULA, CLI_X, CLI_Y, p0=[1.0, 1.0, 0.0], sigma=CLI_S, absolute_sigma=True,

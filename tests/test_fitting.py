@@ -146,7 +146,9 @@ def test_the_seeds_hessian_equals_sympy(seed_with_hessian):
     seed_module = seed_with_hessian
     model = seed_model()
     H = seed_module.hessian()
-    values = dict(zip(model.params, seed_module.INIT)) | dict(zip(model.inputs + model.targets, [*seed_module.X[0], *seed_module.Y[0]]))
+    values = dict(zip(model.params, seed_module.INIT)) | dict(
+        zip(model.inputs + model.targets, [*seed_module.X[0], *seed_module.Y[0]])
+    )
     expected = [[float(sp.diff(model.loss, p, q).subs(values)) for q in model.params] for p in model.params]
     np.testing.assert_allclose(H, expected, rtol=1e-10, atol=1e-14)
 
@@ -157,7 +159,9 @@ def test_hessian_beyond_the_threshold_is_one_clear_error(fit_dir):
     model = make_model("wide", sum(p * x**i for i, p in enumerate(ps)), None, ps, [x], [y],
                        residual=sum(p * x**i for i, p in enumerate(ps)) - y)  # fmt: skip
     module = load_module(build(model, fit_dir, hessian=True).path)
-    with pytest.raises(NotImplementedError, match=r"not emitted: this model has 17 parameters, more than HESSIAN_MAX_PARAMS = 16"):
+    with pytest.raises(
+        NotImplementedError, match=r"not emitted: this model has 17 parameters, more than HESSIAN_MAX_PARAMS = 16"
+    ):
         module.hessian(np.zeros(17), [[1.0]], [[2.0]])
     assert hasattr(module, "least_squares")  # the Jacobian's threshold is higher
 
@@ -165,7 +169,9 @@ def test_hessian_beyond_the_threshold_is_one_clear_error(fit_dir):
 def test_a_module_built_without_the_hessian_says_how_to_get_it(seed_module):
     with pytest.raises(NotImplementedError, match=r"built without the Hessian: build it with --hessian"):
         seed_module.hessian()
-    with pytest.raises(ValueError, match=r"optimizer 'newton' is not available: this module was built without the Hessian"):
+    with pytest.raises(
+        ValueError, match=r"optimizer 'newton' is not available: this module was built without the Hessian"
+    ):
         seed_module.train(optimizer="newton", max_iter=1)
 
 
@@ -241,7 +247,7 @@ def test_mean_squared_error_networks_are_residual_models_with_the_same_loss():
 
 
 def test_a_loss_and_a_residual_in_one_spec_is_one_clear_error(tmp_path):
-    spec = (EXAMPLES / "misra1a.toml").read_text() + '\n'
+    spec = (EXAMPLES / "misra1a.toml").read_text() + "\n"
     spec = spec.replace('residual = "', 'loss = "(b1 - y)**2"\nresidual = "')
     path = tmp_path / "both.toml"
     path.write_text(spec)

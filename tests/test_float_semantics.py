@@ -115,5 +115,7 @@ def test_cli_trains_the_issues_reciprocal_spec_to_a_non_finite_status(tmp_path):
     )  # fmt: skip
     assert done.returncode == 1, done.stderr  # a failed run: its report, then one line and exit 1 (README)
     assert "iterations 0 (non-finite)" in done.stdout
-    assert done.stderr.splitlines()[-1].startswith("symcompile: training stopped at a loss or weight that is not finite")
+    assert done.stderr.splitlines()[-1].startswith(
+        "symcompile: training stopped at a loss or weight that is not finite"
+    )
     assert "Traceback" not in done.stderr

@@ -34,7 +34,9 @@ def test_importing_symcompile_and_building_loads_no_bench_module(tmp_path):
 
 def test_cli_build_loads_only_the_bench_options(tmp_path):
     """The command line's parser includes `bench`'s options (symcompile.bench itself); nothing it measures with."""
-    modules = _modules_after(f"import symcompile.cli\nsymcompile.cli.main(['build', '--out-dir', {str(tmp_path)!r}])", tmp_path)
+    modules = _modules_after(
+        f"import symcompile.cli\nsymcompile.cli.main(['build', '--out-dir', {str(tmp_path)!r}])", tmp_path
+    )
     assert (tmp_path / "seed_mlp.py").is_file()
     assert _loaded(modules, BENCH_ONLY) == ["symcompile.bench"]
     assert _loaded(modules, DASK_ONLY) == []  # Dask loads only when --dask or symcompile.distributed is used

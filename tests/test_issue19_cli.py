@@ -31,7 +31,9 @@ def _run(argv, capsys):
 def xor_run(tmp_path_factory):
     """xor built once in a fresh folder, and its weights saved by `train --save W` (no extension)."""
     folder = tmp_path_factory.mktemp("xor")
-    status = cli.main(["train", str(XOR), "--out-dir", str(folder / "out"), "--max-iter", "50", "--save", str(folder / "W")])
+    status = cli.main(
+        ["train", str(XOR), "--out-dir", str(folder / "out"), "--max-iter", "50", "--save", str(folder / "W")]
+    )
     assert status == 0
     return folder, cli.load_module(folder / "out" / "xor.py")
 
@@ -157,7 +159,9 @@ def test_bad_weights_on_the_command_line_are_one_line_and_status_2(xor_run, tmp_
     folder, module = xor_run
     data = tmp_path / "new.csv"
     data.write_text("x1,x2\n0,1\n")
-    for what, path in _bad_weight_files(module, tmp_path / "bad" if (tmp_path / "bad").mkdir() is None else None).items():
+    for what, path in _bad_weight_files(
+        module, tmp_path / "bad" if (tmp_path / "bad").mkdir() is None else None
+    ).items():
         status, _, err = _run(["predict", XOR, "--out-dir", folder / "out", "--weights", path, "--data", data], capsys)
         assert status == 2 and err.count("\n") == 1 and str(path) in err, (what, err)
 
@@ -172,14 +176,18 @@ def test_save_writes_the_name_given_and_predict_reads_it(xor_run, tmp_path, caps
         assert sorted(saved.namelist()) == ["model.npy", "params.npy", "w.npy"]
     data = tmp_path / "new.csv"
     data.write_text("x1,x2\n0,1\n1,1\n")
-    status, out, err = _run(["predict", XOR, "--out-dir", folder / "out", "--weights", folder / "W", "--data", data], capsys)
+    status, out, err = _run(
+        ["predict", XOR, "--out-dir", folder / "out", "--weights", folder / "W", "--data", data], capsys
+    )
     assert status == 0, err
     w = module.load_weights(folder / "W")
     expected = module.forward(w, np.array([[0.0, 1.0], [1.0, 1.0]]))  # the module's forward at the saved weights
     assert np.allclose([float(v) for v in out.split()[1:]], expected.ravel(), rtol=1e-15)
 
 
-@pytest.mark.parametrize("plot, problem", [("lossplot", "no extension"), ("loss.xyz", "extension .xyz"), (".", "it is a folder")])
+@pytest.mark.parametrize(
+    "plot, problem", [("lossplot", "no extension"), ("loss.xyz", "extension .xyz"), (".", "it is a folder")]
+)
 def test_a_bad_plot_path_is_refused_before_any_work(plot, problem, tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib): without it --plot is refused first")
     monkeypatch.chdir(tmp_path)
@@ -261,12 +269,16 @@ def test_predict_ignores_a_text_column(xor_run, tmp_path, capsys):
     folder, module = xor_run
     data = tmp_path / "new.csv"
     data.write_text("name,x1,x2\nfirst,0,1\nsecond,1,1\n")
-    status, out, err = _run(["predict", XOR, "--out-dir", folder / "out", "--weights", folder / "W", "--data", data], capsys)
+    status, out, err = _run(
+        ["predict", XOR, "--out-dir", folder / "out", "--weights", folder / "W", "--data", data], capsys
+    )
     assert status == 0, err
     expected = module.forward(module.load_weights(folder / "W"), np.array([[0.0, 1.0], [1.0, 1.0]]))
     assert np.allclose([float(v) for v in out.split()[1:]], expected.ravel(), rtol=1e-15)
     data.write_text("name,x1,x2\nfirst,zero,1\n")  # a text cell in a column the model reads is still refused
-    status, _, err = _run(["predict", XOR, "--out-dir", folder / "out", "--weights", folder / "W", "--data", data], capsys)
+    status, _, err = _run(
+        ["predict", XOR, "--out-dir", folder / "out", "--weights", folder / "W", "--data", data], capsys
+    )
     assert status == 2 and "'zero' is not a number" in err
 
 
@@ -295,7 +307,9 @@ def test_ctrl_c_while_the_warm_up_compiles_ends_the_command_with_130(tmp_path):
     environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     command = [sys.executable, "-m", "symcompile", "train", str(XOR), "--out-dir", str(tmp_path / "out"),
                "--max-iter", "100000000", "--no-progress"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     for line in process.stdout:
         if line.startswith("symcompile train:"):
             process.send_signal(signal.SIGINT)

@@ -66,7 +66,9 @@ def test_hand_written_exp_forms_are_rewritten_to_stable_ones_equal_to_mpmath(tex
     helpers), against the formula as written, evaluated exactly: finite where float64 as written is inf/NaN."""
     written = ExpressionParser({"u": u, "v": v}).parse(text)
     stable = _rewritten(written)
-    in_float64 = sp.lambdify((u, v), [stable, sp.diff(stable, u), sp.diff(stable, v)], [peer_functions("math", math), "math"])
+    in_float64 = sp.lambdify(
+        (u, v), [stable, sp.diff(stable, u), sp.diff(stable, v)], [peer_functions("math", math), "math"]
+    )
     exact = sp.lambdify((u, v), [written, sp.diff(written, u), sp.diff(written, v)], "mpmath")
     for point in POINTS:
         got = in_float64(*point)
@@ -174,6 +176,7 @@ def make_fit_folder(folder, good, seed=0):
 
 def _within(seconds, function, *arguments):
     """function(*arguments), failing the test if it has not returned within `seconds` (a hang)."""
+
     def too_long(signum, frame):
         raise AssertionError(f"no answer within {seconds} s: a hang")
 
@@ -204,7 +207,9 @@ def check_fit_rows(rows, captured, truths, bad):
         else:
             b1, b2 = truths[row["file"]]
             assert row["reason"] == "" and row["status"] in ("ftol", "xtol", "ftol+xtol", "gtol"), row
-            assert abs(float(row["b1"]) / b1 - 1) < 1e-2 and abs(float(row["b2"]) / b2 - 1) < 1e-2, row  # noise 0.01: ~1e-3
+            assert abs(float(row["b1"]) / b1 - 1) < 1e-2 and abs(float(row["b2"]) / b2 - 1) < 1e-2, (
+                row
+            )  # noise 0.01: ~1e-3
     assert captured.err.count("\n") == len(bad) and "Traceback" not in captured.err
     assert f"{len(truths)} fitted" in captured.out and f"{len(bad)} skipped" in captured.out
 

@@ -151,7 +151,9 @@ def test_targets_outside_the_loss_are_refused_with_the_specs_message(modules, mo
 def test_a_label_outside_the_classes_is_refused_in_one_line(modules, monkeypatch, call):
     _forbid_compiled_code(modules["softmax19"], monkeypatch)
     what = "Y_val" if call == "Y_val" else "Y"
-    with pytest.raises(ValueError, match=rf"^{what}: 3 in sample 1 is not a class label: expected an integer from 0 to 2 \(3 classes"):
+    with pytest.raises(
+        ValueError, match=rf"^{what}: 3 in sample 1 is not a class label: expected an integer from 0 to 2 \(3 classes"
+    ):
         _calls(modules["softmax19"], X4[:2], [0, 3])[call]()
 
 
@@ -180,7 +182,9 @@ def test_integer_labels_train_as_their_one_hot_rows(modules):
     by_rows = m.train(m.INIT, X4, one_hot, max_iter=3, X_val=X4[:3], Y_val=one_hot[:3])
     np.testing.assert_array_equal(by_labels.w, by_rows.w)
     np.testing.assert_array_equal(by_labels.val_loss_history, by_rows.val_loss_history)
-    np.testing.assert_allclose(by_labels.loss_history[-1], _numpy_loss_and_accuracy(by_labels.w, X4, LABELS)[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        by_labels.loss_history[-1], _numpy_loss_and_accuracy(by_labels.w, X4, LABELS)[0], rtol=1e-12
+    )
 
 
 def test_float_Y_of_shape_N_is_not_taken_for_labels(modules, monkeypatch):

@@ -73,7 +73,9 @@ def test_kernels_jacobian_matches_central_differences(fits, problem):
         up, down = w.copy(), w.copy()
         up[j] += h
         down[j] -= h
-        np.testing.assert_allclose(J[:, j], (residuals(up) - residuals(down)) / (2 * h), rtol=1e-6, atol=1e-8 * np.abs(J).max())
+        np.testing.assert_allclose(
+            J[:, j], (residuals(up) - residuals(down)) / (2 * h), rtol=1e-6, atol=1e-8 * np.abs(J).max()
+        )
 
 
 @pytest.mark.parametrize(("problem", "start"), CASES)
@@ -108,8 +110,15 @@ def scipy_fit(problem, start, *, max_iter, tol):
         return r
 
     result = optimize.least_squares(
-        fun, start_of(problem, start), jac=jacobian, method="lm", x_scale="jac",
-        xtol=tol, ftol=tol, gtol=tol, max_nfev=max_iter,
+        fun,
+        start_of(problem, start),
+        jac=jacobian,
+        method="lm",
+        x_scale="jac",
+        xtol=tol,
+        ftol=tol,
+        gtol=tol,
+        max_nfev=max_iter,
     )
     return result, bool(saw_non_finite)
 

@@ -101,7 +101,11 @@ def test_kernels_use_no_name_a_model_symbol_could_take():
     # Temporaries (t0, t1, ...) and the sequential sweep's locals (step_w13, w13_new) are numbered or named
     # per model by NameTable, around that model's own names.
     per_model = r"t\d+|step_\w+|\w+_new(_\d+)?"
-    unreserved = {name for name in used - own if not (name in reserved_names() or name.startswith("_") or re.fullmatch(per_model, name))}
+    unreserved = {
+        name
+        for name in used - own
+        if not (name in reserved_names() or name.startswith("_") or re.fullmatch(per_model, name))
+    }
     assert unreserved == set()
 
 

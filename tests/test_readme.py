@@ -33,12 +33,18 @@ SKIPPED = [
     (r"\bbench\b", "a benchmark: minutes of measuring, never a test"),
     (r"digits", "the digits network: Numba compiles its kernels for one to two minutes"),
     (r"for k in range\(32\):\n\s+t\[33", "an excerpt of a generated module's kernel, not a program"),
-    (r'm\.load_weights\("weights\.npz"\)', "the trainer's sample: tests/test_readme_trainer.py runs it and checks its output"),
+    (
+        r'm\.load_weights\("weights\.npz"\)',
+        "the trainer's sample: tests/test_readme_trainer.py runs it and checks its output",
+    ),
 ]
 # Samples that need an optional extra run where it is installed and are skipped, naming it, where not.
-EXTRAS = [(r"--plot", "matplotlib", "plot"), (r"make_data\.py", "sklearn", "examples"),
-          (r"--dask|from symcompile import distributed", "distributed", "dask"),
-          (r"symcompile\.sklearn", "sklearn", "sklearn")]
+EXTRAS = [
+    (r"--plot", "matplotlib", "plot"),
+    (r"make_data\.py", "sklearn", "examples"),
+    (r"--dask|from symcompile import distributed", "distributed", "dask"),
+    (r"symcompile\.sklearn", "sklearn", "sklearn"),
+]
 
 
 def samples():
@@ -75,7 +81,10 @@ def workspace(request, tmp_path_factory):
                     ignore=shutil.ignore_patterns("digits.csv"))  # fmt: skip
     (folder / "generated").mkdir(exist_ok=True)
     seed = ROOT / "generated" / "seed_mlp.py"
-    if not (folder / "generated" / seed.name).is_file() or (folder / "generated" / seed.name).read_bytes() != seed.read_bytes():
+    if (
+        not (folder / "generated" / seed.name).is_file()
+        or (folder / "generated" / seed.name).read_bytes() != seed.read_bytes()
+    ):
         shutil.copy(seed, folder / "generated")  # only when changed: a new timestamp would void Numba's cache
     bin_dir = folder / ".bin"
     bin_dir.mkdir(exist_ok=True)

@@ -28,7 +28,6 @@ def test_one_sample_sweep_reports_the_blog_loss_and_steps(seed_module):
     assert below.loss_history[0] == pytest.approx(float(blog.loss.subs(dict(zip(blog.params, start)))), rel=1e-13)
 
 
-
 def test_the_loop_is_chosen_once_per_run(seed_module):
     """One sample without weight decay (the blog's run) takes the loop that calls the straight-line sweep by name;
     more samples or a weight decay take the loop through the dispatching step (the many-sample route above)."""

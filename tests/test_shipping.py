@@ -20,7 +20,9 @@ def module_with_a_data_file(tmp_path_factory):
                          X=X, Y=2.0 * X + 1.0, out_dir=tmp_path_factory.mktemp("built"))  # fmt: skip
 
 
-def test_a_worker_loads_the_module_and_its_data_file_from_its_own_folder(module_with_a_data_file, tmp_path, monkeypatch):
+def test_a_worker_loads_the_module_and_its_data_file_from_its_own_folder(
+    module_with_a_data_file, tmp_path, monkeypatch
+):
     monkeypatch.setenv(shipping.WORKER_DIR_VARIABLE, str(tmp_path))
     package = shipping.package(module_with_a_data_file)
     assert list(package.files) == ["line.npz"]

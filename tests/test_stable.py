@@ -79,7 +79,9 @@ def blog_formula():
 
 @pytest.mark.parametrize("target", [0.0, 1.0])
 @pytest.mark.parametrize("case", EXTREME_WEIGHTS)
-def test_seed_at_extreme_weights_is_exact_where_the_naive_formula_is_not_finite(seed_module, blog_formula, case, target):
+def test_seed_at_extreme_weights_is_exact_where_the_naive_formula_is_not_finite(
+    seed_module, blog_formula, case, target
+):
     w, (x1, x2) = EXTREME_WEIGHTS[case], seed.SAMPLE
     in_float64, in_mpmath = blog_formula
     with np.errstate(all="ignore"):
@@ -221,8 +223,13 @@ REWRITE_CASES = {
     ),
     "by hand": (
         _user_formula_model,
-        {"exp_ratio_to_sigmoid", "logistic_to_sigmoid", "sigmoid_complement", "log_sigmoid_to_softplus",
-         "log_one_plus_exp_to_softplus"},
+        {
+            "exp_ratio_to_sigmoid",
+            "logistic_to_sigmoid",
+            "sigmoid_complement",
+            "log_sigmoid_to_softplus",
+            "log_one_plus_exp_to_softplus",
+        },
     ),  # fmt: skip
 }
 

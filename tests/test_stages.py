@@ -150,7 +150,10 @@ def test_rolled_layout_turns_runs_of_like_statements_into_loops():
 def test_a_loop_prints_as_python_with_its_strided_reads():
     w0, w1, t0 = sp.symbols("w0 w1 t0")
     loop = Loop(16, "t[{}] =", Index(32, 1), w0 * t0 + w1, ((w0, "w[{}]", Index(0, 2)), (t0, "t[{}]", Index(40, -1))))
-    assert loop_lines(loop, KernelPrinter({w1: "w1"})) == ["for k in range(16):", "    t[32 + k] = t[40 - k]*w[2*k] + w1"]
+    assert loop_lines(loop, KernelPrinter({w1: "w1"})) == [
+        "for k in range(16):",
+        "    t[32 + k] = t[40 - k]*w[2*k] + w1",
+    ]
     single = Loop(1, "loss +=", None, w1 * 2, ())
     assert loop_lines(single, KernelPrinter({w1: "w1"})) == ["loss += 2*w1"]
 
@@ -377,7 +380,9 @@ def test_a_module_built_from_python_says_how_it_was_built(tmp_path):
 
 def test_build_reports_every_stage_and_model_making(tmp_path):
     result = build(seed_model(), tmp_path, model_seconds=0.25)
-    assert list(result.stage_seconds) == list(STAGES) == ["model", "rewrite", "differentiate", "optimize", "emit", "write"]
+    assert (
+        list(result.stage_seconds) == list(STAGES) == ["model", "rewrite", "differentiate", "optimize", "emit", "write"]
+    )
     assert result.stage_seconds["model"] == 0.25
     assert (result.gradient, result.layout, result.changed) == ("diff", "unrolled", True)
 
@@ -404,7 +409,9 @@ def test_the_dense_pipeline_names_its_stages_and_refuses_to_dump_the_others(tmp_
     wide = mlp_model("wide", [8, 16, 4], output_activation="softmax", loss="softmax_cross_entropy")
     assert list(build(wide, tmp_path / "built").stage_seconds) == [s for s in DENSE_STAGES if s != "model"]
     spec = tmp_path / "wide.toml"
-    spec.write_text('kind = "mlp"\nlayers = [8, 16, 4]\noutput_activation = "softmax"\nloss = "softmax_cross_entropy"\n')
+    spec.write_text(
+        'kind = "mlp"\nlayers = [8, 16, 4]\noutput_activation = "softmax"\nloss = "softmax_cross_entropy"\n'
+    )
     assert main(["build", str(spec), "--dump-after", "optimize", "--out-dir", str(tmp_path / "out")]) == 2
     assert "whose stages are model -> emit -> write: no optimize stage" in capsys.readouterr().err
     assert main(["build", str(spec), "--dump-after", "emit", "--out-dir", str(tmp_path / "out")]) == 0

@@ -53,7 +53,11 @@ CASES = {
     "adam": dict(optimizer="adam", lr=0.01),
     "adamw": dict(optimizer="adamw", lr=0.01),
 }
-SETTINGS = {f"{name}{suffix}": dict(case, weight_decay=wd) for name, case in CASES.items() for suffix, wd in (("", 0.0), (" wd", 0.05))}
+SETTINGS = {
+    f"{name}{suffix}": dict(case, weight_decay=wd)
+    for name, case in CASES.items()
+    for suffix, wd in (("", 0.0), (" wd", 0.05))
+}
 
 
 def _numpy_training(module, settings, steps):
@@ -181,14 +185,20 @@ def test_mini_batches_as_numpy_takes_them(softmax_module, shuffle):
             total += loss * len(rows)
             w = w - lr * g
         losses.append(total / N)
-    result = softmax_module.train(lr=lr, max_iter=epochs, update="simultaneous", batch_size=batch, shuffle=shuffle, seed=seed)
+    result = softmax_module.train(
+        lr=lr, max_iter=epochs, update="simultaneous", batch_size=batch, shuffle=shuffle, seed=seed
+    )
     np.testing.assert_allclose(result.loss_history[:-1], losses, rtol=1e-13)
     np.testing.assert_allclose(result.w, w, rtol=1e-13)
     assert result.loss_history[-1] == softmax_module.loss(result.w)  # then the final loss, on all samples
 
 
 def test_a_batch_of_every_sample_is_full_batch_training(softmax_module):
-    for settings in ({"update": "simultaneous"}, {"optimizer": "adam", "lr": 0.01}, {"optimizer": "momentum", "momentum": 0.5}):
+    for settings in (
+        {"update": "simultaneous"},
+        {"optimizer": "adam", "lr": 0.01},
+        {"optimizer": "momentum", "momentum": 0.5},
+    ):
         full = softmax_module.train(max_iter=30, **settings)
         batched = softmax_module.train(max_iter=30, batch_size=N, **settings)
         assert np.array_equal(full.w, batched.w) and np.array_equal(full.loss_history, batched.loss_history)
@@ -247,9 +257,13 @@ def _in_chunks_of_one_iteration(module, monkeypatch):
 
 
 CHUNKED_RUNS = {
-    "batches, validation, every 2nd": dict(optimizer="adam", lr=0.05, max_iter=12, batch_size=5, X_val=X_VAL, Y_val=Y_VAL, record_every=2),
+    "batches, validation, every 2nd": dict(
+        optimizer="adam", lr=0.05, max_iter=12, batch_size=5, X_val=X_VAL, Y_val=Y_VAL, record_every=2
+    ),
     "every 5th (the final loss out of step)": dict(optimizer="adam", lr=0.05, max_iter=12, record_every=5),
-    "none recorded": dict(optimizer="momentum", lr=0.1, momentum=0.9, max_iter=7, X_val=X_VAL, Y_val=Y_VAL, record_every=0),
+    "none recorded": dict(
+        optimizer="momentum", lr=0.1, momentum=0.9, max_iter=7, X_val=X_VAL, Y_val=Y_VAL, record_every=0
+    ),
     "converged early": dict(update="simultaneous", lr=0.5, max_iter=10**6, tol=1e-3, record_every=3),
 }
 
@@ -334,7 +348,9 @@ print(result.status, result.iterations, list(result.w), flush=True)
 
 def test_ctrl_c_stops_within_two_seconds_keeping_the_weights(softmax_module):
     child = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_RUN, softmax_module.__file__], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", INTERRUPTED_RUN, softmax_module.__file__],
+        stdout=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, even in a background job
     )
     try:
@@ -351,7 +367,9 @@ def test_ctrl_c_stops_within_two_seconds_keeping_the_weights(softmax_module):
     assert child.returncode == 0 and status == "interrupted" and int(iterations) > 0
     assert waited < 2.0
     w = np.array(eval(weights))
-    assert w.shape == softmax_module.INIT.shape and np.all(np.isfinite(w)) and not np.array_equal(w, softmax_module.INIT)
+    assert (
+        w.shape == softmax_module.INIT.shape and np.all(np.isfinite(w)) and not np.array_equal(w, softmax_module.INIT)
+    )
 
 
 # --- saved weights and prediction --------------------------------------------------------------------------------
@@ -369,7 +387,15 @@ def test_saved_weights_predict_the_same_in_a_fresh_process(softmax_module, seed_
     result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=20)
     result.save(tmp_path / "weights.npz")
     np.save(tmp_path / "X.npy", X_VAL)
-    command = [sys.executable, "-c", PREDICT, softmax_module.__file__, tmp_path / "weights.npz", tmp_path / "out.npy", tmp_path / "X.npy"]
+    command = [
+        sys.executable,
+        "-c",
+        PREDICT,
+        softmax_module.__file__,
+        tmp_path / "weights.npz",
+        tmp_path / "out.npy",
+        tmp_path / "X.npy",
+    ]
     subprocess.run(command, check=True, env=os.environ)
     assert np.array_equal(np.load(tmp_path / "out.npy"), result.predict(X_VAL))
     assert np.array_equal(result.predict(X_VAL), softmax_module.forward(result.w, X_VAL))

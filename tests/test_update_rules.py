@@ -136,7 +136,9 @@ def test_a_module_built_before_the_rule_trains_with_it(tmp_path):
         w = INIT.copy()
         for _ in range(20):
             w = w - 0.01 * np.sign(_numpy_grad(w))
-        np.testing.assert_allclose(module.train(lr=0.01, max_iter=20, optimizer="sign_descent").w, w, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            module.train(lr=0.01, max_iter=20, optimizer="sign_descent").w, w, rtol=0, atol=1e-12
+        )
     finally:
         rules.RULES.clear()
         rules.RULES.update(saved)

@@ -46,18 +46,74 @@ def test_matches_mpmath_over_the_whole_domain(vm, name):
 
 
 SPECIAL_VALUES = {  # (input, exact output) pairs, as math and NumPy give it (sign of zero included)
-    "_vexp": [(0.0, 1.0), (-0.0, 1.0), (INF, INF), (-INF, 0.0), (NAN, NAN), (709.7827128933841, INF), (710.0, INF),
-              (1e308, INF), (-745.1332191019411, 5e-324), (-745.1332191019412, 0.0), (-1e308, 0.0)],
-    "_vlog": [(0.0, -INF), (-0.0, -INF), (1.0, 0.0), (-5e-324, NAN), (-1.0, NAN), (-INF, NAN), (INF, INF),
-              (NAN, NAN), (5e-324, -744.4400719213812), (1.7976931348623157e308, 709.782712893384)],
-    "_vlog1p": [(0.0, 0.0), (-0.0, -0.0), (5e-324, 5e-324), (-5e-324, -5e-324), (1e-300, 1e-300), (-1.0, -INF),
-                (-1.0000000000000002, NAN), (-INF, NAN), (INF, INF), (NAN, NAN)],
-    "_vsigmoid": [(0.0, 0.5), (-0.0, 0.5), (INF, 1.0), (-INF, 0.0), (NAN, NAN), (40.0, 1.0), (800.0, 1.0),
-                  (-800.0, 0.0)],
-    "_vsoftplus": [(0.0, math.log(2.0)), (INF, INF), (-INF, 0.0), (NAN, NAN), (40.0, 40.0), (800.0, 800.0),
-                   (1e308, 1e308), (-800.0, 0.0)],
-    "_vtanh": [(0.0, 0.0), (-0.0, -0.0), (5e-324, 5e-324), (-1e-300, -1e-300), (20.0, 1.0), (-20.0, -1.0),
-               (INF, 1.0), (-INF, -1.0), (NAN, NAN)],
+    "_vexp": [
+        (0.0, 1.0),
+        (-0.0, 1.0),
+        (INF, INF),
+        (-INF, 0.0),
+        (NAN, NAN),
+        (709.7827128933841, INF),
+        (710.0, INF),
+        (1e308, INF),
+        (-745.1332191019411, 5e-324),
+        (-745.1332191019412, 0.0),
+        (-1e308, 0.0),
+    ],
+    "_vlog": [
+        (0.0, -INF),
+        (-0.0, -INF),
+        (1.0, 0.0),
+        (-5e-324, NAN),
+        (-1.0, NAN),
+        (-INF, NAN),
+        (INF, INF),
+        (NAN, NAN),
+        (5e-324, -744.4400719213812),
+        (1.7976931348623157e308, 709.782712893384),
+    ],
+    "_vlog1p": [
+        (0.0, 0.0),
+        (-0.0, -0.0),
+        (5e-324, 5e-324),
+        (-5e-324, -5e-324),
+        (1e-300, 1e-300),
+        (-1.0, -INF),
+        (-1.0000000000000002, NAN),
+        (-INF, NAN),
+        (INF, INF),
+        (NAN, NAN),
+    ],
+    "_vsigmoid": [
+        (0.0, 0.5),
+        (-0.0, 0.5),
+        (INF, 1.0),
+        (-INF, 0.0),
+        (NAN, NAN),
+        (40.0, 1.0),
+        (800.0, 1.0),
+        (-800.0, 0.0),
+    ],
+    "_vsoftplus": [
+        (0.0, math.log(2.0)),
+        (INF, INF),
+        (-INF, 0.0),
+        (NAN, NAN),
+        (40.0, 40.0),
+        (800.0, 800.0),
+        (1e308, 1e308),
+        (-800.0, 0.0),
+    ],
+    "_vtanh": [
+        (0.0, 0.0),
+        (-0.0, -0.0),
+        (5e-324, 5e-324),
+        (-1e-300, -1e-300),
+        (20.0, 1.0),
+        (-20.0, -1.0),
+        (INF, 1.0),
+        (-INF, -1.0),
+        (NAN, NAN),
+    ],
 }
 
 
@@ -116,8 +172,20 @@ def test_logaddexp_and_logsumexp_against_mpmath(vm):
             assert abs(mpmath.mpf(value) - exact) <= 2 * scale, (x, y, value, exact)
 
 
-@pytest.mark.parametrize("a, b", [(-INF, -INF), (INF, INF), (INF, -INF), (-INF, 3.0), (NAN, 1.0), (1.0, NAN),
-                                  (2.0, 2.0), (1000.0, 0.0), (-1000.0, -1000.0)])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (-INF, -INF),
+        (INF, INF),
+        (INF, -INF),
+        (-INF, 3.0),
+        (NAN, 1.0),
+        (1.0, NAN),
+        (2.0, 2.0),
+        (1000.0, 0.0),
+        (-1000.0, -1000.0),
+    ],
+)
 def test_logaddexp_special_values_as_numpy(vm, a, b):
     with np.errstate(invalid="ignore"):
         expected = float(np.logaddexp(a, b))
@@ -205,7 +273,7 @@ def test_a_blocks_logsumexp_and_softmax_sums():
         exact = exact_logsumexp(zs[:, s].tolist())
         scale = math.ulp(max(abs(zs[:, s].max()), abs(float(exact))))
         assert abs(mpmath.mpf(lse[s]) - exact) <= 2 * scale, (s, lse[s], exact)
-    np.testing.assert_array_equal(targets[:, :count], Y[4:4 + count].T)
+    np.testing.assert_array_equal(targets[:, :count], Y[4 : 4 + count].T)
     np.testing.assert_array_equal(targets[:, count:], 0.0)
     np.testing.assert_array_equal(ysum, targets.sum(axis=0))
 

@@ -47,7 +47,9 @@ def option(name, default):
 
 def run_python(code, path, *arguments):
     """`code` run with symcompile imported from the checkout at `path` (the current folder comes first on sys.path)."""
-    subprocess.run([sys.executable, "-c", code, *arguments], env=dict(os.environ, PYTHONPATH=path), cwd=path, check=True)
+    subprocess.run(
+        [sys.executable, "-c", code, *arguments], env=dict(os.environ, PYTHONPATH=path), cwd=path, check=True
+    )
 
 
 def scratch(before):
@@ -101,6 +103,7 @@ def compile_table(root, variants, reps):
           "1st process, from the module's import | 2nd process, same |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- |")
     for name, runs in rows.items():
+
         def median(key, which=0):
             return statistics.median(run[which][key] for run in runs)
 

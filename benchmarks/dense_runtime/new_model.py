@@ -37,7 +37,7 @@ def main():
         train(checkout, scratch / f"cache-{name}", scratch / f"first-{name}")
     times = {}
     for r in range(rounds):
-        for name in (sides if r % 2 == 0 else reversed(list(sides))):
+        for name in sides if r % 2 == 0 else reversed(list(sides)):
             checkout, cache = sides[name], scratch / f"cache-{name}"
             cases = (("new model", scratch / f"new-{name}-{r}"), ("second run", scratch / f"first-{name}"))
             for case, out_dir in cases:

@@ -49,7 +49,9 @@ def main():
             times[path]["full"].append(best(module._loss_and_grad_kernel, (w, X, Y, grad), 10))
             times[path]["batch"].append(best(module._loss_and_grad_kernel, batch, 200))
             times[path]["forward"].append(best(module._forward_kernel, (w, X, out), 10))
-    print(json.dumps({path: {k: statistics.median(v) for k, v in measures.items()} for path, measures in times.items()}))
+    print(
+        json.dumps({path: {k: statistics.median(v) for k, v in measures.items()} for path, measures in times.items()})
+    )
 
 
 if __name__ == "__main__":

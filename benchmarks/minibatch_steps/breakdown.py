@@ -156,25 +156,50 @@ def parts(module, epochs):
                          MinibatchSettings(lr=LR, batch_size=BATCH, epochs=epochs))  # fmt: skip
     return steps_per_epoch, {
         "whole step (train(), epoch / steps)": (train(epochs), None, epochs * steps_per_epoch),
-        "[peer] JAX's step (the bench's jit-compiled epochs, epoch / steps)":
-            (lambda: jax_train(module.INIT), None, epochs * steps_per_epoch),
+        "[peer] JAX's step (the bench's jit-compiled epochs, epoch / steps)": (
+            lambda: jax_train(module.INIT),
+            None,
+            epochs * steps_per_epoch,
+        ),
         "gather a batch (loops.gather)": (lambda r: repeat_gather(X, Y, order, X_batch, Y_batch, r), 2000, 1),
-        "loss and gradient, 32-sample batch (module kernel)":
-            (lambda r: repeat_loss_and_grad(kernel, w, X_batch, Y_batch, grad, r), 500, 1),
-        "Adam step over all weights (rules.adam_step)":
-            (lambda r: repeat_step(step, w_step, grad, state, hyper, previous, steps, r), 1000, 1),
+        "loss and gradient, 32-sample batch (module kernel)": (
+            lambda r: repeat_loss_and_grad(kernel, w, X_batch, Y_batch, grad, r),
+            500,
+            1,
+        ),
+        "Adam step over all weights (rules.adam_step)": (
+            lambda r: repeat_step(step, w_step, grad, state, hyper, previous, steps, r),
+            1000,
+            1,
+        ),
         "finite and tol tests (all_finite, all_below)": (lambda r: repeat_tests(w, steps, 0.0, r), 2000, 1),
-        "shuffle (per epoch, shared out over its steps)":
-            (lambda r: repeat_shuffle(order_copy, seed, r), 200, steps_per_epoch),
-        "loss and gradient on all samples, at train()'s start and end (per call, shared out)":
-            (lambda r: repeat_loss_and_grad(kernel, w, X, Y, grad, r), 2, epochs * steps_per_epoch / 2),
-        "[ref] gather, loss and gradient, Adam step: one after the other in a compiled loop":
-            (lambda r: repeat_steps(kernel, step, X, Y, order, X_batch, Y_batch, w_steps, grad, state_steps, hyper,
-                                    previous, steps, r), 500, 1),
-        "[ref] loss and gradient, one 64-sample block":
-            (lambda r: repeat_loss_and_grad(kernel, w, X_block, Y_block, grad, r), 500, 1),
-        "[ref] loss and gradient, 32-sample batch, module with blocks of 32":
-            (lambda r: repeat_loss_and_grad(block32, w, X_batch, Y_batch, grad, r), 500, 1),
+        "shuffle (per epoch, shared out over its steps)": (
+            lambda r: repeat_shuffle(order_copy, seed, r),
+            200,
+            steps_per_epoch,
+        ),
+        "loss and gradient on all samples, at train()'s start and end (per call, shared out)": (
+            lambda r: repeat_loss_and_grad(kernel, w, X, Y, grad, r),
+            2,
+            epochs * steps_per_epoch / 2,
+        ),
+        "[ref] gather, loss and gradient, Adam step: one after the other in a compiled loop": (
+            lambda r: repeat_steps(
+                kernel, step, X, Y, order, X_batch, Y_batch, w_steps, grad, state_steps, hyper, previous, steps, r
+            ),
+            500,
+            1,
+        ),
+        "[ref] loss and gradient, one 64-sample block": (
+            lambda r: repeat_loss_and_grad(kernel, w, X_block, Y_block, grad, r),
+            500,
+            1,
+        ),
+        "[ref] loss and gradient, 32-sample batch, module with blocks of 32": (
+            lambda r: repeat_loss_and_grad(block32, w, X_batch, Y_batch, grad, r),
+            500,
+            1,
+        ),
     }
 
 

@@ -52,7 +52,7 @@ def run_piece(hidden, output_loss, w, X, Y, g, layers, reps, piece):
     a0, a1 = units(a, 0, 64, BLOCK), units(a, 64, 32, BLOCK)
     z1, z2, d1 = units(z, 0, 32, BLOCK), units(z, 32, 10, BLOCK), units(d, 0, 32, BLOCK)
     delta1, delta2 = units(delta, 0, 32, BLOCK), units(delta, 32, 10, BLOCK)
-    gb1, gb2 = g[layers[0, 3]:layers[0, 3] + 32], g[layers[1, 3]:layers[1, 3] + 10]
+    gb1, gb2 = g[layers[0, 3] : layers[0, 3] + 32], g[layers[1, 3] : layers[1, 3] + 10]
     check = 0.0
     for _ in range(reps):
         if piece == 0:

@@ -35,7 +35,8 @@ def runs(module):
     result = module.train(module.INIT, X_train, Y_train, lr=0.01, max_iter=EPOCHS, optimizer="adam", batch_size=32,
                           seed=1, X_val=X_val, Y_val=Y_val)  # fmt: skip
     results["adam_batch32_validation"] = np.concatenate(
-        [result.w, result.loss_history, result.val_loss_history, result.accuracy_history])
+        [result.w, result.loss_history, result.val_loss_history, result.accuracy_history]
+    )
     result = module.train(module.INIT, X, Y, lr=0.01, max_iter=EPOCHS, optimizer="momentum", momentum=0.9,
                           batch_size=32, shuffle=False)  # fmt: skip
     results["momentum_batch32_no_shuffle"] = np.concatenate([result.w, result.loss_history])

@@ -144,12 +144,26 @@ def cases(scratch):
              ("fresh", "  compile ", 0.2), ("warm", "  compile ", 0.0), ("warm", "  compile ", 1.0),
              ("warm", "  compile ", 4.0), ("warm", "  compile ", 10.0)]  # fmt: skip
     for kind, marker, delay in train:
-        yield "train --save", kind, marker, delay, save, new if kind == "fresh" else same, weights, weights_file, no_weights
-    fit = [("fresh", None, 0.3)] + [("fresh", "not built yet", fit_work * f) for f in (0.02, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)]
+        yield (
+            "train --save",
+            kind,
+            marker,
+            delay,
+            save,
+            new if kind == "fresh" else same,
+            weights,
+            weights_file,
+            no_weights,
+        )
+    fit = [("fresh", None, 0.3)] + [
+        ("fresh", "not built yet", fit_work * f) for f in (0.02, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)
+    ]
     fit += [("warm", None, 0.5 * fit_start), ("warm", None, 0.9 * fit_start)]
     for kind, marker, delay in fit:
         yield "fit", kind, marker, delay, FIT, new if kind == "fresh" else same, None, None, None
-    for kind, marker, delay in [("fresh", "not built yet", fit_work * f) for f in (0.05, 0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)]:
+    for kind, marker, delay in [
+        ("fresh", "not built yet", fit_work * f) for f in (0.05, 0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
+    ]:
         yield "fit --many --out", kind, marker, delay, many, new, fits, fits_file, old_fits
     # --method train: each file's fit is a training run of 20,000 iterations, so the loop over the files lasts
     # seconds (least squares fits the 1,000 files in a third of a second)
@@ -157,7 +171,17 @@ def cases(scratch):
     moments = [("fresh", "not built yet", 0.5 * fit_work)]
     moments += [("warm", None, many_train_run * f) for f in (0.4, 0.6, 0.8)]
     for kind, marker, delay in moments:
-        yield "fit --many --method train", kind, marker, delay, many_train, new if kind == "fresh" else same, fits, fits_file, old_fits
+        yield (
+            "fit --many --method train",
+            kind,
+            marker,
+            delay,
+            many_train,
+            new if kind == "fresh" else same,
+            fits,
+            fits_file,
+            old_fits,
+        )
 
 
 def file_kept(text):

@@ -116,7 +116,9 @@ def checked(run, goods, bads, reference):
     if status != 1:
         problems.append(f"exit status {status}, not 1")
     if len(rows) != len(goods) + len(bads) or set(by_name) != set(goods) | set(bads):
-        problems.append(f"{len(rows)} rows, not one per file ({len(goods) + len(bads)}); extra: {sorted(set(by_name) - set(goods) - set(bads))}")
+        problems.append(
+            f"{len(rows)} rows, not one per file ({len(goods) + len(bads)}); extra: {sorted(set(by_name) - set(goods) - set(bads))}"
+        )
     if set(fitted) != set(goods):
         problems.append(f"fitted {len(fitted)} files, not the {len(goods)} good ones")
     if set(skipped) != set(bads) or not all(r["reason"] for r in skipped.values()):

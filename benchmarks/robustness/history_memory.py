@@ -65,7 +65,9 @@ def main():
             wall = re.search(r"wall time\s+([0-9.]+) ms", out).group(1)
             count, stride, megabytes = history_figures(history)
             peaks[power] = peak
-            rows.append([f"10^{power}", f"{float(wall) / 1e3:.1f} s", f"{peak:.0f} MB", count, stride, f"{megabytes:.2f} MB"])
+            rows.append(
+                [f"10^{power}", f"{float(wall) / 1e3:.1f} s", f"{peak:.0f} MB", count, stride, f"{megabytes:.2f} MB"]
+            )
             print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(table(HEADER, rows))

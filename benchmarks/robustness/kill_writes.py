@@ -94,7 +94,7 @@ def killed_while_writing(argv, folder, target, delay):
 
 
 def classify(found, old, new, read):
-    """"old", "new", or what else is there (missing, empty, partial, another complete file)."""
+    """ "old", "new", or what else is there (missing, empty, partial, another complete file)."""
     if found is None:
         return "missing"
     if found == old:

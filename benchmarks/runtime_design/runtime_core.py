@@ -1,4 +1,5 @@
 """Prototype runtime: model-independent pieces, @njit(cache=True), NumPy and Numba only."""
+
 import math
 
 import numba
@@ -93,8 +94,12 @@ def shuffle(order, rng):
 @nj
 def batch_buffers(X, Y, batch_size):
     last = X.shape[0] % batch_size
-    return (np.empty((batch_size, X.shape[1])), np.empty((batch_size, Y.shape[1])),
-            np.empty((last, X.shape[1])), np.empty((last, Y.shape[1])))
+    return (
+        np.empty((batch_size, X.shape[1])),
+        np.empty((batch_size, Y.shape[1])),
+        np.empty((last, X.shape[1])),
+        np.empty((last, Y.shape[1])),
+    )
 
 
 @nj

@@ -72,7 +72,11 @@ def first_fits(name, data, max_iter):
     runtime's loops, once per machine, and the network's module), then in a second fresh process that finds them."""
     seconds = []
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "SYMCOMPILE_CACHE_DIR": os.path.join(cache, "modules"), "NUMBA_CACHE_DIR": os.path.join(cache, "numba")}
+        env = {
+            **os.environ,
+            "SYMCOMPILE_CACHE_DIR": os.path.join(cache, "modules"),
+            "NUMBA_CACHE_DIR": os.path.join(cache, "numba"),
+        }
         for _ in range(2):
             out = subprocess.run([sys.executable, "-c", FIRST_FIT, name, data, str(max_iter), os.path.dirname(os.path.abspath(__file__))],
                                  env=env, check=True, capture_output=True, text=True)  # fmt: skip
@@ -135,7 +139,9 @@ def nist_fits():
         started = time.perf_counter()
         model.fit(X, y)
         seconds = (first, time.perf_counter() - started)
-        digits = lambda ours, certified: float(np.min(-np.log10(np.abs(np.subtract(ours, certified)) / np.abs(certified) + 1e-16)))  # noqa: E731
+        digits = lambda ours, certified: float(
+            np.min(-np.log10(np.abs(np.subtract(ours, certified)) / np.abs(certified) + 1e-16))
+        )  # noqa: E731
         rows.append((problem.name, digits(list(model.params_.values()), problem.certified),
                      digits(list(model.stderr_.values()), problem.certified_stderr),
                      2 * model.cost_ / problem.certified_rss - 1, seconds))  # fmt: skip

@@ -276,13 +276,19 @@ def print_targets(results, names):
     for side in names:
         a, b, d = (_median(results, case, side) for case in "abd")
         ratio = a / jax if a is not None and jax else None
-        print(f"  {side:<6} digits empty cache / JAX script = {_ratio(a, jax)} "
-              f"(target <= {DIGITS_VS_JAX}: {_verdict(ratio, DIGITS_VS_JAX, False)})")
+        print(
+            f"  {side:<6} digits empty cache / JAX script = {_ratio(a, jax)} "
+            f"(target <= {DIGITS_VS_JAX}: {_verdict(ratio, DIGITS_VS_JAX, False)})"
+        )
         h = _median(results, "h", side)
-        print(f"  {side:<6} digits new model, runtime cached / JAX script = {_ratio(h, jax)} "
-              f"(target <= {DIGITS_VS_JAX}: {_verdict(h / jax if h is not None and jax else None, DIGITS_VS_JAX, False)})")
-        print(f"  {side:<6} digits second run = {_seconds(b)} "
-              f"(target < {DIGITS_SECOND_RUN} s: {_verdict(b, DIGITS_SECOND_RUN, True)})")
+        print(
+            f"  {side:<6} digits new model, runtime cached / JAX script = {_ratio(h, jax)} "
+            f"(target <= {DIGITS_VS_JAX}: {_verdict(h / jax if h is not None and jax else None, DIGITS_VS_JAX, False)})"
+        )
+        print(
+            f"  {side:<6} digits second run = {_seconds(b)} "
+            f"(target < {DIGITS_SECOND_RUN} s: {_verdict(b, DIGITS_SECOND_RUN, True)})"
+        )
         print(f"  {side:<6} misra1a empty cache = {_seconds(d)} "
               f"(target < {MISRA1A_EMPTY_CACHE} s: {_verdict(d, MISRA1A_EMPTY_CACHE, True)}); "
               f"/ curve_fit script = {_ratio(d, curve_fit)}, second run / curve_fit script = "

@@ -161,10 +161,14 @@ def main():
         history.append((float(loss), float(val_loss), float(val_accuracy)))
     loss, accuracy = loss_and_accuracy(params, X_train, Y_train)
     seconds = time.perf_counter() - start
-    print(f"digits_jax: JAX {jax.__version__}, Adam from {'optax' if optax else 'this script'}, {len(train_rows)} "
-          f"training and {len(val_rows)} validation samples, {EPOCHS} epochs of batches of {BATCH_SIZE}")
-    print(f"  epoch 1    batches' mean loss {history[0][0]:.6f}, validation loss {history[0][1]:.6f}, "
-          f"accuracy {history[0][2]:.1%}")
+    print(
+        f"digits_jax: JAX {jax.__version__}, Adam from {'optax' if optax else 'this script'}, {len(train_rows)} "
+        f"training and {len(val_rows)} validation samples, {EPOCHS} epochs of batches of {BATCH_SIZE}"
+    )
+    print(
+        f"  epoch 1    batches' mean loss {history[0][0]:.6f}, validation loss {history[0][1]:.6f}, "
+        f"accuracy {history[0][2]:.1%}"
+    )
     print(f"  final      loss {float(loss):.15g}, accuracy {float(accuracy):.1%} of {len(train_rows)} samples")
     print(f"  validation loss {history[-1][1]:.15g}, accuracy {history[-1][2]:.1%} of {len(val_rows)} samples")
     print(f"  data, compile and train: {seconds:.3f} s")

@@ -79,8 +79,11 @@ def built_size(checkout, spec, folder):
 def print_table(sizes):
     names = list(sizes)
     examples = list(dict.fromkeys(example for side in sizes.values() for example in side))
-    header = ["example"] + [f"{what}{f' ({name})' if len(names) > 1 else ''}"
-                            for what in ("lines", "KB", KERNEL.removeprefix("def ") + " at line") for name in names]
+    header = ["example"] + [
+        f"{what}{f' ({name})' if len(names) > 1 else ''}"
+        for what in ("lines", "KB", KERNEL.removeprefix("def ") + " at line")
+        for name in names
+    ]
     print()
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))

@@ -69,21 +69,43 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="few repeats and iterations: checks the setup only")
     seed = parser.add_argument_group("seed scenario")
     seed.add_argument("--subs-iterations", type=_positive, help="subs-loop iterations (default: 3)")
-    seed.add_argument("--full-subs", action="store_true", help="run all the model's subs iterations (seed: 999, minutes)")
+    seed.add_argument(
+        "--full-subs", action="store_true", help="run all the model's subs iterations (seed: 999, minutes)"
+    )
     seed.add_argument("--iterations", type=_positive, help="iterations per timed compiled-loop call (default: 20000)")
     parser.add_argument("--repeats", type=_positive, help="timed calls per row (default: 15 seed, 5 dataset)")
     dataset = parser.add_argument_group("dataset scenario")
     dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
     dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
     dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20; also minibatch)")
-    dataset.add_argument("--workloads", type=_list_of(_workload), help="small (--layers, --samples), digits (default: both)")
-    dataset.add_argument("--fresh-processes", type=int, help="runs of the one-time costs in new processes (default: 1; 0: none)")
-    dataset.add_argument("--one-time-only", action="store_true", help="only the one-time costs (build, compile, cache load)")
+    dataset.add_argument(
+        "--workloads", type=_list_of(_workload), help="small (--layers, --samples), digits (default: both)"
+    )
+    dataset.add_argument(
+        "--fresh-processes", type=int, help="runs of the one-time costs in new processes (default: 1; 0: none)"
+    )
+    dataset.add_argument(
+        "--one-time-only", action="store_true", help="only the one-time costs (build, compile, cache load)"
+    )
     scaling = parser.add_argument_group("scaling scenario")
-    scaling.add_argument("--sizes", type=_list_of(_layers), help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)")
-    scaling.add_argument("--methods", type=_list_of(argument_type("gradient")), help="gradient methods (default: diff,reverse)")
-    scaling.add_argument("--layouts", type=_list_of(argument_type("layout")), help="kernel layouts: auto, unrolled, rolled (default: auto)")
-    scaling.add_argument("--diff-max-params", type=_positive, help="skip diff above this many parameters (default: 369, that is up to 4-16-16-1)")
+    scaling.add_argument(
+        "--sizes",
+        type=_list_of(_layers),
+        help="comma-separated layer sizes (default: 2-4-1,2-8-8-1,4-16-16-1,8-32-32-1)",
+    )
+    scaling.add_argument(
+        "--methods", type=_list_of(argument_type("gradient")), help="gradient methods (default: diff,reverse)"
+    )
+    scaling.add_argument(
+        "--layouts",
+        type=_list_of(argument_type("layout")),
+        help="kernel layouts: auto, unrolled, rolled (default: auto)",
+    )
+    scaling.add_argument(
+        "--diff-max-params",
+        type=_positive,
+        help="skip diff above this many parameters (default: 369, that is up to 4-16-16-1)",
+    )
 
 
 def _run_seed(model, rebuild_command, args):
@@ -173,8 +195,16 @@ def _run_blocks(model, rebuild_command, args):
     return run_blocks(_replace(settings, {"epochs": args.epochs, "repeats": args.repeats}))
 
 
-RUNNERS = {"seed": _run_seed, "dataset": _run_dataset, "scaling": _run_scaling, "minibatch": _run_minibatch,
-           "fitting": _run_fitting, "wide": _run_wide, "blocks": _run_blocks, "distributed": _run_distributed}
+RUNNERS = {
+    "seed": _run_seed,
+    "dataset": _run_dataset,
+    "scaling": _run_scaling,
+    "minibatch": _run_minibatch,
+    "fitting": _run_fitting,
+    "wide": _run_wide,
+    "blocks": _run_blocks,
+    "distributed": _run_distributed,
+}
 
 
 def _chosen(scenario):

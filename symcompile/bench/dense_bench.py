@@ -71,14 +71,23 @@ def digits_workload():
         return None
     digits = load_digits()
     shape = MLPShape((64, 32, 10), "tanh", "softmax", "softmax_cross_entropy")
-    return Workload("digits 64-32-10 tanh/softmax x 1,797", shape, digits.data / 16.0, _one_hot(digits.target, 10), 0.5, 20)
+    return Workload(
+        "digits 64-32-10 tanh/softmax x 1,797", shape, digits.data / 16.0, _one_hot(digits.target, 10), 0.5, 20
+    )
 
 
 def wide_workload():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(10_000, 784))
     shape = MLPShape((784, 1000, 1000, 10), "tanh", "softmax", "softmax_cross_entropy")
-    return Workload("784-1000-1000-10 tanh/softmax x 10,000 (synthetic)", shape, X, _one_hot(rng.integers(10, size=10_000), 10), 0.05, 1)
+    return Workload(
+        "784-1000-1000-10 tanh/softmax x 10,000 (synthetic)",
+        shape,
+        X,
+        _one_hot(rng.integers(10, size=10_000), 10),
+        0.05,
+        1,
+    )
 
 
 def initial_weights(shape, seed=0):
@@ -182,7 +191,7 @@ def numpy_runner(workload):
     return run
 
 
-JAX_CHILD = r'''
+JAX_CHILD = r"""
 import sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -197,13 +206,20 @@ for line in sys.stdin:
     seconds = time.perf_counter() - start
     np.save(sys.argv[3] + ".out.npy", w)
     print(seconds, flush=True)
-'''
+"""
 
 
 def save_workload(workload, path):
     shape = workload.shape
-    np.savez(path, X=workload.X, Y=workload.Y, lr=workload.lr, epochs=workload.epochs, layers=np.array(shape.layers),
-             names=np.array([workload.name, shape.hidden_activation, shape.output_activation, shape.loss, shape.bias]))
+    np.savez(
+        path,
+        X=workload.X,
+        Y=workload.Y,
+        lr=workload.lr,
+        epochs=workload.epochs,
+        layers=np.array(shape.layers),
+        names=np.array([workload.name, shape.hidden_activation, shape.output_activation, shape.loss, shape.bias]),
+    )
 
 
 def saved_workload(path):
@@ -338,7 +354,9 @@ def compare(workload, workload_key, folder, rounds, include_scalar, hog=False):
         median = statistics.median(times) / workload.epochs
         difference = np.max(np.abs(finals[name] - reference)) / np.max(np.abs(reference))
         ratio = statistics.median(times) / base
-        print(f"  {name:38s} {format_seconds(median):>10s}/epoch  ({ratio:5.2f}x dense 1 thread)  max rel weight diff {difference:.1e}")
+        print(
+            f"  {name:38s} {format_seconds(median):>10s}/epoch  ({ratio:5.2f}x dense 1 thread)  max rel weight diff {difference:.1e}"
+        )
 
 
 def sweep_blocks(workload, folder, blocks, rounds):
@@ -349,7 +367,9 @@ def sweep_blocks(workload, folder, blocks, rounds):
         for block, run in runners.items():
             seconds[block].append(timed(run, w0)[0])
     for block in blocks:
-        print(f"  block {block:4d}: {format_seconds(statistics.median(seconds[block]) / workload.epochs)}/epoch (1 thread)")
+        print(
+            f"  block {block:4d}: {format_seconds(statistics.median(seconds[block]) / workload.epochs)}/epoch (1 thread)"
+        )
 
 
 # The layer loops live in the runtime (compiled once per machine); the per-unit functions in the module.
@@ -365,7 +385,12 @@ def vector_instructions(workload, folder):
     from symcompile.runtime import dense as runtime_dense
 
     module = load_module(write_module(standalone_source(workload.shape), folder, "dense_asm")[0])
-    module._loss_and_grad_kernel(initial_weights(workload.shape), workload.X[:100], workload.Y[:100], np.empty(len(initial_weights(workload.shape))))
+    module._loss_and_grad_kernel(
+        initial_weights(workload.shape),
+        workload.X[:100],
+        workload.Y[:100],
+        np.empty(len(initial_weights(workload.shape))),
+    )
     hot = [(name, getattr(runtime_dense, name)) for name in RUNTIME_HOT_LOOPS]
     hot += [(name, getattr(module, name)) for name in MODULE_HOT_LOOPS]
     for name, dispatcher in hot:
@@ -405,7 +430,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import numba
 
-    print(f"load average at start: {load_average()}, CPU count {os.cpu_count()}, Numba threads {numba.get_num_threads()}")
+    print(
+        f"load average at start: {load_average()}, CPU count {os.cpu_count()}, Numba threads {numba.get_num_threads()}"
+    )
     with tempfile.TemporaryDirectory(prefix="dense_bench_") as folder:
         for key in args.workloads.split(","):
             workload = load_workload(key)

@@ -81,10 +81,14 @@ def scipy_fits(problem, w0, settings):
     tol = {"xtol": settings["xtol"], "ftol": settings["ftol"], "gtol": settings["gtol"]}
 
     def run_least_squares():
-        return least_squares(residuals, w0, jac=jacobian, method="lm", x_scale="jac", max_nfev=settings["max_iter"], **tol)
+        return least_squares(
+            residuals, w0, jac=jacobian, method="lm", x_scale="jac", max_nfev=settings["max_iter"], **tol
+        )
 
     def run_curve_fit():
-        return curve_fit(curve, x, y, p0=w0, jac=curve_jac, method="lm", maxfev=settings["max_iter"], full_output=True, **tol)
+        return curve_fit(
+            curve, x, y, p0=w0, jac=curve_jac, method="lm", maxfev=settings["max_iter"], full_output=True, **tol
+        )
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -152,13 +156,21 @@ def bench_cases(modules, settings, repeats, problems=PROBLEMS):
 
 
 def table_lines(cases):
-    head = "| problem | level | start | " + " | ".join(f"{s}: time, digits, nfev" for s in SOLVERS) + " | speed-up vs least_squares |"
+    head = (
+        "| problem | level | start | "
+        + " | ".join(f"{s}: time, digits, nfev" for s in SOLVERS)
+        + " | speed-up vs least_squares |"
+    )
     lines = [head, "|" + " --- |" * (4 + len(SOLVERS))]
     for case in cases:
         cells = []
         for solver in SOLVERS:
             fit = case.fits[solver]
-            cells.append("not installed" if fit.seconds is None else f"{format_seconds(fit.seconds)}, {fit.digits:.1f}, {fit.evaluations}")
+            cells.append(
+                "not installed"
+                if fit.seconds is None
+                else f"{format_seconds(fit.seconds)}, {fit.digits:.1f}, {fit.evaluations}"
+            )
         ours, theirs = case.fits["compiled"], case.fits["scipy least_squares"]
         ratio = f"{theirs.seconds / ours.seconds:.0f}x" if theirs.seconds else "-"
         lines.append(f"| {case.problem} | {case.level} | {case.start} | " + " | ".join(cells) + f" | {ratio} |")

@@ -124,4 +124,3 @@ def train_with_kernel(kernel, w, X, Y, lr, iterations):
         kernel(w, X, Y, grad)
         for j in range(w.shape[0]):
             w[j] -= lr * grad[j]
-

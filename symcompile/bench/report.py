@@ -86,7 +86,9 @@ class Report:
         return self
 
     def print(self, out=print):
-        out(f"symcompile bench {self.scenario}: {self.model}  (load average {self.load_start} at start, {self.load_end} at end)")
+        out(
+            f"symcompile bench {self.scenario}: {self.model}  (load average {self.load_start} at start, {self.load_end} at end)"
+        )
         for table in self.tables:
             out("")
             for line in table.lines():

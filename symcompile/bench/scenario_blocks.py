@@ -48,7 +48,9 @@ def built_pair(name, X, Y, out_dir):
     """{layout: module} of the example spec `name` with (X, Y) as its data."""
     model = dataclasses.replace(load_spec(EXAMPLES / f"{name}.toml"), X=X, Y=Y)
     return {
-        layout: load_module(build(dataclasses.replace(model, name=f"bench_{name}_{layout}"), out_dir, layout=layout).path)
+        layout: load_module(
+            build(dataclasses.replace(model, name=f"bench_{name}_{layout}"), out_dir, layout=layout).path
+        )
         for layout in LAYOUTS
     }
 
@@ -79,7 +81,9 @@ def run_blocks(settings: BlocksSettings = BlocksSettings()) -> Report:
         modules = built_pair(name, X, Y, settings.out_dir)
         w = modules["unrolled"].INIT + 0.1
         timings = interleaved_epochs(modules, w, X, Y, settings)
-        note = f"{len(w)} params; max relative difference of loss and gradient {relative_difference(modules, w, X, Y):.1e}"
+        note = (
+            f"{len(w)} params; max relative difference of loss and gradient {relative_difference(modules, w, X, Y):.1e}"
+        )
         base = table.add(Row(f"{name} unrolled", timings["unrolled"], update=name))
         table.add(Row(f"{name} blocks", timings["blocks"], update=name, note=note))
         table.compare_to({name: base})

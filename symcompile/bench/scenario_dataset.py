@@ -51,7 +51,9 @@ class DatasetSettings:
     seed: int = 0
     out_dir: str = "generated"
     workloads: tuple[str, ...] = WORKLOADS
-    fresh_processes: int = 1  # (0: none) runs of the one-time costs (each: a build on an empty cache, then a cache load)
+    fresh_processes: int = (
+        1  # (0: none) runs of the one-time costs (each: a build on an empty cache, then a cache load)
+    )
     one_time_only: bool = False  # no per-epoch tables
 
 
@@ -162,7 +164,12 @@ def one_time_rows(key, settings):
     compiled = f"{cold[-1]['misses']} kernels compiled; {cpu(cold, 'first_train')}"
     loaded = f"{warm[-1]['hits']} cache hits, {warm[-1]['misses']} misses"
     return [
-        row("new process: build (imports, model, stages, write)", cold, "build", f"empty Numba cache; {cpu(cold, 'build')}"),
+        row(
+            "new process: build (imports, model, stages, write)",
+            cold,
+            "build",
+            f"empty Numba cache; {cpu(cold, 'build')}",
+        ),
         row("  then first train() (Numba compiles)", cold, "first_train", compiled),
         row("  the whole process", cold, "wall", "what `symcompile build` + a first train() cost"),
         row("second process: import + first train()", warm, "first_train", loaded),
@@ -196,7 +203,9 @@ def _runners(key, model, module, data, folder):
     workload = dense_bench.Workload(key, shape, X, Y, lr, epochs)
     threaded = "threads" in inspect.signature(module.train).parameters
     final_pass = "less its final-loss pass"
-    runners = {"compiled module train(), default threads": (_compiled_runner(module, X, Y, lr, epochs, None), final_pass)}
+    runners = {
+        "compiled module train(), default threads": (_compiled_runner(module, X, Y, lr, epochs, None), final_pass)
+    }
     if threaded:
         runners["compiled module train(threads=1)"] = (_compiled_runner(module, X, Y, lr, epochs, 1), final_pass)
     blas_threads, blas_note = one_blas_thread()
@@ -214,7 +223,10 @@ def _runners(key, model, module, data, folder):
     else:
         runners["JAX jit + lax.fori_loop, default threads"] = (dense_bench.jax_runner(workload), "XLA's default")
         child = dense_bench.JaxOneThread(key, module.INIT, folder, workload=workload)
-        runners["JAX jit + lax.fori_loop, 1 thread"] = (lambda w0: child.run_and_result(), "XLA on one thread, own process")
+        runners["JAX jit + lax.fori_loop, 1 thread"] = (
+            lambda w0: child.run_and_result(),
+            "XLA on one thread, own process",
+        )
     torch = optional_peer("torch")
     if shape.hidden_activation == "sigmoid" and shape.output_activation == "sigmoid":
         if torch is None:
@@ -287,7 +299,9 @@ def run_workload(key, model, data, settings, report, folder):
         return
     built = build(model, settings.out_dir)
     module = load_module(built.path)
-    per_epoch = report.table(f"{title}: time per epoch ({built.kernels} kernels), median of interleaved rounds", "epoch")
+    per_epoch = report.table(
+        f"{title}: time per epoch ({built.kernels} kernels), median of interleaved rounds", "epoch"
+    )
     rows = measure_epochs(key, model, module, data, settings, per_epoch, folder)
     compiled = rows["compiled module train(), default threads"].timing.median
     for name, row in rows.items():

@@ -198,10 +198,14 @@ def _per_unit(client, module, data, partitions, settings, kwargs, units):
 
 def _training(report, settings, client, module, data):
     X, Y = data
-    table = report.table(f"full-batch training, MLP {'-'.join(map(str, settings.layers))} on {len(X):,} samples", "step")
+    table = report.table(
+        f"full-batch training, MLP {'-'.join(map(str, settings.layers))} on {len(X):,} samples", "step"
+    )
     kwargs = {"lr": 0.5, "tol": 0.0, "update": "simultaneous"}
     steps = settings.steps
-    in_memory = measure(lambda: module.train(module.INIT, X, Y, max_iter=steps, **kwargs), repeats=settings.repeats, per=steps)
+    in_memory = measure(
+        lambda: module.train(module.INIT, X, Y, max_iter=steps, **kwargs), repeats=settings.repeats, per=steps
+    )
     base = table.add(Row("module.train, in memory", in_memory, note="one process, Numba's default threads"))
     reference = module.train(module.INIT, X, Y, max_iter=1 + steps, **kwargs).w
     for partitions in settings.partitions:
@@ -216,10 +220,14 @@ def _training(report, settings, client, module, data):
 def _mini_batches(report, settings, client, module, data):
     X, Y = data
     size = settings.batch_size
-    table = report.table(f"mini-batch training, Adam on batches of {size} ({math.ceil(len(X) / size)} per epoch)", "epoch")
+    table = report.table(
+        f"mini-batch training, Adam on batches of {size} ({math.ceil(len(X) / size)} per epoch)", "epoch"
+    )
     kwargs = {"optimizer": "adam", "lr": 0.01, "tol": 0.0, "batch_size": size, "seed": 1}
     epochs = settings.epochs
-    in_memory = measure(lambda: module.train(module.INIT, X, Y, max_iter=epochs, **kwargs), repeats=settings.repeats, per=epochs)
+    in_memory = measure(
+        lambda: module.train(module.INIT, X, Y, max_iter=epochs, **kwargs), repeats=settings.repeats, per=epochs
+    )
     base = table.add(Row("module.train, in memory", in_memory, note="one process, Numba's default threads"))
     reference = module.train(module.INIT, X, Y, max_iter=1 + epochs, **kwargs)
     base.note += f"; loss {reference.loss_history[-1]:.4f} after {1 + epochs} epochs"

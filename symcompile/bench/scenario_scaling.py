@@ -58,7 +58,9 @@ def n_params(layers) -> int:
 def _warm_up_numba(out_dir):
     """Pay Numba's one-time start-up (LLVM, typing of the module's NumPy calls) before anything is measured."""
     for layout in ("unrolled", "rolled"):
-        module = load_module(build(scaling_model((1, 1), f"warm_up_{layout}"), out_dir, layout=layout, kernels="scalar").path)
+        module = load_module(
+            build(scaling_model((1, 1), f"warm_up_{layout}"), out_dir, layout=layout, kernels="scalar").path
+        )
         module.loss_and_grad()
         module.train(max_iter=1)
 

@@ -123,8 +123,7 @@ def _cold_build(model, settings):
 def _build_stage_rows(model, settings):
     reports = [_cold_build(model, settings) for _ in range(settings.build_repeats)]
     rows = [
-        Row(f"build: {stage}", Timing.of(r.stage_seconds[stage] for r in reports))
-        for stage in reports[0].stage_seconds
+        Row(f"build: {stage}", Timing.of(r.stage_seconds[stage] for r in reports)) for stage in reports[0].stage_seconds
     ]
     rows.append(Row("build: total", Timing.of(sum(r.stage_seconds.values()) for r in reports)))
     return reports[-1].path, rows

@@ -82,7 +82,9 @@ def measure(iterations, rounds):
             finals[name] = run()
             seconds[name].append((time.perf_counter() - start) / iterations)
     reference = finals[COMPILED]
-    return seconds, {name: float(np.max(np.abs(w - reference)) / np.max(np.abs(reference))) for name, w in finals.items()}
+    return seconds, {
+        name: float(np.max(np.abs(w - reference)) / np.max(np.abs(reference))) for name, w in finals.items()
+    }
 
 
 def print_table(seconds, differences):
@@ -107,12 +109,16 @@ def in_processes(count, iterations, rounds):
         ratios.append(ratio)
         print(f"process {len(ratios)}: {COMPILED} {format_seconds(statistics.median(seconds[COMPILED]))}, hand "
               f"{format_seconds(statistics.median(seconds[HAND]))}: {ratio:.3f}x")  # fmt: skip
-    print(f"median over {count} processes: {statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(
+        f"median over {count} processes: {statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m symcompile.bench.seed_hand", description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=200_000, help="iterations per timed call (default: %(default)s)")
+    parser.add_argument(
+        "--iterations", type=int, default=200_000, help="iterations per timed call (default: %(default)s)"
+    )
     parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=0,
                         help="repeat in this many new processes and print each one's ratio and their median")  # fmt: skip

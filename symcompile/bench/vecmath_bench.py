@@ -24,7 +24,10 @@ import numba
 import numpy as np
 
 from symcompile import vecmath
-from symcompile.bench.numba_seed import stable_sigmoid, stable_softplus  # libm forms, as templates/helpers.py.j2 writes them
+from symcompile.bench.numba_seed import (
+    stable_sigmoid,
+    stable_softplus,
+)  # libm forms, as templates/helpers.py.j2 writes them
 from symcompile.bench.timing import load_average, machine
 
 VALUES = 65_536
@@ -40,11 +43,38 @@ MPMATH = {  # the exact functions, for mpmath numbers
 }
 
 EDGES = [  # values every function is checked at (those outside its domain are dropped)
-    0.0, -0.0, 5e-324, -5e-324, 1e-310, -1e-310, SMALLEST_NORMAL, -SMALLEST_NORMAL,
-    2.0**-53, -(2.0**-53), 1.1102230246251565e-16, 0.5, 1.0, -1.0, 2.0, 0.55, -0.55,
-    0.5493061443340548, 19.0, 20.0, 36.7, 37.0, 709.782712893384, 709.7827128933841,
-    -708.3964185322641, -708.4, -745.1332191019411, -745.1332191019412, 1e300, -1e300,
-    1.7976931348623157e308, -1.7976931348623157e308,
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    1e-310,
+    -1e-310,
+    SMALLEST_NORMAL,
+    -SMALLEST_NORMAL,
+    2.0**-53,
+    -(2.0**-53),
+    1.1102230246251565e-16,
+    0.5,
+    1.0,
+    -1.0,
+    2.0,
+    0.55,
+    -0.55,
+    0.5493061443340548,
+    19.0,
+    20.0,
+    36.7,
+    37.0,
+    709.782712893384,
+    709.7827128933841,
+    -708.3964185322641,
+    -708.4,
+    -745.1332191019411,
+    -745.1332191019412,
+    1e300,
+    -1e300,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
 ]
 
 
@@ -62,8 +92,12 @@ def domain_points(name, count, seed=0):
     near = {  # where each function turns: its own range reduction, thresholds, cancellation
         "_vexp": rng.uniform(-746.0, 710.0, part),
         "_vlog": 1.0 + signs[:part] * _log_uniform(rng, part, -17.0, -0.3),
-        "_vlog1p": np.concatenate([-1.0 + _log_uniform(rng, part // 2, -16.0, 0.0),
-                                   signs[:part - part // 2] * _log_uniform(rng, part - part // 2, -20.0, 0.0)]),
+        "_vlog1p": np.concatenate(
+            [
+                -1.0 + _log_uniform(rng, part // 2, -16.0, 0.0),
+                signs[: part - part // 2] * _log_uniform(rng, part - part // 2, -20.0, 0.0),
+            ]
+        ),
         "_vsigmoid": rng.uniform(-750.0, 750.0, part),
         "_vsoftplus": rng.uniform(-750.0, 750.0, part),
         "_vtanh": np.concatenate([rng.uniform(-20.0, 20.0, part // 2), rng.uniform(-1.0, 1.0, part - part // 2)]),
@@ -88,12 +122,14 @@ def vector_loop(function, fastmath=False):
     """A compiled loop applying `function` to every element of a float64 array (one per function and flag)."""
     key = (function, fastmath)
     if key not in _LOOPS:
+
         @numba.njit(error_model="numpy", fastmath=fastmath)
         def loop(points):
             out = np.empty_like(points)
             for i in range(points.shape[0]):
                 out[i] = function(points[i])
             return out
+
         _LOOPS[key] = loop
     return _LOOPS[key]
 
@@ -163,13 +199,17 @@ def time_pairs(repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.vecmath_bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m symcompile.bench.vecmath_bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--accuracy-points", type=int, default=4000)
     args = parser.parse_args(argv)
     setting = machine()
-    print(f"{setting['cpu']}, {setting['cpus']} CPUs, load {load_average()}; "
-          f"{VALUES:,} values, median of {args.repeats} interleaved repeats")
+    print(
+        f"{setting['cpu']}, {setting['cpus']} CPUs, load {load_average()}; "
+        f"{VALUES:,} values, median of {args.repeats} interleaved repeats"
+    )
     print(f"{'function':<10} {'libm ns/value':>14} {'vectorized':>11} {'speed-up':>9}")
     for name, (libm, vector) in time_pairs(args.repeats).items():
         print(f"{name:<10} {libm:>14.2f} {vector:>11.2f} {libm / vector:>8.1f}x")

@@ -12,7 +12,9 @@ from .rules import is_real
 
 
 def shape_text(shape) -> str:
-    return "(" + ", ".join("N" if size is None else str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "(" + ", ".join("N" if size is None else str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
+    )
 
 
 def real_array(value, what, shape, kinds="iuf"):
@@ -48,7 +50,11 @@ def integer(name, value, low, high=None, none=None):
     if value is None and none is not None:
         return none
     highest = "2**62" if high == 2**62 else high
-    allowed = f"an integer from {low}" + (f" to {highest}" if high is not None else " up") + (" or None" if none is not None else "")
+    allowed = (
+        f"an integer from {low}"
+        + (f" to {highest}" if high is not None else " up")
+        + (" or None" if none is not None else "")
+    )
     if not is_real(value, integer=True):
         raise TypeError(f"{name} must be {allowed}, not {value!r}")
     if value < low or high is not None and value > high:

@@ -479,7 +479,7 @@ def _layer_loops(block, blas):
         for l in range(last + 1):
             if layers[l, BIAS_AT] < 0:  # w0 enters each unit's z once per incoming edge
                 out_at = at[l + 1] - at[1]
-                g[0] += layers[l, N_IN] * total(gb_shared[out_at:out_at + layers[l, N_OUT]])
+                g[0] += layers[l, N_IN] * total(gb_shared[out_at : out_at + layers[l, N_OUT]])
         return total(lane_loss)
 
     return forward, loss_and_grad
@@ -511,7 +511,7 @@ def block_loss_and_grad(hidden, output_loss, layers, w, X, Y, g, start, count, a
                 units(delta, out_at, layers[last, N_OUT], block), lane_loss)  # fmt: skip
     for l in range(last, -1, -1):
         n_in, n_out, bias_at, out_at = layers[l, N_IN], layers[l, N_OUT], layers[l, BIAS_AT], at[l + 1] - at[1]
-        gb = g[bias_at:bias_at + n_out] if bias_at >= 0 else gb_shared[out_at:out_at + n_out]
+        gb = g[bias_at : bias_at + n_out] if bias_at >= 0 else gb_shared[out_at : out_at + n_out]
         a_in, delta_l = units(a, at[l], n_in, block), units(delta, out_at, n_out, block)
         if blas and layers[l, BLAS]:
             block_gW_l = rows(block_gW, 0, n_in, n_out)
@@ -681,7 +681,8 @@ def _with_constants(typed, block, blas):
     """An intrinsic's typing and code with the two constant arguments in front (their values are not passed on)."""
     signature, codegen = typed
     return signature.return_type(block, blas, *signature.args), lambda context, builder, sig, values: codegen(
-        context, builder, signature, values[2:])
+        context, builder, signature, values[2:]
+    )
 
 
 # ---- the threaded path: chunks of blocks on Python's threads -----------------------------------------------------

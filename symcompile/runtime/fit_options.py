@@ -126,8 +126,9 @@ def _bounds(bounds, n):
     lower, upper = pair
     if np.any(lower >= upper):
         j = int(np.argmax(lower >= upper))
-        raise ValueError(f"each lower bound must be strictly less than its upper bound: weight {j} has "
-                         f"[{lower[j]:g}, {upper[j]:g}]")
+        raise ValueError(
+            f"each lower bound must be strictly less than its upper bound: weight {j} has [{lower[j]:g}, {upper[j]:g}]"
+        )
     return lower, upper
 
 

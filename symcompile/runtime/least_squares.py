@@ -334,13 +334,28 @@ def _copy_matrix(target, source):
 # lm_solve(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_iter, xtol, ftol, gtol)
 #   -> (w, nfev, njev, info, r, J)
 LM_SOLVE = types.Tuple((VECTOR, types.int64, types.int64, types.int64, VECTOR, MATRIX))(
-    RESIDUALS_AND_JACOBIAN, types.int64, VECTOR, MATRIX, MATRIX, types.int64, types.float64, types.float64,
+    RESIDUALS_AND_JACOBIAN,
+    types.int64,
+    VECTOR,
+    MATRIX,
+    MATRIX,
+    types.int64,
+    types.float64,
+    types.float64,
     types.float64,
 )
 # lm_solve_options(..., as lm_solve, then FitOptions' free, kinds, lower, upper, sigma, cholesky, loss, f_scale, start)
 #   -> (w, nfev, njev, info, g, f, jac): the solver's residuals g, the weighted residuals f and SciPy's jac at w
 LM_SOLVE_OPTIONS = types.Tuple((VECTOR, types.int64, types.int64, types.int64, VECTOR, VECTOR, MATRIX))(
-    *LM_SOLVE.args, types.int64[::1], types.int64[::1], VECTOR, VECTOR, VECTOR, MATRIX, types.int64, types.float64,
+    *LM_SOLVE.args,
+    types.int64[::1],
+    types.int64[::1],
+    VECTOR,
+    VECTOR,
+    VECTOR,
+    MATRIX,
+    types.int64,
+    types.float64,
     VECTOR,
 )
 
@@ -722,8 +737,13 @@ def least_squares(residuals_and_jacobian, residuals_per_sample, w0, X, Y, max_it
     A ValueError where there are fewer residuals than free weights.
     """
     m = X.shape[0] * residuals_per_sample
-    plain = fixed is None and bounds is None and sigma is None and type(loss) is str and loss == "linear" and (
-        type(f_scale) is float and f_scale == 1.0
+    plain = (
+        fixed is None
+        and bounds is None
+        and sigma is None
+        and type(loss) is str
+        and loss == "linear"
+        and (type(f_scale) is float and f_scale == 1.0)
     )  # the common case, checked without the NumPy calls of checked_options (10-25 us, as long as a small fit)
     options = None if plain else fit_options.checked_options(w0, m, fixed=fixed, bounds=bounds, loss=loss,
                                                              f_scale=f_scale, sigma=sigma)  # fmt: skip

@@ -65,7 +65,9 @@ _KERNELS = (LOSS_AND_GRAD, ACCURACY, STEP, MODEL_STEP, types.boolean)
 # max_iter, losses, val_losses, val_accuracies
 _RUN = (MATRIX, MATRIX, _I, MATRIX, VECTOR, VECTOR, _I, _I, VECTOR, VECTOR, VECTOR)
 FULL_BATCH = types.int64(*_KERNELS, VECTOR, MATRIX, MATRIX, VECTOR, types.float64, *_RUN)
-MINI_BATCH = types.int64(*_KERNELS, VECTOR, MATRIX, MATRIX, VECTOR, types.float64, _I, types.uint64[::1], _I[::1], *_RUN)
+MINI_BATCH = types.int64(
+    *_KERNELS, VECTOR, MATRIX, MATRIX, VECTOR, types.float64, _I, types.uint64[::1], _I[::1], *_RUN
+)
 
 
 @_njit
@@ -248,7 +250,9 @@ def train_mini_batches(loss_and_grad, accuracy, step, model_step, own_step, w, X
     out_val = np.empty((X_val.shape[0], Y_val.shape[1]))
     iteration, t, bad_epochs = int(run[ITERATION]), int(run[UPDATES]), int(run[BAD_EPOCHS])
     slices = rng.shape[0] == 0 and in_order(order)  # no shuffling: each batch is a view of the samples
-    if run[LOSS_SCALE] == 0.0:  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
+    if (
+        run[LOSS_SCALE] == 0.0
+    ):  # the divergence limit from the loss at the start, not from the first epoch's (already moving)
         diverged(loss_and_grad(w, X_train, Y_train, grad), run)
     first = iteration
     last = losses.shape[0] - 1
@@ -261,7 +265,7 @@ def train_mini_batches(loss_and_grad, accuracy, step, model_step, own_step, w, X
         finite = True
         for start in range(0, n_samples, batch_size):
             if slices:
-                X, Y = X_train[start:start + batch_size], Y_train[start:start + batch_size]
+                X, Y = X_train[start : start + batch_size], Y_train[start : start + batch_size]
             else:
                 X, Y = (X_batch, Y_batch) if start + batch_size <= n_samples else (X_last, Y_last)
                 gather(X_train, Y_train, order, start, X, Y)

@@ -136,7 +136,9 @@ class Model:
         optimizer = optimizer if optimizer is not None else update if update is not None else self.defaults["update"]
         rule = rules.RULES[rules.rule_of(optimizer)]
         if rule.model_kernel and rule.model_kernel not in self.kernels:
-            raise ValueError(f"optimizer {optimizer!r} is not available: {self.missing.get(rule.model_kernel, 'not built')}")
+            raise ValueError(
+                f"optimizer {optimizer!r} is not available: {self.missing.get(rule.model_kernel, 'not built')}"
+            )
         reads = tuple(h.name for h in rule.hyperparameters)
         values = {}
         for h in rules.hyperparameters():
@@ -229,7 +231,11 @@ class Model:
         (the blog's run) takes the loop that calls the straight-line sweep directly, where the module has one."""
         inlined = self.kernels.get("_train_full_batch_kernel")
         plain = rule.step is rules.gradient_descent_step
-        if inlined is not None and (plain or rule.model_kernel == "_sequential_step_kernel") and not (validating and self.classifier):
+        if (
+            inlined is not None
+            and (plain or rule.model_kernel == "_sequential_step_kernel")
+            and not (validating and self.classifier)
+        ):
             one_sample = self.kernels.get("_train_one_sample_sweep_kernel")
             if not plain and one_sample is not None and n_samples == 1 and values.get("weight_decay", 0.0) == 0.0:
                 return one_sample, True
@@ -240,6 +246,8 @@ class Model:
         """The function pointers a compiled loop takes for `rule`: loss and gradient, accuracy, the rule's step,
         the model's step, and whether the model's step is the one to take."""
         accuracy = self.kernels["_accuracy_kernel"] if validating and self.classifier else loops.no_accuracy
-        step, model_step = (rules.no_step, self.kernels[rule.model_kernel]) if rule.model_kernel else (rule.step, rules.no_model_step)
+        step, model_step = (
+            (rules.no_step, self.kernels[rule.model_kernel]) if rule.model_kernel else (rule.step, rules.no_model_step)
+        )
         return (function_value(self.kernels["_loss_and_grad_kernel"], LOSS_AND_GRAD), function_value(accuracy, loops.ACCURACY),
                 function_value(step, rules.STEP), function_value(model_step, rules.MODEL_STEP), bool(rule.model_kernel))  # fmt: skip

@@ -86,7 +86,12 @@ class Hyperparameter:
         for a value out of range, each one line saying what is allowed."""
         if self.kind == "flag" and isinstance(value, (bool, np.bool_)):
             return bool(value)
-        if self.kind == "pair" and isinstance(value, (tuple, list)) and len(value) == 2 and all(map(self._allows, value)):
+        if (
+            self.kind == "pair"
+            and isinstance(value, (tuple, list))
+            and len(value) == 2
+            and all(map(self._allows, value))
+        ):
             return tuple(float(v) for v in value)
         if self.kind == "number" and self._allows(value):
             return float(value)
@@ -123,7 +128,9 @@ class UpdateRule:
     model_kernel: str = ""  # the generated module's kernel that takes the step (signature MODEL_STEP)
 
 
-LEARNING_RATE = Hyperparameter("lr", 0.1, description="learning rate: the step is lr times the gradient", above_low=True)
+LEARNING_RATE = Hyperparameter(
+    "lr", 0.1, description="learning rate: the step is lr times the gradient", above_low=True
+)
 WEIGHT_DECAY = Hyperparameter("weight_decay", 0.0, description="L2 penalty: weight_decay * w is added to the gradient")
 MOMENTUM = Hyperparameter("momentum", 0.0, description="the velocity's decay: v = momentum * v + gradient")
 NESTEROV = Hyperparameter("nesterov", False, kind="flag", description="Nesterov's momentum (torch's formulation)")

@@ -48,7 +48,9 @@ def check_targets(loss, Y, what="Y"):
     outside = np.flatnonzero((Y < 0) | (Y > 1))
     if len(outside):
         row, column = np.unravel_index(outside[0], Y.shape)
-        raise ValueError(f"{loss} needs targets in [0, 1]; {what} has {Y[row, column]:g} in sample {row}, target {column}")
+        raise ValueError(
+            f"{loss} needs targets in [0, 1]; {what} has {Y[row, column]:g} in sample {row}, target {column}"
+        )
     if loss == "softmax_cross_entropy":
         sums = Y.sum(axis=1)
         off = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOLERANCE)
@@ -57,4 +59,3 @@ def check_targets(loss, Y, what="Y"):
                 f"softmax_cross_entropy needs each target row to sum to 1 (one-hot, or class probabilities); "
                 f"sample {off[0]} sums to {sums[off[0]]:g} in {what}"
             )
-

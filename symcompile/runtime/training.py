@@ -40,7 +40,9 @@ class TrainResult(NamedTuple):
     # DIVERGED_FACTOR * (1 + |first loss|), or ended, at max_iter or converged, above ENDED_ABOVE_FACTOR times
     # that: symcompile.runtime.loops), "early_stopped" (`patience` epochs without a better validation loss), or
     # "interrupted" (Ctrl-C: w is where training had got to)
-    val_loss_history: np.ndarray = np.empty(0)  # the validation loss after every record_every-th iteration; empty without X_val
+    val_loss_history: np.ndarray = np.empty(
+        0
+    )  # the validation loss after every record_every-th iteration; empty without X_val
     accuracy_history: np.ndarray = np.empty(0)  # the validation accuracy after the same iterations (classifiers)
     best_w: np.ndarray = None  # the weights of the lowest validation loss (without X_val: w)
     record_every: int = 1  # the iterations between two recorded values: train's record_every, or a multiple of it

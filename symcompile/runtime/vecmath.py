@@ -42,16 +42,20 @@ import numpy as np
 @numba.extending.intrinsic
 def _bits_to_double(typingctx, bits):
     """The float64 whose IEEE bits are the int64 `bits` (a bit cast, no conversion)."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(numba.types.float64))
+
     return numba.types.float64(numba.types.int64), codegen
 
 
 @numba.extending.intrinsic
 def _double_to_bits(typingctx, value):
     """The IEEE bits of the float64 `value`, as an int64 (a bit cast, no conversion)."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(numba.types.int64))
+
     return numba.types.int64(numba.types.float64), codegen
 
 
@@ -104,8 +108,10 @@ def _log_reduced(f, dk, c):
     z = s * s
     w = z * z
     t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01))
-    t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
-              + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
+    t2 = z * (
+        6.666666666666735130e-01
+        + w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01))
+    )
     R = t2 + t1
     # The order of these additions is the accuracy: small terms first, dk*ln2_hi (exact) last.
     return (((s * (hfsq + R) + (dk * 1.90821492927058770002e-10 + c)) - hfsq) + f) + dk * 6.93147180369123816490e-01
@@ -155,8 +161,14 @@ def _expm1_small(y):
     below 2e-18 relative)."""
     y2 = y * y
     y7 = y2 * y2 * y2 * y
-    tail = 1.0 / 87178291200.0 + y * (1.0 / 1307674368000.0 + y * (1.0 / 20922789888000.0 + y * (
-        1.0 / 355687428096000.0 + y * (1.0 / 6402373705728000.0 + y / 121645100408832000.0))))
+    tail = 1.0 / 87178291200.0 + y * (
+        1.0 / 1307674368000.0
+        + y
+        * (
+            1.0 / 20922789888000.0
+            + y * (1.0 / 355687428096000.0 + y * (1.0 / 6402373705728000.0 + y / 121645100408832000.0))
+        )
+    )
     return _expm1_reduced(y) + (y7 * y7) * tail
 
 

@@ -66,8 +66,14 @@ def _saved_array(archive, name, kind, shape, read_up_to=math.inf):
             raise ValueError(f"{name}: .npy format version {version[0]}.{version[1]}")
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         found, fortran_order, dtype = read_header(f)
-        if dtype.kind != kind or len(found) != len(shape) or any(want is not None and got != want for got, want in zip(found, shape)):
-            raise ValueError(f"{name} is {dtype} of shape {found}, not {'numbers' if kind == 'f' else 'text'} of shape {shape_text(shape)}")
+        if (
+            dtype.kind != kind
+            or len(found) != len(shape)
+            or any(want is not None and got != want for got, want in zip(found, shape))
+        ):
+            raise ValueError(
+                f"{name} is {dtype} of shape {found}, not {'numbers' if kind == 'f' else 'text'} of shape {shape_text(shape)}"
+            )
         if kind == "U" and dtype.itemsize > 4 * _MAX_SAVED_TEXT:
             raise ValueError(f"{name} holds strings of {dtype.itemsize // 4} characters")
         count = math.prod(found)
@@ -100,4 +106,6 @@ def check_digest(module_file):
     with open(module_file, encoding="utf-8", newline="") as f:
         head, found, body = f.read().partition(" (of the source below this line)\n\n")
     if not found or hashlib.sha256(body.encode()).hexdigest() != head.rpartition("# Digest: sha256:")[2]:
-        raise ValueError(f"{module_file} was changed after symcompile built it (its body does not match its digest); rebuild it")
+        raise ValueError(
+            f"{module_file} was changed after symcompile built it (its body does not match its digest); rebuild it"
+        )
