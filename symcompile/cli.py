@@ -779,15 +779,14 @@ def _threads(module, threads):
 
 
 def command_bench(args):
-    if args.spec and args.scenario not in ("seed", "all"):
-        raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
+    from symcompile import seed_comparison  # the measuring stays out of build and train
+
+    seed_comparison.check_options(args)
     model, rebuild_command = resolve_model(args.spec, args.data_root)
     require_data(model)
     if args.json:
         check_writable(args.json)
-    from symcompile import bench  # the benchmark stays out of build and train
-
-    return bench.run(model, rebuild_command, args)
+    return seed_comparison.run(model, rebuild_command, args)
 
 
 def _print_state(module, label, w, X, Y):
@@ -953,9 +952,9 @@ def parser():
     )
     cli_dask.add_fit_many_arguments(fit_cmd)
 
-    bench_cmd = commands.add_parser("bench", help="time the compiled code against the subs loop, JAX and PyTorch")
+    bench_cmd = commands.add_parser("bench", help="time the compiled loop against the blog's subs loop")
     bench_cmd.set_defaults(run=command_bench)
-    from symcompile.bench import add_arguments as add_bench_arguments  # light: scenarios load when run
+    from symcompile.seed_comparison import add_arguments as add_bench_arguments  # light: SymPy loads when run
 
     add_bench_arguments(bench_cmd)
 

@@ -44,7 +44,7 @@ from symcompile.stable import logsumexp, sigmoid
 
 # Samples per block. Measured (2-16-16-1 loss and gradient on 4,096 samples, one thread, busy machine,
 # before the four-row matrix loops): 16: 1.6 ms, 32: 1.3 ms, 64: 0.70 ms, 128: 0.65 ms, 256: 0.71 ms;
-# 64 keeps the per-chunk buffers small. Re-measure with `python -m symcompile.bench.dense_bench --blocks 32,64,128`.
+# 64 keeps the per-chunk buffers small. Re-measure with `python -m benchmarks.bench.dense_bench --blocks 32,64,128`.
 DEFAULT_BLOCK = 64
 WIDE_BLOCK = 256  # where a layer goes through BLAS: larger matrix products per call
 MAX_CHUNKS = 16
@@ -285,11 +285,6 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcomp
         )
     )
     return DenseKernels(body, block, hidden, output)
-
-
-def standalone_source(shape: MLPShape, **options) -> str:
-    """The dense kernels as a module of their own (for tests and benchmarks, until the emitter uses them)."""
-    return "import math\n\nimport numba\nimport numpy as np\n\n\n" + dense_kernels_source(shape, **options)
 
 
 # --- the module -----------------------------------------------------------------------------------------------------

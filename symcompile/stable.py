@@ -9,12 +9,13 @@ exp(z_k - logsumexp)), so the gradient is as stable as the value, and `cse`
 shares the calls like any other.
 
 Each function is declared once, as one subclass of `StableFunction` that
-holds every form of it symcompile and its benchmark use: the SymPy class
-itself (special values in `eval`, the derivative in `fdiff`), the exact value
-in mpmath (for `evalf` and the tests), the generated module's Numba helper as
-source text, and the forms in `math`, NumPy, JAX and PyTorch that the bench's
-peers compute with. Defining the subclass registers it; nothing else in
-symcompile names the functions one by one.
+holds every form of it symcompile uses: the SymPy class itself (special
+values in `eval`, the derivative in `fdiff`), the exact value in mpmath (for
+`evalf` and the tests), and the generated module's Numba helper as source
+text. Defining the subclass registers it; nothing else in symcompile names the
+functions one by one. (The forms in `math`, NumPy, JAX and PyTorch that the
+benchmarks' peers compute with are in the checkout's
+benchmarks/bench/peer_forms.py.)
 """
 
 from __future__ import annotations
@@ -41,15 +42,11 @@ class StableFunction(sp.Function):
       function `_<name>`, which must never overflow;
     - `helper_takes_tuple`: True when that helper takes its arguments as one
       tuple of floats (for any number of arguments: Numba iterates only over
-      tuples of one type);
-    - `peer_forms`: {library: form}, where a form takes the library's module
-      (`math`, `numpy`, `jax`, `torch`) and returns the function, so that this
-      module never imports the heavy libraries.
+      tuples of one type).
     """
 
     numba_helper: str = ""
     helper_takes_tuple: bool = False
-    peer_forms: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -102,12 +99,6 @@ class sigmoid(StableFunction):  # noqa: N801 (SymPy functions are lower case, li
             e = math.exp(-abs(z))
             return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
     ''')
-    peer_forms = {
-        "math": lambda math: lambda z: 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z)),
-        "numpy": lambda np: lambda z: _numpy_sigmoid(np, z),
-        "jax": lambda jax: jax.nn.sigmoid,
-        "torch": lambda torch: torch.sigmoid,
-    }
 
 
 class softplus(StableFunction):  # noqa: N801
@@ -133,13 +124,6 @@ class softplus(StableFunction):  # noqa: N801
             """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
             return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
     ''')
-    peer_forms = {
-        "math": lambda math: lambda z: max(z, 0.0) + math.log1p(math.exp(-abs(z))),
-        "numpy": lambda np: lambda z: np.logaddexp(0.0, z),
-        "jax": lambda jax: jax.nn.softplus,
-        # Not torch.nn.functional.softplus: above its threshold (20) it returns z itself, off by up to 2e-9.
-        "torch": lambda torch: lambda z: torch.logaddexp(z, torch.zeros_like(z)),
-    }
 
 
 class logsumexp(StableFunction):  # noqa: N801
@@ -173,22 +157,6 @@ class logsumexp(StableFunction):  # noqa: N801
             return top + math.log(total)
     ''')
     helper_takes_tuple = True
-    peer_forms = {
-        "math": lambda math: lambda *zs: _math_logsumexp(math, zs),
-        "numpy": lambda np: lambda *zs: np.logaddexp.reduce(np.broadcast_arrays(*zs), axis=0),
-        "jax": lambda jax: lambda *zs: jax.scipy.special.logsumexp(jax.numpy.stack(zs), axis=0),
-        "torch": lambda torch: lambda *zs: torch.logsumexp(torch.stack(zs), 0),
-    }
-
-
-def _numpy_sigmoid(np, z):
-    e = np.exp(-np.abs(z))  # as the Numba helper computes it, element by element
-    return np.where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _math_logsumexp(math, zs):
-    top = max(zs)
-    return top + math.log(sum(math.exp(z - top) for z in zs))
 
 
 def used_functions(expressions) -> set[type[StableFunction]]:
@@ -206,16 +174,6 @@ def helper_sources(expressions) -> list[str]:
     """The Numba helpers that `expressions` call, as source text, in declaration order."""
     used = used_functions(expressions)
     return [function.numba_helper for function in DECLARED if function in used]
-
-
-def peer_functions(library: str, module) -> dict:
-    """{name: function} of every stable function with a form in `library`, for `sympy.lambdify`'s `modules`.
-
-    `module` is the library's module (`math`, `numpy`, `jax`, `torch`): the
-    caller imports it, so that only a peer that runs loads its library.
-    """
-    return {function.__name__: function.peer_forms[library](module)
-            for function in DECLARED if library in function.peer_forms}  # fmt: skip
 
 
 def mpmath_functions() -> dict:

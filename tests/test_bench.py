@@ -1,27 +1,36 @@
-"""The benchmark's peers compute what the compiled module computes, and `bench` runs end to end.
+"""The benchmarks' peers compute what the compiled module computes, and the benchmarks run end to end: the
+installed `python -m symcompile bench` (the seed comparison) and the checkout's `python -m benchmarks`.
 
 Speed is never asserted: these tests check that the hand-written peers do the
 same work as the generated module (so the benchmark compares like with like),
-and that a quick `bench` run reports every row with weights that agree.
+and that quick runs report every row with weights that agree.
 """
 
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.bench import main as benchmarks_main
+from benchmarks.bench import numba_seed
+from benchmarks.bench.peers import missing_note
+from benchmarks.bench.scenario_dataset import synthetic_data
+from benchmarks.bench.scenario_seed import LambdifyLoop, is_seed
+from references import numpy_mlp
+from references.blog_loop import BlogLoop
 from symcompile import seed
-from symcompile.bench import numba_seed, numpy_mlp
-from symcompile.bench.peers import missing_note
-from symcompile.bench.reference import BlogLoop
-from symcompile.bench.scenario_dataset import synthetic_data
-from symcompile.bench.scenario_seed import LambdifyLoop, SubsLoop, is_seed
 from symcompile.cli import main
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build, generate
 from symcompile.rewrite import rewrite
+from symcompile.seed_comparison import SubsLoop
 from symcompile.writer import load_module
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("seed_value", [0, 1])
@@ -91,7 +100,7 @@ def test_generic_subs_and_lambdify_loops_follow_the_compiled_module(seed_module)
     def compiled(update, iterations):
         return seed_module.train(seed_module.INIT, X, Y, max_iter=iterations, update=update).w
 
-    values, _ = SubsLoop(model).iterate(model.init)
+    values = SubsLoop(model).iterate(model.init)
     np.testing.assert_allclose(values, compiled("sequential", 1), rtol=1e-12)
     loop = LambdifyLoop(rewrite(model)[0])
     np.testing.assert_allclose(loop.sequential(model.init, 3), compiled("sequential", 3), rtol=1e-12)
@@ -108,10 +117,39 @@ def _rows(report):
     return [row for table in report["tables"] for row in table["rows"]]
 
 
+def test_symcompile_bench_quick_runs_the_seed_comparison(tmp_path, capsys):
+    """The installed entry: the subs loop against the compiled loop, the weights alike after the same iterations."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--out-dir", str(tmp_path), "--json", str(out)]) == 0
+    assert "time per iteration" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    rows = {(r["name"], r["update"]): r for r in report["rows"]}
+    subs = rows["SymPy subs loop (the blog's method)", "sequential"]
+    assert subs["difference"] < 1e-12 and subs["ratio"] > 1.0 and subs["repeats"] == 1
+    assert rows["compiled module train()", "simultaneous"]["repeats"] == 3
+    assert (tmp_path / "seed_mlp.py").read_text() == generate(
+        seed.seed_model(), rebuild_command="python -m symcompile build"
+    ).text
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--scenario", "dataset"], "--scenario dataset: `bench` runs the seed comparison only"),
+        (["--layers", "2-3-1"], "--layers belongs to the scenarios of python -m benchmarks"),
+    ],
+)
+def test_symcompile_bench_points_at_the_benchmarks_for_the_rest(tmp_path, capsys, argv, words):
+    assert main(["bench", *argv, "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "benchmarks/README.md" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow  # every peer of the seed scenario, each in a fresh process: 12 s
 def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--out-dir", str(tmp_path), "--json", str(out)]) == 0
+    assert benchmarks_main(["--quick", "--out-dir", str(tmp_path), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "time per iteration" in printed and "one-time costs" in printed
     (report,) = json.loads(out.read_text())["scenarios"]
@@ -142,10 +180,13 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     ).text
 
 
-def test_bench_dataset_quick_run_compares_every_peer(tmp_path):
+def test_benchmarks_dataset_quick_run_compares_every_peer(tmp_path):
+    """`python -m benchmarks` as a checkout runs it (its own process, from the checkout's root)."""
     out = tmp_path / "bench.json"
-    argv = ["bench", "--quick", "--scenario", "dataset", "--layers", "2-3-1", "--samples", "64", "--workloads", "small"]
-    assert main(argv + ["--out-dir", str(tmp_path), "--json", str(out)]) == 0
+    argv = ["--quick", "--scenario", "dataset", "--layers", "2-3-1", "--samples", "64", "--workloads", "small"]
+    command = [sys.executable, "-m", "benchmarks", *argv, "--out-dir", str(tmp_path), "--json", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     (report,) = json.loads(out.read_text())["scenarios"]
     rows = {r["name"]: r for r in _rows(report)}
     assert rows["hand-written NumPy backprop"]["difference"] < 1e-12
@@ -157,6 +198,6 @@ def test_bench_dataset_quick_run_compares_every_peer(tmp_path):
 
 def test_bench_rejects_bad_layer_sizes(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "--scenario", "dataset", "--layers", "2-x-1"])
+        benchmarks_main(["--scenario", "dataset", "--layers", "2-x-1"])
     assert exit_info.value.code == 2
     assert "layer sizes like 2-16-16-1 expected" in capsys.readouterr().err

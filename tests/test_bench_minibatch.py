@@ -4,8 +4,8 @@ the same weights (two independent implementations checking each other)."""
 import numpy as np
 import pytest
 
-from symcompile.bench.numpy_mlp import MlpLayout
-from symcompile.bench.scenario_minibatch import LAYERS, MinibatchSettings, jax_adam, torch_adam
+from benchmarks.bench.scenario_minibatch import LAYERS, MinibatchSettings, jax_adam, torch_adam
+from references.numpy_mlp import MlpLayout
 from symcompile.mlp import initial_weights, param_names
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from symcompile.bench.scenario_scaling import format_table, n_params, run_scaling, scaling_model
-from symcompile.cli import main
+from benchmarks.bench import main
+from benchmarks.bench.scenario_scaling import format_table, n_params, run_scaling, scaling_model
 
 
 def test_parameter_count_matches_the_built_network():
@@ -31,6 +31,6 @@ def test_run_scaling_measures_and_skips(tmp_path):
 
 def test_main_rejects_unknown_methods(capsys):
     with pytest.raises(SystemExit) as stop:
-        main(["bench", "--scenario", "scaling", "--methods", "diff,forward"])
+        main(["--scenario", "scaling", "--methods", "diff,forward"])
     assert stop.value.code == 2
     assert "unknown gradient method 'forward'" in capsys.readouterr().err

@@ -57,6 +57,7 @@ def digits(found, certified):
 # --- the three ways to give f ----------------------------------------------------------------------------------
 
 
+@pytest.mark.peers
 def test_a_function_a_formula_and_a_sympy_expression_give_scipys_fit():
     theirs = scipy_curve_fit(decay, X, Y, jac=decay_jacobian, xtol=1e-12, ftol=1e-12)
     a, b, c, x = sp.symbols("a b c x")
@@ -75,6 +76,7 @@ def test_formula_parameters_are_in_order_of_appearance_unless_named():
     np.testing.assert_allclose(popt, curve_fit(decay, X, Y)[0], rtol=1e-6)
 
 
+@pytest.mark.peers
 def test_several_independent_variables_as_scipys_k_by_n_xdata():
     rng = np.random.default_rng(3)
     x = rng.uniform(0.1, 2.0, size=(2, 60))
@@ -147,6 +149,7 @@ def test_untraceable_functions_say_which_construct_and_line_in_one_line(model, s
 # --- SciPy's semantics: weights, covariance, results -------------------------------------------------------------
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("absolute_sigma", [False, True])
 @pytest.mark.parametrize("kind", ["1-D", "2-D"])
 def test_weighted_fits_equal_scipys_popt_and_pcov(kind, absolute_sigma):
@@ -175,6 +178,7 @@ def test_no_degrees_of_freedom_is_an_inf_covariance_with_a_warning():
     assert np.isinf(pcov).all()
 
 
+@pytest.mark.peers
 def test_fixed_parameters_keep_their_value_and_a_zero_covariance():
     theirs = scipy_curve_fit(lambda x, a, b: decay(x, a, b, 0.5), X, Y, xtol=1e-12, ftol=1e-12,
                              jac=lambda x, a, b: decay_jacobian(x, a, b, 0.5)[:, :2])  # fmt: skip
@@ -184,6 +188,7 @@ def test_fixed_parameters_keep_their_value_and_a_zero_covariance():
     np.testing.assert_allclose(pcov[:2, :2], theirs[1], rtol=1e-8)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("loss", ["soft_l1", "huber", "cauchy", "arctan"])
 def test_robust_losses_on_outliers_give_scipys_trf_fit(loss):
     outliers = Y + np.where(np.arange(X.size) % 10 == 0, 1.0, 0.0)
@@ -194,6 +199,7 @@ def test_robust_losses_on_outliers_give_scipys_trf_fit(loss):
     np.testing.assert_allclose(pcov, theirs[1], rtol=1e-5)  # the same formula at minima 1e-8 apart
 
 
+@pytest.mark.peers
 def test_an_active_bound_gives_scipys_trf_fit():
     bounds = ([0, 1.5, 0], [10, 10, 10])  # b's minimum, 1.3, is outside
     theirs = scipy_curve_fit(decay, X, Y, bounds=bounds, jac=decay_jacobian, xtol=1e-14, ftol=1e-14, gtol=1e-14)
@@ -299,6 +305,7 @@ def nist_case(name, start):
     return outcomes
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("start", [1, 2])
 @pytest.mark.parametrize("name", QUICK)
 def test_nist_quick_subset_solved_wherever_scipy_solves_it(name, start):
@@ -306,6 +313,7 @@ def test_nist_quick_subset_solved_wherever_scipy_solves_it(name, start):
     assert ours or not theirs
 
 
+@pytest.mark.peers
 @pytest.mark.slow
 def test_all_27_nist_problems_from_both_starts_solved_wherever_scipy_solves_them():
     outcomes = {(name, start): nist_case(name, start) for name in nist.FORMULAS for start in (1, 2)}

@@ -340,7 +340,7 @@ def test_the_per_block_loops_vectorize_the_runtimes_math(tmp_path):
               "softmax": MLPShape((4, 8, 3), "tanh", "softmax", "softmax_cross_entropy")}  # fmt: skip
     functions = {"softplus": ["_dense_hidden"], "softmax": ["_dense_hidden", "_dense_output", "_dense_output_loss"]}
     for name, shape in shapes.items():
-        source = dense.standalone_source(shape)
+        source = "import math\n\nimport numba\nimport numpy as np\n\n\n" + dense.dense_kernels_source(shape)
         assert "from symcompile.runtime.vecmath import " in source and "def _v" not in source
         path = tmp_path / f"vectorized_{name}.py"
         path.write_text(source)

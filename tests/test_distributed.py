@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+pytestmark = pytest.mark.cluster
 distributed = pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
 da = pytest.importorskip("dask.array", reason="needs the dask extra (pip install '.[dask]')")
 

@@ -70,7 +70,7 @@ def test_cli_does_not_hide_a_bug_as_a_user_error(tmp_path, monkeypatch):
         (["train", "--max-iter", "-3"], "max_iter must be an integer"),
         (["train", "--max-iter", "100000000000000000000"], "max_iter must be an integer"),
         (["build", "no-such-model.toml"], "no-such-model.toml: cannot read spec file"),
-        (["bench", "--scenario", "dataset", "examples/xor.toml"], "applies to the seed scenario only"),
+        (["bench", "--scenario", "dataset", "examples/xor.toml"], "`bench` runs the seed comparison only"),
         (["bench", "--json", "/no/such/folder/out.json"], "cannot write /no/such/folder/out.json"),
     ],
 )

@@ -186,6 +186,7 @@ def printed_errors(out):
     return {name: float(e) for name, e in re.findall(r"^  ([abc])  \S+\s+\+- (\S+)", out, re.M)}
 
 
+@pytest.mark.peers
 def test_fit_report_prints_lmfits_numbers_for_the_spec(cli, capsys):
     status, out, _ = run_fit(cli, capsys, "--report")
     assert status == 0 and "building" not in out  # the module of the fixture, up to date
@@ -201,6 +202,7 @@ def test_fit_report_prints_lmfits_numbers_for_the_spec(cli, capsys):
     assert "[[Correlations]]" in out and "stop               = " in out
 
 
+@pytest.mark.peers
 def test_a_modules_fit_has_lmfits_report_and_band(cli):
     from symcompile.fit_report import from_least_squares
     from symcompile.writer import load_module
@@ -258,6 +260,7 @@ def test_flags_fit_as_curve_fit_and_scipy_with_the_same_options(cli, capsys):
     assert re.search(r"^  c  0\.5\s+\(fixed\)$", out, re.M)
 
 
+@pytest.mark.peers
 def test_a_sigma_column_fit_is_scipys(cli, capsys):
     scipy_optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
     status, out, _ = run_fit(cli, capsys, "--sigma-column", "s", "--absolute-sigma")

@@ -1,6 +1,6 @@
 """Residual models through the compiler: NIST StRD fits, exact Jacobians and Hessians, Newton's method, `fit`.
 
-References: NIST's certified values (symcompile/bench/nist_strd.py), SciPy's
+References: NIST's certified values (tests/references/nist_strd.py), SciPy's
 MINPACK and a hand-written SymPy Jacobian (tests/test_least_squares_solver.py's
 `scipy_fit`), SymPy `diff` + `subs`, central finite differences, and a NumPy
 Newton iteration with the textbook logistic-regression gradient and Hessian.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symcompile.bench.nist_compiled import build_problem_module, problem_data
-from symcompile.bench.nist_strd import BOXBOD, MISRA1A, THURBER
+from references.nist_compiled import build_problem_module, problem_data
+from references.nist_strd import BOXBOD, MISRA1A, THURBER
 from symcompile.cli import main
 from symcompile.errors import SymcompileError
 from symcompile.mlp import mlp_model
@@ -51,6 +51,7 @@ def product(fit_dir):
 NIST_CASES = [(MISRA1A, 1), (MISRA1A, 2), (BOXBOD, 1), (BOXBOD, 2), (THURBER, 1), (THURBER, 2)]
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize(("problem", "start"), NIST_CASES, ids=lambda v: getattr(v, "name", f"start{v}"))
 def test_nist_certified_values_through_the_compiler(request, problem, start):
     """Parameters to 6 significant digits, standard errors to 4, RSS to 1e-9, from both of NIST's starts:
@@ -295,7 +296,7 @@ def test_fit_of_a_model_without_residuals_is_one_line(capsys, fit_dir):
 
 def test_fitting_bench_tables(misra):
     """The bench's table and tally on one problem, timed once, with the session's compiler-built module."""
-    from symcompile.bench import lm_bench
+    from benchmarks.bench import lm_bench
 
     settings = {"max_iter": 200, "xtol": 1e-10, "ftol": 1e-10, "gtol": 1e-10}
     cases = lm_bench.bench_cases({"Misra1a": misra}, settings, repeats=1, problems=[MISRA1A])

@@ -1,4 +1,5 @@
-"""The core never loads the benchmark or its libraries: building a model needs SymPy, Jinja, NumPy and Numba only."""
+"""The core never loads the benchmarks or their libraries: building a model needs SymPy, Jinja, NumPy and Numba
+only."""
 
 import json
 import subprocess
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH_ONLY = ("symcompile.bench", "tqdm", "jax", "torch", "threadpoolctl")
+BENCH_ONLY = ("symcompile.seed_comparison", "benchmarks", "references", "tqdm", "jax", "torch", "threadpoolctl")
 DASK_ONLY = ("dask", "distributed", "symcompile.distributed")
 
 
@@ -33,10 +34,10 @@ def test_importing_symcompile_and_building_loads_no_bench_module(tmp_path):
 
 
 def test_cli_build_loads_only_the_bench_options(tmp_path):
-    """The command line's parser includes `bench`'s options (symcompile.bench itself); nothing it measures with."""
+    """The command line's parser includes `bench`'s options (symcompile.seed_comparison); nothing it measures with."""
     modules = _modules_after(
         f"import symcompile.cli\nsymcompile.cli.main(['build', '--out-dir', {str(tmp_path)!r}])", tmp_path
     )
     assert (tmp_path / "seed_mlp.py").is_file()
-    assert _loaded(modules, BENCH_ONLY) == ["symcompile.bench"]
+    assert _loaded(modules, BENCH_ONLY) == ["symcompile.seed_comparison"]
     assert _loaded(modules, DASK_ONLY) == []  # Dask loads only when --dask or symcompile.distributed is used

@@ -27,7 +27,7 @@ from symcompile.errors import SymcompileError
 from symcompile.expression import ExpressionParser
 from symcompile.rewrite import REWRITES
 from symcompile.spec import load_spec
-from symcompile.stable import peer_functions
+from benchmarks.bench.peer_forms import peer_functions
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MISRA = str(EXAMPLES / "misra1a.toml")
@@ -244,6 +244,7 @@ def test_fit_many_over_a_thousand_good_files_and_ten_bad_ones(misra, fit_dir, tm
     print(f"\n1,000 + 10 files: {seconds:.2f} s; {captured.out.strip()}")
 
 
+@pytest.mark.cluster
 def test_fit_many_on_dask_keeps_the_fits_beside_a_refused_data_set(misra):
     distributed = pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
     from symcompile import distributed as sd
@@ -268,6 +269,7 @@ def test_fit_many_on_dask_keeps_the_fits_beside_a_refused_data_set(misra):
 # ----------------------------------------------------------------------------- 16: --dask addresses, fit_many's batch
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize(
     ("address", "message"),
     [
@@ -349,6 +351,7 @@ def test_a_closed_port_is_one_line():
         cli_dask.probe_scheduler("127.0.0.1", port, seconds=1.0)
 
 
+@pytest.mark.cluster
 def test_a_real_scheduler_passes_the_probe():
     distributed = pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
     with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=None) as cluster:
@@ -356,6 +359,7 @@ def test_a_real_scheduler_passes_the_probe():
         cli_dask.probe_scheduler(host, port, seconds=5.0)
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("batch", [-1, 0, 2.5, True, "2"])
 def test_fit_many_batch_must_be_a_positive_integer(batch):
     pytest.importorskip("distributed", reason="needs the dask extra (pip install '.[dask]')")
@@ -473,6 +477,7 @@ def test_decay_example_is_the_residual_model_the_readme_calls_a_curve_fit():
     assert "python -m symcompile fit examples/decay.toml" in readme
 
 
+@pytest.mark.peers
 @pytest.mark.slow
 def test_fit_of_decay_equals_scipy(tmp_path, capsys):
     scipy_optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")

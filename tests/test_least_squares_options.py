@@ -54,6 +54,7 @@ def test_no_options_and_neutral_options_are_the_plain_fit_bit_for_bit(decay):
     np.testing.assert_array_equal(plain.jac, decay.jacobian(plain.w, X, Y))
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("fixed", [[2], np.array([False, False, True])], ids=["indices", "mask"])
 def test_fixed_weights_take_minpacks_steps_on_the_problem_without_them(decay, fixed):
     """Fixing c is lmder on (a, b) alone: SciPy's MINPACK on that problem takes the same evaluations to the same w."""
@@ -127,6 +128,7 @@ def covariance_sigma(n, seed=1):
     return A @ A.T + np.diag(rng.uniform(0.01, 0.05, n) ** 2)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("kind", ["1-D", "2-D"])
 def test_sigma_gives_curve_fits_popt_and_pcov(decay, kind):
     optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")
@@ -152,6 +154,7 @@ def test_one_d_sigma_is_the_diagonal_covariance(decay):
     np.testing.assert_allclose(one.covariance, two.covariance, rtol=1e-9)
 
 
+@pytest.mark.peers
 def test_everything_composes_as_scipys_trf_on_the_same_problem(decay):
     """fixed + bounds + 2-D sigma + loss against SciPy's trf on the whitened residuals of the free weights."""
     optimize = pytest.importorskip("scipy.optimize", reason="needs the test extra (pip install '.[test]')")

@@ -1,7 +1,7 @@
 """The compiled Levenberg-Marquardt solver (symcompile/runtime/least_squares.py) on the NIST StRD problems.
 
 References: NIST's certified parameters, standard deviations and residual sums
-of squares (symcompile/bench/nist_strd.py, copied from the .dat files), and
+of squares (tests/references/nist_strd.py, copied from the .dat files), and
 SciPy's MINPACK (`least_squares(method="lm")`, i.e. lmder) given the same
 SymPy Jacobian. One module holds every problem's kernel and fits with the
 runtime's solver, built once per session into a temporary folder (Numba's
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symcompile.bench.nist_fit_module import (
+from references.nist_fit_module import (
     PRODUCT,
     build_module,
     jacobian_function,
     problem_data,
 )
-from symcompile.bench.nist_strd import PROBLEMS
+from references.nist_strd import PROBLEMS
 from symcompile.runtime import least_squares as runtime_least_squares
 
 CASES = [pytest.param(problem, start, id=f"{problem.name}-start{start}") for problem in PROBLEMS for start in (1, 2)]
@@ -123,6 +123,7 @@ def scipy_fit(problem, start, *, max_iter, tol):
     return result, bool(saw_non_finite)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize(("problem", "start"), CASES)
 def test_same_steps_as_scipys_minpack(fits, problem, start):
     """The same algorithm: at the default tolerances, the same evaluations and the same answer as lmder.
@@ -149,6 +150,7 @@ def test_same_steps_as_scipys_minpack(fits, problem, start):
     np.testing.assert_allclose(w, theirs.x, rtol=1e-12)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize(("problem", "start"), CASES)
 def test_certified_wherever_scipy_gets_there(fits, problem, start):
     """The issue's bar: wherever lmder reaches 6 digits (and 4 in the standard errors), so do we."""
@@ -182,7 +184,7 @@ def test_weights_only_in_a_product_give_singular_not_nan(fits, start):
 
 def test_no_degrees_of_freedom_leave_the_covariance_undefined(fits):
     """As many residuals as weights: an exact fit, and s^2 = RSS/(m - P) is 0/0: covariance all inf."""
-    from symcompile.bench.nist_strd import DANWOOD
+    from references.nist_strd import DANWOOD
 
     X, Y = problem_data(DANWOOD)
     fit = fits.least_squares(start_of(DANWOOD, 2), X[:2], Y[:2])
@@ -192,14 +194,14 @@ def test_no_degrees_of_freedom_leave_the_covariance_undefined(fits):
 
 
 def test_max_iter_stops_and_says_so(fits):
-    from symcompile.bench.nist_strd import MGH09
+    from references.nist_strd import MGH09
 
     fit = fits.least_squares(start_of(MGH09, 1), *problem_data(MGH09), max_iter=50)
     assert (fit.status, fit.converged, fit.iterations) == ("max_iter", False, 50)
 
 
 def test_non_finite_start_says_so(fits):
-    from symcompile.bench.nist_strd import DANWOOD
+    from references.nist_strd import DANWOOD
 
     fit = fits.least_squares(np.array([1.0, 1e4]), *problem_data(DANWOOD))  # x**b2 overflows
     assert (fit.status, fit.converged, fit.iterations) == ("non-finite", False, 1)
@@ -211,7 +213,7 @@ def test_non_finite_start_says_so(fits):
     [({"max_iter": 0}, "max_iter"), ({"ftol": -1.0}, "ftol"), ({"xtol": float("nan")}, "xtol")],
 )
 def test_improper_settings_are_one_clear_error(fits, settings, message):
-    from symcompile.bench.nist_strd import MISRA1A
+    from references.nist_strd import MISRA1A
 
     with pytest.raises(ValueError, match=message):
         fits.least_squares(start_of(MISRA1A, 1), *problem_data(MISRA1A), **settings)

@@ -30,7 +30,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIPPED = [
     (r"^pip ", "installs packages: the network, and it changes the environment"),
     (r"-m pytest", "the test suite itself"),
-    (r"\bbench\b", "a benchmark: minutes of measuring, never a test"),
+    (r"\bbench\b|-m benchmarks", "a benchmark: minutes of measuring, never a test"),
     (r"digits", "the digits network: Numba compiles its kernels for one to two minutes"),
     (r"for k in range\(32\):\n\s+t\[33", "an excerpt of a generated module's kernel, not a program"),
     (

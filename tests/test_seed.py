@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from references.blog_loop import BlogLoop
 from symcompile import seed
-from symcompile.bench.reference import BlogLoop
+from symcompile.seed_comparison import SubsLoop
 
 # Measured by running the blog's own code with its loop enabled (../shared/DESIGN.md).
 F5_AT_INIT = 0.649864477526152
@@ -92,6 +93,16 @@ def test_compiled_iterations_equal_blog_subs_iterations(seed_module, blog):
     expected, steps = blog.run(3)
     result = seed_module.train(max_iter=3)
     np.testing.assert_allclose(result.w, expected, rtol=1e-12)
+
+
+def test_bench_subs_loop_is_the_blog_loop_on_the_seed(blog):
+    """`python -m symcompile bench`'s subs loop, written for any model, takes the blog's steps on the seed: the
+    same values after each iteration, bit for bit (so its time per iteration is the blog's loop's)."""
+    ours, theirs = SubsLoop(seed.seed_model()), list(seed.INIT)
+    values = list(seed.INIT)
+    for _ in range(2):
+        values, (theirs, _) = ours.iterate(values), blog.iterate(theirs)
+        assert values == theirs
 
 
 def test_many_samples_average_the_per_sample_loss(seed_module, blog):

@@ -4,7 +4,7 @@ over samples for several. Both must follow the blog's own subs loop."""
 import numpy as np
 import pytest
 
-from symcompile.bench.reference import BlogLoop
+from references.blog_loop import BlogLoop
 
 
 def test_sweep_over_several_samples_follows_the_blog_loop(seed_module):

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.peers
 sklearn = pytest.importorskip("sklearn", reason="needs the sklearn extra (pip install '.[sklearn]')")
 
 from sklearn import datasets  # noqa: E402
@@ -26,7 +27,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from symcompile import module_cache  # noqa: E402
-from symcompile.bench.nist_strd import BOXBOD, DANWOOD, MISRA1A  # noqa: E402
+from references.nist_strd import BOXBOD, DANWOOD, MISRA1A  # noqa: E402
 from symcompile.sklearn import ExpressionRegressor, MLPClassifier, MLPRegressor  # noqa: E402
 
 CACHE_VARIABLE = module_cache.ENVIRONMENT_VARIABLE

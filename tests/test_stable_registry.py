@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from benchmarks.bench.peer_forms import FORMS
 from symcompile.model import make_model
 from symcompile.pipeline import build, generate
 from symcompile.stable import DECLARED, StableFunction, helper_source, sigmoid
@@ -37,7 +38,6 @@ class logcosh(StableFunction):  # noqa: N801
             a = abs(z)
             return a + math.log1p(math.exp(-2.0 * a)) - math.log(2.0)
     ''')
-    peer_forms = {"math": lambda math: lambda z: abs(z) + math.log1p(math.exp(-2.0 * abs(z))) - math.log(2.0)}
 
 
 POINTS = [-30.0, -5.0, -1.0, -0.25, 0.5, 3.0, 20.0, 40.0]
@@ -48,7 +48,7 @@ def _library(name):
         return importlib.import_module(name)
     module = pytest.importorskip(name)
     if name == "jax":
-        module.config.update("jax_enable_x64", True)  # as the bench's JAX peer runs
+        module.config.update("jax_enable_x64", True)  # as the benchmarks' JAX peer runs
         importlib.import_module("jax.scipy.special")
     return module
 
@@ -62,13 +62,22 @@ def _scalar(library, name, value):
     return float(value)  # math, and NumPy's forms take Python floats as they take arrays
 
 
-@pytest.mark.parametrize("library_name", ["math", "numpy", "jax", "torch"])
-@pytest.mark.parametrize("function", DECLARED, ids=lambda f: f.__name__)
+LIBRARIES = ["math", "numpy", "jax", "torch"]
+SYMCOMPILES = [function for function in DECLARED if function.__module__ == "symcompile.stable"]
+
+
+def test_the_benchmarks_peers_have_every_stable_function_in_every_library():
+    """benchmarks/bench/peer_forms.py, where the peers' forms live: one per library for each of symcompile's."""
+    assert {function.__name__: sorted(FORMS.get(function.__name__, {})) for function in SYMCOMPILES} == {
+        function.__name__: sorted(LIBRARIES) for function in SYMCOMPILES
+    }
+
+
+@pytest.mark.parametrize("library_name", LIBRARIES)
+@pytest.mark.parametrize("function", SYMCOMPILES, ids=lambda f: f.__name__)
 def test_every_form_of_every_stable_function_equals_its_mpmath_value(function, library_name):
-    if library_name not in function.peer_forms:
-        pytest.skip(f"{function.__name__} has no {library_name} form")
     library = _library(library_name)
-    form = function.peer_forms[library_name](library)
+    form = FORMS[function.__name__][library_name](library)
     arity = 3 if function.nargs == sp.S.Naturals0 else 1  # logsumexp takes any number of arguments
     for k, z in enumerate(POINTS):
         args = [z + 7.0 * j for j in range(arity)] if arity > 1 else [z]

@@ -124,6 +124,7 @@ def test_each_rule_matches_its_numpy_form(softmax_module, name):
     np.testing.assert_allclose(result.w, w, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("name", SETTINGS)
 def test_each_rule_matches_pytorch_step_for_step(softmax_module, name):
     losses, w = _torch_training(softmax_module, SETTINGS[name], 100)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from symcompile import vecmath
-from symcompile.bench.vecmath_bench import EDGES, MPMATH, apply, domain_points, errors, vector_loop
+from references.vecmath_accuracy import EDGES, MPMATH, apply, domain_points, errors, vector_loop
 from symcompile.runtime import vecmath as runtime_vecmath
 
 INF, NAN = math.inf, math.nan

@@ -30,6 +30,7 @@ from symcompile.runtime import dense
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: benchmarks.bench
 from peak_flops import gflops, one_thread  # noqa: E402
 
 KINDS = ("forward", "backprop", "weight_grad")
@@ -95,8 +96,8 @@ def layer_products(workload, layers, blocks):
 
 def epoch_seconds(layers, samples, batch, repeats):
     """An epoch of train() on one thread (the module built here), median over `repeats`."""
-    from symcompile.bench.scenario_dataset import synthetic_data
-    from symcompile.bench.scenario_minibatch import digits_data, minibatch_model
+    from benchmarks.bench.scenario_dataset import synthetic_data
+    from benchmarks.bench.scenario_minibatch import digits_data, minibatch_model
     from symcompile.pipeline import build
     from symcompile.writer import load_module
 
@@ -123,7 +124,7 @@ def epoch_seconds(layers, samples, batch, repeats):
 
 
 def _small_model(X, Y):
-    from symcompile.bench.scenario_dataset import DatasetSettings, workload_model
+    from benchmarks.bench.scenario_dataset import DatasetSettings, workload_model
     from symcompile.mlp import MLPShape
 
     return workload_model("small", DatasetSettings(), (MLPShape((2, 16, 16, 1)), X, Y, 0.5, 20))

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "minibatch_steps"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout: benchmarks.bench, and the tests' references
 import same_weights as minibatch_runs  # noqa: E402
 
-from symcompile.bench.scenario_dataset import DatasetSettings, synthetic_data, workload_model  # noqa: E402
-from symcompile.bench.scenario_minibatch import digits_data, minibatch_model  # noqa: E402
+from benchmarks.bench.scenario_dataset import DatasetSettings, synthetic_data, workload_model  # noqa: E402
+from benchmarks.bench.scenario_minibatch import digits_data, minibatch_model  # noqa: E402
 from symcompile.mlp import MLPShape  # noqa: E402
 from symcompile.pipeline import build  # noqa: E402
 from symcompile.writer import load_module  # noqa: E402

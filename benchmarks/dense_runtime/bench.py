@@ -1,7 +1,7 @@
 """python benchmarks/dense_runtime/bench.py [--before COMMIT-OR-FOLDER] [--reps N] [--processes N]: dense kernels
 before and after a change to them (issue 20: the layer loops, then the vectorizable math, moved into the runtime).
 
-Writes, into a scratch folder, digits' dense kernels as a module of their own (`symcompile.dense.standalone_source`)
+Writes, into a scratch folder, digits' dense kernels as a module of their own (`symcompile.dense.dense_kernels_source` and its imports)
 two ways: as COMMIT generated them (default 94acc99, the last one with per-model loops; its code is checked out
 with `git archive`), or the checkout in FOLDER (another working copy: a change not committed yet), and as this
 checkout does. Iris's (4-8-3, same activations) are written the same ways, to fill the runtime's cache as an
@@ -29,7 +29,7 @@ import sys
 from symcompile import dense
 from symcompile.spec import load_spec
 shape = load_spec(sys.argv[1]).network.shape
-open(sys.argv[2], "w").write(dense.standalone_source(shape))
+open(sys.argv[2], "w").write("import math\n\nimport numba\nimport numpy as np\n\n\n" + dense.dense_kernels_source(shape))
 """
 
 WRITE_DATA = """

@@ -12,7 +12,7 @@ Times, side by side in one run (each row a median over repeats, the rows interle
   call's steps;
 - for reference: gather, kernel and Adam step one after the other in a compiled loop (the step without the loop's
   bookkeeping), the kernel on one full 64-sample block, and a module built with blocks of 32 on the batch;
-- JAX's step, as the bench (`python -m symcompile bench --scenario minibatch`) trains it: the same epochs, timed
+- JAX's step, as the bench (`python -m benchmarks --scenario minibatch`) trains it: the same epochs, timed
   interleaved with the rest (its own order of the samples; the same work).
 
 The row "rest of the loop" is the step's time less the parts: the loop's own bookkeeping.
@@ -32,21 +32,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 from numba import types
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout: benchmarks.bench, and the tests' references
+
 import symcompile
-from symcompile import dense
-from symcompile.bench.numpy_mlp import MlpLayout
-from symcompile.bench.scenario_minibatch import (
+from benchmarks.bench.dense_bench import standalone_source
+from benchmarks.bench.scenario_minibatch import (
     LAYERS,
     MinibatchSettings,
     digits_data,
     jax_adam,
     minibatch_model,
 )
+from references.numpy_mlp import MlpLayout
 from symcompile.mlp import MLPShape
 from symcompile.pipeline import build
 from symcompile.runtime import arrays, loops, rules
@@ -118,7 +122,7 @@ def block_module(block):
     folder = tempfile.mkdtemp(prefix="breakdown_block")
     path = os.path.join(folder, f"breakdown_block{block}.py")
     with open(path, "w") as file:
-        file.write(dense.standalone_source(shape, block=block))
+        file.write(standalone_source(shape, block=block))
     spec = importlib.util.spec_from_file_location(f"breakdown_block{block}", path)
     module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -12,6 +12,8 @@ warm data here).
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 import statistics
 import tempfile
 import time
@@ -19,7 +21,10 @@ import time
 import numba
 import numpy as np
 
-from symcompile.bench.scenario_minibatch import digits_data, minibatch_model
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout: benchmarks.bench, and the tests' references
+
+from benchmarks.bench.scenario_minibatch import digits_data, minibatch_model
 from symcompile.pipeline import build
 from symcompile.runtime.dense import (
     affine,

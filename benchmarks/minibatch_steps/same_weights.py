@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 import tempfile
 
 import numpy as np
 
-from symcompile.bench.scenario_minibatch import digits_data, minibatch_model
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout: benchmarks.bench, and the tests' references
+
+from benchmarks.bench.scenario_minibatch import digits_data, minibatch_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from symcompile.bench.report import Report, Row
-from symcompile.bench.timing import Timing, measure, time_once
+from benchmarks.bench.report import Report, Row
+from benchmarks.bench.timing import Timing, measure, time_once
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def run_distributed(settings: DistributedSettings) -> Report:
     import distributed
 
     from symcompile import distributed as sd
-    from symcompile.bench.scenario_dataset import synthetic_data
+    from benchmarks.bench.scenario_dataset import synthetic_data
     from symcompile.mlp import mlp_model
     from symcompile.pipeline import build
     from symcompile.writer import load_module

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from symcompile.bench import dense_bench, numpy_mlp
-from symcompile.bench.peers import missing_note, optional_peer
-from symcompile.bench.report import Report, Row, WeightCheck
-from symcompile.bench.timing import Timing, format_seconds
+from benchmarks.bench import dense_bench
+from references import numpy_mlp
+from benchmarks.bench.peers import missing_note, optional_peer
+from benchmarks.bench.report import Report, Row, WeightCheck
+from benchmarks.bench.timing import Timing, format_seconds
 from symcompile.mlp import MLPShape, mlp_model
 from symcompile.model import TrainingDefaults
 
@@ -110,7 +111,7 @@ CHILD = r"""
 import json, sys, time
 start, start_cpu = time.perf_counter(), time.process_time()
 sys.path.insert(0, sys.argv[1])
-from symcompile.bench.scenario_dataset import DatasetSettings, workload_data, workload_model
+from benchmarks.bench.scenario_dataset import DatasetSettings, workload_data, workload_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module
 settings = DatasetSettings(**json.loads(sys.argv[3]))

@@ -14,7 +14,7 @@ import sympy as sp
 import torch
 from sympy.printing.pytorch import TorchPrinter
 
-from symcompile.stable import peer_functions
+from benchmarks.bench.peer_forms import peer_functions
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from symcompile.bench.nist_strd import NistProblem
+from references.nist_strd import NistProblem
 from symcompile.pipeline import compile_model
 
 

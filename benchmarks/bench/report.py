@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from symcompile.bench.timing import Timing, format_seconds, load_average, machine
+from benchmarks.bench.timing import Timing, format_seconds, load_average, machine
 
 
 @dataclass

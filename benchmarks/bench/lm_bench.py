@@ -1,11 +1,11 @@
 """Fitting bench: the compiled Levenberg-Marquardt against SciPy's, per NIST StRD problem and start.
 
-    python -m symcompile bench --scenario fitting [--repeats 20] [--json PATH]
-    python -m symcompile.bench.lm_bench [--repeats 20] [--tol 1e-15] [--max-iter 1000] [--json PATH]
+    python -m benchmarks --scenario fitting [--repeats 20] [--json PATH]
+    python -m benchmarks.bench.lm_bench [--repeats 20] [--tol 1e-15] [--max-iter 1000] [--json PATH]
 
 Per fit, median of repeats: `least_squares` of the module that symcompile
 builds from the problem's formula (`compile_model(..., residual=model - y)`,
-symcompile/bench/nist_compiled.py: residuals and Jacobian from the compiler's
+tests/references/nist_compiled.py: residuals and Jacobian from the compiler's
 kernel, the solver loop compiled), `scipy.optimize.least_squares(method="lm",
 jac=...)` and `scipy.optimize.curve_fit(method="lm", jac=...)` (both MINPACK's
 lmder, curve_fit also computing the covariance), SciPy's two given the same
@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from symcompile.bench.nist_compiled import build_problem_modules, problem_data
-from symcompile.bench.nist_fit_module import jacobian_columns, jacobian_function, numpy_functions
-from symcompile.bench.nist_strd import PROBLEMS
-from symcompile.bench.timing import format_seconds, load_average, machine, measure
+from references.nist_compiled import build_problem_modules, problem_data
+from references.nist_fit_module import jacobian_columns, jacobian_function, numpy_functions
+from references.nist_strd import PROBLEMS
+from benchmarks.bench.timing import format_seconds, load_average, machine, measure
 
 SOLVED_DIGITS = 6
 SOLVERS = ("compiled", "scipy least_squares", "scipy curve_fit")
@@ -188,7 +188,7 @@ def solved_line(cases):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.lm_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench.lm_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed fits per solver and case (median)")
     parser.add_argument("--tol", type=float, default=1e-15, help="xtol = ftol = gtol for every solver")
     parser.add_argument("--max-iter", type=int, default=1000, help="evaluations of the residuals at most (maxfev)")
@@ -208,7 +208,7 @@ DEFAULT_SETTINGS = {"max_iter": 1000, "xtol": 1e-15, "ftol": 1e-15, "gtol": 1e-1
 
 @dataclass
 class FittingReport:
-    """The fitting scenario's table and tally, as `python -m symcompile bench` prints and saves reports."""
+    """The fitting scenario's table and tally, as `python -m benchmarks` prints and saves reports."""
 
     settings: dict
     cases: list

@@ -4,9 +4,9 @@ import importlib
 
 
 def optional_peer(framework):
-    """`symcompile.bench.<framework>_peer`, or None when `framework` ('jax' or 'torch') is not installed."""
+    """`benchmarks.bench.<framework>_peer`, or None when `framework` ('jax' or 'torch') is not installed."""
     try:
-        return importlib.import_module(f"symcompile.bench.{framework}_peer")
+        return importlib.import_module(f"benchmarks.bench.{framework}_peer")
     except ImportError as exc:
         if (exc.name or "").split(".")[0] == framework:
             return None

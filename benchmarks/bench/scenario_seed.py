@@ -22,16 +22,16 @@ import numpy as np
 import sympy as sp
 
 from symcompile import seed
-from symcompile.bench import numba_seed
-from symcompile.bench.fresh_process import first_call_rows
-from symcompile.bench.peers import missing_note, optional_peer
-from symcompile.bench.reference import BlogLoop
-from symcompile.bench.report import Report, Row, WeightCheck
-from symcompile.bench.timing import Timing, format_seconds, measure, time_once
+from benchmarks.bench import numba_seed
+from benchmarks.bench.fresh_process import first_call_rows
+from benchmarks.bench.peers import missing_note, optional_peer
+from benchmarks.bench.report import Report, Row, WeightCheck
+from benchmarks.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.model import Model
 from symcompile.pipeline import build
 from symcompile.rewrite import float_e_powers_to_exp, rewrite
-from symcompile.stable import peer_functions
+from symcompile.seed_comparison import SubsLoop
+from benchmarks.bench.peer_forms import peer_functions
 from symcompile.writer import load_module
 
 
@@ -57,26 +57,6 @@ def is_seed(model: Model) -> bool:
         and np.array_equal(model.X, reference.X)
         and np.array_equal(model.Y, reference.Y)
     )
-
-
-class SubsLoop:
-    """The blog's method for any model: every derivative evaluated with `subs`, in sequential order,
-    averaged over the samples. (For the seed the blog's own loop, `BlogLoop`, is used instead.)"""
-
-    def __init__(self, model: Model):
-        self.model = model
-        self.derivatives = [sp.diff(model.loss, p) for p in model.params]
-
-    def iterate(self, values):
-        m = self.model
-        values = list(values)
-        for j, derivative in enumerate(self.derivatives):
-            slope = 0.0
-            for x, y in zip(m.X, m.Y):
-                point = dict(zip(m.params, values)) | dict(zip(m.inputs, x)) | dict(zip(m.targets, y))
-                slope += float(derivative.subs(point))
-            values[j] -= m.training.lr * slope / len(m.X)
-        return values, None
 
 
 # The rewrite stage's stable functions for `math`, as the generated helpers compute them.
@@ -139,11 +119,11 @@ def _with_progress(iterations, name):
 
 
 def _subs_row(model, settings, check):
-    loop = BlogLoop(model.training.lr) if is_seed(model) else SubsLoop(model)
+    loop = SubsLoop(model)  # on the seed, the blog's own loop value for value (tests/test_seed.py)
     name = "blog subs loop (SymPy subs)" if is_seed(model) else "subs loop (SymPy subs)"
     values, times = list(model.init), []
     for _ in _with_progress(range(settings.subs_iterations), name):
-        seconds, (values, _) = time_once(lambda: loop.iterate(values))
+        seconds, values = time_once(lambda: loop.iterate(values))
         times.append(seconds)
     row = Row(name, Timing.of(times), "sequential", **check(values, settings.subs_iterations, "sequential"))
     return row, sum(times)

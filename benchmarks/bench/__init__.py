@@ -1,4 +1,4 @@
-"""`python -m symcompile bench`: the compiled loop measured against the subs loop and the alternatives.
+"""`python -m benchmarks`: the compiled loop measured against the subs loop and the alternatives.
 
 Scenarios, one module each:
     seed      a model on its own data (the blog's network, or SPEC), per iteration  scenario_seed.py
@@ -13,6 +13,12 @@ Scenarios, one module each:
 Shared pieces: `timing` (medians of repeats, the machine), `report` (tables,
 JSON), `fresh_process` (costs only a new interpreter shows), and the peers
 (`numba_seed`, `numpy_mlp`, `jax_peer`, `torch_peer`).
+
+The seed scenario here is the full one: `python -m symcompile bench` (installed,
+symcompile/seed_comparison.py) times the subs loop against the compiled loop
+only, and this scenario adds the other peers and the one-time costs. The NumPy
+network, NIST's data and the blog's loop are the tests' references
+(tests/references/, on the path through benchmarks/__init__.py).
 
 Benchmarks measure and print; they never assert a speed. This module stays
 light: scenarios are imported only when run.
@@ -109,7 +115,7 @@ def add_arguments(parser):
 
 
 def _run_seed(model, rebuild_command, args):
-    from symcompile.bench.scenario_seed import SeedSettings, run_seed
+    from benchmarks.bench.scenario_seed import SeedSettings, run_seed
 
     settings = SeedSettings(out_dir=args.out_dir, rebuild_command=rebuild_command)
     if args.quick:
@@ -123,7 +129,7 @@ def _run_seed(model, rebuild_command, args):
 
 
 def _run_dataset(model, rebuild_command, args):
-    from symcompile.bench.scenario_dataset import DatasetSettings, run_dataset
+    from benchmarks.bench.scenario_dataset import DatasetSettings, run_dataset
 
     settings = DatasetSettings(layers=args.layers, samples=args.samples, out_dir=args.out_dir)
     if args.quick:
@@ -135,14 +141,14 @@ def _run_dataset(model, rebuild_command, args):
 
 
 def _run_wide(model, rebuild_command, args):
-    from symcompile.bench.scenario_dataset import DatasetSettings, run_dataset
+    from benchmarks.bench.scenario_dataset import DatasetSettings, run_dataset
 
     settings = DatasetSettings(out_dir=args.out_dir, workloads=("wide",), repeats=args.repeats or 3)
     return run_dataset(settings)
 
 
 def _run_scaling(model, rebuild_command, args):
-    from symcompile.bench import scenario_scaling as scaling
+    from benchmarks.bench import scenario_scaling as scaling
 
     report = scaling.ScalingReport()
     sizes = [tuple(layers) for layers in args.sizes] if args.sizes else scaling.SIZES
@@ -156,7 +162,7 @@ def _run_scaling(model, rebuild_command, args):
 
 
 def _run_minibatch(model, rebuild_command, args):
-    from symcompile.bench.scenario_minibatch import MinibatchSettings, run_minibatch
+    from benchmarks.bench.scenario_minibatch import MinibatchSettings, run_minibatch
 
     settings = MinibatchSettings(out_dir=args.out_dir)
     if args.quick:
@@ -168,7 +174,7 @@ def _run_distributed(model, rebuild_command, args):
     from symcompile.distributed import require_dask
 
     require_dask()  # a one-line error without the extra
-    from symcompile.bench.scenario_distributed import QUICK, DistributedSettings, run_distributed
+    from benchmarks.bench.scenario_distributed import QUICK, DistributedSettings, run_distributed
 
     settings = DistributedSettings()
     if args.quick:
@@ -181,13 +187,13 @@ def _replace(settings, overrides):
 
 
 def _run_fitting(model, rebuild_command, args):
-    from symcompile.bench.lm_bench import run_fitting
+    from benchmarks.bench.lm_bench import run_fitting
 
     return run_fitting(repeats=args.repeats or (1 if args.quick else 20))
 
 
 def _run_blocks(model, rebuild_command, args):
-    from symcompile.bench.scenario_blocks import BlocksSettings, run_blocks
+    from benchmarks.bench.scenario_blocks import BlocksSettings, run_blocks
 
     settings = BlocksSettings(out_dir=args.out_dir)
     if args.quick:
@@ -211,13 +217,38 @@ def _chosen(scenario):
     return SCENARIOS[:3] if scenario == "all" else (scenario,)  # "all" leaves out the slow and the cluster ones
 
 
+def main(argv=None):
+    """The command line: the scenario(s) chosen, on the seed or a spec's model (the seed scenario only)."""
+    from symcompile.cli import check_writable, require_data, resolve_model
+    from symcompile.errors import SymcompileError
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", help="model spec file, TOML, for the seed scenario (default: the seed)")
+    parser.add_argument(
+        "--out-dir", default=DEFAULT_OUT_DIR, help="folder for generated modules (default: %(default)s)"
+    )
+    parser.add_argument("--data-root", help="folder the spec's data files may be read from")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        if args.spec and args.scenario not in ("seed", "all"):
+            raise SymcompileError(f"a spec file applies to the seed scenario only, not to --scenario {args.scenario}")
+        model, rebuild_command = resolve_model(args.spec, args.data_root)
+        require_data(model)
+        if args.json:
+            check_writable(args.json)
+    except SymcompileError as exc:
+        parser.error(str(exc))
+    return run(model, rebuild_command, args)
+
+
 def run(model, rebuild_command, args):
     """Run the chosen scenario(s), print each table, write JSON if asked.
 
     `model` is the seed scenario's model; its module is built with `rebuild_command` in its header,
     so that building the seed into generated/ writes the same bytes as `build` does.
     """
-    from symcompile.bench.report import write_json
+    from benchmarks.bench.report import write_json
 
     reports = []
     for name in _chosen(args.scenario):

@@ -1,6 +1,6 @@
 """What the trainer's Python layer and the loss history cost on the seed's 999 sequential iterations.
 
-    python -m symcompile.bench.trainer_overhead [generated folder] [repeats] [another seed_mlp.py]
+    python -m benchmarks.bench.trainer_overhead [generated folder] [repeats] [another seed_mlp.py]
 
 Rows, side by side in one run (CPU time per call, medians of interleaved repeats, so that other
 processes on a shared machine count less): one direct call of the runtime's compiled full-batch loop
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from symcompile.bench.full_batch_run import NO_VALIDATION_HISTORIES, FullBatchRun
+from benchmarks.bench.full_batch_run import NO_VALIDATION_HISTORIES, FullBatchRun
 from symcompile.runtime import loops, training
 
 DIRECT = "one direct call of the compiled loop"

@@ -1,4 +1,4 @@
-"""The seed's compiled train() against hand-written Numba backprop, interleaved: `python -m symcompile.bench.seed_hand`.
+"""The seed's compiled train() against hand-written Numba backprop, interleaved: `python -m benchmarks.bench.seed_hand`.
 
 Simultaneous gradient descent on the blog's network and sample (lr 0.3), `--iterations` per timed call;
 each round times every row once, in turn, so all rows see the same machine load; medians per iteration.
@@ -8,7 +8,7 @@ each round times every row once, in turn, so all rows see the same machine load;
 code and arrays land.
 
 Rows: the committed module (generated/seed_mlp.py) `train(update="simultaneous", tol=0)` with
-record_every=0 (no loss history kept) and with record_every=1; `symcompile.bench.numba_seed.train_stable`
+record_every=0 (no loss history kept) and with record_every=1; `benchmarks.bench.numba_seed.train_stable`
 (backprop by hand with the module's stable sigmoid and softplus, no history: the same arithmetic as the
 module, without its checks); `numba_seed.train` (backprop by hand with plain exp/log and the loss recorded
 each iteration). Every row's final weights are compared with the module's.
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symcompile.bench import numba_seed
-from symcompile.bench.timing import format_seconds, load_average
+from benchmarks.bench import numba_seed
+from benchmarks.bench.timing import format_seconds, load_average
 from symcompile.writer import load_module
 
 SEED_MODULE = Path(__file__).resolve().parents[2] / "generated" / "seed_mlp.py"
@@ -102,9 +102,11 @@ def in_processes(count, iterations, rounds):
     process to process, and moved the seed's compiled loop by up to a sixth against the same hand loop."""
     ratios = []
     for _ in range(count):
-        command = [sys.executable, "-m", "symcompile.bench.seed_hand", "--iterations", str(iterations),
+        command = [sys.executable, "-m", "benchmarks.bench.seed_hand", "--iterations", str(iterations),
                    "--rounds", str(rounds), "--json"]  # fmt: skip
-        seconds = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)["seconds"]
+        root = Path(__file__).resolve().parents[2]  # the checkout, where `-m benchmarks...` finds the package
+        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=root)
+        seconds = json.loads(done.stdout)["seconds"]
         ratio = statistics.median(seconds[COMPILED]) / statistics.median(seconds[HAND])
         ratios.append(ratio)
         print(f"process {len(ratios)}: {COMPILED} {format_seconds(statistics.median(seconds[COMPILED]))}, hand "
@@ -115,7 +117,7 @@ def in_processes(count, iterations, rounds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.seed_hand", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench.seed_hand", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--iterations", type=int, default=200_000, help="iterations per timed call (default: %(default)s)"
     )

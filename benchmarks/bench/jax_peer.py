@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from symcompile.stable import peer_functions  # noqa: E402
+from benchmarks.bench.peer_forms import peer_functions  # noqa: E402
 
 
 def _descent(mean_loss, lr, iterations):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symcompile.bench.report import Report, Row
-from symcompile.bench.timing import Timing, time_once
+from benchmarks.bench.report import Report, Row
+from benchmarks.bench.timing import Timing, time_once
 from symcompile.pipeline import build
 from symcompile.spec import load_spec
 from symcompile.writer import load_module

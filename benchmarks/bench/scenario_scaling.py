@@ -7,7 +7,7 @@ the rest of the training loop) and the time per gradient (median of repeats
 over the default data). Plain `diff` swells with the model (about 40 s for
 4-16-16-1), so by default it is skipped above 4-16-16-1; the table says so.
 
-    python -m symcompile bench --scenario scaling [--sizes 2-4-1,2-8-8-1] [--methods diff,reverse]
+    python -m benchmarks --scenario scaling [--sizes 2-4-1,2-8-8-1] [--methods diff,reverse]
         [--layouts auto,unrolled,rolled] [--diff-max-params N]
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from sympy.core.cache import clear_cache
 
 from symcompile import options
-from symcompile.bench.timing import load_average, time_once
+from benchmarks.bench.timing import load_average, time_once
 from symcompile.mlp import MLPShape, mlp_model, symbolic_form
 from symcompile.pipeline import build
 from symcompile.writer import load_module

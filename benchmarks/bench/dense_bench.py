@@ -1,4 +1,4 @@
-"""Dense MLP kernels against the scalar kernels, JAX and NumPy: `python -m symcompile.bench.dense_bench`.
+"""Dense MLP kernels against the scalar kernels, JAX and NumPy: `python -m benchmarks.bench.dense_bench`.
 
 Epoch = one full-batch loss-and-gradient plus a gradient step, from the same initial weights in
 every implementation; each figure is the median over interleaved rounds (each round runs every
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from symcompile.bench.full_batch_run import FullBatchRun
-from symcompile.bench.timing import format_seconds, load_average
-from symcompile.dense import MLPShape, standalone_source
+from benchmarks.bench.full_batch_run import FullBatchRun
+from benchmarks.bench.timing import format_seconds, load_average
+from symcompile.dense import MLPShape, dense_kernels_source
 from symcompile.writer import load_module, write_module
 
 DESCENT_SOURCE = '''
@@ -40,6 +40,11 @@ def _bench_descent(w, X, Y, lr, epochs, history):
         for j in range(w.shape[0]):
             w[j] -= lr * grad[j]
 '''
+
+
+def standalone_source(shape: MLPShape, **options) -> str:
+    """The dense kernels as a module of their own (`symcompile.dense.dense_kernels_source` with its imports)."""
+    return "import math\n\nimport numba\nimport numpy as np\n\n\n" + dense_kernels_source(shape, **options)
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,7 @@ JAX_CHILD = r"""
 import sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from symcompile.bench.dense_bench import jax_runner, load_workload, saved_workload
+from benchmarks.bench.dense_bench import jax_runner, load_workload, saved_workload
 workload = saved_workload(sys.argv[2]) if sys.argv[2].endswith(".npz") else load_workload(sys.argv[2])
 run = jax_runner(workload)
 w0 = np.load(sys.argv[3])
@@ -417,7 +422,7 @@ class CpuHog:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.dense_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench.dense_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-scalar", action="store_true", help="skip the current scalar kernels (slow to build)")
     parser.add_argument("--hog", action="store_true", help="also measure dense threads with a CPU hog running")

@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from symcompile.bench.nist_strd import PROBLEMS, NistProblem
+from references.nist_strd import PROBLEMS, NistProblem
 
 # Two weights that only appear as a product: the Jacobian's columns are parallel everywhere.
 # The data lie on y = 2.5 x plus a fixed wiggle, so the fit has a nonzero residual.

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symcompile.bench.numpy_mlp import MlpLayout
-from symcompile.bench.report import Report, Row
-from symcompile.bench.timing import Timing, measure, time_once
+from references.numpy_mlp import MlpLayout
+from benchmarks.bench.report import Report, Row
+from benchmarks.bench.timing import Timing, measure, time_once
 from symcompile.mlp import mlp_model
 from symcompile.pipeline import build
 from symcompile.writer import load_module

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from symcompile.bench.report import Row
-from symcompile.bench.timing import Timing
+from benchmarks.bench.report import Row
+from benchmarks.bench.timing import Timing
 
 PROBE = Path(__file__).with_name("first_call_probe.py")
 

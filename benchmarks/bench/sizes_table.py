@@ -1,4 +1,4 @@
-"""Build, first call and epoch from 2-16-16-1 up to 784-1000-1000-10, beside JAX: `python -m symcompile.bench.sizes_table`.
+"""Build, first call and epoch from 2-16-16-1 up to 784-1000-1000-10, beside JAX: `python -m benchmarks.bench.sizes_table`.
 
 Each network runs in a new process with an empty Numba cache (NUMBA_CACHE_DIR in a fresh temporary
 folder), on synthetic data (inputs normal, one random class of 10 per sample; 2-16-16-1: sigmoid and
@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from symcompile.bench.timing import format_seconds, load_average
+from benchmarks.bench.timing import format_seconds, load_average
 
 SIZES = ("2-16-16-1", "64-32-10", "784-100-10", "784-300-300-10", "784-1000-1000-10")
 WORK_PER_CALL = 2e10  # samples x parameters per timed call: k = this / (samples x parameters), 1 to 20 epochs
@@ -37,7 +37,7 @@ CHILD = r"""
 import json, statistics, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from symcompile.bench.sizes_table import measure
+from benchmarks.bench.sizes_table import measure
 print(json.dumps(measure([int(n) for n in sys.argv[2].split("-")], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))
 """
 
@@ -46,7 +46,7 @@ def workload(layers, samples, epochs):
     """The dense bench's Workload for these layer sizes: synthetic data, lr 0.05, `epochs` per run."""
     import numpy as np
 
-    from symcompile.bench.dense_bench import Workload
+    from benchmarks.bench.dense_bench import Workload
     from symcompile.mlp import MLPShape
 
     rng = np.random.default_rng(1)
@@ -65,7 +65,7 @@ def measure(layers, samples, repeats, out_dir):
     import statistics
     import time
 
-    from symcompile.bench import dense_bench
+    from benchmarks.bench import dense_bench
     from symcompile.mlp import mlp_model
     from symcompile.model import TrainingDefaults
     from symcompile.pipeline import build
@@ -145,7 +145,7 @@ def table(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m symcompile.bench.sizes_table", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench.sizes_table", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated layer sizes (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=10_000, help="samples per network (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per network (default: %(default)s)")
