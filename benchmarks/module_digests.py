@@ -41,7 +41,8 @@ def grid():
 
 def digest(spec, options, folder):
     """The SHA-256 of each file the build writes into `folder`, by file name."""
-    spec_arguments = [str(ROOT / "examples" / f"{spec}.toml")] if spec else []
+    # relative to the checkout: the module's rebuild command names the spec as given, the same in any checkout
+    spec_arguments = [f"examples/{spec}.toml"] if spec else []
     command = [sys.executable, "-m", "symcompile", "build", *spec_arguments, *options, "--out-dir", str(folder)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if done.returncode != 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 import textwrap
 from dataclasses import dataclass, replace
 from typing import Literal, TypedDict
@@ -31,6 +30,7 @@ from symcompile.options import (
 from symcompile.printer import KernelPrinter, VectorPrinter
 from symcompile.provenance import Provenance, sha256, versions, weights_digest
 from symcompile.stable import helper_sources
+from symcompile.static_code import pasted
 from symcompile.standalone import package_name, template_folder
 from symcompile.writer import data_digest, data_file
 from symcompile.stage_types import Kernel, ModuleSource
@@ -233,25 +233,16 @@ def named_full_batch_loop(model_step: str, name: str = "_train_full_batch_kernel
     """The runtime's full-batch loop (symcompile.runtime.loops) as the module's kernel `name`, with the kernels
     it takes as arguments replaced by their names: this module's loss and gradient, plain gradient descent's
     step and `model_step` (a kernel's name, or the runtime's no-op). One source, several compilations."""
-    source = inspect.getsource(loops._train_full_batch)
-    header, _, body = source.partition('"""')
-    body = body.partition('"""')[2]  # the docstring goes: the module's says where the code comes from
-    names = {"loss_and_grad": "_loss_and_grad_kernel", "accuracy": "_loops.no_accuracy",
+    loop = loops._train_full_batch
+    calls = {"loss_and_grad": "_loss_and_grad_kernel", "accuracy": "_loops.no_accuracy",
              "step": "_rules.inlined_gradient_descent_step", "model_step": model_step}  # fmt: skip
-    names |= {name: f"_loops.{name}" for name in loops._train_full_batch.__code__.co_names if hasattr(loops, name)
-              and callable(getattr(loops, name)) and not name.startswith("np")}  # fmt: skip
+    calls |= {called: f"_loops.{called}" for called in loop.__code__.co_names if hasattr(loops, called)
+              and callable(getattr(loops, called)) and not called.startswith("np")}  # fmt: skip
     # the helpers called every iteration, inlined where the runtime has an inlined copy (symcompile.runtime.arrays)
-    names |= {name: f"_loops.inlined_{name}" for name in names if hasattr(loops, f"inlined_{name}")}
-    body = re.sub(r"\b(\w+)\(", lambda m: names.get(m[1], m[1]) + "(", body)
-    body = re.sub(r"\b(" + "|".join(loops.RUN_SLOTS) + r")\b", r"_loops.\1", body)  # run's slots, named in the runtime
-    parameters = ", ".join(inspect.signature(loops._train_full_batch).parameters)
-    parameters = parameters.partition("model_step, ")[2]
-    return (
-        '@numba.njit(cache=True, error_model="numpy")\n'
-        f"def {name}({parameters}):\n"
-        '    """symcompile.runtime.loops\' full-batch loop, calling this model\'s kernels by name (inlined)."""'
-        + body.rstrip()
-    )
+    calls |= {called: f"_loops.inlined_{called}" for called in calls if hasattr(loops, f"inlined_{called}")}
+    docstring = "symcompile.runtime.loops' full-batch loop, calling this model's kernels by name (inlined)."
+    run_slots = {slot: f"_loops.{slot}" for slot in loops.RUN_SLOTS}  # run's slots, named in the runtime
+    return pasted(loop, name=name, docstring=docstring, calls=calls, names=run_slots, first_parameter="own_step")
 
 
 def _update_rule_fields(model):

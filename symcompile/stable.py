@@ -11,8 +11,8 @@ shares the calls like any other.
 Each function is declared once, as one subclass of `StableFunction` that
 holds every form of it symcompile uses: the SymPy class itself (special
 values in `eval`, the derivative in `fdiff`), the exact value in mpmath (for
-`evalf` and the tests), and the generated module's Numba helper as source
-text. Defining the subclass registers it; nothing else in symcompile names the
+`evalf` and the tests), and the generated module's Numba helper as a plain
+function. Defining the subclass registers it; nothing else in symcompile names the
 functions one by one. (The forms in `math`, NumPy, JAX and PyTorch that the
 benchmarks' peers compute with are in the checkout's
 benchmarks/bench/peer_forms.py.)
@@ -20,12 +20,13 @@ benchmarks/bench/peer_forms.py.)
 
 from __future__ import annotations
 
-import textwrap
+import math
 
 import mpmath
 import sympy as sp
 
 from symcompile.graph import graph_nodes
+from symcompile.static_code import pasted
 
 # Every declared stable function, in declaration order (the order of the generated module's helpers).
 DECLARED: list[type[StableFunction]] = []
@@ -38,14 +39,15 @@ class StableFunction(sp.Function):
     `fdiff` (the derivative, in stable functions again):
 
     - `mpmath_value(*args)`: the exact value, at mpmath's working precision;
-    - `numba_helper`: the source of the generated module's `@numba.njit`
-      function `_<name>`, which must never overflow;
+    - `numba_helper`: the generated module's Numba function `_<name>`, which
+      must never overflow: a plain Python function named so, without a
+      decorator, whose source the module gets (symcompile.static_code);
     - `helper_takes_tuple`: True when that helper takes its arguments as one
       tuple of floats (for any number of arguments: Numba iterates only over
       tuples of one type).
     """
 
-    numba_helper: str = ""
+    numba_helper = None  # a plain function, named _<name>
     helper_takes_tuple: bool = False
 
     def __init_subclass__(cls, **kwargs):
@@ -66,9 +68,12 @@ class StableFunction(sp.Function):
         return "_" + type(self).__name__
 
 
-def helper_source(text: str) -> str:
-    """A helper's source as written indented in a class body: dedented, without its outer blank lines."""
-    return textwrap.dedent(text).strip("\n")
+def _sigmoid(z):
+    """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
+    # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
+    # of one z share a single exp (the gradient of a sigmoid network calls all four).
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
 class sigmoid(StableFunction):  # noqa: N801 (SymPy functions are lower case, like exp and log)
@@ -90,15 +95,12 @@ class sigmoid(StableFunction):  # noqa: N801 (SymPy functions are lower case, li
     def mpmath_value(z):
         return 1 / (1 + mpmath.exp(-z))
 
-    numba_helper = helper_source('''
-        @numba.njit(cache=True, error_model="numpy")
-        def _sigmoid(z):
-            """1/(1 + exp(-z)), with exp of a negative number only, so it never overflows."""
-            # exp(-|z|) on both sides: once inlined, sigmoid(z), sigmoid(-z) and softplus(+-z)
-            # of one z share a single exp (the gradient of a sigmoid network calls all four).
-            e = math.exp(-abs(z))
-            return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
-    ''')
+    numba_helper = _sigmoid
+
+
+def _softplus(z):
+    """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
 class softplus(StableFunction):  # noqa: N801
@@ -118,12 +120,18 @@ class softplus(StableFunction):  # noqa: N801
     def mpmath_value(z):
         return mpmath.log1p(mpmath.exp(z))
 
-    numba_helper = helper_source('''
-        @numba.njit(cache=True, error_model="numpy")
-        def _softplus(z):
-            """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow, and exact where it is tiny."""
-            return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-    ''')
+    numba_helper = _softplus
+
+
+def _logsumexp(values):
+    """log(sum(exp(values))) for a tuple of floats, with the largest value factored out."""
+    top = max(values)
+    if math.isinf(top):  # all -inf, or one +inf: the naive sum says the same, minus the inf - inf
+        return top
+    total = 0.0
+    for value in values:
+        total += math.exp(value - top)
+    return top + math.log(total)
 
 
 class logsumexp(StableFunction):  # noqa: N801
@@ -144,18 +152,7 @@ class logsumexp(StableFunction):  # noqa: N801
     def mpmath_value(*zs):
         return mpmath.log(mpmath.fsum(mpmath.exp(z) for z in zs))
 
-    numba_helper = helper_source('''
-        @numba.njit(cache=True, error_model="numpy")
-        def _logsumexp(values):
-            """log(sum(exp(values))) for a tuple of floats, with the largest value factored out."""
-            top = max(values)
-            if math.isinf(top):  # all -inf, or one +inf: the naive sum says the same, minus the inf - inf
-                return top
-            total = 0.0
-            for value in values:
-                total += math.exp(value - top)
-            return top + math.log(total)
-    ''')
+    numba_helper = _logsumexp
     helper_takes_tuple = True
 
 
@@ -171,9 +168,9 @@ def used_functions(expressions) -> set[type[StableFunction]]:
 
 
 def helper_sources(expressions) -> list[str]:
-    """The Numba helpers that `expressions` call, as source text, in declaration order."""
+    """The Numba helpers that `expressions` call, as the module's source text, in declaration order."""
     used = used_functions(expressions)
-    return [function.numba_helper for function in DECLARED if function in used]
+    return [pasted(function.numba_helper) for function in DECLARED if function in used]
 
 
 def mpmath_functions() -> dict:

@@ -1,13 +1,15 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 # Numba's cache for the whole session lives in a temporary folder (set before anything imports Numba): the tests
 # neither read a cache a developer's earlier runs left nor leave one behind. Tests that check the cache beside the
 # module, as users get it, drop the variable in their subprocesses.
-if "NUMBA_CACHE_DIR" not in os.environ:
+SESSION_CACHE = "NUMBA_CACHE_DIR" not in os.environ
+if SESSION_CACHE:
     os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="symcompile-tests-numba-")
     atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
 
@@ -64,3 +66,52 @@ def example_module(examples_dir):
         return loaded[name]
 
     return built
+
+
+# ---- the runtime's compiled code, kept from one session to the next ----------------------------------------------
+# symcompile/runtime compiles once per machine (the dense loops alone 13 s, in each process that finds no cache),
+# which would be most of a `pytest -m "not slow"` run. Its part of the session's cache is copied in from a folder in
+# the system's temporary directory when the session starts, and back when it ends. Numba checks every entry against
+# its source file, so an edited runtime file compiles again. SYMCOMPILE_TESTS_COLD=1 starts from nothing (as CI does,
+# on a fresh machine); a cache given in NUMBA_CACHE_DIR is left alone.
+KEPT = Path(tempfile.gettempdir()) / f"symcompile-tests-runtime-py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def _runtime_cache(cache_dir):
+    """The runtime's folder in the Numba cache `cache_dir` (Numba names it after the source folder)."""
+    import symcompile.runtime
+    from numba.core.caching import UserProvidedCacheLocator
+
+    return Path(cache_dir) / UserProvidedCacheLocator.get_suitable_cache_subpath(symcompile.runtime.__file__)
+
+
+def _keeps_runtime(config):
+    controller = not hasattr(config, "workerinput")  # pytest-xdist's workers share the controller's cache
+    return SESSION_CACHE and controller and os.environ.get("SYMCOMPILE_TESTS_COLD") != "1"
+
+
+def pytest_configure(config):
+    compiled = _runtime_cache(os.environ["NUMBA_CACHE_DIR"])
+    kept = KEPT / compiled.name  # one per checkout: the name is the runtime folder's
+    if _keeps_runtime(config) and kept.is_dir():  # before pytest-xdist starts its workers
+        shutil.copytree(kept, compiled, dirs_exist_ok=True)
+
+
+def pytest_unconfigure(config):
+    compiled = _runtime_cache(os.environ["NUMBA_CACHE_DIR"])
+    if not (_keeps_runtime(config) and compiled.is_dir()):
+        return
+    kept = KEPT / compiled.name
+    KEPT.mkdir(exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=kept.name + "-", dir=KEPT))
+    try:  # whole or not at all: a copy beside it, renamed into place (a session beside this one may do the same)
+        shutil.copytree(compiled, staged, dirs_exist_ok=True)
+        old = kept.with_name(staged.name + "-old")
+        if kept.is_dir():
+            kept.rename(old)
+        staged.rename(kept)
+    except OSError:
+        pass  # another session's copy won; this one is only a head start for the next session
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(kept.with_name(staged.name + "-old"), ignore_errors=True)

@@ -50,6 +50,7 @@ def _data(module, n_samples, rng):
     return module.X[rows] + rng.normal(scale=0.1, size=(n_samples, module.X.shape[1])), module.Y[rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 @pytest.mark.parametrize("n_samples", [1, SAMPLE_BLOCK - 1, SAMPLE_BLOCK, 3 * SAMPLE_BLOCK + 5])
 def test_blocks_equal_the_per_sample_kernel(pairs, name, n_samples):
@@ -74,6 +75,7 @@ def test_blocks_stay_stable_where_exp_overflows(pairs):
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_training_in_blocks_follows_the_same_path(pairs):
     unrolled, blocks = pairs["logistic"]
     for settings in (dict(max_iter=200), dict(max_iter=5, optimizer="adam", lr=0.05, batch_size=16, seed=2)):

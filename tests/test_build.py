@@ -54,6 +54,7 @@ def _run_python(code, cwd):
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True)
 
 
+@pytest.mark.slow
 def test_generated_module_is_standalone_and_cached(tmp_path):
     """A fresh process imports the module with symcompile's runtime alone (no SymPy, no Jinja, none of the compiler),
     and a second one compiles nothing: neither the model's kernels nor the runtime's loop. (The seed's one sample
@@ -88,6 +89,7 @@ def test_cli_build_reports_stages_and_writes_module(tmp_path, capsys):
     assert (tmp_path / "seed_mlp.py").is_file()
 
 
+@pytest.mark.slow
 def test_cli_train_prints_the_blog_result(tmp_path, capsys):
     assert main(["train", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -102,6 +104,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys):
     assert err.startswith("symcompile: error:") and "max_iter" in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point_reports_its_startup_and_stages(tmp_path):
     started = time.perf_counter()
     done = subprocess.run(

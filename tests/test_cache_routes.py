@@ -84,6 +84,7 @@ def run_row(row, seed_file, root):
     return first_result, second_result
 
 
+@pytest.mark.slow
 def test_every_loading_route_computes_and_reuses_the_cache(tmp_path):
     seed_file = Path(__file__).resolve().parent.parent / "generated" / "seed_mlp.py"
     with ThreadPoolExecutor(max_workers=2) as pool:  # each process mostly waits on Numba's compile

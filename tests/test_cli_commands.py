@@ -111,6 +111,7 @@ def _needs_trainer(folder):
     return module
 
 
+@pytest.mark.slow
 def test_train_writes_the_loss_history(trained_xor):
     code, folder, files = trained_xor
     module = _needs_trainer(folder)
@@ -142,6 +143,7 @@ def test_predict_round_trips_through_csv(trained_xor, tmp_path, capsys):
     assert capsys.readouterr().out == out.read_text()  # without --out: the same CSV on stdout
 
 
+@pytest.mark.slow
 def test_predict_refuses_weights_of_another_model_in_one_line(trained_xor, tmp_path, capsys):
     _, folder, files = trained_xor
     _needs_trainer(folder)
@@ -200,6 +202,7 @@ def test_seed_model_show_counts_match_its_kernel():
     assert (kernel.ops_before, kernel.ops_after) == (563, 79)
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_the_weights_reached_and_exits_130(trained_xor):
     """A run of minutes gets SIGINT once its loop has started: it stops within 2 s, weights printed, status 130."""
     _, folder, _ = trained_xor

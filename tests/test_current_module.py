@@ -37,6 +37,7 @@ def _train(spec, out_dir, capsys):
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_second_train_takes_the_recorded_module(spec, tmp_path, capsys):
     out_dir = tmp_path / "gen"
     first = _train(spec, out_dir, capsys)
@@ -52,6 +53,7 @@ def test_a_second_train_takes_the_recorded_module(spec, tmp_path, capsys):
     assert results(second) == results(first) and len(results(first)) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["spec", "data", "module"])
 def test_a_change_takes_the_full_check(spec, tmp_path, capsys, change):
     out_dir = tmp_path / "gen"
@@ -80,6 +82,7 @@ def test_a_pipe_or_a_split_gets_its_own_key(spec):
     assert current_module.inputs_key(str(spec), str(spec.parent.parent), {}) != plain
 
 
+@pytest.mark.slow
 def test_the_second_run_imports_no_sympy(spec, tmp_path):
     out_dir = tmp_path / "gen"
     env = os.environ | {"PYTHONPATH": str(ROOT)}
@@ -96,6 +99,7 @@ def test_the_second_run_imports_no_sympy(spec, tmp_path):
     assert shown.stdout.strip().splitlines()[-1] == "False"
 
 
+@pytest.mark.slow
 def test_a_module_this_runtime_cannot_run_is_rebuilt_not_a_traceback(tmp_path, capsys):
     """A dense module built for other dense loops (a runtime upgrade) is rebuilt by train, on the shortcut and on
     the full check alike, instead of ending in the runtime's ImportError. (The upgrade is a fresh process whose

@@ -78,6 +78,7 @@ def assert_same_training(result, reference, rtol=RTOL):
     np.testing.assert_allclose(result.loss_history, reference.loss_history, rtol=rtol, atol=0)
 
 
+@pytest.mark.slow
 def test_gd_on_four_partitions_equals_training_in_memory(client, seed_module):
     X, Y = samples()
     settings = {"lr": 0.5, "max_iter": 50, "tol": 0.0, "update": "simultaneous"}
@@ -359,6 +360,7 @@ def test_a_worker_killed_during_fit_many_loses_and_duplicates_nothing(client, mi
     client.wait_for_workers(2, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_during_training_changes_nothing(client, seed_module):
     X, Y = samples()
     settings = {"lr": 0.5, "max_iter": 25, "tol": 0.0, "update": "simultaneous"}

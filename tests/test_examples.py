@@ -68,6 +68,7 @@ def _independent_mean_loss(name, w, X, Y):
     return float(np.mean(-y * np.log(f5) - (1 - y) * np.log(1 - f5)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_loss_agrees_with_an_independent_formula(modules, name):
     m = modules[name]
@@ -85,6 +86,7 @@ def test_gradient_agrees_with_central_differences(modules, name):
     np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_gradient_agrees_with_sympy_diff(modules, name):
     m = modules[name]
@@ -96,6 +98,7 @@ def test_gradient_agrees_with_sympy_diff(modules, name):
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-12 * np.abs(expected_grad).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_training_lowers_the_loss(modules, name):
     m = modules[name]
@@ -146,6 +149,7 @@ def iris(out_dir):
     return load_module(out_dir / "iris.py")
 
 
+@pytest.mark.slow
 def test_iris_loss_is_numpys_on_the_standardized_flowers(iris):
     """The CSV's species labels became one-hot rows, and the module scales its raw inputs as NumPy does."""
     rows = np.loadtxt(EXAMPLES / "data" / "iris.csv", delimiter=",", skiprows=1)
@@ -159,6 +163,7 @@ def test_iris_loss_is_numpys_on_the_standardized_flowers(iris):
         assert iris.loss(w) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_iris_trains_with_adam_from_the_cli(iris, out_dir, capsys):
     assert main(["train", str(EXAMPLES / "iris.toml"), "--out-dir", str(out_dir)]) == 0
     out = capsys.readouterr().out
@@ -181,6 +186,7 @@ def digits_spec(tmp_path_factory):
     return Path(shutil.copy(EXAMPLES / "digits.toml", folder))
 
 
+@pytest.mark.slow
 def test_digits_model_computes_what_numpy_computes(digits_spec):
     model = symbolic_form(load_spec(digits_spec))
     assert len(model.params) == 64 * 32 + 32 + 32 * 10 + 10

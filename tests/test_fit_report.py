@@ -53,6 +53,7 @@ def both(request):
     return ours, lmfit_fit(absolute_sigma=request.param)
 
 
+@pytest.mark.slow
 def test_the_reports_numbers_are_lmfits(both):
     ours, theirs = both
     assert (ours.ndata, ours.nvarys) == (theirs.ndata, theirs.nvarys) == (60, 4)

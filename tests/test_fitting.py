@@ -121,6 +121,7 @@ def test_residuals_and_jacobian_equal_sympy_and_central_differences(small):
         np.testing.assert_allclose(J[:, j], differences, rtol=0, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_hessian_equals_sympy_and_central_differences(small):
     H = small.hessian(W_SMALL)
     loss = sum(r**2 for r in TWO_RESIDUALS)
@@ -143,6 +144,7 @@ def seed_with_hessian(tmp_path_factory):
     return load_module(build(seed_model(), tmp_path_factory.mktemp("hessian"), hessian=True).path)
 
 
+@pytest.mark.slow
 def test_the_seeds_hessian_equals_sympy(seed_with_hessian):
     seed_module = seed_with_hessian
     model = seed_model()
@@ -203,6 +205,7 @@ def numpy_newton(X, y, iterations=30):
     return w, H
 
 
+@pytest.mark.slow
 def test_newton_converges_on_a_convex_problem_as_numpy_newton_does(logistic):
     result = logistic.train(update="newton", max_iter=50, tol=1e-12)
     assert result.status == "converged" and result.iterations < 15
@@ -212,6 +215,7 @@ def test_newton_converges_on_a_convex_problem_as_numpy_newton_does(logistic):
     assert np.all(np.diff(result.loss_history) <= 1e-15)  # a descent method: the line search never goes up
 
 
+@pytest.mark.slow
 def test_newton_runs_where_the_module_default_lr_is_not_the_registry_default(seed_with_hessian):
     """The seed's training settings set lr = 0.3 (the registry's default is 0.1); newton reads no lr, so the
     untouched default must pass and a changed one must be refused in one line."""

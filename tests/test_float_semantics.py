@@ -46,6 +46,7 @@ def numpy_loss(w, X):
         return (out - 0.0) ** 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_division_by_zero_gives_inf_or_nan_and_a_non_finite_status(singular, case):
     w_changes, x_changes = CASES[case]
@@ -78,6 +79,7 @@ def test_loss_warns_in_one_line_at_a_non_finite_point(singular):
         assert math.isfinite(singular.loss(REGULAR_W, REGULAR_X, np.zeros((1, 1))))
 
 
+@pytest.mark.slow
 def test_growing_loss_stops_as_diverged(tmp_path):
     """Gradient descent on (a*x - y)**2 with lr 2 at x = 1 multiplies a's error by -3 each step: the loss
     grows 9-fold per iteration, passes the bound 1e6*(1 + first loss) within 10 iterations, and would overflow
@@ -106,6 +108,7 @@ Y = [2.0, 1.5, 1.3]
 """
 
 
+@pytest.mark.slow
 def test_cli_trains_the_issues_reciprocal_spec_to_a_non_finite_status(tmp_path):
     spec = tmp_path / "recip.toml"
     spec.write_text(RECIP_SPEC)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH_ONLY = ("symcompile.seed_comparison", "benchmarks", "references", "tqdm", "jax", "torch", "threadpoolctl")
 DASK_ONLY = ("dask", "distributed", "symcompile.distributed")
@@ -22,6 +24,7 @@ def _loaded(modules, names):
     return [m for m in modules if any(m == name or m.startswith(name + ".") for name in names)]
 
 
+@pytest.mark.slow
 def test_importing_symcompile_and_building_loads_no_bench_module(tmp_path):
     code = (
         "import symcompile, symcompile.pipeline, symcompile.cli\n"
@@ -33,6 +36,7 @@ def test_importing_symcompile_and_building_loads_no_bench_module(tmp_path):
     assert _loaded(modules, BENCH_ONLY) == []
 
 
+@pytest.mark.slow
 def test_cli_build_loads_only_the_bench_options(tmp_path):
     """The command line's parser includes `bench`'s options (symcompile.seed_comparison); nothing it measures with."""
     modules = _modules_after(

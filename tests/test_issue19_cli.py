@@ -58,6 +58,7 @@ def test_write_atomically_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert path.read_text() == "new\n" and os.listdir(tmp_path) == ["results.csv"]
 
 
+@pytest.mark.slow
 def test_cli_outputs_are_renamed_into_place_not_written_there(xor_run, tmp_path, capsys, monkeypatch):
     """Each output reaches its name by os.replace from a temporary in the same folder (before: open(path, "w"))."""
     pytest.importorskip("matplotlib", reason="needs the plot extra (matplotlib): the run writes a plot")
@@ -139,6 +140,7 @@ def test_every_bad_weight_file_is_a_value_error_naming_it(xor_run, tmp_path):
         assert str(path) in str(raised.value) and "\n" not in str(raised.value), what
 
 
+@pytest.mark.slow
 def test_a_small_file_claiming_a_huge_array_allocates_nothing(xor_run, tmp_path):
     """1 MB of compressed zeros whose header says 2^27 float64 values (1 GiB): the header is read first."""
     _, module = xor_run
@@ -221,6 +223,7 @@ def test_a_seed_beyond_uint64_is_refused_before_building(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_predict_reads_a_spec_from_a_pipe_once(xor_run, tmp_path):
     """`predict <(cat spec)`: the second read of the pipe was empty ("not valid TOML")."""
     folder, _ = xor_run
@@ -255,6 +258,7 @@ def test_an_error_about_1000_inputs_names_a_few(tmp_path, capsys):
     assert status == 2 and "x1, x2, x3, x4, x5, x6, x7, x8, ... (1000 in all)" in err and len(err) < 300, err
 
 
+@pytest.mark.slow
 def test_output_cut_by_head_is_a_quiet_sigpipe_status(xor_run):
     folder, _ = xor_run
     command = f"{sys.executable} -m symcompile train {XOR} --out-dir {folder / 'out'} --max-iter 10 | head -1"
@@ -301,6 +305,7 @@ def test_make_data_without_scikit_learn_fails_in_one_line(tmp_path):
 # --- item 10: Ctrl-C while Numba compiles (one process; the ten moments are in test_issue19_signals.py) -----------
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_the_warm_up_compiles_ends_the_command_with_130(tmp_path):
     """The warm-up's "interrupted" was dropped and the full run followed (exit 0). A fresh module and Numba cache,
     SIGINT as soon as the header is printed (the warm-up compiles then)."""
@@ -360,6 +365,7 @@ sys.exit(cli.main(sys.argv[3:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "at, method, message, rows",
     [

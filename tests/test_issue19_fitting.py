@@ -236,6 +236,7 @@ def test_fit_many_of_good_files_only_exits_0(misra, fit_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_fit_many_over_a_thousand_good_files_and_ten_bad_ones(misra, fit_dir, tmp_path, capsys):
     truths, bad = make_fit_folder(tmp_path / "data", good=1000, seed=1)
     code, rows, captured, seconds = run_fit_many(tmp_path / "data", tmp_path / "fits.csv", fit_dir, capsys)
@@ -433,6 +434,7 @@ def _mlp_spec(tmp_path):
     return spec
 
 
+@pytest.mark.slow
 def test_an_mse_network_above_16_parameters_gets_the_scalar_kernels_fit_needs(tmp_path, capsys):
     from symcompile.cli import _least_squares_module, resolve_model
 
@@ -492,6 +494,7 @@ def test_fit_of_decay_equals_scipy(tmp_path, capsys):
         assert abs(fitted - value) <= 1e-6 * abs(value)
 
 
+@pytest.mark.slow
 def test_fit_many_with_train_reads_max_iter_and_tol(misra, fit_dir, tmp_path, capsys):
     """--max-iter and --tol were silently dropped with --method train: each file now trains that many iterations."""
     folder = tmp_path / "data"

@@ -74,6 +74,7 @@ def test_the_scaling_comes_from_the_rows_the_run_trains_on(tmp_path, training, s
     np.testing.assert_allclose(model.standardization.scale, rows.std(axis=0), rtol=1e-11)
 
 
+@pytest.mark.slow
 def test_train_with_another_split_than_the_spec_rebuilds_with_its_scaling(tmp_path, capsys):
     """--validation-split 0 on a spec that holds out a quarter: the module is rebuilt with all rows' scaling."""
     spec, out = _spec(tmp_path, "validation_split = 0.25\nseed = 1"), tmp_path / "out"
@@ -163,6 +164,7 @@ def _numpy_loss_and_accuracy(w, X, labels):
     return -np.mean(np.log(p[np.arange(len(X)), labels])), np.mean(p.argmax(axis=1) == labels)
 
 
+@pytest.mark.slow
 def test_integer_labels_are_one_hot_in_loss_and_accuracy(modules):
     m = modules["softmax19"]
     w = np.linspace(-0.8, 0.9, len(m.PARAMS))

@@ -26,12 +26,14 @@ KILLS = 6  # per output: half at random moments, half while the file is being wr
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_ctrl_c_at_moments_of_train_fit_and_fit_many_exits_130_in_one_line(tmp_path):
     failed = [row for row, ok in ctrl_c.checked_rows(tmp_path) if not ok]
     assert not failed, failed
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_kill_9_during_an_output_leaves_the_old_file_or_the_new_one(tmp_path):
     rows = kill_writes.kill_rows(tmp_path, KILLS, random.Random(19))
     for name, _, kills, old, new, bad, by_moment, _ in rows:

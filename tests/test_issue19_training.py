@@ -104,6 +104,7 @@ def test_module_update_and_optimizer_must_agree(xor):
         xor.train(update="sequential", optimizer="gd", max_iter=2)
 
 
+@pytest.mark.slow
 def test_module_gd_is_plain_descent_and_update_is_its_alias(xor):
     """One step of gradient descent by hand, w - lr * gradient, from each way of naming it."""
     lr = 0.5

@@ -59,6 +59,7 @@ def test_transcribed_data_reproduce_the_certified_sums_of_squares(problem):
     assert digits(stderr_of(r, jacobian(np.array(problem.certified))), problem.certified_stderr) > 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", [*PROBLEMS, PRODUCT], ids=lambda p: p.name)
 def test_kernels_jacobian_matches_central_differences(fits, problem):
     X, Y = problem_data(problem)
@@ -78,6 +79,7 @@ def test_kernels_jacobian_matches_central_differences(fits, problem):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("problem", "start"), CASES)
 def test_certified_values_from_both_starts(fits, problem, start):
     """Parameters to 6 significant digits, standard errors to 4, cost = RSS/2, from NIST's Start 1 and Start 2."""

@@ -21,6 +21,7 @@ def _refused_in_one_line(argv, capsys, *words):
     return err
 
 
+@pytest.mark.slow
 def test_a_network_beyond_the_size_limit_is_refused_at_once(tmp_path):
     """[1000, 1000, 1] ran for a minute and 938 MiB with no output; with the scalar kernels it is now one line,
     in a fresh process (the timeout turns the old hang into a failure). The dense kernels, the default, build it."""

@@ -119,6 +119,7 @@ COMPILED = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", COMPILED, ids=lambda s: f"{s['hidden_activation']}-{s['output_activation']}")
 def test_compiled_mlps_agree_with_references(out_dir, settings):
     X, Y, rng = _sample(settings, seed=5, n_samples=20)
@@ -160,6 +161,7 @@ def kinked(out_dir):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_non_smooth_functions_compile_and_agree_with_references(kinked):
     model = make_model("kinked", KINKED_OUTPUT, KINKED_LOSS, [a, b, c], [x], [y])
     rng = np.random.default_rng(9)
@@ -174,6 +176,7 @@ def test_non_smooth_functions_compile_and_agree_with_references(kinked):
         np.testing.assert_allclose(grad, sympy_grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_non_smooth_model_trains_both_ways(kinked):
     for update in ("simultaneous", "sequential"):
         result = kinked.train(update=update)

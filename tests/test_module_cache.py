@@ -62,6 +62,7 @@ def test_the_folder_is_the_argument_then_the_variable_then_the_user_cache(tmp_pa
     assert module_cache.cache_dir(tmp_path / "given") == tmp_path / "given"
 
 
+@pytest.mark.slow
 def test_a_module_of_other_dense_loops_is_built_again(tmp_path):
     """A cached network module built by an earlier symcompile for other dense loops (its runtime refuses it when
     imported) is built again in the cache, not a traceback: what an upgrade does to scikit-learn users' modules."""

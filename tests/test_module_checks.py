@@ -67,6 +67,7 @@ def test_the_module_checks_its_own_digest(built, tmp_path):
         load_module(copy).check_digest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["edited", "truncated"])
 def test_cli_train_rebuilds_a_module_edited_or_cut_short(tmp_path, capsys, damage):
     assert cli.main(["build", "--out-dir", str(tmp_path)]) == 0

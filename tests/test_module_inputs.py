@@ -99,6 +99,7 @@ def test_any_real_dtype_and_layout_gives_the_float64_answer(seed_module):
     assert m.loss(W7, X32, Y) == m.loss(W7, X32.astype(np.float64), Y)
 
 
+@pytest.mark.slow
 def test_read_only_weights_are_not_modified(seed_module):
     w = W7.copy()
     w.setflags(write=False)
@@ -134,6 +135,7 @@ def _reference_run(a, lr, max_iter):
     return a, losses, a * a
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("update", ["sequential", "simultaneous"])
 def test_training_stops_at_the_first_non_finite_loss_and_keeps_finite_weights(line, update):
     # From a loss of 1e304 the divergence limit (1e6 times the first loss) is infinite, so the overflow stops it.

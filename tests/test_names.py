@@ -56,6 +56,7 @@ def test_names_are_kept_in_the_contract(awkward):
     assert "description" in module.__doc__ and INJECTION.split("\n")[0] in module.__doc__
 
 
+@pytest.mark.slow
 def test_values_and_gradient_equal_sympy_subs(awkward):
     module, params, inputs, targets, output, loss = awkward
     w = np.random.default_rng(1).uniform(-1, 1, len(params))
@@ -70,6 +71,7 @@ def test_values_and_gradient_equal_sympy_subs(awkward):
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-11, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_training_runs_with_awkward_names(awkward):
     module, *_ = awkward
     result = module.train(max_iter=50, lr=0.01)
@@ -124,6 +126,7 @@ def _plain_statement_kinds():
     return _statement_kinds(ast.parse(generate(_fuzz_model(["a", "b", "x", "y"])).text))
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=4, max_size=4, unique=True))
 def test_any_names_give_valid_python_that_keeps_them(names):

@@ -110,6 +110,7 @@ def test_every_sample_block_is_found():
         assert len(re.findall(r"^```(sh|python)\n(.*?)^```$", text, re.S | re.M)) == len(opened), page.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page, kind, text", SAMPLES, ids=[f"{p}:{k}:{t.splitlines()[0][:50]}" for p, k, t in SAMPLES])
 def test_readme_sample_runs(workspace, page, kind, text):
     reason = skip_reason(text)

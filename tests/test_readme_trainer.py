@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -13,6 +15,7 @@ def _sample():
     return after.split("```", 1)[0]
 
 
+@pytest.mark.slow
 def test_the_readme_training_sample_runs(tmp_path):
     code = _sample().replace('sys.path.insert(0, "generated")', f"sys.path.insert(0, {str(ROOT / 'generated')!r})")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -75,6 +75,7 @@ def _variant_id(variant):
     return "-".join(map(str, variant["layers"])) + "".join(f",{v}" for k, v in variant.items() if k != "layers")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", MLP_VARIANTS, ids=_variant_id)
 def test_reverse_equals_diff_on_small_networks(variant, tmp_path):
     options = dict(variant)
@@ -129,6 +130,7 @@ def seed_reverse(tmp_path_factory):
     return built(seed_model(), tmp_path_factory.mktemp("seed_reverse"), gradient="reverse")
 
 
+@pytest.mark.slow
 def test_compiled_seed_reverse_matches_diff_and_the_blog(seed_reverse, seed_module):
     m = seed_reverse
     w = m.INIT + np.linspace(-0.3, 0.3, len(m.INIT))
@@ -151,6 +153,7 @@ def wide_network(tmp_path_factory):
     return report, load_module(report.path)
 
 
+@pytest.mark.slow
 def test_auto_chooses_reverse_and_rolled_for_a_wide_network(wide_network):
     report, module = wide_network
     assert (report.gradient, report.layout) == ("reverse", "rolled")
@@ -163,6 +166,7 @@ def test_auto_chooses_reverse_and_rolled_for_a_wide_network(wide_network):
     assert len(kernel.splitlines()) < 200
 
 
+@pytest.mark.slow
 def test_wide_network_gradient_agrees_with_central_differences(wide_network):
     _, m = wide_network
     w = m.INIT.copy()
@@ -185,6 +189,7 @@ def test_wide_network_forward_gives_the_outputs_the_loss_is_of(wide_network):
     np.testing.assert_allclose(np.mean(-y * np.log(f) - (1 - y) * np.log1p(-f)), m.loss(m.INIT), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_rolled_module_with_several_outputs_compiles_and_matches_diff(tmp_path):
     X, Y = random_data([2, 3, 3], "softmax_cross_entropy", n_samples=6)
     model = mlp_model("softmax", [2, 3, 3], output_activation="softmax", loss="softmax_cross_entropy", X=X, Y=Y)
@@ -198,6 +203,7 @@ def test_rolled_module_with_several_outputs_compiles_and_matches_diff(tmp_path):
     assert_close(np.concatenate([[loss], grad]), python_loss_and_grad(reference, w, X, Y))
 
 
+@pytest.mark.slow
 def test_wide_network_sequential_sweep_updates_one_parameter_at_a_time(wide_network):
     _, m = wide_network
     lr, w = 0.5, m.INIT.copy()

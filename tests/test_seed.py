@@ -137,6 +137,7 @@ def test_wrappers_reject_bad_input(seed_module, call, error, words):
         call(seed_module)
 
 
+@pytest.mark.slow
 def test_mlp_builder_with_shared_bias_is_the_seed_network(seed_module):
     """The generic MLP builder, in the blog's bias scheme, computes the same loss and gradient."""
     from symcompile.mlp import mlp_model

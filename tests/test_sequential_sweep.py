@@ -7,6 +7,7 @@ import pytest
 from references.blog_loop import BlogLoop
 
 
+@pytest.mark.slow
 def test_sweep_over_several_samples_follows_the_blog_loop(seed_module):
     """Two copies of the blog's sample have the blog's mean loss and gradient, but take the many-sample kernel."""
     expected, expected_steps = BlogLoop().run(3)

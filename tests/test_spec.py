@@ -189,6 +189,7 @@ def test_api_errors_name_the_problem():
         make_model("m", a * x, a * x, [a], [x], [sp.Symbol("y")], X=[[1.0]], Y=[[1.0, 2.0]])
 
 
+@pytest.mark.slow
 def test_train_rebuilds_a_module_built_from_another_version_of_the_spec(tmp_path, capsys):
     shutil.copytree(EXAMPLES / "data", tmp_path / "data")
     spec = tmp_path / "decay.toml"

@@ -164,6 +164,7 @@ def softmax_formula(softmax_module):
     return mean_over_samples(per_sample_float64, sum), mean_over_samples(per_sample_mpmath, mpmath.fsum)
 
 
+@pytest.mark.slow
 def test_softmax_cross_entropy_at_extreme_logits_is_exact_where_the_naive_formula_is_not_finite(
     softmax_module, softmax_formula
 ):
@@ -234,6 +235,7 @@ REWRITE_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", REWRITE_CASES)
 def test_rewritten_model_equals_the_original_and_so_does_its_gradient(case):
     make, expected_rules = REWRITE_CASES[case]

@@ -238,6 +238,7 @@ def _has_type(value, hint):
     return value is None if hint is type(None) else isinstance(value, hint)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "layout, hessian", [("unrolled", False), ("rolled", False), ("blocks", True), ("rolled-blocks", True)]
 )

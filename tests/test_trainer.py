@@ -134,6 +134,7 @@ def test_each_rule_matches_pytorch_step_for_step(softmax_module, name):
     assert result.loss_history[-1] < result.loss_history[0]
 
 
+@pytest.mark.slow
 def test_update_names_the_rule_gd_runs(seed_module):
     gd = seed_module.train(optimizer="gd", update="simultaneous", max_iter=20)
     assert np.array_equal(gd.w, seed_module.train(update="simultaneous", max_iter=20).w)

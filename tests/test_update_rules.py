@@ -109,6 +109,7 @@ def test_a_rule_with_state_and_its_own_hyperparameter(module):
     np.testing.assert_allclose(result.w, w, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_the_built_in_rules_still_train_beside_new_ones(module):
     w = INIT.copy()
     for _ in range(5):

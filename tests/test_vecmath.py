@@ -288,6 +288,7 @@ print("pair", vecmath._vlogaddexp(1.5, -2.0).hex(), vecmath._vlogsumexp((1.5, -2
 """
 
 
+@pytest.mark.slow
 def test_a_fresh_compile_and_a_cached_load_give_these_bits(vm, tmp_path):
     """In a new process with an empty Numba cache (a compile), then in another on that cache (a load), the
     functions compute the same bits as in this one, and the first process wrote the cache."""

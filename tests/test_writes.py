@@ -79,6 +79,7 @@ def stray_files(out_dir):
     return sorted(p.name for p in Path(out_dir).iterdir() if p.name != "victim.py" and p.name != "__pycache__")
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_the_previous_module_intact(tmp_path, start_paused_build):
     old = build(victim("the old build"), tmp_path).path
     old_bytes = old.read_bytes()
@@ -118,6 +119,7 @@ def test_failed_write_leaves_the_previous_module_and_no_temporary(tmp_path, monk
     assert stray_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_two_builds_at_once_leave_one_whole_module(tmp_path, start_paused_build):
     build(victim("the old build"), tmp_path)
     go = tmp_path / "go"
