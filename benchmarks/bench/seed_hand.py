@@ -97,10 +97,11 @@ def print_table(seconds, differences):
               f"{median / base:.3f} | {differences[name]:.1e} |")  # fmt: skip
 
 
-def in_processes(count, iterations, rounds):
+def in_processes(count, iterations, rounds, say=print):
     """The measurement in `count` new processes, one after another: where code and arrays land differs from
-    process to process, and moved the seed's compiled loop by up to a sixth against the same hand loop."""
-    ratios = []
+    process to process, and moved the seed's compiled loop by up to a sixth against the same hand loop.
+    Returns each process's medians per iteration {"compiled": [...], "hand": [...], "ratios": [...]}."""
+    ratios, medians = [], {"compiled": [], "hand": []}
     for _ in range(count):
         command = [sys.executable, "-m", "benchmarks.bench.seed_hand", "--iterations", str(iterations),
                    "--rounds", str(rounds), "--json"]  # fmt: skip
@@ -109,11 +110,14 @@ def in_processes(count, iterations, rounds):
         seconds = json.loads(done.stdout)["seconds"]
         ratio = statistics.median(seconds[COMPILED]) / statistics.median(seconds[HAND])
         ratios.append(ratio)
-        print(f"process {len(ratios)}: {COMPILED} {format_seconds(statistics.median(seconds[COMPILED]))}, hand "
+        medians["compiled"].append(statistics.median(seconds[COMPILED]))
+        medians["hand"].append(statistics.median(seconds[HAND]))
+        say(f"process {len(ratios)}: {COMPILED} {format_seconds(statistics.median(seconds[COMPILED]))}, hand "
               f"{format_seconds(statistics.median(seconds[HAND]))}: {ratio:.3f}x")  # fmt: skip
-    print(
+    say(
         f"median over {count} processes: {statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})"
     )
+    return {**medians, "ratios": ratios}
 
 
 def main(argv=None):
@@ -124,13 +128,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=0,
                         help="repeat in this many new processes and print each one's ratio and their median")  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="print the raw seconds as JSON (what --processes reads)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the raw seconds as JSON (what --processes reads); with --processes, each "
+                             "process's medians and ratio")  # fmt: skip
     args = parser.parse_args(argv)
     print_load = not args.json
     if print_load:
         print(f"load average at start: {load_average()}; {args.iterations} iterations per call, {args.rounds} rounds")
     if args.processes:
-        in_processes(args.processes, args.iterations, args.rounds)
+        figures = in_processes(args.processes, args.iterations, args.rounds, say=_silent if args.json else print)
+        if args.json:
+            print(json.dumps(figures))
     else:
         seconds, differences = measure(args.iterations, args.rounds)
         if args.json:
@@ -139,6 +147,10 @@ def main(argv=None):
             print_table(seconds, differences)
     if print_load:
         print(f"load average at end: {load_average()}")
+
+
+def _silent(line):
+    pass
 
 
 if __name__ == "__main__":

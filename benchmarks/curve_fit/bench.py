@@ -1,6 +1,6 @@
 """symcompile.curve_fit against scipy.optimize.curve_fit: NIST StRD, first call of a new formula, 1,000 fits.
 
-    python benchmarks/curve_fit/bench.py [nist] [first] [loop] [--rounds 5]
+    python benchmarks/curve_fit/bench.py [nist] [first] [loop] [--rounds 5] [--json PATH]
 
 nist:  the 27 NIST StRD problems from both starts through both curve_fits (the same call, tolerances 1e-15,
        maxfev 10,000; SciPy's own finite-difference Jacobian, as its users call it): digits of the parameters
@@ -9,9 +9,11 @@ first: a formula never seen before, its first curve_fit in a fresh process (empt
        but the runtime's solver compiled before, as after any earlier fit), the whole process timed, several rounds.
 loop:  1,000 fits of that formula on different data: symcompile's curve_fit loop and SciPy's, interleaved rounds,
        medians and the ratio.
+--json PATH also writes each part's figures (seconds, counts) and the load average as JSON.
 """
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -87,6 +89,7 @@ def nist_sweep(rounds):
             print(f"{problem.name:10} {start:5}  {cells[0][0]:34} {cells[1][0]:36} {ratio:5.1f}x")
     print(f"solved (parameters to 6 digits and standard errors to 4), of 54: symcompile {counts['symcompile']}, "
           f"SciPy {counts['SciPy']}")  # fmt: skip
+    return {"solved": counts, "of": 54}
 
 
 # --- a new formula: first call, then 1,000 fits ---------------------------------------------------------------
@@ -126,6 +129,7 @@ def first_call(rounds):
           f"(min {min(whole):.2f}, max {max(whole):.2f}, {rounds} rounds); from the import to the result: "
           f"{statistics.median(inside):.2f} s; its CPU time (user + system, less sensitive to the machine's load) "
           f"{statistics.median(cpu):.2f} s; target 1.5 s")  # fmt: skip
+    return {"whole_process_seconds": whole, "import_to_result_seconds": inside, "cpu_seconds": cpu}
 
 
 def _children_cpu():
@@ -178,23 +182,26 @@ def fit_loop(rounds, fits=1000):
           + ", ".join(f"{t * 1e3:.0f}" for t in times["SciPy"]))  # fmt: skip
     print(f"  ratio SciPy / symcompile: {theirs / ours:.2f}x (target >= 2); largest relative difference of popt "
           f"{difference:.1e}")  # fmt: skip
+    return {"fits": fits, "seconds": times, "largest_relative_difference": float(difference)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", help="any of nist, first, loop (default: all three)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
     args.parts = args.parts or ["nist", "first", "loop"]
     if set(args.parts) - {"nist", "first", "loop"}:
         parser.error(f"unknown part(s) {sorted(set(args.parts) - {'nist', 'first', 'loop'})}: nist, first, loop")
-    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, run {uuid.uuid4().hex[:6]}")
-    if "nist" in args.parts:
-        nist_sweep(args.rounds)
-    if "first" in args.parts:
-        first_call(args.rounds)
-    if "loop" in args.parts:
-        fit_loop(args.rounds)
+    load_start = os.getloadavg()
+    print(f"load average {load_start}, {os.cpu_count()} CPUs, run {uuid.uuid4().hex[:6]}")
+    parts = {"nist": nist_sweep, "first": first_call, "loop": fit_loop}
+    figures = {part: run(args.rounds) for part, run in parts.items() if part in args.parts}
+    if args.json:
+        figures["load_average"] = {"start": load_start[0], "end": os.getloadavg()[0]}
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(figures, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Start-up side by side: symcompile's commands and their peers, each a whole fresh process timed from outside.
 
-    python benchmarks/startup/bench.py [--repeat N] [--before PATH]
+    python benchmarks/startup/bench.py [--repeat N] [--before PATH] [--cases LETTERS] [--json PATH]
 
 The cases (issue 20, "What must be shown"):
 
@@ -26,6 +26,10 @@ checkout's in the same rounds, and the report adds before/after ratios. Each sid
 copied into the scratch folder with their data (checkouts.py: a worktree lacks examples/data/digits.csv, which is
 not committed, and gets this checkout's). Everything a run writes (modules, caches, specs) lives in one temporary
 folder, removed at the end.
+
+`--cases LETTERS` (e.g. `abc`): only those cases, and in each chain the steps before a chosen one (b needs a's
+folder and cache, so `--cases b` runs a and b). `--json PATH` also writes every case's seconds per side, the
+failures and the load average as JSON.
 """
 
 from __future__ import annotations
@@ -98,9 +102,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="rounds: each case runs once per round (default 5)")
     add_before_argument(parser)
+    parser.add_argument("--cases", default="".join(TITLES), help="the cases to run (default: all, abcdefgh)")
+    parser.add_argument("--json", metavar="PATH", help="also write the seconds as JSON to PATH")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if not args.cases or set(args.cases) - set(TITLES):
+        parser.error(f"--cases {args.cases!r}: letters among {''.join(TITLES)} expected")
     checked_before(parser, args.before)
     return args
 
@@ -117,15 +125,41 @@ def main(argv=None):
         for side in sides:
             write_misra1b(side.examples)
         results = Results()
-        chains = make_chains(sides)
+        chains = chosen_steps(make_chains(sides), args.cases)
         for round_index in range(args.repeat):
             k = round_index % len(chains)
             for chain in chains[k:] + chains[:k]:
                 run_chain(chain, scratch / f"round{round_index}", results, round_index, args.repeat)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report(results, sides, args.repeat, load_start, os.getloadavg())
+    load_end = os.getloadavg()
+    report(results, sides, args.repeat, load_start, load_end)
+    if args.json:
+        write_json(args.json, results, load_start, load_end)
     return 1 if results.failures else 0
+
+
+def chosen_steps(chains, cases):
+    """Each chain up to its last chosen step (the steps before it prepare its folder); chains with none dropped."""
+    kept = []
+    for chain in chains:
+        last = max((k for k, step in enumerate(chain) if step.case in cases), default=None)
+        if last is not None:
+            kept.append(chain[: last + 1])
+    return kept
+
+
+def write_json(path, results, load_start, load_end):
+    """{"seconds": {case: {side: [seconds]}}, "titles", "failures": {case: [side]}, "load_average"}."""
+    seconds, failures = {}, {}
+    for (case, side), values in results.seconds.items():
+        seconds.setdefault(case, {})[side] = values
+    for case, side in results.failures:
+        failures.setdefault(case, []).append(side)
+    figures = {"seconds": seconds, "titles": TITLES, "failures": failures,
+               "load_average": {"start": load_start[0], "end": load_end[0]}}  # fmt: skip
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(figures, f, indent=1)
 
 
 def write_misra1b(examples):
@@ -255,6 +289,8 @@ def print_table(results, names):
     print("|" + " --- |" * (len(columns) + 1))
     for case, title in TITLES.items():
         sides = names if case in SYMCOMPILE_CASES else ["peer"]
+        if not any((case, side) in results.seconds or (case, side) in results.failures for side in sides):
+            continue  # not run (--cases)
         cells = [_cell(results.seconds.get((case, c))) if c in sides else "" for c in columns]
         print(f"| {case} {title} | {' | '.join(cells)} |")
 
