@@ -65,6 +65,14 @@ def build_command(spec, data_root=None):
     return command
 
 
+def with_dtype(model, rebuild_command, dtype):
+    """(the model with --dtype's numbers, its rebuild command with the flag); as they are without the flag (the
+    spec's dtype). The check that float32 applies (dense networks only) is the build's."""
+    if dtype is None:
+        return model, rebuild_command
+    return replace(model, dtype=dtype), f"{rebuild_command} --dtype {dtype}"
+
+
 def module_path(model, out_dir):
     return Path(out_dir) / f"{model.name}.py"
 
@@ -75,6 +83,7 @@ def command_build(args):
 
     start = time.perf_counter()
     model, rebuild_command = resolve_model(args.spec, args.data_root)
+    model, rebuild_command = with_dtype(model, rebuild_command, args.dtype)
     model_seconds = time.perf_counter() - start
     if args.standalone:
         rebuild_command += " --standalone"
@@ -164,7 +173,8 @@ class TrainTarget:
 
 
 def _train_target(args, split, shortcut=True):
-    key = current_module.inputs_key(args.spec, args.data_root, split)
+    # --dtype is one of train's inputs (its module differs): in the key where given, so the key is as before without
+    key = current_module.inputs_key(args.spec, args.data_root, split | ({"dtype": args.dtype} if args.dtype else {}))
     found = current_module.recorded(args.out_dir, key) if shortcut else None
     module = found and current(found[0])[0]
     if module is not None:
@@ -173,6 +183,7 @@ def _train_target(args, split, shortcut=True):
         spec_run = RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in run.items()})
         return TrainTarget(path.stem, len(module.X), len(module.PARAMS), training, spec_run, key, module=module)
     model, rebuild_command, spec_run = resolve_model_settings(args.spec, args.data_root, split)
+    model, rebuild_command = with_dtype(model, rebuild_command, args.dtype)
     require_data(model)
     return TrainTarget(model.name, model.X.shape[0], model.n_params, model.training, spec_run, key, model=model,
                        rebuild_command=rebuild_command)  # fmt: skip
@@ -848,6 +859,15 @@ def _add_training_options(cmd):
     cmd.add_argument("--plot", metavar="LOSS.png", help="plot the loss per epoch (needs matplotlib: the plot extra)")
 
 
+def _add_dtype_option(cmd):
+    cmd.add_argument(
+        "--dtype",
+        type=argument_type("dtype"),
+        help="the numbers an MLP's dense kernels compute in: float64 (the default) or float32 (twice the SIMD "
+        "width; the loss is summed in float64); default: the spec's dtype",
+    )
+
+
 def _add_kernels_option(cmd):
     cmd.add_argument(
         "--kernels",
@@ -872,6 +892,7 @@ def parser():
     build_cmd.set_defaults(run=command_build)
     _add_build_options(build_cmd)
     _add_kernels_option(build_cmd)
+    _add_dtype_option(build_cmd)
     build_cmd.add_argument(
         "--hessian",
         action="store_true",
@@ -895,6 +916,7 @@ def parser():
     train_cmd.add_argument(
         "--threads", type=_positive_int, help="threads for a module with dense kernels (default: Numba's)"
     )
+    _add_dtype_option(train_cmd)
     cli_dask.add_train_arguments(train_cmd)
 
     predict_cmd = commands.add_parser("predict", help="the model's outputs for new data at saved weights")
@@ -969,16 +991,6 @@ def parser():
     return top
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, not {text!r}")
-    return value
-
-
 def main(argv=None, *, report_startup=False):
     """Run one command. `report_startup`: this process is the command (`python -m symcompile`), so `build` also
     reports the seconds from the process's start to the command's (interpreter start and imports)."""
@@ -1024,3 +1036,13 @@ def seconds_since_process_start():
     except (OSError, ValueError, IndexError, AttributeError):  # no /proc, or no CLOCK_BOOTTIME (not Linux)
         return None
     return age if age >= 0 else None
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threads must be a positive integer, not {text!r}")
+    return value

@@ -48,10 +48,16 @@ from symcompile.stable import logsumexp, sigmoid
 DEFAULT_BLOCK = 64
 WIDE_BLOCK = 256  # where a layer goes through BLAS: larger matrix products per call
 MAX_CHUNKS = 16
-# Below this much work per call (samples x weights) one chunk, no threads. Measured on the 2-core machine
-# while other work ran (load 5-6): digits (1,797 x 2,368 = 4.3e6) took 5.2 ms on one thread and 22 ms on
-# two, as the second thread waits for a core; threads pay only where one call is long (the wide networks).
-PARALLEL_MIN_WORK = 500_000_000
+# Below this much work per call (samples x weights) one chunk, no threads: a call of about 2 ms or less, where the
+# chunks' fixed costs (a few us each, and the trip through Python) would eat the gain; digits (1,797 x 2,368 =
+# 4.3e6) and every example stay in one chunk, their results unchanged to the bit. Above it the calling thread
+# computes chunks too and never waits for a helper thread to start (symcompile.runtime.dense._run_chunks): once
+# threshold was 5e8, as two threads that waited for each other ran 4x slower on a busy machine (load 5-6).
+PARALLEL_MIN_WORK = 10_000_000
+# Chunks at that threshold, more with more samples (up to MAX_CHUNKS): each chunk costs the loops' buffers and a
+# call (7-25 us measured under load; 16 chunks of 64-32-10 on 10,000 samples on one thread, 4.6% more than one
+# chunk, 8 chunks 2%), and a helper's late chunk costs the calling thread up to 1.5 chunks.
+CHUNKS_AT_THRESHOLD = 4
 # The chunks' partial gradients together stay under this many bytes (a 1.8M-parameter net: 4 chunks).
 PARTIAL_BYTES = 64 * 2**20
 # Layers with more weights than this multiply through BLAS (np.dot); smaller ones through loops.
@@ -120,6 +126,14 @@ def chosen_kernels(model, kernels: str, *, scalar_options: bool = False) -> str:
     """`kernels` for `model`, "auto" resolved: dense for MLPs above options.DENSE_MIN_PARAMS parameters, unless
     `scalar_options` (a gradient method or layout was asked for: those choose among the scalar kernels)."""
     choose("kernels", kernels)
+    chosen = _chosen_kernels(model, kernels, scalar_options)
+    if model.dtype != "float64" and chosen != "dense":  # (float32 is the dense kernels' alone: never ignored)
+        raise SymcompileError(f"dtype {model.dtype} is for dense networks (an MLP on the dense kernels); "
+                              f"this model builds with kernels={chosen}: use dtype float64")  # fmt: skip
+    return chosen
+
+
+def _chosen_kernels(model, kernels, scalar_options):
     if kernels == "dense" and model.network is None:
         raise SymcompileError("kernels=dense applies to MLP models (spec kind mlp); use kernels=scalar or auto")
     if kernels == "dense" and model.standardization is not None:
@@ -129,7 +143,8 @@ def chosen_kernels(model, kernels: str, *, scalar_options: bool = False) -> str:
     if kernels == "dense" and unsupported(model.network.shape):
         raise SymcompileError(f"dense kernels: {unsupported(model.network.shape)}; use kernels=scalar or auto")
     if kernels == "auto":  # standardized inputs live in the SymPy formulas, which only the scalar kernels read
-        dense = model.network is not None and model.n_params > DENSE_MIN_PARAMS and model.standardization is None
+        large = model.n_params > DENSE_MIN_PARAMS or model.dtype == "float32"  # (float32: the dense kernels' only)
+        dense = model.network is not None and large and model.standardization is None
         refused = model.network is not None and unsupported(model.network.shape)
         if refused:  # auto never picks kernels that refuse a model the scalar ones build; too large for them, say so
             check_model_size(model.n_params, f"the dense kernels refuse this network: {refused}")
@@ -234,8 +249,9 @@ def _softmax_output_code(shape: MLPShape, printer) -> OutputCode:
     return OutputCode(True, printer.doprint(value), (), printer.doprint(term), printer.doprint(delta))
 
 
-def dense_kernels_source(shape: MLPShape, *, block: int | None = None, runtime="symcompile.runtime") -> str:
-    return dense_kernels(shape, block=block, runtime=runtime).source
+def dense_kernels_source(shape: MLPShape, *, block: int | None = None, runtime="symcompile.runtime",
+                         dtype="float64") -> str:  # fmt: skip
+    return dense_kernels(shape, block=block, runtime=runtime, dtype=dtype).source
 
 
 @dataclass(frozen=True)
@@ -246,9 +262,11 @@ class DenseKernels:
     block: int
     hidden: Activation | None
     output: OutputCode
+    dtype: str = "float64"  # the blocks' type: "float32" for dtype="float32" (symcompile.runtime.dense, DTYPES)
 
 
-def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcompile.runtime") -> DenseKernels:
+def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcompile.runtime",
+                  dtype="float64") -> DenseKernels:  # fmt: skip
     """The dense `_forward_kernel` and `_loss_and_grad_kernel` (and the per-block functions they hand the runtime's
     layer loops) as module source text.
 
@@ -256,7 +274,9 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcomp
     `runtime` (a standalone build's copy has another name) `dense`, `vecmath` (a softmax output's sums) and the
     vectorizable elementary functions its code calls, as `_vexp`, ...; it defines names that start with `_dense_`
     or `_DENSE_` besides the two kernels and `_dense_call` (runs a kernel on a number of threads).
+    `dtype`: "float32" runs the layers on float32 blocks (the runtime's float32 loops); float64, the default.
     """
+    choose("dtype", dtype)
     layers = layer_table(shape)
     wide = any(layer.blas for layer in layers)
     block = (WIDE_BLOCK if wide else DEFAULT_BLOCK) if block is None else block
@@ -278,13 +298,16 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcomp
             output=output,
             block=block,
             blas=wide,
-            # One chunk where a layer goes through BLAS: threads around OpenBLAS's competed with them. _dense_call
-            # keeps BLAS on one thread (with threadpoolctl); threads over chunks around it are not measured yet.
-            max_chunks=1 if wide else max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
+            # Networks with BLAS layers too: their chunks run on the threads, BLAS on one thread in each
+            # (_blas_threads), which beat OpenBLAS's own threads on a quiet machine and does not spin on a busy one
+            # (benchmarks/epochs/RESULTS.md).
+            max_chunks=max(1, min(MAX_CHUNKS, PARTIAL_BYTES // (8 * n_params(shape)))),
             parallel_min_samples=max(1, PARALLEL_MIN_WORK // max(1, work_per_sample)),
+            chunk_min_samples=max(1, PARALLEL_MIN_WORK // CHUNKS_AT_THRESHOLD // max(1, work_per_sample)),
+            single=dtype == "float32",
         )
     )
-    return DenseKernels(body, block, hidden, output)
+    return DenseKernels(body, block, hidden, output, dtype)
 
 
 # --- the module -----------------------------------------------------------------------------------------------------
@@ -303,6 +326,9 @@ def formula_lines(shape: MLPShape, kernels: DenseKernels) -> list[str]:
     lines += [f"output units: {output.value}{where}"]
     lines += [f"  {line}" for line in output.loss_lines]
     lines += [f"  loss per output = {output.loss}", f"  d loss/dz = {output.delta}"]
+    if kernels.dtype == "float32":
+        lines += ["In float32 (dtype float32): the layer products on float32 blocks; each unit's code and the loss's",
+                  "sum in float64; weights, data and gradient float64 outside the kernels."]  # fmt: skip
     return lines
 
 
@@ -338,7 +364,8 @@ def emit_dense(model, *, rebuild_command: str, model_digest: str, block: int | N
     from symcompile.standalone import package_name
 
     shape = model.network.shape
-    kernels = dense_kernels(shape, block=block, runtime=package_name() if standalone else "symcompile.runtime")
+    runtime = package_name() if standalone else "symcompile.runtime"
+    kernels = dense_kernels(shape, block=block, runtime=runtime, dtype=model.dtype)
     network = network_fields(model)
     fields = {**model_fields(model, listed="init" not in network), **network, "dense": kernels.source.strip("\n"),
               "helpers": [], "sweep": [], "one_sample_sweep": None}  # fmt: skip

@@ -292,6 +292,7 @@ def model_fields(model, listed=True) -> dict:
         "n_outputs": len(model.targets),
         "network_code": "",  # code the constants above need (dense modules of wide networks)
         "dense": "",  # the dense kernels' source, in place of the scalar kernels
+        "dtype": model.dtype,
         "loss_and_grad_template": "loss_and_grad_samples.py.j2",  # or over blocks of samples (_sample_block_fields)
         "sample_block": SAMPLE_BLOCK,  # their size
         "vecmath": "",  # the vectorizable functions it calls, imported from the runtime (vecmath.imported_names)
@@ -636,6 +637,7 @@ class ModuleFields(TypedDict):
     runtime_import: RuntimeImportTemplate  # the installed runtime's, or its copy's beside a standalone module
     network_code: str  # code the constants need (a wide network's dense module)
     dense: str  # the dense kernels' source in place of the scalar kernels; "" for the scalar kernels
+    dtype: str  # the numbers the kernels compute in: "float64", or "float32" (dense kernels only)
     # The scalar kernels (read where `dense` is "")
     forward: Block
     loss_and_grad_template: LossAndGradTemplate  # one sample at a time, or over blocks of samples (chosen_layout)

@@ -15,7 +15,7 @@ expressions SymPy's evaluation writes: tests/test_models.py checks every node.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cmp_to_key
 
 import numpy as np
@@ -253,8 +253,10 @@ def mlp_model(
     Y=None,
     training=None,
     description="",
+    dtype="float64",
 ):
-    """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values.
+    """A `Model` for an MLP. `init` is a scheme name (xavier, normal, zeros) or explicit values. `dtype`:
+    "float32" builds dense kernels that compute in float32 (float64 the default).
 
     The Model keeps the MLP's shape (`Model.network`) for the dense kernels. Its SymPy form, one symbol per
     weight, is made here only for networks small enough for the scalar kernels by default
@@ -271,7 +273,8 @@ def mlp_model(
         classifier=classifier_kind(loss, output_activation),
     )  # fmt: skip
     check_targets(loss, model.Y)
-    return symbolic_form(model) if shape.n_params <= DENSE_MIN_PARAMS else model
+    model = symbolic_form(model) if shape.n_params <= DENSE_MIN_PARAMS else model
+    return replace(model, dtype=choose("dtype", dtype)) if dtype != "float64" else model
 
 
 def symbolic_form(model):

@@ -56,6 +56,8 @@ class Model:
     # An MLP's shape, init scheme and seed (symcompile.mlp.Network), for the dense kernels; None for other models.
     # A network too wide for one symbol per weight has no SymPy form: params, outputs are () and loss is 0.
     network: object = None
+    # The numbers the module computes in: "float64", or "float32" for an MLP on the dense kernels (a spec's dtype).
+    dtype: str = "float64"
 
     @property
     def symbolic(self) -> bool:

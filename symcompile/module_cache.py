@@ -49,7 +49,7 @@ def formula_key(model: Model, options: BuildOptions) -> str:
         f"classifier={model.classifier}", f"network={model.network!r}",
         f"standardization={model.standardization!r}", repr(dataclasses.replace(options, rebuild_command=None)),
         repr(sorted(versions().items())), _templates_digest(),
-    ]  # fmt: skip
+    ] + ([f"dtype={model.dtype}"] if model.dtype != "float64" else [])  # fmt: skip
     return sha256("\n".join(parts))
 
 

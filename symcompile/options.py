@@ -97,6 +97,9 @@ CHOICES = {
     "init": Choice("init scheme", ("xavier", "normal", "zeros"), "xavier"),
     # The update rule a run trains with: "gd" (the rule GD_RULE, ordinary gradient descent), or any registered rule.
     "optimizer": Choice("optimizer", lambda: ("gd", *update_rules.RULES), "gd"),
+    # The numbers an MLP's dense kernels compute in: float32 runs the layer products at twice the SIMD width
+    # (symcompile/runtime/dense.py says what stays float64); any other model computes in float64.
+    "dtype": Choice("dtype", ("float64", "float32"), "float64"),
 }
 
 

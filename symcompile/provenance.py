@@ -41,6 +41,8 @@ def model_digest(model) -> str:
     ]  # fmt: skip
     if model.classifier:
         parts.append(f"classifier={model.classifier}")
+    if model.dtype != "float64":  # only then: float64 models keep the digests they had
+        parts.append(f"dtype={model.dtype}")
     if model.residuals:  # only then, so that other models keep the digests they had
         parts += ["residuals", *expression_digests(model.residuals)]
     return sha256("\n".join(parts))

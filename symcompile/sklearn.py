@@ -9,7 +9,9 @@ symcompile's module cache (`symcompile.module_cache`): everything else (alpha, l
 the initial weights, the data) is a run-time argument, so a grid search compiles each architecture once, and a
 new process loads it. An epoch is one call of the runtime's compiled mini-batch loop with this module's update
 steps (scikit-learn's, through a function pointer, as `symcompile.runtime.rules`' steps are passed); Python
-does what scikit-learn does between epochs.
+does what scikit-learn does between epochs. One parameter is symcompile's own: `dtype="float32"` compiles the
+network's kernels in float32 (twice the SIMD width; the weights, the optimizer's state and the loss stay float64;
+the predicted probabilities and values come back float32).
 
 A fitted estimator pickles its weights and the architecture, not compiled code: after unpickling, the module is
 found again in the cache (or rebuilt there) on the first prediction.
@@ -116,16 +118,16 @@ _MODULES = {}  # (architecture, cache folder) -> module: the cache's lookup dige
 
 
 def network_module(architecture):
-    """The compiled module of `architecture` = (layer sizes, hidden activation, output activation, loss), from the
-    module cache (built there the first time on this machine). Its initial weights are zeros, fixed, so that
-    the module does not depend on the seed: the estimator passes its own."""
+    """The compiled module of `architecture` = (layer sizes, hidden activation, output activation, loss[, dtype]),
+    from the module cache (built there the first time on this machine). Its initial weights are zeros, fixed, so
+    that the module does not depend on the seed: the estimator passes its own."""
     key = (architecture, str(cache_dir()))
     if key not in _MODULES:
         from symcompile.mlp import mlp_model  # SymPy only when a module is looked up
 
-        layers, hidden, output, loss = architecture
+        layers, hidden, output, loss, *dtype = architecture
         model = mlp_model("sklearn_mlp", list(layers), hidden_activation=hidden, output_activation=output, loss=loss,
-                          init="zeros", seed=0)  # fmt: skip
+                          init="zeros", seed=0, dtype=dtype[0] if dtype else "float64")  # fmt: skip
         _MODULES[key] = cached_module(model, BuildOptions(kernels="dense"), prefix="sklearn_mlp")
     return _MODULES[key]
 
@@ -243,13 +245,14 @@ class _BaseMLP(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [StrOptions({"float64", "float32"})],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000):  # fmt: skip
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float64"):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -273,6 +276,8 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        # "float32": the dense kernels compute in float32 (symcompile.runtime.dense); the weights stay float64
+        self.dtype = dtype
 
     # ---- what the subclasses say ----
 
@@ -341,9 +346,10 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = None if self.early_stopping else np.inf
 
     def _architecture(self):
-        """What the compiled module depends on: (layer sizes, hidden activation, output activation, loss)."""
+        """What the compiled module depends on: (layer sizes, hidden activation, output activation, loss), and
+        the dtype where it is float32."""
         hidden, (output, loss) = HIDDEN_ACTIVATIONS[self.activation], self._output()
-        return tuple(self._layers), hidden, output, loss
+        return (tuple(self._layers), hidden, output, loss) + ((self.dtype,) if self.dtype != "float64" else ())
 
     def _module(self):
         return network_module(self._architecture())
@@ -579,14 +585,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):  # fmt: skip
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float64"):  # fmt: skip
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
             shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
             momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
         )  # fmt: skip
         self.loss = loss
 

@@ -30,6 +30,7 @@ import stat
 import tomllib
 import unicodedata
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ from symcompile.options import (
     CHOICES, RUN_KEYS, TRAINING_KEYS, RunSettings, choose, chosen_rule, run_setting, run_settings, training_settings,
 )  # fmt: skip
 
-COMMON_KEYS = ("kind", "name", "description", "init", "training", "data", "fit")
+COMMON_KEYS = ("kind", "name", "description", "init", "training", "data", "fit", "dtype")
 KIND_KEYS = {
     "mlp": ("layers", "hidden_activation", "output_activation", "loss", "bias", "seed"),
     "expression": ("params", "inputs", "targets", "definitions", "output", "loss", "residual", "classifier"),
@@ -62,6 +63,16 @@ def located(where):
         yield
     except SymcompileError as exc:
         raise SymcompileError(f"{where}: {exc}") from None
+
+
+def _dtype(value, kind):
+    """A spec's dtype, checked: float32 only for an MLP (the dense kernels compute in it)."""
+    if not isinstance(value, str):
+        raise SymcompileError(f"must be the name of a dtype (float64 or float32), not {value!r}")
+    choose("dtype", value)
+    if value != "float64" and kind != "mlp":
+        raise SymcompileError(f"{value} is for dense networks (kind mlp); an expression model computes in float64")
+    return value
 
 
 def load_spec(path, data_root=None) -> Model:
@@ -93,10 +104,13 @@ def spec_model(spec: dict, path: Path, data_root=None, run: RunSettings | None =
         "training": _training({k: v for k, v in training.items() if k in TRAINING_KEYS}, path),
     }
     data_root = Path(data_root) if data_root is not None else path.parent
+    with located(f"{path}: dtype"):
+        dtype = _dtype(spec.get("dtype", CHOICES["dtype"].default), kind)
     if kind == "mlp":
         model = _mlp(spec, path, common, data_root)
     else:
         model = _expression(spec, path, common, data_root)
+    model = replace(model, dtype=dtype) if dtype != "float64" else model
     fit_table(spec, path, [p.name for p in model.params])  # checked by every command, as [training] is
     return _standardized(model, _table(spec, "data", path), run or _run_settings(training, path), path)
 

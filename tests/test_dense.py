@@ -126,13 +126,16 @@ def test_the_seed_network_reproduces_the_blog(built):
     assert module.forward(result.w)[0] == pytest.approx(0.9994550920282003, rel=1e-13)
 
 
-def test_results_do_not_depend_on_the_thread_count(built):
+@pytest.mark.parametrize("name", ["relu_3442_softmax", "blas"])
+def test_results_do_not_depend_on_the_thread_count(built, name):
     import numba
 
-    _, module = built["relu_3442_softmax"]
+    if name not in built:
+        pytest.skip("no SciPy: Numba's np.dot has no BLAS, so no layer goes through it")
+    _, module = built[name]
     rng = np.random.default_rng(11)
     w = rng.normal(size=len(module.PARAMS))
-    X, Y = _data(NETWORKS["relu_3442_softmax"], 500, rng)
+    X, Y = _data(SHAPES[name], 500, rng)
     counts = (1, numba.config.NUMBA_NUM_THREADS, None, 1)
     gradients = [module.loss_and_grad(w, X, Y, threads=threads)[1] for threads in counts]
     trained = [module.train(w, X, Y, max_iter=5, threads=threads).w for threads in counts]
@@ -142,6 +145,46 @@ def test_results_do_not_depend_on_the_thread_count(built):
         assert np.array_equal(got, trained[0])
     with pytest.raises(ValueError, match="threads must be None or an integer from 1"):
         module.train(w, X, Y, max_iter=1, threads=0)
+
+
+def test_chunks_repeated_or_left_to_the_calling_thread_give_the_same_bits(built, monkeypatch):
+    """The threaded path's ways around a helper thread without a core: the calling thread computes a chunk a helper
+    is late with again (here at once, LATE_CHUNK 0), a chunk a helper failed on, or every chunk when no helper
+    starts (a pool that never runs its work); the results are the same to the last bit as on one thread."""
+    import threading
+    from concurrent.futures import Future
+
+    from symcompile.runtime import dense as runtime_dense
+
+    _, module = built["relu_3442_softmax"]
+    rng = np.random.default_rng(12)
+    w = rng.normal(size=len(module.PARAMS))
+    X, Y = _data(NETWORKS["relu_3442_softmax"], 500, rng)
+    want, want_out = module.loss_and_grad(w, X, Y, threads=1), module.forward(w, X)
+    monkeypatch.setattr(runtime_dense, "LATE_CHUNK", 0.0)
+    repeated = module.loss_and_grad(w, X, Y, threads=2)
+    monkeypatch.setattr(runtime_dense, "LATE_CHUNK", 1.5)
+    caller, execute = threading.get_ident(), runtime_dense._ChunkRun.execute
+
+    def fails_on_helpers(run, c):
+        if threading.get_ident() != caller:
+            raise MemoryError("a helper thread's failure")
+        return execute(run, c)
+
+    monkeypatch.setattr(runtime_dense._ChunkRun, "execute", fails_on_helpers)
+    helpers_failed = module.loss_and_grad(w, X, Y, threads=2), module.forward(w, X)
+    monkeypatch.setattr(runtime_dense._ChunkRun, "execute", execute)
+
+    class NoStart:
+        def submit(self, *args):
+            return Future()  # never run
+
+    monkeypatch.setattr(runtime_dense, "_pool", lambda threads: NoStart())
+    alone = module.loss_and_grad(w, X, Y, threads=2)
+    for loss, grad in (repeated, helpers_failed[0], alone):
+        assert loss == want[0] and np.array_equal(grad, want[1])
+    for out in (helpers_failed[1], module.forward(w, X)):
+        assert np.array_equal(out, want_out)
 
 
 # softmax3 in every run; xor and logistic (10 s each, the same kernels with a sigmoid output) with -m slow.
@@ -305,8 +348,9 @@ def test_a_fresh_compile_and_a_cached_load_give_the_same_bits(tmp_path):
     assert fresh == cached == uncached
 
 
-def test_blas_layers_get_the_threads_asked_for_and_one_by_default(built):
-    """A BLAS network runs in one chunk: `threads=k` is given to BLAS (threadpoolctl), None keeps it on one."""
+def test_blas_layers_stay_on_one_thread_while_chunks_run_on_the_threads(built):
+    """A BLAS network's chunks run on the threads asked for, each calling BLAS on one thread (threadpoolctl): BLAS's
+    own threads would compete with them (and OpenBLAS's change a product's last bits with their count)."""
     threadpoolctl = pytest.importorskip("threadpoolctl", reason="needs the wide extra (pip install '.[wide]')")
     if "blas" not in built:
         pytest.skip("no SciPy: Numba's np.dot has no BLAS, so no layer goes through it")
@@ -315,7 +359,7 @@ def test_blas_layers_get_the_threads_asked_for_and_one_by_default(built):
     def blas_threads():
         return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
 
-    for threads, want in ((None, {1}), (1, {1}), (2, {2})):
+    for threads, want in ((None, {1}), (1, {1}), (2, {1})):
         with module._blas_threads(threads):
             assert blas_threads() == want
 

@@ -21,8 +21,11 @@ its padding would double the work (benchmarks/minibatch_steps/RESULTS.md).
 
 Calls with much work split the blocks into chunks, a number that depends on the samples only, each with its own
 partial gradient, summed in chunk order: the result is the same on any number of threads. The chunks run on
-Python's threads (the loops release the GIL), `numba.get_num_threads()` of them, each taking the next chunk when
-it is free; Numba's `parallel=True` would compile for seconds more, per block size.
+Python's threads (the loops release the GIL), `numba.get_num_threads()` of them, the calling thread one of them,
+each taking the next chunk when it is free (`_run_chunks`): on a busy machine a thread that gets no core takes no
+chunk, and one that loses its core mid-chunk has that chunk computed again by the calling thread, so the call
+takes about as long as on one thread, never waiting for a helper. Numba's `parallel=True` would compile for
+seconds more, per block size, and its workers wait for each other.
 
 Measured (benchmarks/dense_runtime/README.md): digits' kernels compile in 1.8 s per model instead of 4.1 s (the
 loops here, 3.3 s, once per machine and block size), and run 2-5% slower than the per-model loops they replace,
@@ -33,7 +36,10 @@ once per machine and block size, 13 s instead of 6 s.
 
 import concurrent.futures
 import functools
+import itertools
 import re
+import threading
+import time
 import warnings
 
 import llvmlite.binding
@@ -42,7 +48,7 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import NumbaWarning
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array, populate_array
 
 from .errors import StaleModule
@@ -70,6 +76,22 @@ BLOCK_FUNCTIONS = (HIDDEN, OUTPUT, OUTPUT_LOSS)
 FORWARD = types.void(HIDDEN, OUTPUT, LAYERS, VECTOR, MATRIX, MATRIX, types.int64, types.int64, types.int64)
 LOSS_AND_GRAD = types.float64(HIDDEN, OUTPUT_LOSS, LAYERS, VECTOR, MATRIX, MATRIX, VECTOR, types.int64, types.int64,
                               types.int64)  # fmt: skip
+
+# A float32 module (dtype="float32", twice the SIMD width) hands the loops per-block functions over float32 blocks;
+# what the loops take from its kernels stays float64: the weights (copied into float32 once per call), the data
+# (converted as each block is loaded, the copy the loops make anyway), the gradient (each block's sums in float32,
+# added into the float64 gradient) and the loss (each sample's in float64 from its float32 outputs, summed in
+# float64). Its loops are compiled, once per machine, only where a float32 module is imported.
+DTYPES = {"float64": np.float64, "float32": np.float32}
+MATRIX32 = types.float32[:, ::1]
+HIDDEN32 = types.FunctionType(types.void(MATRIX32, MATRIX32, MATRIX32))
+OUTPUT32 = types.FunctionType(types.void(MATRIX32, types.int64, types.int64, MATRIX))
+OUTPUT_LOSS32 = types.FunctionType(types.void(MATRIX32, MATRIX, types.int64, types.int64, MATRIX32, VECTOR))
+FORWARD32 = types.void(HIDDEN32, OUTPUT32, *FORWARD.args[2:])
+LOSS_AND_GRAD32 = types.float64(HIDDEN32, OUTPUT_LOSS32, *LOSS_AND_GRAD.args[2:])
+# By dtype: the per-block functions' types (hidden, output, output_loss), and the loops' signatures.
+BLOCK_TYPES = {"float64": BLOCK_FUNCTIONS, "float32": (HIDDEN32, OUTPUT32, OUTPUT_LOSS32)}
+LOOP_SIGNATURES = {"float64": (FORWARD, LOSS_AND_GRAD), "float32": (FORWARD32, LOSS_AND_GRAD32)}
 
 # The matrix loops are compiled for each block size (`numba.literally`: the size is a constant in their code, as
 # it was in each module's copy; as a run-time value, 20% slower) and called, not inlined: inlined
@@ -202,19 +224,20 @@ def backprop_few_outputs(W, delta_out, dact, delta_in, block):
     """backprop for 1-3 outputs: each row in one pass."""
     numba.literally(block)
     n_out = delta_out.shape[0]
+    zero = zero_of(delta_in)  # (a literal 0.0 would make a float32 module's sums float64)
     for i in range(delta_in.shape[0]):
         if n_out == 1:
             w0 = W[i, 0]
             for s in range(block):
-                delta_in[i, s] = (0.0 + w0 * delta_out[0, s]) * dact[i, s]
+                delta_in[i, s] = (zero + w0 * delta_out[0, s]) * dact[i, s]
         elif n_out == 2:
             w0, w1 = W[i, 0], W[i, 1]
             for s in range(block):
-                delta_in[i, s] = ((0.0 + w0 * delta_out[0, s]) + w1 * delta_out[1, s]) * dact[i, s]
+                delta_in[i, s] = ((zero + w0 * delta_out[0, s]) + w1 * delta_out[1, s]) * dact[i, s]
         else:
             w0, w1, w2 = W[i, 0], W[i, 1], W[i, 2]
             for s in range(block):
-                delta_in[i, s] = (((0.0 + w0 * delta_out[0, s]) + w1 * delta_out[1, s]) + w2 * delta_out[2, s]
+                delta_in[i, s] = (((zero + w0 * delta_out[0, s]) + w1 * delta_out[1, s]) + w2 * delta_out[2, s]
                                   ) * dact[i, s]  # fmt: skip
 
 
@@ -225,6 +248,7 @@ def backprop_fours(W, delta_out, dact, delta_in, block):
     n_out, n_in = delta_out.shape[0], delta_in.shape[0]
     n_fours = n_out - n_out % 4
     n_rows = n_in - n_in % 4
+    zero = zero_of(delta_in)
     for i in range(0, n_rows, 4):
         for j in range(0, n_fours, 4):
             u0, u1, u2, u3 = W[i, j], W[i, j + 1], W[i, j + 2], W[i, j + 3]
@@ -234,10 +258,10 @@ def backprop_fours(W, delta_out, dact, delta_in, block):
             if j == 0:
                 for s in range(block):
                     x0, x1, x2, x3 = delta_out[0, s], delta_out[1, s], delta_out[2, s], delta_out[3, s]
-                    delta_in[i, s] = 0.0 + (u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3)
-                    delta_in[i + 1, s] = 0.0 + (v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3)
-                    delta_in[i + 2, s] = 0.0 + (p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3)
-                    delta_in[i + 3, s] = 0.0 + (q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3)
+                    delta_in[i, s] = zero + (u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3)
+                    delta_in[i + 1, s] = zero + (v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3)
+                    delta_in[i + 2, s] = zero + (p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3)
+                    delta_in[i + 3, s] = zero + (q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3)
             else:
                 for s in range(block):
                     x0, x1, x2, x3 = delta_out[j, s], delta_out[j + 1, s], delta_out[j + 2, s], delta_out[j + 3, s]
@@ -252,7 +276,7 @@ def backprop_fours(W, delta_out, dact, delta_in, block):
             w0, w1, w2, w3 = W[i, j], W[i, j + 1], W[i, j + 2], W[i, j + 3]
             if j == 0:
                 for s in range(block):
-                    delta_in[i, s] = 0.0 + (w0 * delta_out[0, s] + w1 * delta_out[1, s] + w2 * delta_out[2, s]
+                    delta_in[i, s] = zero + (w0 * delta_out[0, s] + w1 * delta_out[1, s] + w2 * delta_out[2, s]
                                             + w3 * delta_out[3, s])  # fmt: skip
             else:
                 for s in range(block):
@@ -302,7 +326,7 @@ def weight_grad(a, delta, gW, gb):
     n_fours = n_out - n_out % 4
     for i in range(a.shape[0]):
         for j in range(0, n_fours, 4):
-            t0 = t1 = t2 = t3 = 0.0
+            t0 = t1 = t2 = t3 = zero_of(a)  # a block's sums in the blocks' type (float32 or float64)
             for s in range(a.shape[1]):
                 x = a[i, s]
                 t0 += x * delta[j, s]
@@ -314,7 +338,7 @@ def weight_grad(a, delta, gW, gb):
             gW[i, j + 2] += t2
             gW[i, j + 3] += t3
         for j in range(n_fours, n_out):
-            total = 0.0
+            total = zero_of(a)
             for s in range(a.shape[1]):
                 total += a[i, s] * delta[j, s]
             gW[i, j] += total
@@ -324,7 +348,7 @@ def weight_grad(a, delta, gW, gb):
 @numba.njit(fastmath={"contract", "reassoc"}, **HELPER)
 def bias_grad(delta, gb):
     for j in range(delta.shape[0]):
-        total = 0.0
+        total = zero_of(delta)
         for s in range(delta.shape[1]):
             total += delta[j, s]
         gb[j] += total
@@ -381,6 +405,18 @@ def rows(typingctx, vector, start, n_rows, n_cols):
     return matrix(vector, start, n_rows, n_cols), codegen
 
 
+@intrinsic
+def zero_of(typingctx, array):
+    """0 of the array's element type: the loops' sums start from it, so that a float32 module's stay float32."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, arguments):
+        return context.get_constant(array.dtype, 0)
+
+    return array.dtype(array), codegen
+
+
 @numba.njit(**HELPER)
 def units(buffer, at, n, block):
     """Units at..at+n of a flat buffer, as an (n, block) array."""
@@ -391,6 +427,26 @@ def units(buffer, at, n, block):
 def weights(w, layers, l):
     """Layer l's weight matrix (n_in x n_out) in w (or its gradient in g)."""
     return rows(w, layers[l, WEIGHTS_AT], layers[l, N_IN], layers[l, N_OUT])
+
+
+def working_weights(w, real):
+    """The weights the blocks multiply by, in the blocks' type `real` (np.float64 or np.float32): w itself, or a
+    float32 copy (once per call, a pass over the weights). Chosen when Numba types the call: a closure that
+    captured one of two compiled functions instead would not be found in Numba's cache by the next process."""
+
+
+@overload(working_weights, jit_options=dict(error_model="numpy"))
+def _working_weights(w, real):
+    if getattr(real, "instance_type", None) == types.float64:
+        return lambda w, real: w
+
+    def float32_copy(w, real):
+        w32 = np.empty(w.shape[0], np.float32)
+        for j in range(w.shape[0]):
+            w32[j] = w[j]
+        return w32
+
+    return float32_copy
 
 
 @numba.njit(**HELPER)
@@ -406,7 +462,7 @@ def largest_layer(layers):
 def biases(w, layers, at):
     """Every layer's biases side by side (layer l's from at[l + 1] - at[1]): per-neuron from w, or n_in * w[0]
     for the shared bias (w0 enters each unit's z once per incoming edge)."""
-    b = np.empty(at[-1] - at[1] + layers[-1, N_OUT])
+    b = np.empty(at[-1] - at[1] + layers[-1, N_OUT], w.dtype)
     for l in range(layers.shape[0]):
         first, bias_at = at[l + 1] - at[1], layers[l, BIAS_AT]
         for j in range(layers[l, N_OUT]):
@@ -414,24 +470,30 @@ def biases(w, layers, at):
     return b
 
 
-def _layer_loops(block, blas):
+def _layer_loops(block, blas, dtype="float64"):
     """The forward and loss-and-gradient loops over blocks of `block` samples, as Python functions; `blas`:
-    whether a layer may go through BLAS (np.dot, which needs SciPy), else that code is not even compiled.
+    whether a layer may go through BLAS (np.dot, which needs SciPy), else that code is not even compiled;
+    `dtype`: the blocks' type (DTYPES), float32 for a float32 module, whose weights are copied into it per call.
 
     A block's activations sit in flat buffers, a row of `block` values per unit: `a` holds the inputs and every
     hidden layer's outputs (layer l reads units at[l]..at[l + 1] - 1), `z`, `d` and `delta` every layer's
     pre-activations, f'(z) and d loss / d z (layer l's from at[l + 1] - at[1])."""
+    real, single = DTYPES[dtype], dtype == "float32"
 
     def forward(hidden, output, layers, w, X, out, first, stop, chunks):
         if chunks > 1:  # through Python, onto threads: each chunk comes back here as one
             block_size, with_blas, hidden_at, output_at = block, blas, address(hidden), address(output)
+            in_float32 = single
             with numba.objmode():
-                forward_threaded(block_size, with_blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks)
+                forward_threaded(block_size, with_blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks,
+                                 in_float32)  # fmt: skip
             return
+        ws = working_weights(w, real)  # the weights the blocks multiply by
         at, n_units = unit_offsets(layers)
         last = layers.shape[0] - 1
-        a, z, d = np.empty(n_units * block), np.empty((n_units - at[1]) * block), np.empty((n_units - at[1]) * block)
-        b = biases(w, layers, at)
+        a = np.empty(n_units * block, real)
+        z, d = np.empty((n_units - at[1]) * block, real), np.empty((n_units - at[1]) * block, real)
+        b = biases(ws, layers, at)
         for index in range(first, stop):
             start = index * block
             count = min(block, X.shape[0] - start)
@@ -440,9 +502,9 @@ def _layer_loops(block, blas):
                 n_in, n_out, out_at = layers[l, N_IN], layers[l, N_OUT], at[l + 1] - at[1]
                 z_l, a_in = units(z, out_at, n_out, block), units(a, at[l], n_in, block)
                 if blas and layers[l, BLAS]:
-                    affine_blas(weights(w, layers, l), b[out_at:], a_in, z_l)
+                    affine_blas(weights(ws, layers, l), b[out_at:], a_in, z_l)
                 else:
-                    affine(weights(w, layers, l), b[out_at:], a_in, z_l, block)
+                    affine(weights(ws, layers, l), b[out_at:], a_in, z_l, block)
                 if l < last:
                     hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
             output(units(z, at[last + 1] - at[1], layers[last, N_OUT], block), start, count, out)
@@ -454,27 +516,29 @@ def _layer_loops(block, blas):
     def loss_and_grad(hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
         if chunks > 1:  # through Python, onto threads: each chunk comes back here as one
             block_size, with_blas, hidden_at, output_loss_at = block, blas, address(hidden), address(output_loss)
+            in_float32 = single
             with numba.objmode(loss="float64"):
                 loss = loss_and_grad_threaded(block_size, with_blas, hidden_at, output_loss_at, layers, w, X, Y, g,
-                                              first, stop, chunks)  # fmt: skip
+                                              first, stop, chunks, in_float32)  # fmt: skip
             return loss
+        ws = working_weights(w, real)  # the weights the blocks multiply by
         at, n_units = unit_offsets(layers)
         last = layers.shape[0] - 1
         n_out_units = n_units - at[1]
-        a, z = np.empty(n_units * block), np.empty(n_out_units * block)
-        d, delta = np.empty(n_out_units * block), np.empty(n_out_units * block)
-        b = biases(w, layers, at)
+        a, z = np.empty(n_units * block, real), np.empty(n_out_units * block, real)
+        d, delta = np.empty(n_out_units * block, real), np.empty(n_out_units * block, real)
+        b = biases(ws, layers, at)
         gb_shared = np.zeros(n_out_units)  # the shared bias's per-unit gradients, summed into g[0] at the end
-        block_gW = np.empty(largest_layer(layers) if blas else 0)  # one block's weight gradient from BLAS
+        block_gW = np.empty(largest_layer(layers) if blas else 0, real)  # one block's weight gradient from BLAS
         lane_loss = np.zeros(block)  # one running sum per sample slot: no reduction in the block loops
         for index in range(first, stop):
             start = index * block
             count = min(block, X.shape[0] - start)
             if narrow and count <= narrow:  # (only the last block can be short: this runs once a call at most)
-                block_loss_and_grad(hidden, output_loss, layers, w, X, Y, g, start, count, at, a, z, d, delta, b,
+                block_loss_and_grad(hidden, output_loss, layers, ws, X, Y, g, start, count, at, a, z, d, delta, b,
                                     gb_shared, block_gW, lane_loss, narrow, blas)  # fmt: skip
             else:
-                block_loss_and_grad(hidden, output_loss, layers, w, X, Y, g, start, count, at, a, z, d, delta, b,
+                block_loss_and_grad(hidden, output_loss, layers, ws, X, Y, g, start, count, at, a, z, d, delta, b,
                                     gb_shared, block_gW, lane_loss, block, blas)  # fmt: skip
         for l in range(last + 1):
             if layers[l, BIAS_AT] < 0:  # w0 enters each unit's z once per incoming edge
@@ -535,22 +599,29 @@ warnings.filterwarnings("ignore", "Code running in object mode won't allow paral
                         re.escape(__file__.removesuffix(".py")) + "$")  # fmt: skip
 
 
-@functools.cache
-def loops(block, blas):
+def loops(block, blas, dtype="float64"):
     """The compiled (or cached) forward and loss-and-gradient loops for blocks of `block` samples, registered
-    under `symbol`'s names. One set per block size (and BLAS or not): a closure over two constants, each set
-    its own entry in Numba's cache."""
-    forward, loss_and_grad = _layer_loops(block, blas)
-    compiled = numba.njit(FORWARD, **LOOP)(forward), numba.njit(LOSS_AND_GRAD, **LOOP)(loss_and_grad)
-    for function, signature in zip(compiled, (FORWARD, LOSS_AND_GRAD)):
-        _register(function, signature, symbol(function.py_func.__name__, block, blas))
+    under `symbol`'s names. One set per block size (and BLAS or not, and dtype): a closure over three constants,
+    each set its own entry in Numba's cache. A dtype's loops are compiled when a module of that dtype first asks."""
+    return _loops(block, bool(blas), dtype)
+
+
+@functools.cache
+def _loops(block, blas, dtype):
+    forward, loss_and_grad = _layer_loops(block, blas, dtype)
+    signatures = LOOP_SIGNATURES[dtype]
+    compiled = numba.njit(signatures[0], **LOOP)(forward), numba.njit(signatures[1], **LOOP)(loss_and_grad)
+    for function, signature in zip(compiled, signatures):
+        _register(function, signature, symbol(function.py_func.__name__, block, blas, dtype))
     return compiled
 
 
-def symbol(name, block, blas):
+def symbol(name, block, blas, dtype="float64"):
     """The name a loop is registered under: this module's (a standalone copy has another), the loop's, its block
-    size, and the version of the loops' arguments."""
-    return f"{__name__}.{name}.v{VERSION}.block{block}{'.blas' if blas else ''}"
+    size, BLAS, the blocks' dtype (float32 only: float64's names are those of before), and the version of the
+    loops' arguments."""
+    suffix = ".float32" if dtype == "float32" else ""
+    return f"{__name__}.{name}.v{VERSION}.block{block}{'.blas' if blas else ''}{suffix}"
 
 
 def block_symbol(function):
@@ -571,14 +642,14 @@ def _register(dispatcher, signature, name):
 _REGISTERED = {}  # the address of each registered function's code: the function (its dispatcher)
 
 
-def prepare(version, block, blas, hidden, output, output_loss):
+def prepare(version, block, blas, hidden, output, output_loss, dtype="float64"):
     """What a dense module does when imported, before any of its kernels is compiled or loaded from the cache:
-    compile (or load) the loops for its block size and its per-block functions, and register them all."""
+    compile (or load) the loops for its block size and dtype and its per-block functions, and register them all."""
     if version != VERSION:
         raise StaleModule(f"this module was built for version {version} of symcompile's dense loops, not {VERSION}: "
                           "rebuild it")  # fmt: skip
-    loops(block, blas)
-    for function, function_type in zip((hidden, output, output_loss), BLOCK_FUNCTIONS):
+    loops(block, blas, dtype)
+    for function, function_type in zip((hidden, output, output_loss), BLOCK_TYPES[dtype]):
         signature = function_type.signature
         function.compile(signature.args)
         returns = function.overloads[signature.args].signature.return_type
@@ -643,23 +714,40 @@ def _constants(block, blas):
 def forward(typingctx, block, blas, hidden, output, layers, w, X, out, first, stop, chunks):
     """forward(BLOCK, BLAS, hidden, output, layers, w, X, out, first, stop, chunks) in a module's kernel: the outputs
     of blocks first..stop-1 into out, in `chunks` chunks on threads. BLOCK and BLAS: the module's constants."""
-    constants = _constants(block, blas)
-    if constants is None:
-        return None
     arguments = (hidden, output, layers, w, X, out, first, stop, chunks)
-    typed = _call_by_name(symbol("forward", *constants), FORWARD, typingctx, arguments)
-    return typed and _with_constants(typed, block, blas)
+    return _loop_call("forward", "float64", typingctx, block, blas, arguments)
 
 
 @intrinsic
 def loss_and_grad(typingctx, block, blas, hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
     """loss_and_grad(BLOCK, BLAS, hidden, output_loss, layers, w, X, Y, g, first, stop, chunks) in a module's kernel:
     the summed loss of blocks first..stop-1, their gradient added into g, in `chunks` chunks on threads."""
+    arguments = (hidden, output_loss, layers, w, X, Y, g, first, stop, chunks)
+    return _loop_call("loss_and_grad", "float64", typingctx, block, blas, arguments)
+
+
+@intrinsic
+def forward_float32(typingctx, block, blas, hidden, output, layers, w, X, out, first, stop, chunks):
+    """`forward` in a float32 module's kernel (its per-block functions work on float32 blocks)."""
+    arguments = (hidden, output, layers, w, X, out, first, stop, chunks)
+    return _loop_call("forward", "float32", typingctx, block, blas, arguments)
+
+
+@intrinsic
+def loss_and_grad_float32(typingctx, block, blas, hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
+    """`loss_and_grad` in a float32 module's kernel."""
+    arguments = (hidden, output_loss, layers, w, X, Y, g, first, stop, chunks)
+    return _loop_call("loss_and_grad", "float32", typingctx, block, blas, arguments)
+
+
+def _loop_call(name, dtype, typingctx, block, blas, arguments):
+    """The typing and code of an intrinsic's call to the loop `name` of `dtype` (None until the block size and BLAS
+    flag are constants)."""
     constants = _constants(block, blas)
     if constants is None:
         return None
-    arguments = (hidden, output_loss, layers, w, X, Y, g, first, stop, chunks)
-    typed = _call_by_name(symbol("loss_and_grad", *constants), LOSS_AND_GRAD, typingctx, arguments)
+    signature = LOOP_SIGNATURES[dtype][("forward", "loss_and_grad").index(name)]
+    typed = _call_by_name(symbol(name, *constants, dtype), signature, typingctx, arguments)
     return typed and _with_constants(typed, block, blas)
 
 
@@ -693,33 +781,117 @@ def _pool(threads):
     return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="symcompile-dense")
 
 
+# How long the calling thread, out of chunks to take, waits for a chunk a helper thread is computing before it
+# computes the same chunk itself: this many times its own chunks' mean time, counted from the chunk's start.
+LATE_CHUNK = 1.5
+
+
+class _ChunkRun:
+    """One call's chunks: taken in order by whichever thread is free, each result kept from the first thread to
+    finish it. A chunk's result depends on its blocks only, so which thread computed it, or whether two did, does
+    not change a bit of it."""
+
+    def __init__(self, bounds, compute):
+        self.bounds, self.compute = bounds, compute
+        self.results = [None] * len(bounds)
+        self.started = [None] * len(bounds)
+        self.taken = itertools.count()  # next() on it is atomic under the GIL: each chunk is taken once
+        self.failed = set()  # chunks a helper thread failed to compute
+        self.finished = threading.Condition()
+
+    def take(self):
+        c = next(self.taken)
+        return c if c < len(self.bounds) else None
+
+    def execute(self, c):
+        if self.started[c] is None:
+            self.started[c] = time.perf_counter()
+        result = self.compute(*self.bounds[c])
+        with self.finished:
+            if self.results[c] is None:
+                self.results[c] = (result,)  # (a chunk of the forward pass returns None)
+                self.finished.notify_all()
+
+    def help(self):
+        """A helper thread's part: chunks until none is left. A helper that starts late finds none and ends; one
+        that fails leaves its chunk to the calling thread."""
+        while (c := self.take()) is not None:
+            try:
+                self.execute(c)
+            except BaseException:
+                with self.finished:
+                    self.failed.add(c)
+                    self.finished.notify_all()
+                return
+
+    def wait(self, c, chunk_seconds):
+        """Whether chunk c is finished: waiting while a helper computes it, until it fails, or (`chunk_seconds` not
+        None) until LATE_CHUNK times `chunk_seconds` past its start."""
+        with self.finished:
+            timeout = None
+            if chunk_seconds is not None:
+                started = self.started[c] if self.started[c] is not None else time.perf_counter()
+                timeout = max(0.0, started + LATE_CHUNK * chunk_seconds - time.perf_counter())
+            self.finished.wait_for(lambda: self.results[c] is not None or c in self.failed, timeout)
+            return self.results[c] is not None
+
+
+def _run_chunks(bounds, compute, repeat_late):
+    """[compute(first, stop) for each chunk's blocks], the chunks taken by this thread and by
+    `numba.get_num_threads() - 1` helpers from the pool, in order, each as soon as a thread is free.
+
+    The calling thread computes chunks too and never waits for a helper to start: on a busy machine a helper that
+    gets no core takes no chunk, and this thread does them all, as on one thread. Then, with `repeat_late`, a chunk
+    a helper still computes after LATE_CHUNK times this thread's own chunk time (a helper that lost its core
+    mid-chunk) is computed again here, the first result kept (the same to the last bit); without it (the chunks
+    write into the caller's arrays), this thread waits for them. A chunk a helper failed on is computed here."""
+    run = _ChunkRun(bounds, compute)
+    helpers = min(numba.get_num_threads(), len(bounds)) - 1
+    for _ in range(helpers):
+        _pool(helpers).submit(run.help)
+    seconds = []
+    while (c := run.take()) is not None:
+        start = time.perf_counter()
+        run.execute(c)
+        seconds.append(time.perf_counter() - start)
+    chunk_seconds = sum(seconds) / len(seconds) if seconds else 0.0
+    for c in range(len(bounds)):
+        if not run.wait(c, chunk_seconds if repeat_late else None):
+            run.execute(c)
+    return [result for (result,) in run.results]
+
+
 def _chunks(first, stop, chunks):
     """Blocks first..stop-1 in `chunks` consecutive chunks, as (first, stop) pairs."""
     n = stop - first
     return [(first + c * n // chunks, first + (c + 1) * n // chunks) for c in range(chunks)]
 
 
-def forward_threaded(block, blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks):
+def forward_threaded(block, blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks, in_float32=False):
     """The outputs, chunk by chunk on `numba.get_num_threads()` threads (each chunk writes its own rows)."""
-    run = loops(block, blas)[0]
-    hidden, output = function_value(_REGISTERED[hidden_at], HIDDEN), function_value(_REGISTERED[output_at], OUTPUT)
-    list(_pool(numba.get_num_threads()).map(lambda chunk: run(hidden, output, layers, w, X, out, *chunk, 1),
-                                            _chunks(first, stop, chunks)))  # fmt: skip
+    dtype = "float32" if in_float32 else "float64"
+    run, (hidden_type, output_type, _) = loops(block, blas, dtype)[0], BLOCK_TYPES[dtype]
+    hidden = function_value(_REGISTERED[hidden_at], hidden_type)
+    output = function_value(_REGISTERED[output_at], output_type)
+    _run_chunks(_chunks(first, stop, chunks), lambda *chunk: run(hidden, output, layers, w, X, out, *chunk, 1), False)
 
 
-def loss_and_grad_threaded(block, blas, hidden_at, output_loss_at, layers, w, X, Y, g, first, stop, chunks):
+def loss_and_grad_threaded(block, blas, hidden_at, output_loss_at, layers, w, X, Y, g, first, stop, chunks,
+                           in_float32=False):  # fmt: skip
     """The summed loss, chunk by chunk on `numba.get_num_threads()` threads, each chunk's gradient into its own
     partial sum; the partial sums added into `g` in chunk order, whichever thread computed each, so that the
     result is the same on any number of threads. Threads take the next chunk when they are free."""
-    run = loops(block, blas)[1]
-    hidden = function_value(_REGISTERED[hidden_at], HIDDEN)
-    output_loss = function_value(_REGISTERED[output_loss_at], OUTPUT_LOSS)
-    partial = np.zeros((chunks, g.shape[0]))
-    losses = list(_pool(numba.get_num_threads()).map(
-        lambda c, chunk: run(hidden, output_loss, layers, w, X, Y, partial[c], *chunk, 1),
-        range(chunks), _chunks(first, stop, chunks)))  # fmt: skip
+    dtype = "float32" if in_float32 else "float64"
+    run, (hidden_type, _, output_loss_type) = loops(block, blas, dtype)[1], BLOCK_TYPES[dtype]
+    hidden = function_value(_REGISTERED[hidden_at], hidden_type)
+    output_loss = function_value(_REGISTERED[output_loss_at], output_loss_type)
+
+    def chunk_loss_and_grad(chunk_first, chunk_stop):
+        partial = np.zeros(g.shape[0])  # its own, so that a chunk computed twice writes nothing shared
+        return run(hidden, output_loss, layers, w, X, Y, partial, chunk_first, chunk_stop, 1), partial
+
     loss = 0.0
-    for c in range(chunks):
-        loss += losses[c]
-        g += partial[c]
+    for chunk_loss, partial in _run_chunks(_chunks(first, stop, chunks), chunk_loss_and_grad, True):
+        loss += chunk_loss
+        g += partial
     return loss

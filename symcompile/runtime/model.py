@@ -27,11 +27,12 @@ class Model:
     `kernels` maps the names in KERNELS to the module's compiled functions (those it has). `call_on_threads`:
     the dense modules' `_dense_call(kernel, threads, *arguments)`, which runs a kernel (or a loop calling it)
     on a number of Numba's threads; None where the kernels are serial. `missing`: why a kernel is absent, by
-    its name (Newton's step without the Hessian).
+    its name (Newton's step without the Hessian). `dtype`: "float32" for a module whose dense kernels compute in
+    float32 (its forward returns float32; weights, data and gradients stay float64 here).
     """
 
     def __init__(self, *, params, inputs, targets, n_outputs, init, X, Y, defaults, digest, target_loss, classifier,
-                 kernels, call_on_threads=None, missing=None):  # fmt: skip
+                 kernels, call_on_threads=None, missing=None, dtype="float64"):  # fmt: skip
         self.params, self.inputs, self.targets = tuple(params), tuple(inputs), tuple(targets)
         self.n_outputs = n_outputs  # the training function's outputs: as many as the targets, except where the loss
         # combines several outputs into one target
@@ -40,6 +41,7 @@ class Model:
         self.kernels, self.missing = kernels, missing or {}
         self.call_on_threads = call_on_threads
         self.residuals_per_sample = 0  # a residual model's module sets it (and adds _residuals_and_jacobian)
+        self.dtype = dtype
 
     # ---- argument checks ----
 
@@ -94,6 +96,8 @@ class Model:
         w, X = self.weights(w), self.samples(X)
         out = np.empty((X.shape[0], self.n_outputs))
         self.kernels["_forward_kernel"](w, X, out)
+        if self.dtype == "float32":  # its outputs are float32 numbers (computed in float64 from float32 z)
+            out = out.astype(np.float32)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def loss_and_grad(self, w=None, X=None, Y=None, threads=None):
