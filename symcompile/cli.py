@@ -24,7 +24,7 @@ from symcompile.interrupts import EXIT_INTERRUPTED, CtrlC
 from symcompile.metrics import accuracy
 from symcompile.options import (
     DEFAULT_OUT_DIR, DUMP_STAGES, HESSIAN_MAX_PARAMS, RUN_KEYS, TRAINING_KEYS, BuildOptions, RunSettings, allowed,
-    argument_type, check_rule_fits, chosen_rule, run_settings, train_keywords, training_settings,
+    argument_type, check_rule_fits, chosen_rule, positive_count, run_settings, train_keywords, training_settings,
 )  # fmt: skip
 from symcompile.outputs import (
     check_plot_path, check_writable, plot_history, predictions_text, write_file, write_history, write_text,
@@ -914,7 +914,7 @@ def parser():
     train_cmd.set_defaults(run=command_train)
     _add_training_options(train_cmd)
     train_cmd.add_argument(
-        "--threads", type=_positive_int, help="threads for a module with dense kernels (default: Numba's)"
+        "--threads", type=positive_count, help="threads for a module with dense kernels (default: Numba's)"
     )
     _add_dtype_option(train_cmd)
     cli_dask.add_train_arguments(train_cmd)
@@ -1036,13 +1036,3 @@ def seconds_since_process_start():
     except (OSError, ValueError, IndexError, AttributeError):  # no /proc, or no CLOCK_BOOTTIME (not Linux)
         return None
     return age if age >= 0 else None
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, not {text!r}")
-    return value

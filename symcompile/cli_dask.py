@@ -8,7 +8,6 @@ machine, closed when the command ends.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import csv
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from symcompile.errors import SymcompileError
+from symcompile.options import positive_count
 from symcompile.interrupts import EXIT_INTERRUPTED  # Ctrl-C: the fits reached so far were written
 from symcompile.outputs import write_file
 
@@ -41,14 +41,10 @@ def add_dask_argument(command):
 def add_train_arguments(train_cmd):
     add_dask_argument(train_cmd)
     train_cmd.add_argument(
-        "--partitions", type=_positive, help="with --dask: row partitions of the data (default: one per worker thread)"
+        "--partitions",
+        type=positive_count,
+        help="with --dask: row partitions of the data (default: one per worker thread)",
     )
-
-
-def _positive(text):
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"a positive integer expected, not {text!r}")
-    return int(text)
 
 
 def add_fit_many_arguments(fit_cmd):

@@ -137,6 +137,13 @@ def argument_type(option: str):
     return parse
 
 
+def positive_count(text):
+    """argparse's `type=` for a count of 1 or more (threads, partitions, iterations, repeats)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a positive integer expected, not {text!r}")
+    return int(text)
+
+
 # Where modules are written unless told otherwise, and the stages' names: a build's timing reports them, and
 # `build --dump-after` shows any before the write. Here, with the other options, so that the command line reads
 # them without importing the stages (and SymPy). An MLP on dense kernels goes from its shape straight to emit.

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, replace
 
 from symcompile.errors import SymcompileError
+from symcompile.options import positive_count
 
 BENCHMARKS = "python -m benchmarks from a checkout (benchmarks/README.md)"
 # The options of the scenarios that moved to benchmarks/: `bench` names them and says where they went.
@@ -108,7 +109,7 @@ def _timed(run, repeats, per=1):
     return times
 
 
-def _with_progress(iterations, name):
+def with_progress(iterations, name):
     """A progress bar over the subs loop's seconds-long iterations, where tqdm is installed (the bench extra)."""
     try:
         from tqdm import tqdm
@@ -127,7 +128,7 @@ def _difference(values, module, iterations):
 
 def _subs_row(model, module, settings):
     loop, values, times = SubsLoop(model), list(model.init), []
-    for _ in _with_progress(range(settings.subs_iterations), "subs loop"):
+    for _ in with_progress(range(settings.subs_iterations), "subs loop"):
         start = time.perf_counter()
         values = loop.iterate(values)
         times.append(time.perf_counter() - start)
@@ -205,21 +206,16 @@ class _MovedOption(argparse.Action):
         namespace.moved_option = option_string
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a positive integer expected, got {text!r}")
-    return value
-
-
 def add_arguments(parser):
     parser.add_argument("--scenario", default="seed", help="seed, the only one here (the others: benchmarks/)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--quick", action="store_true", help="few repeats and iterations: checks the setup only")
-    parser.add_argument("--subs-iterations", type=_positive, help="subs-loop iterations (default: 3)")
+    parser.add_argument("--subs-iterations", type=positive_count, help="subs-loop iterations (default: 3)")
     parser.add_argument("--full-subs", action="store_true", help="all the model's subs iterations (seed: 999, minutes)")
-    parser.add_argument("--iterations", type=_positive, help="iterations per timed compiled-loop call (default: 20000)")
-    parser.add_argument("--repeats", type=_positive, help="timed calls per row (default: 15)")
+    parser.add_argument(
+        "--iterations", type=positive_count, help="iterations per timed compiled-loop call (default: 20000)"
+    )
+    parser.add_argument("--repeats", type=positive_count, help="timed calls per row (default: 15)")
     parser.set_defaults(moved_option=None)
     for option in MOVED_OPTIONS:
         parser.add_argument(option, action=_MovedOption, nargs="?", dest="moved_option", help=argparse.SUPPRESS)

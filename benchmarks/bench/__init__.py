@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from symcompile.options import DEFAULT_OUT_DIR, argument_type
+from symcompile.options import DEFAULT_OUT_DIR, argument_type, positive_count
 
 SCENARIOS = ("seed", "dataset", "scaling", "minibatch", "fitting", "wide", "blocks", "distributed")
 # --quick: enough to check that every row runs, far too little to measure.
@@ -60,13 +60,6 @@ def _list_of(parse_one):
     return lambda text: [parse_one(item) for item in text.split(",")]
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a positive integer expected, got {text!r}")
-    return value
-
-
 def add_arguments(parser):
     parser.add_argument(
         "--scenario", choices=SCENARIOS + ("all",), default="seed", help="what to measure (default: %(default)s)"
@@ -74,16 +67,18 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--quick", action="store_true", help="few repeats and iterations: checks the setup only")
     seed = parser.add_argument_group("seed scenario")
-    seed.add_argument("--subs-iterations", type=_positive, help="subs-loop iterations (default: 3)")
+    seed.add_argument("--subs-iterations", type=positive_count, help="subs-loop iterations (default: 3)")
     seed.add_argument(
         "--full-subs", action="store_true", help="run all the model's subs iterations (seed: 999, minutes)"
     )
-    seed.add_argument("--iterations", type=_positive, help="iterations per timed compiled-loop call (default: 20000)")
-    parser.add_argument("--repeats", type=_positive, help="timed calls per row (default: 15 seed, 5 dataset)")
+    seed.add_argument(
+        "--iterations", type=positive_count, help="iterations per timed compiled-loop call (default: 20000)"
+    )
+    parser.add_argument("--repeats", type=positive_count, help="timed calls per row (default: 15 seed, 5 dataset)")
     dataset = parser.add_argument_group("dataset scenario")
     dataset.add_argument("--layers", type=_layers, default=[2, 16, 16, 1], help="MLP layer sizes (default: 2-16-16-1)")
-    dataset.add_argument("--samples", type=_positive, default=4096, help="training samples (default: %(default)s)")
-    dataset.add_argument("--epochs", type=_positive, help="epochs per timed call (default: 20; also minibatch)")
+    dataset.add_argument("--samples", type=positive_count, default=4096, help="training samples (default: %(default)s)")
+    dataset.add_argument("--epochs", type=positive_count, help="epochs per timed call (default: 20; also minibatch)")
     dataset.add_argument(
         "--workloads", type=_list_of(_workload), help="small (--layers, --samples), digits (default: both)"
     )
@@ -109,7 +104,7 @@ def add_arguments(parser):
     )
     scaling.add_argument(
         "--diff-max-params",
-        type=_positive,
+        type=positive_count,
         help="skip diff above this many parameters (default: 369, that is up to 4-16-16-1)",
     )
 

@@ -30,7 +30,7 @@ from benchmarks.bench.timing import Timing, format_seconds, measure, time_once
 from symcompile.model import Model
 from symcompile.pipeline import build
 from symcompile.rewrite import float_e_powers_to_exp, rewrite
-from symcompile.seed_comparison import SubsLoop
+from symcompile.seed_comparison import SubsLoop, with_progress
 from benchmarks.bench.peer_forms import peer_functions
 from symcompile.writer import load_module
 
@@ -109,20 +109,11 @@ def _build_stage_rows(model, settings):
     return reports[-1].path, rows
 
 
-def _with_progress(iterations, name):
-    """A progress bar over the subs loop's seconds-long iterations, where tqdm is installed (the bench extra)."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterations
-    return tqdm(iterations, desc=name, unit="it", leave=False)
-
-
 def _subs_row(model, settings, check):
     loop = SubsLoop(model)  # on the seed, the blog's own loop value for value (tests/test_seed.py)
     name = "blog subs loop (SymPy subs)" if is_seed(model) else "subs loop (SymPy subs)"
     values, times = list(model.init), []
-    for _ in _with_progress(range(settings.subs_iterations), name):
+    for _ in with_progress(range(settings.subs_iterations), name):
         seconds, values = time_once(lambda: loop.iterate(values))
         times.append(seconds)
     row = Row(name, Timing.of(times), "sequential", **check(values, settings.subs_iterations, "sequential"))
