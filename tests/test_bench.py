@@ -91,6 +91,7 @@ def test_hand_written_numpy_backprop_is_the_generated_gradient(small_mlp):
     np.testing.assert_allclose(layout.pack(grads), expected_grad, rtol=1e-10, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_generic_subs_and_lambdify_loops_follow_the_compiled_module(seed_module):
     """The loops the seed scenario builds for any model, here on two samples (the compiled many-sample path)."""
     X, Y = np.array([[0.35, 0.9], [-0.4, 0.2]]), np.array([[1.0], [0.0]])
@@ -117,6 +118,7 @@ def _rows(report):
     return [row for table in report["tables"] for row in table["rows"]]
 
 
+@pytest.mark.slow
 def test_symcompile_bench_quick_runs_the_seed_comparison(tmp_path, capsys):
     """The installed entry: the subs loop against the compiled loop, the weights alike after the same iterations."""
     out = tmp_path / "bench.json"
@@ -180,6 +182,7 @@ def test_bench_seed_quick_run_compares_every_peer(tmp_path, capsys):
     ).text
 
 
+@pytest.mark.slow
 def test_benchmarks_dataset_quick_run_compares_every_peer(tmp_path):
     """`python -m benchmarks` as a checkout runs it (its own process, from the checkout's root)."""
     out = tmp_path / "bench.json"

@@ -126,6 +126,7 @@ def test_unknown_benchmark_names_are_refused(capsys):
     assert "benchmarks are seed-loop" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_quick_run_of_the_sequential_loop_rewrites_a_copy(tmp_path):
     """The real command, on the one benchmark that takes seconds: its row is the benchmark's own JSON figure."""
     original = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
@@ -142,6 +143,7 @@ def test_quick_run_of_the_sequential_loop_rewrites_a_copy(tmp_path):
     assert "| the blog's sequential loop, per iteration (generated/seed_mlp.py) |" in table
 
 
+@pytest.mark.slow
 def test_benchmark_json_matches_its_printed_median(tmp_path):
     """sequential_loop.py's --json holds the rounds it timed; their median is the one it prints."""
     path = tmp_path / "loop.json"

@@ -13,6 +13,7 @@ def test_parameter_count_matches_the_built_network():
     assert n_params((4, 16, 16, 1)) == 369
 
 
+@pytest.mark.slow
 def test_run_scaling_measures_and_skips(tmp_path):
     rows = run_scaling(
         [(1, 2, 1)], ("diff", "reverse"), max_params={"diff": 6}, repeats=1, out_dir=tmp_path, warm_up=False

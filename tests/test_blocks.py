@@ -64,6 +64,7 @@ def test_blocks_equal_the_per_sample_kernel(pairs, name, n_samples):
     np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-12 * np.max(np.abs(want_grad)))
 
 
+@pytest.mark.slow
 def test_blocks_stay_stable_where_exp_overflows(pairs):
     """Weights that put the logits near +-1000, where exp overflows: softplus and sigmoid must stay finite and
     agree (the blocks kernel's are symcompile.vecmath's, the per-sample kernel's the module's own)."""

@@ -124,6 +124,7 @@ def test_train_writes_the_loss_history(trained_xor):
     assert [int(r["iteration"]) for r in rows] == list(range(51))
 
 
+@pytest.mark.slow
 def test_predict_round_trips_through_csv(trained_xor, tmp_path, capsys):
     _, folder, files = trained_xor
     module = _needs_trainer(folder)

@@ -149,6 +149,7 @@ def test_untraceable_functions_say_which_construct_and_line_in_one_line(model, s
 # --- SciPy's semantics: weights, covariance, results -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.peers
 @pytest.mark.parametrize("absolute_sigma", [False, True])
 @pytest.mark.parametrize("kind", ["1-D", "2-D"])
@@ -305,6 +306,7 @@ def nist_case(name, start):
     return outcomes
 
 
+@pytest.mark.slow
 @pytest.mark.peers
 @pytest.mark.parametrize("start", [1, 2])
 @pytest.mark.parametrize("name", QUICK)

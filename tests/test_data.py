@@ -135,6 +135,7 @@ def test_standardization_uses_the_training_rows_only(standardized_module):
     np.testing.assert_array_equal(module.X, X)  # the module keeps the data in its own units
 
 
+@pytest.mark.slow
 def test_forward_and_loss_apply_the_stored_scaling(standardized_module):
     """The module's outputs from raw inputs equal NumPy's network on (X - X_MEAN) / X_SCALE."""
     _, module = standardized_module
@@ -220,6 +221,7 @@ def test_compile_model_standardize_forward_loss_and_gradient_are_numpys(logistic
     np.testing.assert_allclose(grad, np.r_[U.T @ (p - BINARY), np.sum(p - BINARY)] / len(X), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_compile_model_standardize_trains_and_predicts_in_the_datas_units(logistic):
     """20 steps of gradient descent on the standardized inputs, written out in NumPy; predict takes raw inputs."""
     U, w = _by_hand(X), np.array([0.3, -0.2, 0.1])

@@ -99,6 +99,7 @@ def _assert_close(got, want, rtol=1e-12):
 SHAPES = {**NETWORKS, "blas": NETWORKS["relu_3442_softmax"], "seed": MLPShape((2, 2, 1), bias="shared")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHAPES)
 @pytest.mark.parametrize("n_samples", [1, 13, 100])  # one sample; a short last block; chunks
 def test_loss_gradient_and_outputs_match_the_scalar_kernels(built, name, n_samples):
@@ -110,6 +111,7 @@ def test_loss_gradient_and_outputs_match_the_scalar_kernels(built, name, n_sampl
     _assert_matches(dense_module, scalar, rng.normal(size=len(scalar.PARAMS)), *_data(shape, n_samples, rng))
 
 
+@pytest.mark.slow
 def test_the_module_says_it_has_dense_kernels(built):
     scalar, dense_module = built["relu_3442_softmax"]
     text = open(dense_module.__file__).read()
@@ -214,6 +216,7 @@ def _digits_loss_and_grad(w, X, Y):
     return mlp_mean_loss(w, X, Y, [64, 32, 10], "tanh", "softmax", "softmax_cross_entropy", "per-neuron"), grad
 
 
+@pytest.mark.slow
 def test_digits_matches_numpy(tmp_path_factory):
     datasets = pytest.importorskip("sklearn.datasets", reason="needs the sklearn extra (pip install '.[sklearn]')")
     digits = datasets.load_digits()
@@ -229,6 +232,7 @@ def test_digits_matches_numpy(tmp_path_factory):
     _assert_close(module.forward(w), mlp_forward(w, X, [64, 32, 10], "tanh", "softmax", "per-neuron"))
 
 
+@pytest.mark.slow
 def test_wide_networks_skip_the_sympy_form_and_regenerate_their_weights(tmp_path):
     model = mlp_model("wide", [30, 200, 60, 3], hidden_activation="tanh", output_activation="softmax",
                       loss="softmax_cross_entropy", init="normal", seed=7)  # fmt: skip
@@ -273,6 +277,7 @@ def test_bad_shapes_are_refused():
         dense.dense_kernels_source(MLPShape((2, 3, 1)), block=0)
 
 
+@pytest.mark.slow
 def test_mini_batch_adam_matches_the_scalar_kernels(built):
     scalar, dense_module = built["softplus_2331_tanh_mse"]
     rng = np.random.default_rng(5)
@@ -285,6 +290,7 @@ def test_mini_batch_adam_matches_the_scalar_kernels(built):
     np.testing.assert_allclose(got.loss_history, want.loss_history, rtol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_validation_and_early_stopping_match_the_scalar_kernels(built, batch_size):
     """The validation path (its accuracy runs through an object-mode block in dense modules), full-batch and
@@ -323,6 +329,7 @@ print(module.loss_and_grad(module.INIT)[1].tobytes().hex())
 """
 
 
+@pytest.mark.slow
 def test_a_fresh_compile_and_a_cached_load_give_the_same_bits(tmp_path):
     """The gradient of a process that compiles the kernels (into an empty Numba cache, and with the cache off)
     equals, bit for bit, that of one loading them from the cache: the sums over samples once ran in an order
@@ -371,6 +378,7 @@ def _host_has_avx2():
     return features.get("avx2", False) and features.get("fma", False)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _host_has_avx2(), reason="this CPU has no AVX2/FMA to vectorize with")
 def test_the_per_block_loops_vectorize_the_runtimes_math(tmp_path):
     """The vectorizable functions (tanh, softplus; exp and log in the softmax) come from symcompile.runtime.vecmath,

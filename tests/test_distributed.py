@@ -102,6 +102,7 @@ def textbook_adam(module, X, Y, lr, steps, betas=(0.9, 0.999), eps=1e-8):
     return w, np.array(history + [module.loss(w, X, Y)])
 
 
+@pytest.mark.slow
 def test_adam_on_four_partitions_equals_training_in_memory(client, seed_module):
     X, Y = samples()
     settings = {"optimizer": "adam", "lr": 0.05, "max_iter": 50, "tol": 0.0}
@@ -151,6 +152,7 @@ def test_mini_batches_on_one_partition_are_training_in_memory(client, seed_modul
     assert_same_training(result, reference)
 
 
+@pytest.mark.slow
 def test_mini_batches_on_partitions_follow_the_seed(client, seed_module):
     X, Y = samples()
     runs = [sd.train(seed_module, *partitioned(X, Y), client=client, **MINI_BATCH | {"seed": s}) for s in (3, 3, 4)]
@@ -346,6 +348,7 @@ def run_in_thread(function):
     return thread, running, outcome
 
 
+@pytest.mark.slow
 def test_a_worker_killed_during_fit_many_loses_and_duplicates_nothing(client, misra):
     datasets = curves(40, seed=5)
     settings = {"w": START, "lr": 0.05, "max_iter": 20000, "tol": 0.0, "update": "simultaneous"}

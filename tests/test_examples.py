@@ -77,6 +77,7 @@ def test_loss_agrees_with_an_independent_formula(modules, name):
         assert m.loss(w) == pytest.approx(_independent_mean_loss(name, w, m.X, m.Y), rel=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_gradient_agrees_with_central_differences(modules, name):
     m = modules[name]
@@ -109,6 +110,7 @@ def test_training_lowers_the_loss(modules, name):
     assert np.all(np.diff(history) <= 1e-15 * history[0])  # every step goes downhill
 
 
+@pytest.mark.slow
 def test_xor_reaches_full_accuracy(modules):
     m = modules["xor"]
     predicted = m.forward(m.train().w) >= 0.5
@@ -121,11 +123,13 @@ def test_softmax_and_logistic_classify_most_samples(modules):
     assert np.mean((logistic.forward(logistic.train().w) >= 0.5) == (logistic.Y[:, 0] == 1)) >= 0.9
 
 
+@pytest.mark.slow
 def test_curve_fit_recovers_the_curve_the_data_came_from(modules):
     a, b, c = modules["decay"].train().w  # examples/make_data.py: y = 2.5 exp(-1.3 x) + 0.5 + noise
     assert abs(a - 2.5) < 0.05 and abs(b - 1.3) < 0.1 and abs(c - 0.5) < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_cli_trains_each_example(modules, out_dir, capsys, name):
     assert main(["train", str(EXAMPLES / f"{name}.toml"), "--out-dir", str(out_dir)]) == 0

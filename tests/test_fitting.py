@@ -104,6 +104,7 @@ def _subs(expr, w, x, y):
     return float(expr.subs({A: w[0], B: w[1], C: w[2], X1: x[0], Y1: y[0], Y2: y[1]}))
 
 
+@pytest.mark.slow
 def test_residuals_and_jacobian_equal_sympy_and_central_differences(small):
     r, J = small.residuals(W_SMALL), small.jacobian(W_SMALL)
     assert r.shape == (7, 2) and J.shape == (14, 3)

@@ -96,6 +96,7 @@ def weights(module, seed=1):
     return module.INIT + 0.3 * np.random.default_rng(seed).normal(size=module.INIT.size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NETWORKS)
 def test_loss_gradient_and_outputs_agree_with_numpy_float64(modules, name):
     module = modules[name]["float32"]
@@ -114,6 +115,7 @@ def test_loss_gradient_and_outputs_agree_with_numpy_float64(modules, name):
     assert np.linalg.norm(grad64 - want_grad) <= 1e-12 * np.linalg.norm(want_grad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NETWORKS)
 def test_training_tracks_the_float64_run(modules, name):
     """A few epochs of Adam in mini-batches (the last one short) and of full-batch descent: the loss per epoch
@@ -129,6 +131,7 @@ def test_training_tracks_the_float64_run(modules, name):
         np.testing.assert_allclose(run32.w, run64.w, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_threaded_path_gives_the_same_bits_on_any_number_of_threads(tmp_path, monkeypatch):
     """Chunks on threads (forced from one block on): the same bits on one thread and on two, and the unchunked
     float32 module's numbers to float32's accuracy."""
@@ -144,6 +147,7 @@ def test_the_threaded_path_gives_the_same_bits_on_any_number_of_threads(tmp_path
     np.testing.assert_allclose(module.forward(w), want_out, rtol=0, atol=OUT_ATOL)
 
 
+@pytest.mark.slow
 def test_wide_layers_through_blas_in_float32(tmp_path, monkeypatch):
     """The BLAS path (np.dot on float32 blocks: sgemm), made to take a small network's layers."""
     monkeypatch.setattr(dense, "BLAS_MIN_WEIGHTS", 10)
@@ -157,6 +161,7 @@ def test_wide_layers_through_blas_in_float32(tmp_path, monkeypatch):
     assert np.linalg.norm(grad - want_grad) <= GRAD_RTOL * np.linalg.norm(want_grad)
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_float32_loops_from_numbas_cache(modules):
     """The runtime's float32 loops compile once per machine: a new process finds both in Numba's cache."""
     probe = ("import json; from symcompile.runtime import dense; loops = dense.loops(64, False, 'float32'); "

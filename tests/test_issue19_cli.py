@@ -132,6 +132,7 @@ def _bad_weight_files(module, folder):
     }
 
 
+@pytest.mark.slow
 def test_every_bad_weight_file_is_a_value_error_naming_it(xor_run, tmp_path):
     _, module = xor_run
     for what, path in _bad_weight_files(module, tmp_path).items():

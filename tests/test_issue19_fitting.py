@@ -322,6 +322,7 @@ def _serve(handler):
     return server, held
 
 
+@pytest.mark.slow
 def test_a_port_that_accepts_and_never_answers_is_an_error_within_the_connect_limit(monkeypatch):
     monkeypatch.setattr(cli_dask, "CONNECT_SECONDS", 1.0)
     server, held = _serve(lambda connection: None)
@@ -331,6 +332,7 @@ def test_a_port_that_accepts_and_never_answers_is_an_error_within_the_connect_li
     assert time.monotonic() - start < 3
 
 
+@pytest.mark.slow
 def test_a_web_server_is_not_taken_for_a_scheduler():
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=web.serve_forever, daemon=True).start()

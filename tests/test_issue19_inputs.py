@@ -176,6 +176,7 @@ def test_integer_labels_are_one_hot_in_loss_and_accuracy(modules):
         np.testing.assert_array_equal(grad, m.loss_and_grad(w, X4, np.eye(3)[LABELS])[1])
 
 
+@pytest.mark.slow
 def test_integer_labels_train_as_their_one_hot_rows(modules):
     """softmax3.train(X, Y.argmax(1)) raised a shape error; Y_val takes labels too."""
     m = modules["softmax19"]

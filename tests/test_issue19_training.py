@@ -116,6 +116,7 @@ def test_module_gd_is_plain_descent_and_update_is_its_alias(xor):
         assert result.loss_history[0] == loss
 
 
+@pytest.mark.slow
 def test_gd_is_plain_descent_on_a_model_whose_default_is_sequential(seed_module):
     """The seed's default rule is the blog's sequential one: optimizer="gd" used to run it too."""
     lr = seed_module.DEFAULTS["lr"]
@@ -141,6 +142,7 @@ def _limit(module, X=None, Y=None):
     return 10 * (1 + abs(module.loss(module.INIT, X, Y)))
 
 
+@pytest.mark.slow
 def test_full_batch_run_ending_far_above_its_start_is_diverged(xor):
     """lr=1e4 on xor ends about 1e4 times above its first loss without passing the 1e6 limit: it was 'max_iter'."""
     result = xor.train(lr=1e4, max_iter=2000)
@@ -148,6 +150,7 @@ def test_full_batch_run_ending_far_above_its_start_is_diverged(xor):
     assert result.status == "diverged" and not result.converged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
     [

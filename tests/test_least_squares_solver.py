@@ -125,6 +125,7 @@ def scipy_fit(problem, start, *, max_iter, tol):
     return result, bool(saw_non_finite)
 
 
+@pytest.mark.slow
 @pytest.mark.peers
 @pytest.mark.parametrize(("problem", "start"), CASES)
 def test_same_steps_as_scipys_minpack(fits, problem, start):

@@ -148,6 +148,7 @@ def test_training_stops_at_the_first_non_finite_loss_and_keeps_finite_weights(li
     assert result.loss_history[-1] == final_loss  # the loss at the returned weights: inf here, reported as such
 
 
+@pytest.mark.slow
 def test_training_from_weights_whose_loss_overflows_stops_at_once(line):
     result = line.train([1e200], lr=0.1, max_iter=10)
     assert result.status == "non-finite" and result.iterations == 0

@@ -182,6 +182,7 @@ def test_wide_network_gradient_agrees_with_central_differences(wide_network):
     assert np.count_nonzero(grad) == len(w)
 
 
+@pytest.mark.slow
 def test_wide_network_forward_gives_the_outputs_the_loss_is_of(wide_network):
     _, m = wide_network
     f, y = m.forward(m.INIT, m.X), m.Y[:, 0]

@@ -16,6 +16,7 @@ def test_sweep_over_several_samples_follows_the_blog_loop(seed_module):
     np.testing.assert_allclose(many.w, expected, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_one_sample_sweep_reports_the_blog_loss_and_steps(seed_module):
     """The single-sample kernel's loss is the blog's at the starting weights, and its steps drive `tol`."""
     blog = BlogLoop()

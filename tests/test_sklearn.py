@@ -69,6 +69,7 @@ def expected_failed_checks(estimator):
 
 
 # Few epochs, as scikit-learn's own test suite runs its MLPs' checks (max_iter=100)
+@pytest.mark.slow
 @parametrize_with_checks(
     [
         MLPClassifier(max_iter=100, random_state=0),
@@ -104,6 +105,7 @@ SAME_RUN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", SAME_RUN, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "adam")
 def test_the_classifier_runs_as_sklearns(settings):
     """Weights, loss curve and probabilities as scikit-learn's to rounding, string labels included."""
@@ -126,6 +128,7 @@ def test_the_classifier_runs_as_sklearns(settings):
         assert ours.best_loss_ is None and theirs.best_loss_ is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["binary", "multilabel"])
 def test_binary_and_multilabel_targets_as_sklearns(target):
     X, y = _standardized(datasets.load_iris)
@@ -139,6 +142,7 @@ def test_binary_and_multilabel_targets_as_sklearns(target):
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [dict(), dict(solver="sgd", learning_rate="adaptive"), dict(solver="lbfgs")],
                          ids=["adam", "sgd-adaptive", "lbfgs"])  # fmt: skip
 def test_the_regressor_runs_as_sklearns(settings):
@@ -156,6 +160,7 @@ def test_the_regressor_runs_as_sklearns(settings):
         np.testing.assert_allclose(ours.predict(X), theirs.predict(X), atol=tolerance)
 
 
+@pytest.mark.slow
 def test_partial_fit_carries_the_optimizer_as_sklearns():
     X, y = _standardized(datasets.load_wine)
     ours, theirs = (cls(hidden_layer_sizes=(5,), random_state=0) for cls in (MLPClassifier, reference.MLPClassifier))
@@ -166,6 +171,7 @@ def test_partial_fit_carries_the_optimizer_as_sklearns():
     assert ours.t_ == theirs.t_ and ours.n_iter_ == theirs.n_iter_
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_adamw_runs_as_the_modules_own_train():
     """solver="adamw" (symcompile's, torch's formula) takes the steps the module's train(optimizer="adamw") takes."""
@@ -210,12 +216,14 @@ def _accuracies(name, seeds, max_iter):
 FIVE_SEEDS = ["iris", "wine", "breast_cancer", pytest.param("digits", marks=pytest.mark.slow)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FIVE_SEEDS)
 def test_accuracy_within_a_point_of_sklearns_five_seeds(name):
     ours, theirs = _accuracies(name, range(5), max_iter=200)
     assert abs(ours - theirs) <= 0.01
 
 
+@pytest.mark.slow
 def test_accuracy_within_a_point_of_sklearns_on_digits_quick():
     ours, theirs = _accuracies("digits", range(1), max_iter=50)
     assert abs(ours - theirs) <= 0.01
@@ -224,6 +232,7 @@ def test_accuracy_within_a_point_of_sklearns_on_digits_quick():
 # ---- compiled once, pickled, in pipelines ----
 
 
+@pytest.mark.slow
 def test_a_grid_search_compiles_the_architecture_once(module_cache_folder):
     X, y = _standardized(datasets.load_iris)
     before = set(module_cache_folder.glob("sklearn_mlp_*.py"))
@@ -236,6 +245,7 @@ def test_a_grid_search_compiles_the_architecture_once(module_cache_folder):
     assert search.best_score_ > 0.8
 
 
+@pytest.mark.slow
 def test_a_pickled_estimator_predicts_the_same_in_a_new_process(tmp_path, module_cache_folder):
     X, y = _standardized(datasets.load_iris)
     with warnings.catch_warnings():

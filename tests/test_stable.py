@@ -77,6 +77,7 @@ def blog_formula():
     return sp.lambdify(args, outputs, "numpy"), sp.lambdify(args, outputs, "mpmath")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [0.0, 1.0])
 @pytest.mark.parametrize("case", EXTREME_WEIGHTS)
 def test_seed_at_extreme_weights_is_exact_where_the_naive_formula_is_not_finite(
@@ -100,6 +101,7 @@ def test_seed_output_at_extreme_weights_is_exact(seed_module, case):
     assert_matches_exact(seed_module.forward(w), exact)
 
 
+@pytest.mark.slow
 def test_training_from_extreme_weights_stays_finite_and_descends(seed_module):
     for update in ("sequential", "simultaneous"):
         result = seed_module.train(np.full(7, -400.0), max_iter=200, update=update)

@@ -116,6 +116,7 @@ def _torch_training(module, settings, steps):
     return np.array(losses), flat.detach().numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SETTINGS)
 def test_each_rule_matches_its_numpy_form(softmax_module, name):
     result = softmax_module.train(max_iter=100, **SETTINGS[name])
@@ -142,6 +143,7 @@ def test_update_names_the_rule_gd_runs(seed_module):
     assert not np.array_equal(gd.w, seed_module.train(max_iter=20).w)  # the seed's default is sequential
 
 
+@pytest.mark.slow
 def test_weight_decay_of_gradient_descent_and_the_sequential_rule(seed_module):
     """Plain descent: w -= lr*(g + wd*w). Sequential: each weight in turn, its derivative at the weights so far."""
     lr, wd = 0.3, 0.1
@@ -348,6 +350,7 @@ print(result.status, result.iterations, list(result.w), flush=True)
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_within_two_seconds_keeping_the_weights(softmax_module):
     child = subprocess.Popen(
         [sys.executable, "-c", INTERRUPTED_RUN, softmax_module.__file__],
@@ -385,6 +388,7 @@ np.save(sys.argv[3], module.forward(module.load_weights(sys.argv[2]), np.load(sy
 """
 
 
+@pytest.mark.slow
 def test_saved_weights_predict_the_same_in_a_fresh_process(softmax_module, seed_module, tmp_path):
     result = softmax_module.train(optimizer="adam", lr=0.05, max_iter=20)
     result.save(tmp_path / "weights.npz")

@@ -37,6 +37,7 @@ def vm():
 ULP_BOUND = {"_vexp": 1.0, "_vlog": 1.0, "_vlog1p": 1.0, "_vsigmoid": 2.5, "_vsoftplus": 2.0, "_vtanh": 4.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MPMATH))
 def test_matches_mpmath_over_the_whole_domain(vm, name):
     points = domain_points(name, 4000, seed=1)
