@@ -1,6 +1,7 @@
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -95,6 +96,19 @@ def pytest_configure(config):
     kept = KEPT / compiled.name  # one per checkout: the name is the runtime folder's
     if _keeps_runtime(config) and kept.is_dir():  # before pytest-xdist starts its workers
         shutil.copytree(kept, compiled, dirs_exist_ok=True)
+    elif SESSION_CACHE and not hasattr(config, "workerinput"):
+        _compile_runtime()
+
+
+def _compile_runtime():
+    """The runtime compiled into the new session cache in three processes side by side (tests/warm_runtime.py),
+    before the workers start: else each worker, and each subprocess a test starts early, compiles it again."""
+    script = Path(__file__).with_name("warm_runtime.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(script.parents[1]), os.environ.get("PYTHONPATH", "")]))
+    parts = [subprocess.Popen([sys.executable, str(script), part], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for part in ("float64", "float32", "scalar")]  # fmt: skip
+    for part in parts:
+        part.wait()  # a part that fails leaves its code to compile where a test needs it, as without this
 
 
 def pytest_unconfigure(config):
