@@ -241,22 +241,15 @@ def jax_runner(workload):
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     from jax import lax
-    from jax.scipy.special import logsumexp
+
+    from benchmarks.bench.jax_mlp import mlp_mean_loss
 
     shape = workload.shape
     X, Y = jnp.asarray(workload.X), jnp.asarray(workload.Y)
-    hidden = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}[shape.hidden_activation]
+    loss_of = mlp_mean_loss(shape.hidden_activation, shape.output_activation)
 
     def mean_loss(layers):
-        a = X
-        for W, b in layers[:-1]:
-            a = hidden(a @ W + b)
-        z = a @ layers[-1][0] + layers[-1][1]
-        if shape.output_activation == "softmax":
-            per_sample = jnp.sum(Y * (logsumexp(z, axis=1, keepdims=True) - z), axis=1)
-        else:
-            per_sample = jnp.sum(Y * jax.nn.softplus(-z) + (1 - Y) * jax.nn.softplus(z), axis=1)
-        return jnp.mean(per_sample)
+        return loss_of(layers, X, Y)
 
     grad = jax.grad(mean_loss)
 

@@ -137,20 +137,11 @@ def jax_trainer(workload, X, Y, init, dtype):
     jax.config.update("jax_enable_x64", dtype == "float64")
     import jax.numpy as jnp
     from jax import lax
-    from jax.scipy.special import logsumexp
 
-    hidden = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[workload.hidden]
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench.jax_mlp import mlp_mean_loss
 
-    def mean_loss(params, Xb, Yb):
-        a = Xb
-        for W, b in params[:-1]:
-            a = hidden(a @ W + b)
-        z = a @ params[-1][0] + params[-1][1]
-        if workload.output == "softmax":
-            per_sample = jnp.sum(Yb * (logsumexp(z, axis=1, keepdims=True) - z), axis=1)
-        else:
-            per_sample = jnp.sum(Yb * jax.nn.softplus(-z) + (1 - Yb) * jax.nn.softplus(z), axis=1)
-        return jnp.mean(per_sample)
+    mean_loss = mlp_mean_loss(workload.hidden, workload.output)
 
     value_and_grad = jax.value_and_grad(mean_loss)
     Xd, Yd = jnp.asarray(X, dtype=dtype), jnp.asarray(Y, dtype=dtype)
