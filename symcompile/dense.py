@@ -49,14 +49,21 @@ DEFAULT_BLOCK = 64
 WIDE_BLOCK = 256  # where a layer goes through BLAS: larger matrix products per call
 MAX_CHUNKS = 16
 # Below this much work per call (samples x weights) one chunk, no threads: a call of about 2 ms or less, where the
-# chunks' fixed costs (a few us each, and the trip through Python) would eat the gain; digits (1,797 x 2,368 =
-# 4.3e6) and every example stay in one chunk, their results unchanged to the bit. Above it the calling thread
-# computes chunks too and never waits for a helper thread to start (symcompile.runtime.dense._run_chunks): once
-# threshold was 5e8, as two threads that waited for each other ran 4x slower on a busy machine (load 5-6).
+# threaded path's fixed costs (the trip through Python, a helper thread's start: 50-150 us measured) eat the gain,
+# and on a busy machine cost more than the 5% allowed; digits (1,797 x 2,368 = 4.3e6) and every example stay in one
+# chunk, their results unchanged to the bit. Measured at 2.5e6 (digits in 6 chunks; loss and gradient, one chunk
+# on one thread against chunks on two threads, quiet 2-core machine): 0.72-0.96x the time over four runs of 12-40
+# interleaved rounds, 1.03-1.14x after a 50 ms pause before each call (the cores clock down when idle), and in
+# benchmarks/epochs/compare.py's rounds 0.99-1.18x, and 1.08x with a process spinning on one core. The two cores
+# share their vector units (two threads of AVX-512 multiply-adds do 1.27x the work of one), so threads pay only on
+# long calls. Above it the calling thread computes chunks too and never waits for a helper thread to start
+# (symcompile.runtime.dense._run_chunks); on one thread the chunks run one after the other in the compiled loop. Once
+# 5e8, as two threads that waited for each other ran 4x slower on a busy machine (load 5-6).
 PARALLEL_MIN_WORK = 10_000_000
-# Chunks at that threshold, more with more samples (up to MAX_CHUNKS): each chunk costs the loops' buffers and a
-# call (7-25 us measured under load; 16 chunks of 64-32-10 on 10,000 samples on one thread, 4.6% more than one
-# chunk, 8 chunks 2%), and a helper's late chunk costs the calling thread up to 1.5 chunks.
+# Chunks at that threshold, more with more samples (up to MAX_CHUNKS): each chunk costs a partial gradient and, on
+# threads, a trip through Python (7-25 us measured under load), and a helper's late chunk costs the calling thread
+# up to 1.5 chunks. On one thread they run in the compiled loop: 64-32-10 on 10,000 samples (9 chunks) 4.53 ms a
+# call against 4.67 ms when they went through Python (medians of four alternating runs of 40 calls, /tmp scripts).
 CHUNKS_AT_THRESHOLD = 4
 # The chunks' partial gradients together stay under this many bytes (a 1.8M-parameter net: 4 chunks).
 PARTIAL_BYTES = 64 * 2**20
