@@ -290,7 +290,10 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcomp
     if not (isinstance(block, int) and block >= 1):
         raise SymcompileError(f"dense kernels: block must be a positive integer, got {block!r}")
     printer = VectorPrinter(CODE_NAMES)
-    hidden = activation_code(shape.hidden_activation, printer) if len(shape.layers) > 2 else None
+    # A float32 module's hidden activations and derivatives are stored in float32: computed to float32's accuracy
+    # (half the time of tanh's float64 one). The output and loss keep float64's, the loss's stated accuracy.
+    hidden_printer = VectorPrinter(CODE_NAMES, single=dtype == "float32")
+    hidden = activation_code(shape.hidden_activation, hidden_printer) if len(shape.layers) > 2 else None
     output = output_code(shape, printer)
     work_per_sample = sum(layer.n_in * layer.n_out for layer in layers)
     body = (
@@ -298,7 +301,7 @@ def dense_kernels(shape: MLPShape, *, block: int | None = None, runtime="symcomp
         .get_template("dense_kernels.py.j2")
         .render(
             runtime=runtime,
-            vecmath_imports=vecmath.imported_names(printer.used),
+            vecmath_imports=vecmath.imported_names(printer.used | hidden_printer.used),
             version=runtime_dense.VERSION,
             table=table_rows(layers),
             hidden=hidden,

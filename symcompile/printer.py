@@ -130,13 +130,19 @@ class KernelPrinter(PythonCodePrinter):
 
 
 class VectorPrinter(KernelPrinter):
-    """KernelPrinter with exp, log and the stable functions as the vectorizable `_v...` functions."""
+    """KernelPrinter with exp, log and the stable functions as the vectorizable `_v...` functions; `single`: exp,
+    tanh and sigmoid to float32's accuracy (`_vexp_single`, ...), for values a float32 module stores in float32."""
 
-    def __init__(self, code_names):
+    SINGLE = ("_vexp", "_vtanh", "_vsigmoid")  # the functions symcompile.vecmath has to float32's accuracy too
+
+    def __init__(self, code_names, single=False):
         super().__init__(code_names)
         self.used = set()
+        self.single = single
 
     def _vector_call(self, name, args):
+        if self.single and name in self.SINGLE:
+            name += "_single"
         self.used.add(name)
         return f"{name}({', '.join(self._print(arg) for arg in args)})"
 

@@ -22,12 +22,17 @@ FUNCTIONS = {
     "_vlogaddexp": "logaddexp",
     "_vlogsumexp_finish": "logsumexp_finish",
     "_vlogsumexp": "logsumexp",
+    # To float32's accuracy, for a float32 module's hidden activations (VectorPrinter(single=True) names them)
+    "_vexp_single": "exp_single",
+    "_vtanh_single": "tanh_single",
+    "_vsigmoid_single": "sigmoid_single",
 }
 
 # The same functions under those names here (for the benchmarks and tests that call them by them).
 _vexp, _vlog, _vlog1p = _runtime.exp, _runtime.log, _runtime.log1p
 _vsigmoid, _vsoftplus, _vtanh = _runtime.sigmoid, _runtime.softplus, _runtime.tanh
 _vlogaddexp, _vlogsumexp_finish, _vlogsumexp = _runtime.logaddexp, _runtime.logsumexp_finish, _runtime.logsumexp
+_vexp_single, _vtanh_single, _vsigmoid_single = _runtime.exp_single, _runtime.tanh_single, _runtime.sigmoid_single
 
 
 def imported_names(names) -> str:

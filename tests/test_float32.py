@@ -180,7 +180,23 @@ def test_a_float64_module_is_the_same_bytes_with_dtype_unset_or_float64():
     unset = generate(network_model("same_bytes", None, **network)).text
     assert generate(network_model("same_bytes", "float64", **network)).text == unset
     assert "float32" not in unset
-    assert "float32" in generate(network_model("same_bytes", "float32", **network)).text
+    single = generate(network_model("same_bytes", "float32", **network)).text
+    assert "float32" in single
+    assert "_single" not in unset
+
+
+def test_float32_hidden_units_use_the_float32_accuracy_functions_and_the_loss_does_not():
+    """A float32 module stores its hidden activations in float32: they are computed to float32's accuracy
+    (`_vtanh_single`, `_vsigmoid_single`: symcompile.runtime.vecmath, tests/test_vecmath.py); the output and the loss
+    keep float64's (`_vsigmoid`, the softmax's `_vexp` and log)."""
+    for hidden, output, loss in (("tanh", "sigmoid", "binary_cross_entropy"),
+                                 ("sigmoid", "softmax", "softmax_cross_entropy")):  # fmt: skip
+        network = dict(NETWORKS["f32_softmax"], hidden_activation=hidden, output_activation=output, loss=loss)
+        text = generate(network_model("single_names", "float32", **network)).text
+        hidden_code = text[text.index("def _dense_hidden") : text.index("def _dense_output(")]
+        output_code = text[text.index("def _dense_output(") : text.index("def _dense_chunks")]
+        assert f"_v{hidden}_single(" in hidden_code
+        assert "_single" not in output_code
 
 
 # ---- where dtype is refused, in one line ----

@@ -1,4 +1,5 @@
-"""Elementary functions that LLVM vectorizes: exp, log, log1p, and sigmoid, softplus, tanh, logsumexp on them.
+"""Elementary functions that LLVM vectorizes: exp, log, log1p, and sigmoid, softplus, tanh, logsumexp on them;
+exp, tanh and sigmoid also to float32's accuracy (`*_single`), for a float32 module's hidden activations.
 
 A call to `math.exp` or `math.log` is a call into libm, and a loop that makes one is never vectorized (the
 llvmlite wheels on PyPI have no SVML). These are the same functions written in Numba arithmetic only: range
@@ -67,6 +68,12 @@ def _expm1_reduced(r):
     p = p * r + 1.0 / 39916800.0
     p = p * r + 1.0 / 3628800.0
     p = p * r + 1.0 / 362880.0
+    return _taylor_to_degree_8(p, r)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, forceinline=True)
+def _taylor_to_degree_8(p, r):
+    """exp(r) - 1 by Horner's rule from its terms of degree 8 on: p, their sum divided by r**8."""
     p = p * r + 1.0 / 40320.0
     p = p * r + 1.0 / 5040.0
     p = p * r + 1.0 / 720.0
@@ -223,6 +230,52 @@ def logsumexp(values):
     for value in values:
         total += exp(value - top)
     return logsumexp_finish(top, total)
+
+
+# ---- float32's accuracy: a float32 module's hidden activations ----------------------------------------------------
+# A float32 module (dtype="float32") stores each hidden unit's activation and derivative in float32: accuracy beyond
+# float32's is rounded away. These compute in float64 from the float32 value, to about 1e-8 relative (their results
+# rounded to float32 are within 1 ulp of the correctly rounded ones: tests/test_vecmath.py), with a polynomial of
+# degree 8 and one division where the functions above take degree 13 to 19 and, for tanh, two branches computed
+# side by side and two divisions: a block's tanh and derivative in half the time (docs/numerics.md).
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, forceinline=True)
+def _reduced_single(x):
+    """(k, exp(r) - 1) with x = k ln 2 + r, |r| <= ln(2)/2, for |x| <= 1000: Taylor to degree 8 (truncation below
+    6e-10 relative)."""
+    t = x * 1.4426950408889634 + 6755399441055744.0  # k = round(x / ln 2), in t's low mantissa bits (as in exp)
+    kf = t - 6755399441055744.0
+    r = (x - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10
+    return _double_to_bits(t) - 0x4338000000000000, _taylor_to_degree_8(0.0, r)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, forceinline=True)
+def exp_single(x):
+    """exp(x) to float32's accuracy (about 1e-9 relative); inf above 709.78, 0 below -745, NaN for NaN."""
+    k, q = _reduced_single(x if abs(x) <= 1000.0 else math.copysign(1000.0, x))
+    k1 = k >> 1  # 2**k as two normal factors, as in exp
+    y = (1.0 + q) * _bits_to_double((k1 + 1023) << 52) * _bits_to_double((k - k1 + 1023) << 52)
+    return y if x == x else x
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, forceinline=True)
+def tanh_single(x):
+    """tanh(x) to float32's accuracy (about 1e-8 relative): e/(e + 2) with e = exp(2|x|) - 1 = 2**k (1 + q) - 1,
+    which has no cancellation for k >= 0; one branch, one division. +-0 as themselves, NaN for NaN."""
+    a = min(abs(x), 9.5)  # from 9.5 on, 1 (tanh rounds to 1 in float32)
+    k, q = _reduced_single(a + a)
+    scale = _bits_to_double((k + 1023) << 52)  # 2**k, 0 <= k <= 28
+    e = scale * q + (scale - 1.0)
+    t = math.copysign(e / (e + 2.0) if a < 9.5 else 1.0, x)
+    return t if x == x else x
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, forceinline=True)
+def sigmoid_single(z):
+    """1/(1 + exp(-z)) to float32's accuracy, from exp(-|z|) only (as sigmoid)."""
+    e = exp_single(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
 
 
 # ---- a dense softmax output's sums over a block of samples, the same for every network ------------------------
