@@ -384,15 +384,20 @@ def test_the_per_block_loops_vectorize_the_runtimes_math(tmp_path):
     """The vectorizable functions (tanh, softplus; exp and log in the softmax) come from symcompile.runtime.vecmath,
     compiled once per machine: LLVM still inlines them into the module's loops over a block of the default size
     and vectorizes them (packed FMAs on ymm/zmm registers), and no libm call is left. (With blocks of 8, as in
-    `built`, LLVM unrolls those loops instead.)"""
+    `built`, LLVM unrolls those loops instead.) A float32 module's hidden units too, with tanh to float32's accuracy.
+    """
     import re
     import sys
 
     shapes = {"softplus": MLPShape((2, 3, 3, 1), "softplus", "tanh", "mean_squared_error"),
-              "softmax": MLPShape((4, 8, 3), "tanh", "softmax", "softmax_cross_entropy")}  # fmt: skip
-    functions = {"softplus": ["_dense_hidden"], "softmax": ["_dense_hidden", "_dense_output", "_dense_output_loss"]}
+              "softmax": MLPShape((4, 8, 3), "tanh", "softmax", "softmax_cross_entropy"),
+              "float32": MLPShape((4, 8, 3), "tanh", "softmax", "softmax_cross_entropy")}  # fmt: skip
+    functions = {"softplus": ["_dense_hidden"], "softmax": ["_dense_hidden", "_dense_output", "_dense_output_loss"],
+                 "float32": ["_dense_hidden"]}  # fmt: skip
     for name, shape in shapes.items():
-        source = "import math\n\nimport numba\nimport numpy as np\n\n\n" + dense.dense_kernels_source(shape)
+        dtype = "float32" if name == "float32" else "float64"
+        kernels = dense.dense_kernels_source(shape, dtype=dtype)
+        source = "import math\n\nimport numba\nimport numpy as np\n\n\n" + kernels
         assert "from symcompile.runtime.vecmath import " in source and "def _v" not in source
         path = tmp_path / f"vectorized_{name}.py"
         path.write_text(source)
