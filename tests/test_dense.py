@@ -163,6 +163,9 @@ def test_chunks_repeated_or_left_to_the_calling_thread_give_the_same_bits(built,
     w = rng.normal(size=len(module.PARAMS))
     X, Y = _data(NETWORKS["relu_3442_softmax"], 500, rng)
     want, want_out = module.loss_and_grad(w, X, Y, threads=1), module.forward(w, X)
+    monkeypatch.setattr(runtime_dense._WAYS, "choose", lambda shape: True)  # every call with chunks on threads
+    runs, run_chunks = [], runtime_dense._run_chunks
+    monkeypatch.setattr(runtime_dense, "_run_chunks", lambda *args: runs.append(1) or run_chunks(*args))
     monkeypatch.setattr(runtime_dense, "LATE_CHUNK", 0.0)
     repeated = module.loss_and_grad(w, X, Y, threads=2)
     monkeypatch.setattr(runtime_dense, "LATE_CHUNK", 1.5)
@@ -187,6 +190,35 @@ def test_chunks_repeated_or_left_to_the_calling_thread_give_the_same_bits(built,
         assert loss == want[0] and np.array_equal(grad, want[1])
     for out in (helpers_failed[1], module.forward(w, X)):
         assert np.array_equal(out, want_out)
+    assert len(runs) == 5  # each call above went through the threaded path
+
+
+def test_chunked_calls_take_the_way_that_ran_faster_and_try_the_other_now_and_then(monkeypatch):
+    """symcompile.runtime.dense._Ways: the two ways (threads, one thread) alternate until each has TIMES_KEPT times,
+    then the one with the lower median is taken, the other every PROBE_EVERY calls; on one thread, never threads."""
+    import numba
+
+    from symcompile.runtime import dense as runtime_dense
+
+    ways, clock = runtime_dense._Ways(), [0.0]
+    monkeypatch.setattr(runtime_dense.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+
+    def call(threaded_seconds, serial_seconds):
+        threaded = ways.start(("shape",))
+        clock[0] += threaded_seconds if threaded else serial_seconds
+        ways.end()
+        return threaded
+
+    first = [call(1.0, 2.0) for _ in range(2 * runtime_dense.TIMES_KEPT)]
+    assert first == [True, False] * runtime_dense.TIMES_KEPT
+    chosen = [call(1.0, 2.0) for _ in range(2 * runtime_dense.PROBE_EVERY)]
+    assert chosen.count(False) == 2 and all(chosen[i] for i in range(len(chosen)) if chosen[i] is not False)
+    # threads turn slow (a busy machine): the next probes of one thread find it faster, and it is taken
+    later = [call(3.0, 2.0) for _ in range(4 * runtime_dense.PROBE_EVERY)]
+    assert later[-runtime_dense.PROBE_EVERY + 1 :].count(True) <= 1
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert not any(call(1.0, 2.0) for _ in range(10))
 
 
 # softmax3 in every run; xor and logistic (10 s each, the same kernels with a sigmoid output) with -m slow.

@@ -28,7 +28,9 @@ takes about as long as on one thread, never waiting for a helper. Numba's `paral
 seconds more, per block size, and its workers wait for each other.
 On one thread (`numba.get_num_threads()`, read through Python once a call) the chunks run one after the other in
 the compiled loop itself, each into its partial gradient as on threads: the same bits, without the trip through
-Python (which cost 7-8% of a call of 16 chunks).
+Python (which cost 7-8% of a call of 16 chunks). On more, whether the chunks go on threads or run so is measured
+per call shape (`_Ways`): the way that ran faster lately is taken, the other tried again now and then, since two
+threads on this machine's two cores did 0.7x one thread's time when it was quiet and 1.1x when it was busy.
 
 Measured (benchmarks/dense_runtime/README.md): digits' kernels compile in 1.8 s per model instead of 4.1 s (the
 loops here, 3.3 s, once per machine and block size), and run 2-5% slower than the per-model loops they replace,
@@ -37,10 +39,12 @@ run 1.5-5x faster than the loops of one row, with the same results to the last b
 once per machine and block size, 13 s instead of 6 s.
 """
 
+import collections
 import concurrent.futures
 import functools
 import itertools
 import re
+import statistics
 import threading
 import time
 import warnings
@@ -453,12 +457,19 @@ def _working_weights(w, real):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def threads_given():
-    """numba.get_num_threads(), the threads a call may use, read through Python: in compiled code it is a dynamic
-    global, which Numba refuses to cache. (A few microseconds, in calls with chunks only.)"""
-    with numba.objmode(threads="int64"):
-        threads = numba.get_num_threads()
-    return threads
+def chunked_call_starts(kind, block, blas, single, n_samples, n_weights, first, stop, chunks):
+    """Whether a call with chunks goes onto threads (`_WAYS`), its start noted; through Python: in compiled code
+    numba.get_num_threads() is a dynamic global, which Numba refuses to cache. (A few microseconds a call.)"""
+    with numba.objmode(threaded="boolean"):
+        threaded = start_chunked_call((kind, block, blas, single, n_samples, n_weights, first, stop, chunks))
+    return threaded
+
+
+@numba.njit(cache=True, error_model="numpy")
+def chunked_call_ends():
+    """The end of the call `chunked_call_starts` began: its time, for `_WAYS`."""
+    with numba.objmode():
+        end_chunked_call()
 
 
 @numba.njit(**HELPER)
@@ -493,14 +504,16 @@ def _layer_loops(block, blas, dtype="float64"):
     real, single = DTYPES[dtype], dtype == "float32"
 
     def forward(hidden, output, layers, w, X, out, first, stop, chunks):
-        # Through Python onto threads, where there are chunks and threads to run them (each chunk comes back here
-        # as one); on one thread, one pass: each block's outputs are its own, whatever the chunks.
-        if chunks > 1 and threads_given() > 1:
+        # Through Python onto threads, where there are chunks and they go on threads (each chunk comes back here as
+        # one); else one pass: each block's outputs are its own, whatever the chunks.
+        timed = chunks > 1
+        if timed and chunked_call_starts(0, block, blas, single, X.shape[0], w.shape[0], first, stop, chunks):
             block_size, with_blas, hidden_at, output_at = block, blas, address(hidden), address(output)
             in_float32 = single
             with numba.objmode():
                 forward_threaded(block_size, with_blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks,
                                  in_float32)  # fmt: skip
+            chunked_call_ends()
             return
         ws = working_weights(w, real)  # the weights the blocks multiply by
         at, n_units = unit_offsets(layers)
@@ -522,18 +535,23 @@ def _layer_loops(block, blas, dtype="float64"):
                 if l < last:
                     hidden(z_l, units(a, at[l + 1], n_out, block), units(d, out_at, n_out, block))
             output(units(z, at[last + 1] - at[1], layers[last, N_OUT], block), start, count, out)
+        if timed:
+            chunked_call_ends()
 
     # A block of at most `narrow` samples (a mini-batch of 32 in blocks of 64) runs as a block of `narrow`: its
     # padding would double the work. Not where a layer goes through BLAS (np.dot's code is compiled per block).
     narrow = block // 2 if block % 2 == 0 and not blas else 0
 
     def loss_and_grad(hidden, output_loss, layers, w, X, Y, g, first, stop, chunks):
-        if chunks > 1 and threads_given() > 1:  # through Python, onto threads: each chunk comes back here as one
+        timed = chunks > 1
+        if timed and chunked_call_starts(1, block, blas, single, X.shape[0], w.shape[0], first, stop, chunks):
+            # Through Python, onto threads: each chunk comes back here as one
             block_size, with_blas, hidden_at, output_loss_at = block, blas, address(hidden), address(output_loss)
             in_float32 = single
             with numba.objmode(loss="float64"):
                 loss = loss_and_grad_threaded(block_size, with_blas, hidden_at, output_loss_at, layers, w, X, Y, g,
                                               first, stop, chunks, in_float32)  # fmt: skip
+            chunked_call_ends()
             return loss
         ws = working_weights(w, real)  # the weights the blocks multiply by
         at, n_units = unit_offsets(layers)
@@ -572,6 +590,8 @@ def _layer_loops(block, blas, dtype="float64"):
             if chunks > 1:
                 for j in range(g.shape[0]):
                     g[j] += partial[j]
+        if timed:
+            chunked_call_ends()
         return loss
 
     return forward, loss_and_grad
@@ -802,6 +822,63 @@ def _with_constants(typed, block, blas):
 
 
 # ---- the threaded path: chunks of blocks on Python's threads -----------------------------------------------------
+
+
+# Whether a call with chunks runs them on threads or one after the other on the calling thread (the same bits either
+# way) is measured, not assumed: this machine's two cores share their vector units, so two threads did 0.68x the
+# time of one on a quiet machine and 1.10x with another process spinning on a core (64-32-10 on 10,000 samples,
+# benchmarks/epochs/RESULTS.md). Per call shape (a training loop repeats a few), the two ways alternate until each
+# has TIMES_KEPT calls, then the one whose median of its last TIMES_KEPT calls is lower is taken, and the other
+# tried again every PROBE_EVERY calls of that shape, to follow a change of load.
+TIMES_KEPT = 3
+PROBE_EVERY = 32
+MAX_SHAPES = 1024  # shapes remembered; beyond, forgotten all at once (memory stays bounded)
+
+
+class _Ways:
+    """The last times of chunked calls by shape and way (threaded or not), and the choice of way from them."""
+
+    def __init__(self):
+        self.seconds = {}  # call shape -> {threaded: its last TIMES_KEPT calls' seconds}
+        self.calls = {}  # call shape -> how many calls chose their way here
+        self.pending = threading.local()  # the calling thread's call in progress: (shape, threaded, start)
+
+    def start(self, call):
+        """Whether the call `call` (its shape: kind, block, BLAS, dtype, samples, weights, blocks, chunks) goes on
+        threads (never on one thread), its start noted for `end`."""
+        threads = numba.get_num_threads()
+        shape = (*call, threads)
+        threaded = threads > 1 and self.choose(shape)
+        self.pending.call = (shape, threaded, time.perf_counter())
+        return threaded
+
+    def choose(self, shape):
+        if len(self.seconds) >= MAX_SHAPES and shape not in self.seconds:
+            self.seconds.clear()
+            self.calls.clear()
+        seconds = self.seconds.setdefault(shape, {True: collections.deque(maxlen=TIMES_KEPT),
+                                                  False: collections.deque(maxlen=TIMES_KEPT)})  # fmt: skip
+        count = self.calls[shape] = self.calls.get(shape, 0) + 1
+        if min(len(seconds[True]), len(seconds[False])) < TIMES_KEPT:
+            return count % 2 == 1  # threads first, then one thread, in turn
+        faster = statistics.median(seconds[True]) <= statistics.median(seconds[False])
+        return faster if count % PROBE_EVERY else not faster
+
+    def end(self):
+        shape, threaded, started = self.pending.call
+        if shape in self.seconds:  # (a call on one thread chooses nothing, and is not kept)
+            self.seconds[shape][threaded].append(time.perf_counter() - started)
+
+
+_WAYS = _Ways()
+
+
+def start_chunked_call(call):  # (module functions for the compiled loops' object-mode blocks, which Numba caches)
+    return _WAYS.start(call)
+
+
+def end_chunked_call():
+    _WAYS.end()
 
 
 @functools.cache
