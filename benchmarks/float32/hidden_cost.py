@@ -1,6 +1,6 @@
 """Where float32's time goes on digits: one loss-and-gradient pass with a tanh hidden layer and with an identity one
-(no per-unit function), in float64 and float32 (each unit's code runs in float64 in both: the runtime's vectorized
-tanh is float64 only).
+(no per-unit function), in float64 and float32 (each unit's code runs in float64 in both; a float32 module's tanh
+only to float32's accuracy, the runtime's `tanh_single`).
 
     python benchmarks/float32/hidden_cost.py
 
