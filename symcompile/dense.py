@@ -15,8 +15,9 @@ The kernels process samples in blocks of `block` with the sample index innermost
 activations are (units, block) arrays, so every statement is a loop that LLVM
 vectorizes. Blocks are grouped into chunks whose number depends on the sample
 count and the work per sample only (never on the thread count); chunks run on
-threads, each into its own partial gradient, and the partials are summed in chunk
-order, so the result is the same for any number of threads and from run to run.
+threads, or one after the other on the calling thread where that ran faster lately,
+each into its own partial gradient, and the partials are summed in chunk order, so
+the result is the same for any number of threads and from run to run.
 
 The flat weight vector is the scalar module's, in `symcompile.mlp`'s order: the
 shared bias `w0` first (bias="shared"), then per layer its weights source-major
