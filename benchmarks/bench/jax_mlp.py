@@ -25,3 +25,21 @@ def mlp_mean_loss(hidden_activation, output_activation):
         return jnp.mean(per_sample)
 
     return mean_loss
+
+
+def layer_params(layers, flat):
+    """[(W, b)] per layer from symcompile's flat MLP weights (per layer: W source-major, then its biases), as NumPy
+    views: the JAX peers' starting weights, the same as the symcompile module's."""
+    params, at = [], 0
+    for n_in, n_out in zip(layers, layers[1:]):
+        W = flat[at : at + n_in * n_out].reshape(n_in, n_out)
+        params.append((W, flat[at + n_in * n_out : at + (n_in + 1) * n_out]))
+        at += (n_in + 1) * n_out
+    return params
+
+
+def flat_weights(params):
+    """symcompile's flat MLP weights from [(W, b)] per layer (JAX or NumPy arrays), in float64."""
+    import numpy as np
+
+    return np.concatenate([np.concatenate([np.asarray(W, float).ravel(), np.asarray(b, float)]) for W, b in params])

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -45,6 +44,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.bench.jax_mlp import flat_weights, layer_params  # noqa: E402
+from benchmarks.bench.line_worker import LineWorker, serve  # noqa: E402
+
 ONE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -90,23 +93,11 @@ def data(workload):
     return X, np.eye(n_out)[rng.integers(n_out, size=workload.samples)]
 
 
-def unpack(layers, flat):
-    """[(W, b)] per layer from symcompile's flat weights (W source-major, then the layer's biases)."""
-    out, at = [], 0
-    for n_in, n_out in zip(layers, layers[1:]):
-        out.append(
-            (flat[at : at + n_in * n_out].reshape(n_in, n_out), flat[at + n_in * n_out : at + (n_in + 1) * n_out])
-        )
-        at += (n_in + 1) * n_out
-    return out
-
-
 # ---- symcompile, in this process -----------------------------------------------------------------------------------
 
 
 class Symcompile:
     def __init__(self, workload, X, Y, folder):
-        sys.path.insert(0, str(ROOT))
         from symcompile.mlp import mlp_model
         from symcompile.pipeline import build
         from symcompile.writer import load_module
@@ -152,14 +143,13 @@ def jax_trainer(workload, X, Y, init):
     import jax.numpy as jnp
     from jax import lax
 
-    sys.path.insert(0, str(ROOT))
     from benchmarks.bench.jax_mlp import mlp_mean_loss
 
     mean_loss = mlp_mean_loss(workload.hidden, workload.output)
 
     grad = jax.grad(mean_loss)
     Xd, Yd = jnp.asarray(X), jnp.asarray(Y)
-    params0 = [(jnp.asarray(W), jnp.asarray(b)) for W, b in unpack(workload.layers, init)]
+    params0 = [(jnp.asarray(W), jnp.asarray(b)) for W, b in layer_params(workload.layers, init)]
 
     if workload.optimizer == "gd":
 
@@ -205,55 +195,41 @@ def jax_trainer(workload, X, Y, init):
             return state[0]
 
     def flat():
-        params = jax.block_until_ready(train())
-        return np.concatenate([np.concatenate([np.asarray(W).ravel(), np.asarray(b)]) for W, b in params])
+        return flat_weights(jax.block_until_ready(train()))
 
     return flat
 
 
 def worker():
-    """A JAX peer: reads commands from stdin, one JSON line each, answers one JSON line."""
+    """A JAX peer: answers the commands of `measure`, one JSON line each (benchmarks/bench/line_worker.py)."""
     if os.environ.get("EPOCHS_ONE_CORE"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     trainers = {}
-    for line in sys.stdin:
-        command = json.loads(line)
+
+    def answer(command):
         name = command["workload"]
         if command["do"] == "setup":
             arrays = np.load(command["path"])
             workload = next(w for w in WORKLOADS if w.name == name)
             trainers[name] = jax_trainer(workload, arrays["X"], arrays["Y"], arrays["init"])
             trainers[name]()  # trace and compile
-            answer = {}
-        elif command["do"] == "time":
+            return {}
+        if command["do"] == "time":
             wall, cpu, _ = timed(trainers[name])
-            answer = {"wall": wall, "cpu": cpu}
-        else:  # "weights"
-            np.save(command["path"], trainers[name]())
-            answer = {}
-        print(json.dumps(answer), flush=True)
+            return {"wall": wall, "cpu": cpu}
+        np.save(command["path"], trainers[name]())  # "weights"
+        return {}
+
+    serve(answer)
 
 
-class JaxPeer:
-    def __init__(self, one_thread):
-        env = dict(os.environ)
-        if one_thread:
-            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + ONE_THREAD_XLA).strip()
-            env["EPOCHS_ONE_CORE"] = "1"
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
-
-    def ask(self, **command):
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise SystemExit(f"compare: the JAX worker stopped (exit {self.process.wait()})")
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
+def jax_peer(one_thread):
+    """A JAX worker, as JAX starts by default or held to one thread (XLA's flags, and one core)."""
+    env = dict(os.environ)
+    if one_thread:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + ONE_THREAD_XLA).strip()
+        env["EPOCHS_ONE_CORE"] = "1"
+    return LineWorker(__file__, env=env)
 
 
 # ---- the measurement -----------------------------------------------------------------------------------------------
@@ -277,7 +253,7 @@ PEERS = ("symcompile default threads", "symcompile threads=1", "JAX default", "J
 
 
 def measure(workloads, rounds, folder):
-    peers = {"JAX default": JaxPeer(False), "JAX one thread": JaxPeer(True)}
+    peers = {"JAX default": jax_peer(False), "JAX one thread": jax_peer(True)}
     ours, times = {}, {(w.name, p): [] for w in workloads for p in PEERS}
     cpu = {key: [] for key in times}
     try:

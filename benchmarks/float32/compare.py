@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import re
 import statistics
@@ -43,6 +42,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.bench.jax_mlp import flat_weights, layer_params  # noqa: E402
+from benchmarks.bench.line_worker import LineWorker, serve  # noqa: E402
+
 DTYPES = ("float64", "float32")
 
 
@@ -77,16 +80,6 @@ def data(workload):
     return X, (X[:, :1] * X[:, 1:2] > 0).astype(float)
 
 
-def unpack(layers, flat):
-    """[(W, b)] per layer from symcompile's flat weights (W source-major, then the layer's biases)."""
-    out, at = [], 0
-    for n_in, n_out in zip(layers, layers[1:]):
-        W = flat[at : at + n_in * n_out].reshape(n_in, n_out)
-        out.append((W, flat[at + n_in * n_out : at + (n_in + 1) * n_out]))
-        at += (n_in + 1) * n_out
-    return out
-
-
 def timed(function):
     start = time.perf_counter()
     result = function()
@@ -98,7 +91,6 @@ def timed(function):
 
 class Symcompile:
     def __init__(self, workload, X, Y, dtype, folder):
-        sys.path.insert(0, str(ROOT))
         from symcompile.mlp import mlp_model
         from symcompile.pipeline import build
         from symcompile.writer import load_module
@@ -138,14 +130,15 @@ def jax_trainer(workload, X, Y, init, dtype):
     import jax.numpy as jnp
     from jax import lax
 
-    sys.path.insert(0, str(ROOT))
     from benchmarks.bench.jax_mlp import mlp_mean_loss
 
     mean_loss = mlp_mean_loss(workload.hidden, workload.output)
 
     value_and_grad = jax.value_and_grad(mean_loss)
     Xd, Yd = jnp.asarray(X, dtype=dtype), jnp.asarray(Y, dtype=dtype)
-    params0 = [(jnp.asarray(W, dtype=dtype), jnp.asarray(b, dtype=dtype)) for W, b in unpack(workload.layers, init)]
+    params0 = [
+        (jnp.asarray(W, dtype=dtype), jnp.asarray(b, dtype=dtype)) for W, b in layer_params(workload.layers, init)
+    ]
     epochs = workload.epochs
 
     if workload.optimizer == "gd":
@@ -212,50 +205,29 @@ def jax_trainer(workload, X, Y, init, dtype):
             params, losses = run_epochs()
             return params, np.array([*map(float, losses), float(mean_loss(params, Xd, Yd))])
 
-    def flat(params):
-        return np.concatenate([np.concatenate([np.asarray(W, float).ravel(), np.asarray(b, float)]) for W, b in params])
-
-    return (lambda: jax.block_until_ready(train())), (lambda: (lambda p, h: (flat(p), h))(*recorded()))
+    return (lambda: jax.block_until_ready(train())), (lambda: (lambda p, h: (flat_weights(p), h))(*recorded()))
 
 
 def worker(dtype):
-    """A JAX peer: reads commands from stdin, one JSON line each, answers one JSON line."""
+    """A JAX peer: answers the commands of `measure`, one JSON line each (benchmarks/bench/line_worker.py)."""
     trainers = {}
-    for line in sys.stdin:
-        command = json.loads(line)
+
+    def answer(command):
         name = command["workload"]
         if command["do"] == "setup":
             arrays = np.load(command["path"])
             workload = next(w for w in WORKLOADS if w.name == name)
             trainers[name] = jax_trainer(workload, arrays["X"], arrays["Y"], arrays["init"], dtype)
             trainers[name][0]()  # trace and compile
-            answer = {}
-        elif command["do"] == "time":
+            return {}
+        if command["do"] == "time":
             wall, _ = timed(trainers[name][0])
-            answer = {"wall": wall}
-        else:  # "recorded": the weights and the loss history of one call
-            w, history = trainers[name][1]()
-            np.savez(command["path"], w=w, history=history)
-            answer = {}
-        print(json.dumps(answer), flush=True)
+            return {"wall": wall}
+        w, history = trainers[name][1]()  # "recorded": the weights and the loss history of one call
+        np.savez(command["path"], w=w, history=history)
+        return {}
 
-
-class JaxPeer:
-    def __init__(self, dtype):
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker", dtype], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)  # fmt: skip
-
-    def ask(self, **command):
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise SystemExit(f"compare: the JAX worker stopped (exit {self.process.wait()})")
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
+    serve(answer)
 
 
 # ---- the measurement -----------------------------------------------------------------------------------------------
@@ -264,7 +236,7 @@ PEERS = tuple(f"{tool} {dtype}" for dtype in DTYPES for tool in ("symcompile", "
 
 
 def measure(workloads, rounds, folder):
-    jax_peers = {f"JAX {dtype}": JaxPeer(dtype) for dtype in DTYPES}
+    jax_peers = {f"JAX {dtype}": LineWorker(__file__, dtype) for dtype in DTYPES}
     ours, times = {}, {(w.name, p): [] for w in workloads for p in PEERS}
     try:
         for w in workloads:
@@ -359,7 +331,6 @@ def packed_instructions():
     first layer: multiply-adds on zmm (AVX-512) or ymm registers, ...ps (packed single), are the vector loop."""
     import numba
 
-    sys.path.insert(0, str(ROOT))
     from symcompile.runtime import dense
 
     f32, counts = np.float32, {}
