@@ -84,23 +84,25 @@ class Row:
         return statistics.median(self.seconds)
 
     def line(self):
-        timing = f"{_seconds(self.median)} ({_seconds(min(self.seconds))}-{_seconds(max(self.seconds))})"
+        low, high = min(self.seconds), max(self.seconds)
+        timing = f"{format_seconds(self.median)} ({format_seconds(low)}-{format_seconds(high)})"
         ratio = "" if self.ratio is None else f"{self.ratio:.3g} x"
         check = "" if self.difference is None else f"{self.difference:.1e}"
         return f"  {self.name:<36} {self.update:<12} {timing:>30} {ratio:>11} {check:>10}"
 
 
-def _seconds(seconds):
-    """A time with the unit that keeps it readable: 253 ns, 4.71 us, 12.3 ms, 2.95 s."""
+def format_seconds(seconds):
+    """A time with the unit that keeps it readable: 253 ns, 4.71 us, 12.3 ms, 2.95 s (the benchmarks' too)."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def _timed(run, repeats, per=1):
-    """Seconds per unit of `run()`, `repeats` times after one untimed call."""
-    run()
+def timed_runs(run, repeats, per=1, warmup=1):
+    """Seconds per unit of `run()`, `repeats` times after `warmup` untimed calls (the benchmarks' timings too)."""
+    for _ in range(warmup):
+        run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -138,7 +140,7 @@ def _subs_row(model, module, settings):
 
 def _compiled_row(module, settings, update):
     n = settings.iterations
-    times = _timed(lambda: module.train(max_iter=n, tol=0.0, update=update), settings.repeats, per=n)
+    times = timed_runs(lambda: module.train(max_iter=n, tol=0.0, update=update), settings.repeats, per=n)
     return Row("compiled module train()", update, times)
 
 
@@ -155,14 +157,14 @@ def compare(model, settings: SeedSettings) -> dict:
         row.ratio = 1.0
     defaults = module.DEFAULTS
     runs = [Row(f"compiled train(): {defaults['max_iter']} iterations", defaults["update"],
-                _timed(lambda: module.train(), settings.repeats))]  # fmt: skip
+                timed_runs(lambda: module.train(), settings.repeats))]  # fmt: skip
     if settings.subs_iterations == defaults["max_iter"] and defaults["update"] == "sequential":
         runs.append(
             Row(subs.name, "sequential", [sum(subs.seconds)], subs.difference, sum(subs.seconds) / runs[0].median)
         )
     notes = [
         f"target: compiled sequential >= 1e6 x faster than subs per iteration; measured {subs.ratio:.3g} x",
-        f"target: the model's {defaults['max_iter']} iterations under 1 ms; measured {_seconds(runs[0].median)}",
+        f"target: the model's {defaults['max_iter']} iterations under 1 ms; measured {format_seconds(runs[0].median)}",
     ]
     return {"per_iteration": [subs, compiled["sequential"], compiled["simultaneous"]], "runs": runs, "notes": notes}
 

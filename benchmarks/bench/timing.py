@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from symcompile import __version__
+from symcompile.seed_comparison import format_seconds, timed_runs  # noqa: F401  (format_seconds: the benchmarks')
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,7 @@ class Timing:
 
 def measure(run, *, repeats, per=1, warmup=1) -> Timing:
     """Time `run()` `repeats` times after `warmup` untimed calls; each time is divided by `per` units."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) / per)
-    return Timing.of(times)
+    return Timing.of(timed_runs(run, repeats, per=per, warmup=warmup))
 
 
 def time_once(run):
@@ -50,14 +44,6 @@ def time_once(run):
     start = time.perf_counter()
     result = run()
     return time.perf_counter() - start, result
-
-
-def format_seconds(seconds):
-    """A time with the unit that keeps it readable: 253 ns, 4.71 us, 12.3 ms, 2.95 s."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 def load_average():
