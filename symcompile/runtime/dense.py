@@ -473,6 +473,14 @@ def chunked_call_ends():
 
 
 @numba.njit(**HELPER)
+def chunk_blocks(first, stop, chunks, c):
+    """Chunk c of blocks first..stop-1 split into `chunks` consecutive chunks: (its first block, its stop). The
+    compiled loop on one thread and the threaded path (`_chunks`) split alike, so their partial sums are the same."""
+    n = stop - first
+    return first + c * n // chunks, first + (c + 1) * n // chunks
+
+
+@numba.njit(**HELPER)
 def largest_layer(layers):
     """The most weights in one layer."""
     largest = 0
@@ -573,7 +581,8 @@ def _layer_loops(block, blas, dtype="float64"):
                 partial[:] = 0.0
             gb_shared[:] = 0.0
             lane_loss[:] = 0.0
-            for index in range(first + c * (stop - first) // chunks, first + (c + 1) * (stop - first) // chunks):
+            chunk_first, chunk_stop = chunk_blocks(first, stop, chunks, c)
+            for index in range(chunk_first, chunk_stop):
                 start = index * block
                 count = min(block, X.shape[0] - start)
                 if narrow and count <= narrow:  # (only the last block can be short: this runs once a call at most)
@@ -967,9 +976,8 @@ def _run_chunks(bounds, compute, repeat_late):
 
 
 def _chunks(first, stop, chunks):
-    """Blocks first..stop-1 in `chunks` consecutive chunks, as (first, stop) pairs."""
-    n = stop - first
-    return [(first + c * n // chunks, first + (c + 1) * n // chunks) for c in range(chunks)]
+    """Blocks first..stop-1 in `chunks` consecutive chunks, as (first, stop) pairs (as the compiled loop splits them)."""
+    return [chunk_blocks(first, stop, chunks, c) for c in range(chunks)]
 
 
 def forward_threaded(block, blas, hidden_at, output_at, layers, w, X, out, first, stop, chunks, in_float32=False):
