@@ -339,7 +339,8 @@ def formula_lines(shape: MLPShape, kernels: DenseKernels) -> list[str]:
     lines += [f"  loss per output = {output.loss}", f"  d loss/dz = {output.delta}"]
     if kernels.dtype == "float32":
         lines += ["In float32 (dtype float32): the layer products on float32 blocks; each unit's code and the loss's",
-                  "sum in float64; weights, data and gradient float64 outside the kernels."]  # fmt: skip
+                  "sum in float64, the hidden units' to float32's accuracy; weights, data and gradient float64",
+                  "outside the kernels."]  # fmt: skip
     return lines
 
 
